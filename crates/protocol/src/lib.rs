@@ -1,0 +1,45 @@
+//! Device API v1: the JSON contract between a pump and the server.
+//!
+//! Pump firmware is written against these types, so they are the contract:
+//! field names, units and error codes never change within `v1`. The crate is
+//! `#![no_std]` and allocates nothing, so the very same definitions compile
+//! into the firmware (`riscv32imc-unknown-none-elf`) and into the server.
+//!
+//! Every quantity is an integer in a named unit: microlitres (`_ul`),
+//! microlitres per hour (`_ul_h`), milliseconds (`_ms`). Strings have fixed
+//! maximum lengths ([`limits`]) so that a decoder on a microcontroller can
+//! hold them in fixed buffers and so that oversized input is refused while
+//! decoding, before any handler sees it.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod error;
+pub mod event;
+pub mod index;
+pub mod limits;
+pub mod login;
+pub mod mac;
+pub mod report;
+pub mod token;
+
+pub use error::{ErrorBody, ErrorCode};
+pub use event::{Alarm, Event, EventBody, EventError, Progress, StateChange, Vitals, WireEvent};
+pub use index::{Index, IndexRequest, IndexResponse, InfusionState, PatientLimits};
+pub use login::{LoginRequest, LoginResponse};
+pub use mac::{MacAddress, MacParseError};
+pub use report::{ReportRequest, ReportRequestRef, ReportResponse};
+pub use token::{Token, TokenParseError};
+
+/// A patient's identifier, as the login answer gives it and the index and
+/// report requests repeat it.
+///
+/// A newtype so that a patient id is never mistaken for a device, version or
+/// sequence number; on the wire it is a plain JSON integer.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct PatientId(pub u64);

@@ -1,0 +1,55 @@
+//! `POST /api/v1/device/login`.
+
+use core::fmt;
+
+use crate::limits::{INSTITUTION_MAX, NAME_MAX, PASSWORD_MAX, USERNAME_MAX};
+use crate::{MacAddress, PatientId, Token};
+
+/// What the pump sends to log in: the patient account's credentials and the
+/// pump's own MAC address, which must be the device bound to that account.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The patient account's username.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 64))]
+    pub username: heapless::String<USERNAME_MAX>,
+    /// The patient account's password.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 128))]
+    pub password: heapless::String<PASSWORD_MAX>,
+    /// The pump's MAC address.
+    pub mac: MacAddress,
+}
+
+/// Keeps the password out of logs and panic messages.
+impl fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .field("password", &"..")
+            .field("mac", &self.mac)
+            .finish()
+    }
+}
+
+/// The answer to a successful login: who the pump serves (shown on its
+/// display, as in the paper) and the first token of the chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginResponse {
+    /// Patient's first name.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 64))]
+    pub first_name: heapless::String<NAME_MAX>,
+    /// Patient's last name.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 64))]
+    pub last_name: heapless::String<NAME_MAX>,
+    /// The institution that treats the patient.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, max_length = 128))]
+    pub institution: heapless::String<INSTITUTION_MAX>,
+    /// The patient to ask the index for.
+    pub patient_id: PatientId,
+    /// Single-use token for the next request.
+    pub token: Token,
+    /// Seconds until `token` expires, counted from this answer.
+    pub expires_in_s: u32,
+}

@@ -1,0 +1,38 @@
+//! Schema migrations, embedded in the binary and tracked by `user_version`.
+
+use rusqlite::Connection;
+
+use infusion_store::{StoreError, StoreResult};
+
+use crate::writer::backend;
+
+/// Every migration, in order. Append only: a landed migration is never edited.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_initial",
+    include_str!("../migrations/0001_initial.sql"),
+)];
+
+/// Applies the migrations this database lacks, each in its own transaction.
+/// Returns how many were applied. Refuses a database newer than this program.
+pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<usize> {
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(backend)?;
+    let current = usize::try_from(current).unwrap_or(usize::MAX);
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Invalid(format!(
+            "the database has schema version {current}, newer than this program's {}",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Backend(format!("migration {name}: {e}")))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        tracing::info!(migration = name, "applied");
+    }
+    Ok(MIGRATIONS.len() - current)
+}

@@ -1,0 +1,842 @@
+//! The SQL of each store operation. Writes run on the writer thread inside
+//! their own savepoint ([`WriteCtx`]); reads run on a reader connection.
+
+use infusion_protocol::{
+    Alarm, Event, EventBody, Index, InfusionState, MacAddress, PatientId, PatientLimits, Progress,
+    StateChange, Vitals,
+};
+use infusion_store::{
+    AccountId, AuditAction, AuditRecord, DEFAULT_LIMITS, DeviceId, LoginRecord, NewAudit,
+    NewPatient, NewPhysician, NewPrescription, NewToken, PatientSummary, Prescription,
+    ReportOutcome, StoreError, StoreResult, StoredEvent, TokenHash, TokenStatus, alarm_of,
+    check_limits, check_prescription,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::writer::{WriteCtx, backend};
+
+fn db_patient_id(id: PatientId) -> Option<i64> {
+    i64::try_from(id.0).ok()
+}
+
+fn patient_id(v: i64) -> PatientId {
+    PatientId(v as u64)
+}
+
+fn read_u32(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u32> {
+    row.get::<_, i64>(i)
+        .and_then(|v| u32::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(i, v)))
+}
+
+fn read_state(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<InfusionState> {
+    let s: String = row.get(i)?;
+    match s.as_str() {
+        "run" => Ok(InfusionState::Run),
+        "hold" => Ok(InfusionState::Hold),
+        _ => Err(rusqlite::Error::InvalidColumnType(
+            i,
+            "state".into(),
+            rusqlite::types::Type::Text,
+        )),
+    }
+}
+
+fn read_mac(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<MacAddress> {
+    let s: String = row.get(i)?;
+    MacAddress::parse(&s).map_err(|_| {
+        rusqlite::Error::InvalidColumnType(i, "mac".into(), rusqlite::types::Type::Text)
+    })
+}
+
+/// Appends one audit entry.
+pub(crate) fn insert_audit(conn: &Connection, e: &NewAudit) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at_ms, actor, action, patient_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            e.at_ms,
+            e.actor,
+            e.action.as_str(),
+            e.patient_id.and_then(db_patient_id),
+            e.detail
+        ])
+    })
+    .map(|_| ())
+    .map_err(backend)
+}
+
+fn audit(
+    at_ms: i64,
+    actor: &str,
+    action: AuditAction,
+    patient: Option<PatientId>,
+    detail: String,
+) -> NewAudit {
+    NewAudit {
+        at_ms,
+        actor: actor.to_owned(),
+        action,
+        patient_id: patient,
+        detail,
+    }
+}
+
+fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
+    conn.query_row(
+        "SELECT 1 FROM accounts WHERE username = ?1",
+        [username],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|r| r.is_some())
+    .map_err(backend)
+}
+
+pub(crate) fn create_physician(
+    cx: &mut WriteCtx<'_>,
+    new: NewPhysician,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<AccountId> {
+    let conn = cx.conn;
+    if username_taken(conn, &new.username)? {
+        return Err(StoreError::Conflict(format!(
+            "the username {:?} is taken",
+            new.username
+        )));
+    }
+    conn.execute(
+        "INSERT INTO institutions (name, created_at_ms) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+        params![new.institution, now_ms],
+    )
+    .map_err(backend)?;
+    conn.execute(
+        "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
+         SELECT ?1, ?2, 'physician', ?3, ?4, id, ?5 FROM institutions WHERE name = ?6",
+        params![new.username, new.password_hash, new.first_name, new.last_name, now_ms, new.institution],
+    )
+    .map_err(backend)?;
+    let id = conn.last_insert_rowid();
+    insert_audit(
+        conn,
+        &audit(
+            now_ms,
+            actor,
+            AuditAction::AccountCreated,
+            None,
+            format!("physician {} at {}", new.username, new.institution),
+        ),
+    )?;
+    Ok(AccountId(id))
+}
+
+pub(crate) fn create_patient(
+    cx: &mut WriteCtx<'_>,
+    new: NewPatient,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<PatientId> {
+    let conn = cx.conn;
+    let physician: Option<(i64, Option<i64>)> = conn
+        .query_row(
+            "SELECT id, institution_id FROM accounts WHERE username = ?1 AND role = 'physician'",
+            [&new.physician_username],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    let Some((physician_id, institution_id)) = physician else {
+        return Err(StoreError::NotFound(format!(
+            "no physician named {:?}",
+            new.physician_username
+        )));
+    };
+    if username_taken(conn, &new.username)? {
+        return Err(StoreError::Conflict(format!(
+            "the username {:?} is taken",
+            new.username
+        )));
+    }
+    conn.execute(
+        "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
+         VALUES (?1, ?2, 'patient', ?3, ?4, ?5, ?6)",
+        params![new.username, new.password_hash, new.first_name, new.last_name, institution_id, now_ms],
+    )
+    .map_err(backend)?;
+    let account_id = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO patients (account_id, physician_id) VALUES (?1, ?2)",
+        params![account_id, physician_id],
+    )
+    .map_err(backend)?;
+    let pid = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO limits (patient_id, min_rate_ul_h, max_rate_ul_h, max_volume_ul, updated_at_ms, updated_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            pid,
+            DEFAULT_LIMITS.min_rate_ul_h,
+            DEFAULT_LIMITS.max_rate_ul_h,
+            DEFAULT_LIMITS.max_volume_ul,
+            now_ms,
+            actor
+        ],
+    )
+    .map_err(backend)?;
+    let patient = patient_id(pid);
+    insert_audit(
+        conn,
+        &audit(
+            now_ms,
+            actor,
+            AuditAction::AccountCreated,
+            Some(patient),
+            format!(
+                "patient {} of physician {}",
+                new.username, new.physician_username
+            ),
+        ),
+    )?;
+    Ok(patient)
+}
+
+fn patient_by_username(conn: &Connection, username: &str) -> StoreResult<PatientId> {
+    conn.query_row(
+        "SELECT p.id FROM patients p JOIN accounts a ON a.id = p.account_id WHERE a.username = ?1",
+        [username],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .map_err(backend)?
+    .map(patient_id)
+    .ok_or_else(|| StoreError::NotFound(format!("no patient named {username:?}")))
+}
+
+pub(crate) fn bind_device(
+    cx: &mut WriteCtx<'_>,
+    username: &str,
+    mac: MacAddress,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<DeviceId> {
+    let conn = cx.conn;
+    let patient = patient_by_username(conn, username)?;
+    let pid = patient.0 as i64;
+    let mac_text = mac.to_string();
+    let holder: Option<(i64, i64)> = conn
+        .query_row(
+            "SELECT id, patient_id FROM devices WHERE mac = ?1 AND retired_at_ms IS NULL",
+            [&mac_text],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    match holder {
+        Some((id, holder)) if holder == pid => return Ok(DeviceId(id)),
+        Some(_) => {
+            return Err(StoreError::Conflict(format!(
+                "the device {mac_text} is bound to another account"
+            )));
+        }
+        None => {}
+    }
+    conn.execute(
+        "UPDATE devices SET retired_at_ms = ?1 WHERE patient_id = ?2 AND retired_at_ms IS NULL",
+        params![now_ms, pid],
+    )
+    .map_err(backend)?;
+    conn.execute(
+        "INSERT INTO devices (patient_id, mac, registered_at_ms) VALUES (?1, ?2, ?3)",
+        params![pid, mac_text, now_ms],
+    )
+    .map_err(backend)?;
+    let id = conn.last_insert_rowid();
+    insert_audit(
+        conn,
+        &audit(
+            now_ms,
+            actor,
+            AuditAction::DeviceBound,
+            Some(patient),
+            format!("device {mac_text} bound to {username}"),
+        ),
+    )?;
+    Ok(DeviceId(id))
+}
+
+fn limits_of(conn: &Connection, pid: i64) -> StoreResult<PatientLimits> {
+    conn.prepare_cached(
+        "SELECT min_rate_ul_h, max_rate_ul_h, max_volume_ul FROM limits WHERE patient_id = ?1",
+    )
+    .and_then(|mut st| {
+        st.query_row([pid], |r| {
+            Ok(PatientLimits {
+                min_rate_ul_h: read_u32(r, 0)?,
+                max_rate_ul_h: read_u32(r, 1)?,
+                max_volume_ul: read_u32(r, 2)?,
+            })
+        })
+    })
+    .map_err(backend)
+}
+
+fn current_prescription(conn: &Connection, pid: i64) -> StoreResult<Option<Prescription>> {
+    conn.prepare_cached(
+        "SELECT version, volume_ul, rate_ul_h, state, created_at_ms, created_by FROM prescriptions
+         WHERE patient_id = ?1 ORDER BY version DESC LIMIT 1",
+    )
+    .and_then(|mut st| st.query_row([pid], prescription_row).optional())
+    .map_err(backend)
+}
+
+fn prescription_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Prescription> {
+    Ok(Prescription {
+        version: read_u32(r, 0)?,
+        volume_ul: read_u32(r, 1)?,
+        rate_ul_h: read_u32(r, 2)?,
+        state: read_state(r, 3)?,
+        created_at_ms: r.get(4)?,
+        created_by: r.get(5)?,
+    })
+}
+
+pub(crate) fn set_limits(
+    cx: &mut WriteCtx<'_>,
+    username: &str,
+    limits: PatientLimits,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    check_limits(&limits)?;
+    let conn = cx.conn;
+    let patient = patient_by_username(conn, username)?;
+    let pid = patient.0 as i64;
+    if let Some(p) = current_prescription(conn, pid)?
+        && !limits.allows(p.volume_ul, p.rate_ul_h)
+    {
+        return Err(StoreError::OutsideLimits(format!(
+            "the current prescription (version {}: {} µL at {} µL/h) would fall outside these limits; change it first",
+            p.version, p.volume_ul, p.rate_ul_h
+        )));
+    }
+    conn.execute(
+        "UPDATE limits SET min_rate_ul_h = ?1, max_rate_ul_h = ?2, max_volume_ul = ?3, updated_at_ms = ?4, updated_by = ?5
+         WHERE patient_id = ?6",
+        params![limits.min_rate_ul_h, limits.max_rate_ul_h, limits.max_volume_ul, now_ms, actor, pid],
+    )
+    .map_err(backend)?;
+    insert_audit(
+        conn,
+        &audit(
+            now_ms,
+            actor,
+            AuditAction::LimitsChanged,
+            Some(patient),
+            format!(
+                "rate {}..={} µL/h, volume at most {} µL",
+                limits.min_rate_ul_h, limits.max_rate_ul_h, limits.max_volume_ul
+            ),
+        ),
+    )
+}
+
+pub(crate) fn set_prescription(
+    cx: &mut WriteCtx<'_>,
+    username: &str,
+    p: NewPrescription,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<u32> {
+    let conn = cx.conn;
+    let patient = patient_by_username(conn, username)?;
+    let pid = patient.0 as i64;
+    check_prescription(&p, &limits_of(conn, pid)?)?;
+    let version = current_prescription(conn, pid)?.map_or(0, |c| c.version) + 1;
+    conn.execute(
+        "INSERT INTO prescriptions (patient_id, version, volume_ul, rate_ul_h, state, created_at_ms, created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![pid, version, p.volume_ul, p.rate_ul_h, p.state.as_str(), now_ms, actor],
+    )
+    .map_err(backend)?;
+    insert_audit(
+        conn,
+        &audit(
+            now_ms,
+            actor,
+            AuditAction::PrescriptionChanged,
+            Some(patient),
+            format!(
+                "version {version}: {} µL at {} µL/h, {}",
+                p.volume_ul,
+                p.rate_ul_h,
+                p.state.as_str()
+            ),
+        ),
+    )?;
+    Ok(version)
+}
+
+pub(crate) fn login_record(conn: &Connection, username: &str) -> StoreResult<Option<LoginRecord>> {
+    conn.prepare_cached(
+        "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac
+         FROM accounts a
+         JOIN patients p ON p.account_id = a.id
+         LEFT JOIN institutions i ON i.id = a.institution_id
+         LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
+         WHERE a.username = ?1 AND a.role = 'patient'",
+    )
+    .and_then(|mut st| {
+        st.query_row([username], |r| {
+            let device = match r.get::<_, Option<i64>>(6)? {
+                Some(id) => Some((DeviceId(id), read_mac(r, 7)?)),
+                None => None,
+            };
+            Ok(LoginRecord {
+                account_id: AccountId(r.get(0)?),
+                patient_id: patient_id(r.get(1)?),
+                password_hash: r.get(2)?,
+                first_name: r.get(3)?,
+                last_name: r.get(4)?,
+                institution: r.get(5)?,
+                device,
+            })
+        })
+        .optional()
+    })
+    .map_err(backend)
+}
+
+fn insert_token(
+    conn: &Connection,
+    t: &NewToken,
+    device: i64,
+    pid: i64,
+    now_ms: i64,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO tokens (hash, device_id, patient_id, issued_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut st| st.execute(params![&t.hash.0[..], device, pid, now_ms, t.expires_at_ms]))
+    .map(|_| ())
+    .map_err(backend)
+}
+
+pub(crate) fn start_device_session(
+    cx: &mut WriteCtx<'_>,
+    record: &LoginRecord,
+    device: DeviceId,
+    token: NewToken,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let conn = cx.conn;
+    let pid = db_patient_id(record.patient_id).ok_or(StoreError::Forbidden)?;
+    let mac: Option<String> = conn
+        .query_row(
+            "SELECT mac FROM devices WHERE id = ?1 AND patient_id = ?2 AND retired_at_ms IS NULL",
+            params![device.0, pid],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    // The binding changed between the lookup and now: refuse like a wrong MAC.
+    let Some(mac) = mac else {
+        return Err(StoreError::Forbidden);
+    };
+    insert_token(conn, &token, device.0, pid, now_ms)?;
+    conn.execute(
+        "UPDATE devices SET last_seen_ms = ?1 WHERE id = ?2",
+        params![now_ms, device.0],
+    )
+    .map_err(backend)?;
+    insert_audit(
+        conn,
+        &audit(
+            now_ms,
+            &format!("device:{mac}"),
+            AuditAction::DeviceLogin,
+            Some(record.patient_id),
+            String::new(),
+        ),
+    )
+}
+
+/// A stored token joined with its device.
+struct TokenRow {
+    device: i64,
+    owner: i64,
+    expires_at_ms: i64,
+    used_at_ms: Option<i64>,
+    mac: String,
+    retired_at_ms: Option<i64>,
+}
+
+/// Consumes the presented token for `patient`, or says why not. On refusal
+/// the audit entry is kept and nothing else changes.
+fn consume_token(
+    cx: &mut WriteCtx<'_>,
+    presented: TokenHash,
+    patient: PatientId,
+    now_ms: i64,
+) -> StoreResult<(i64, i64)> {
+    let conn = cx.conn;
+    let row = conn
+        .prepare_cached(
+            "SELECT t.device_id, t.patient_id, t.expires_at_ms, t.used_at_ms, d.mac, d.retired_at_ms
+             FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = ?1",
+        )
+        .and_then(|mut st| {
+            st.query_row([&presented.0[..]], |r| {
+                Ok(TokenRow {
+                    device: r.get(0)?,
+                    owner: r.get(1)?,
+                    expires_at_ms: r.get(2)?,
+                    used_at_ms: r.get(3)?,
+                    mac: r.get(4)?,
+                    retired_at_ms: r.get(5)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(backend)?;
+    let refuse = |cx: &mut WriteCtx<'_>, actor: &str, pid: Option<i64>, err: StoreError| {
+        cx.audit_refusal(audit(
+            now_ms,
+            actor,
+            AuditAction::TokenRefused,
+            pid.map(patient_id),
+            err.to_string(),
+        ));
+        Err(err)
+    };
+    let Some(TokenRow {
+        device,
+        owner,
+        expires_at_ms,
+        used_at_ms,
+        mac,
+        retired_at_ms,
+    }) = row
+    else {
+        return refuse(cx, "anonymous", None, StoreError::TokenInvalid);
+    };
+    let actor = format!("device:{mac}");
+    if retired_at_ms.is_some() {
+        return refuse(cx, &actor, Some(owner), StoreError::TokenInvalid);
+    }
+    if used_at_ms.is_some() {
+        return refuse(cx, &actor, Some(owner), StoreError::TokenUsed);
+    }
+    if now_ms >= expires_at_ms {
+        return refuse(cx, &actor, Some(owner), StoreError::TokenExpired);
+    }
+    if db_patient_id(patient) != Some(owner) {
+        return refuse(cx, &actor, Some(owner), StoreError::Forbidden);
+    }
+    let changed = conn
+        .prepare_cached("UPDATE tokens SET used_at_ms = ?1 WHERE hash = ?2 AND used_at_ms IS NULL")
+        .and_then(|mut st| st.execute(params![now_ms, &presented.0[..]]))
+        .map_err(backend)?;
+    if changed != 1 {
+        return refuse(cx, &actor, Some(owner), StoreError::TokenUsed);
+    }
+    conn.prepare_cached("UPDATE devices SET last_seen_ms = ?1 WHERE id = ?2")
+        .and_then(|mut st| st.execute(params![now_ms, device]))
+        .map_err(backend)?;
+    Ok((device, owner))
+}
+
+pub(crate) fn poll_index(
+    cx: &mut WriteCtx<'_>,
+    presented: TokenHash,
+    patient: PatientId,
+    next: NewToken,
+    now_ms: i64,
+) -> StoreResult<Index> {
+    let (device, pid) = consume_token(cx, presented, patient, now_ms)?;
+    let conn = cx.conn;
+    let limits = limits_of(conn, pid)?;
+    let index = match current_prescription(conn, pid)? {
+        Some(p) => Index {
+            version: p.version,
+            volume_ul: p.volume_ul,
+            rate_ul_h: p.rate_ul_h,
+            state: p.state,
+            limits,
+        },
+        None => Index {
+            version: 0,
+            volume_ul: 0,
+            rate_ul_h: 0,
+            state: InfusionState::Hold,
+            limits,
+        },
+    };
+    insert_token(conn, &next, device, pid, now_ms)?;
+    Ok(index)
+}
+
+pub(crate) fn report(
+    cx: &mut WriteCtx<'_>,
+    presented: TokenHash,
+    patient: PatientId,
+    events: &[Event],
+    next: NewToken,
+    now_ms: i64,
+) -> StoreResult<ReportOutcome> {
+    let (device, pid) = consume_token(cx, presented, patient, now_ms)?;
+    let conn = cx.conn;
+    let mut outcome = ReportOutcome::default();
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (device_id, patient_id, seq, uptime_ms, kind, delivered_ul, rate_ul_h,
+                index_version, state, alarm, heart_rate_bpm, spo2_pct, tremor_score, received_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT (device_id, seq) DO NOTHING",
+        )
+        .map_err(backend)?;
+    let mut alarms = Vec::new();
+    for e in events {
+        let w = infusion_protocol::WireEvent::from(*e);
+        let n = insert
+            .execute(params![
+                device,
+                pid,
+                e.seq,
+                e.uptime_ms as i64,
+                w.kind.as_str(),
+                w.delivered_ul,
+                w.rate_ul_h,
+                w.index_version,
+                w.state.map(StateChange::as_str),
+                w.alarm.map(Alarm::as_str),
+                w.heart_rate_bpm,
+                w.spo2_pct,
+                w.tremor_score,
+                now_ms
+            ])
+            .map_err(backend)?;
+        if n == 1 {
+            outcome.accepted += 1;
+            if let Some(a) = alarm_of(&e.body) {
+                alarms.push((e.seq, a));
+            }
+        } else {
+            outcome.duplicates += 1;
+        }
+    }
+    drop(insert);
+    if !alarms.is_empty() {
+        let mac: String = conn
+            .query_row("SELECT mac FROM devices WHERE id = ?1", [device], |r| {
+                r.get(0)
+            })
+            .map_err(backend)?;
+        for (seq, a) in alarms {
+            insert_audit(
+                conn,
+                &audit(
+                    now_ms,
+                    &format!("device:{mac}"),
+                    AuditAction::Alarm,
+                    Some(patient_id(pid)),
+                    format!("{} (event {seq})", a.as_str()),
+                ),
+            )?;
+        }
+    }
+    insert_token(conn, &next, device, pid, now_ms)?;
+    Ok(outcome)
+}
+
+pub(crate) fn prune_tokens(cx: &mut WriteCtx<'_>, before_ms: i64) -> StoreResult<u64> {
+    cx.conn
+        .execute("DELETE FROM tokens WHERE expires_at_ms < ?1", [before_ms])
+        .map(|n| n as u64)
+        .map_err(backend)
+}
+
+pub(crate) fn patient_summary(conn: &Connection, username: &str) -> StoreResult<PatientSummary> {
+    let row = conn
+        .query_row(
+            "SELECT p.id, a.username, a.first_name, a.last_name, ph.username, d.mac, d.last_seen_ms
+             FROM patients p
+             JOIN accounts a ON a.id = p.account_id
+             JOIN accounts ph ON ph.id = p.physician_id
+             LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
+             WHERE a.username = ?1",
+            [username],
+            |r| {
+                let device = match r.get::<_, Option<String>>(5)? {
+                    Some(_) => Some(read_mac(r, 5)?),
+                    None => None,
+                };
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    device,
+                    r.get::<_, Option<i64>>(6)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("no patient named {username:?}")))?;
+    let (pid, username, first_name, last_name, physician_username, device, last_contact_ms) = row;
+    Ok(PatientSummary {
+        patient_id: patient_id(pid),
+        username,
+        first_name,
+        last_name,
+        physician_username,
+        device,
+        limits: limits_of(conn, pid)?,
+        prescription: current_prescription(conn, pid)?,
+        last_contact_ms,
+    })
+}
+
+pub(crate) fn prescriptions(
+    conn: &Connection,
+    patient: PatientId,
+) -> StoreResult<Vec<Prescription>> {
+    let Some(pid) = db_patient_id(patient) else {
+        return Ok(Vec::new());
+    };
+    let mut st = conn
+        .prepare_cached(
+            "SELECT version, volume_ul, rate_ul_h, state, created_at_ms, created_by FROM prescriptions
+             WHERE patient_id = ?1 ORDER BY version",
+        )
+        .map_err(backend)?;
+    st.query_map([pid], prescription_row)
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
+}
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let bad = |i: usize, what: &str| {
+        rusqlite::Error::InvalidColumnType(i, what.into(), rusqlite::types::Type::Text)
+    };
+    let kind: String = r.get(5)?;
+    let body = match kind.as_str() {
+        "progress" => EventBody::Progress(Progress {
+            delivered_ul: read_u32(r, 6)?,
+            rate_ul_h: read_u32(r, 7)?,
+            index_version: read_u32(r, 8)?,
+        }),
+        "state" => {
+            let s: String = r.get(9)?;
+            EventBody::State(StateChange::parse(&s).ok_or_else(|| bad(9, "state"))?)
+        }
+        "alarm" => {
+            let s: String = r.get(10)?;
+            EventBody::Alarm(Alarm::parse(&s).ok_or_else(|| bad(10, "alarm"))?)
+        }
+        "vitals" => EventBody::Vitals(Vitals {
+            heart_rate_bpm: r.get(11)?,
+            spo2_pct: r.get(12)?,
+            tremor_score: r.get(13)?,
+        }),
+        _ => return Err(bad(5, "kind")),
+    };
+    Ok(StoredEvent {
+        id: r.get(0)?,
+        device_id: DeviceId(r.get(1)?),
+        seq: read_u32(r, 2)?,
+        uptime_ms: r.get::<_, i64>(3)? as u64,
+        received_at_ms: r.get(4)?,
+        body,
+    })
+}
+
+pub(crate) fn events(
+    conn: &Connection,
+    patient: PatientId,
+    after_id: i64,
+    limit: u32,
+) -> StoreResult<Vec<StoredEvent>> {
+    let Some(pid) = db_patient_id(patient) else {
+        return Ok(Vec::new());
+    };
+    let mut st = conn
+        .prepare_cached(
+            "SELECT id, device_id, seq, uptime_ms, received_at_ms, kind, delivered_ul, rate_ul_h, index_version,
+                    state, alarm, heart_rate_bpm, spo2_pct, tremor_score
+             FROM events WHERE patient_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )
+        .map_err(backend)?;
+    st.query_map(params![pid, after_id, limit], event_row)
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
+}
+
+pub(crate) fn audit_log(
+    conn: &Connection,
+    patient: Option<PatientId>,
+    limit: u32,
+) -> StoreResult<Vec<AuditRecord>> {
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<AuditRecord> {
+        let action: String = r.get(3)?;
+        Ok(AuditRecord {
+            id: r.get(0)?,
+            entry: NewAudit {
+                at_ms: r.get(1)?,
+                actor: r.get(2)?,
+                action: AuditAction::parse(&action).ok_or_else(|| {
+                    rusqlite::Error::InvalidColumnType(
+                        3,
+                        "action".into(),
+                        rusqlite::types::Type::Text,
+                    )
+                })?,
+                patient_id: r.get::<_, Option<i64>>(4)?.map(patient_id),
+                detail: r.get(5)?,
+            },
+        })
+    };
+    let cols = "SELECT id, at_ms, actor, action, patient_id, detail FROM audit";
+    match patient {
+        Some(p) => {
+            let Some(pid) = db_patient_id(p) else {
+                return Ok(Vec::new());
+            };
+            let mut st = conn
+                .prepare_cached(&format!(
+                    "{cols} WHERE patient_id = ?1 ORDER BY id DESC LIMIT ?2"
+                ))
+                .map_err(backend)?;
+            st.query_map(params![pid, limit], row)
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+        }
+        None => {
+            let mut st = conn
+                .prepare_cached(&format!("{cols} ORDER BY id DESC LIMIT ?1"))
+                .map_err(backend)?;
+            st.query_map([limit], row)
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+        }
+    }
+}
+
+pub(crate) fn token_status(conn: &Connection, hash: TokenHash) -> StoreResult<Option<TokenStatus>> {
+    conn.query_row(
+        "SELECT device_id, patient_id, expires_at_ms, used_at_ms FROM tokens WHERE hash = ?1",
+        [&hash.0[..]],
+        |r| {
+            Ok(TokenStatus {
+                device_id: DeviceId(r.get(0)?),
+                patient_id: patient_id(r.get(1)?),
+                expires_at_ms: r.get(2)?,
+                used_at_ms: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+    .map_err(backend)
+}

@@ -1,0 +1,147 @@
+//! The storage contract of the infusion server.
+//!
+//! Handlers speak to a [`Store`], never to a database: the embedded SQLite
+//! backend and the PostgreSQL backend implement the same trait with the same
+//! behaviour, proven by one integration suite run against both. Each trait
+//! method is one transaction; the types that cross it are domain types
+//! (parsed, typed, in integer units), never raw rows.
+
+mod error;
+mod model;
+
+pub use error::{StoreError, StoreResult};
+pub use model::*;
+
+use async_trait::async_trait;
+use infusion_protocol::{Event, Index, PatientId, PatientLimits};
+
+/// Everything the server persists, one transaction per method.
+///
+/// Times are passed in (`now_ms`, milliseconds since the Unix epoch) rather
+/// than read from a clock, so that expiry is testable and every row written
+/// by one request carries one time.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a physician account, and its institution if that name is new.
+    async fn create_physician(
+        &self,
+        new: NewPhysician,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<AccountId>;
+
+    /// Creates a patient account bound to an existing physician, with limits
+    /// equal to the pump's hard limits and no prescription (index version 0,
+    /// `hold`).
+    async fn create_patient(
+        &self,
+        new: NewPatient,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<PatientId>;
+
+    /// Binds a device to a patient account, replacing (and retiring) the
+    /// device bound before. A MAC address serves one account at a time.
+    async fn bind_device(
+        &self,
+        patient_username: &str,
+        mac: infusion_protocol::MacAddress,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<DeviceId>;
+
+    /// Replaces a patient's limits. Refused with
+    /// [`StoreError::OutsideLimits`] when the current prescription would fall
+    /// outside them: change the prescription first.
+    async fn set_limits(
+        &self,
+        patient_username: &str,
+        limits: PatientLimits,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// Writes a new prescription version and returns its number. Refused
+    /// with [`StoreError::OutsideLimits`] outside the patient's limits.
+    async fn set_prescription(
+        &self,
+        patient_username: &str,
+        prescription: NewPrescription,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<u32>;
+
+    /// What a device login needs to know about a username: its password
+    /// hash, names, and the device bound to it. `None` for an unknown user
+    /// or an account that is not a patient's.
+    async fn device_login_record(&self, username: &str) -> StoreResult<Option<LoginRecord>>;
+
+    /// Records a successful device login: stores the first token's hash and
+    /// writes the audit entry.
+    async fn start_device_session(
+        &self,
+        record: &LoginRecord,
+        device: DeviceId,
+        token: NewToken,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// The index transaction: consumes the presented token (atomically: of
+    /// many concurrent requests with one token exactly one succeeds), reads
+    /// the patient's index and stores the next token. A refusal (token
+    /// unknown, used, expired, or for another patient) changes nothing but
+    /// the audit log.
+    async fn poll_index(
+        &self,
+        presented: TokenHash,
+        patient_id: PatientId,
+        next: NewToken,
+        now_ms: i64,
+    ) -> StoreResult<Index>;
+
+    /// The report transaction: consumes the presented token, stores each
+    /// event not stored before (by device and `seq`), audits alarms and
+    /// stores the next token. Durable when it returns `Ok`.
+    async fn report(
+        &self,
+        presented: TokenHash,
+        patient_id: PatientId,
+        events: Vec<Event>,
+        next: NewToken,
+        now_ms: i64,
+    ) -> StoreResult<ReportOutcome>;
+
+    /// Appends one entry to the audit log (for refusals decided outside a
+    /// store transaction, such as a wrong password).
+    async fn append_audit(&self, entry: NewAudit) -> StoreResult<()>;
+
+    /// Deletes tokens that expired before `before_ms`, so the token table
+    /// does not grow without end. Returns how many were removed.
+    async fn prune_tokens(&self, before_ms: i64) -> StoreResult<u64>;
+
+    /// A patient's account, device and current prescription, by username.
+    async fn patient(&self, username: &str) -> StoreResult<PatientSummary>;
+
+    /// Every prescription version of a patient, oldest first.
+    async fn prescriptions(&self, patient_id: PatientId) -> StoreResult<Vec<Prescription>>;
+
+    /// A patient's stored events, oldest first, after the stored id
+    /// `after_id` (0 for all), at most `limit`.
+    async fn events(
+        &self,
+        patient_id: PatientId,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// The newest audit entries, newest first, of one patient or of all.
+    async fn audit_log(
+        &self,
+        patient_id: Option<PatientId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>>;
+
+    /// The state of one token, for diagnostics and tests: `None` when no
+    /// such token is stored.
+    async fn token_status(&self, hash: TokenHash) -> StoreResult<Option<TokenStatus>>;
+}

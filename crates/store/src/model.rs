@@ -1,0 +1,311 @@
+//! Domain types that cross the [`crate::Store`] trait.
+
+use infusion_protocol::limits::{MAX_RATE_UL_H, MAX_VOLUME_UL, MIN_RATE_UL_H};
+use infusion_protocol::{Alarm, EventBody, InfusionState, MacAddress, PatientId, PatientLimits};
+
+/// An account's row id (physician, patient or admin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(pub i64);
+
+/// A device registration's row id. Event sequence numbers are unique per
+/// device registration, so a re-bound or replaced pump starts a new series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceId(pub i64);
+
+/// SHA-256 of a token. Only the hash is stored, so a copy of the database
+/// does not hold a single usable token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TokenHash({:02x}{:02x}{:02x}{:02x}..)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+/// A token to store: its hash and when it stops being valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewToken {
+    /// SHA-256 of the token text.
+    pub hash: TokenHash,
+    /// Expiry, milliseconds since the Unix epoch.
+    pub expires_at_ms: i64,
+}
+
+/// What a stored token looks like now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenStatus {
+    /// The device the token was issued to.
+    pub device_id: DeviceId,
+    /// The patient the token serves.
+    pub patient_id: PatientId,
+    /// Expiry, milliseconds since the Unix epoch.
+    pub expires_at_ms: i64,
+    /// When it was presented successfully, if it was.
+    pub used_at_ms: Option<i64>,
+}
+
+/// A physician to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPhysician {
+    /// Login name.
+    pub username: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Institution name; created when new.
+    pub institution: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// A patient to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPatient {
+    /// Login name, also what the pump logs in with.
+    pub username: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// The treating physician's username; the patient joins that physician's
+    /// institution.
+    pub physician_username: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// A prescription to write: the values of the next index version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewPrescription {
+    /// Volume to deliver, µL.
+    pub volume_ul: u32,
+    /// Rate, µL/h.
+    pub rate_ul_h: u32,
+    /// Run or hold.
+    pub state: InfusionState,
+}
+
+/// One stored prescription version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prescription {
+    /// Version, from 1.
+    pub version: u32,
+    /// Volume to deliver, µL.
+    pub volume_ul: u32,
+    /// Rate, µL/h.
+    pub rate_ul_h: u32,
+    /// Run or hold.
+    pub state: InfusionState,
+    /// When it was written, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Who wrote it.
+    pub created_by: String,
+}
+
+/// What a device login needs about one patient account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRecord {
+    /// The account.
+    pub account_id: AccountId,
+    /// The patient record of the account.
+    pub patient_id: PatientId,
+    /// Argon2id PHC string to verify the password against.
+    pub password_hash: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Institution name.
+    pub institution: String,
+    /// The device bound to the account, if any.
+    pub device: Option<(DeviceId, MacAddress)>,
+}
+
+/// A patient's account, device and current prescription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientSummary {
+    /// The patient record.
+    pub patient_id: PatientId,
+    /// Login name.
+    pub username: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// The treating physician's username.
+    pub physician_username: String,
+    /// The bound device, if any.
+    pub device: Option<MacAddress>,
+    /// Current limits.
+    pub limits: PatientLimits,
+    /// The newest prescription, if one was written.
+    pub prescription: Option<Prescription>,
+    /// When the device last presented a valid token, ms since the epoch.
+    pub last_contact_ms: Option<i64>,
+}
+
+/// How a report batch was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReportOutcome {
+    /// Events stored now.
+    pub accepted: u32,
+    /// Events that were stored already.
+    pub duplicates: u32,
+}
+
+/// An event as stored, with the server's receipt time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Row id, increasing in order of arrival.
+    pub id: i64,
+    /// The device that sent it.
+    pub device_id: DeviceId,
+    /// The device's sequence number.
+    pub seq: u32,
+    /// The device's uptime at the event.
+    pub uptime_ms: u64,
+    /// When the server stored it, ms since the epoch.
+    pub received_at_ms: i64,
+    /// What happened.
+    pub body: EventBody,
+}
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuditAction {
+    /// A device logged in.
+    DeviceLogin,
+    /// A device login was refused (unknown user, wrong password, wrong MAC).
+    DeviceLoginRefused,
+    /// A token was refused (unknown, used, expired, wrong patient).
+    TokenRefused,
+    /// An account was created.
+    AccountCreated,
+    /// A device was bound to an account.
+    DeviceBound,
+    /// A patient's limits changed.
+    LimitsChanged,
+    /// A new prescription version was written.
+    PrescriptionChanged,
+    /// A device raised an alarm.
+    Alarm,
+}
+
+impl AuditAction {
+    /// Every action, for parsing.
+    pub const ALL: &'static [AuditAction] = &[
+        AuditAction::DeviceLogin,
+        AuditAction::DeviceLoginRefused,
+        AuditAction::TokenRefused,
+        AuditAction::AccountCreated,
+        AuditAction::DeviceBound,
+        AuditAction::LimitsChanged,
+        AuditAction::PrescriptionChanged,
+        AuditAction::Alarm,
+    ];
+
+    /// The action as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::DeviceLogin => "device_login",
+            AuditAction::DeviceLoginRefused => "device_login_refused",
+            AuditAction::TokenRefused => "token_refused",
+            AuditAction::AccountCreated => "account_created",
+            AuditAction::DeviceBound => "device_bound",
+            AuditAction::LimitsChanged => "limits_changed",
+            AuditAction::PrescriptionChanged => "prescription_changed",
+            AuditAction::Alarm => "alarm",
+        }
+    }
+
+    /// The inverse of [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.as_str() == s)
+    }
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAudit {
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// Who: `admin-cli`, `device:AA:BB:..`, `user:alice`, `anonymous`.
+    pub actor: String,
+    /// What.
+    pub action: AuditAction,
+    /// The patient concerned, if one is.
+    pub patient_id: Option<PatientId>,
+    /// Free-text detail for the reader of the log (never a secret).
+    pub detail: String,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Row id, increasing.
+    pub id: i64,
+    /// The entry.
+    pub entry: NewAudit,
+}
+
+/// The limits a new patient starts with: the pump's hard limits. The
+/// physician narrows them; no prescription exists until one is written.
+pub const DEFAULT_LIMITS: PatientLimits = PatientLimits {
+    min_rate_ul_h: MIN_RATE_UL_H,
+    max_rate_ul_h: MAX_RATE_UL_H,
+    max_volume_ul: MAX_VOLUME_UL,
+};
+
+/// Checks limits against the pump's hard limits and themselves. Shared by
+/// every backend so that all refuse the same input with the same words.
+pub fn check_limits(l: &PatientLimits) -> Result<(), crate::StoreError> {
+    use crate::StoreError::OutsideLimits;
+    if l.min_rate_ul_h < MIN_RATE_UL_H || l.max_rate_ul_h > MAX_RATE_UL_H {
+        return Err(OutsideLimits(format!(
+            "rate limits must lie within the pump's {MIN_RATE_UL_H}..={MAX_RATE_UL_H} µL/h"
+        )));
+    }
+    if l.min_rate_ul_h > l.max_rate_ul_h {
+        return Err(OutsideLimits(format!(
+            "minimum rate {} µL/h is above maximum rate {} µL/h",
+            l.min_rate_ul_h, l.max_rate_ul_h
+        )));
+    }
+    if l.max_volume_ul == 0 || l.max_volume_ul > MAX_VOLUME_UL {
+        return Err(OutsideLimits(format!(
+            "maximum volume must lie within 1..={MAX_VOLUME_UL} µL"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a prescription against a patient's limits.
+pub fn check_prescription(p: &NewPrescription, l: &PatientLimits) -> Result<(), crate::StoreError> {
+    if p.volume_ul == 0 {
+        return Err(crate::StoreError::OutsideLimits(
+            "volume must be at least 1 µL".into(),
+        ));
+    }
+    if !l.allows(p.volume_ul, p.rate_ul_h) {
+        return Err(crate::StoreError::OutsideLimits(format!(
+            "{} µL at {} µL/h is outside the patient's limits ({}..={} µL/h, at most {} µL)",
+            p.volume_ul, p.rate_ul_h, l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul
+        )));
+    }
+    Ok(())
+}
+
+/// The alarm, if this event is one (alarms are audited as well as stored).
+pub fn alarm_of(body: &EventBody) -> Option<Alarm> {
+    match body {
+        EventBody::Alarm(a) => Some(*a),
+        _ => None,
+    }
+}
