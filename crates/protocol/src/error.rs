@@ -102,16 +102,9 @@ impl ErrorBody {
     /// Builds a body, cutting an over-long message at a character boundary
     /// rather than failing.
     pub fn new(error: ErrorCode, message: &str) -> Self {
-        let mut end = message.len().min(MESSAGE_MAX);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        let mut text = heapless::String::new();
-        // Cannot fail: `end` is at most the capacity.
-        let _ = text.push_str(&message[..end]);
         ErrorBody {
             error,
-            message: text,
+            message: crate::truncated(message),
         }
     }
 }

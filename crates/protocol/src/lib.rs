@@ -43,3 +43,17 @@ pub use token::{Token, TokenParseError};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct PatientId(pub u64);
+
+/// Copies `s` into a fixed-capacity string, cutting at the last character
+/// boundary that fits. For the server's way out (names it checked on
+/// creation, human messages) where a cut is better than a failure.
+pub fn truncated<const N: usize>(s: &str) -> heapless::String<N> {
+    let mut end = s.len().min(N);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = heapless::String::new();
+    // Cannot fail: `end` is at most the capacity.
+    let _ = out.push_str(&s[..end]);
+    out
+}

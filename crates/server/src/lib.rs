@@ -1,1 +1,22 @@
-//! placeholder
+//! The infusion server: device API v1 over HTTP, on any [`Store`].
+//!
+//! [`Application`] binds a listener (port 0 picks a free one, which is how
+//! every test runs its own server) and serves [`router`]. Handlers live in
+//! [`api`], one module per resource; they speak to the store through the
+//! [`Store`] trait and answer every failure through the one [`ApiError`].
+//!
+//! [`Store`]: infusion_store::Store
+//! [`ApiError`]: error::ApiError
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod error;
+mod extract;
+pub mod password;
+pub mod token;
+
+pub use app::{AppState, Application, router};
+pub use config::ServerConfig;
+pub use error::ApiError;

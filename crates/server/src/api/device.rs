@@ -1,0 +1,206 @@
+//! The device API: login, index, report (paper, section 3.2.2 a).
+//!
+//! Every request after login presents the token from the previous answer
+//! and receives the next one; a token works once. Each handler is one store
+//! transaction, so a refused request changes nothing.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use infusion_protocol::{
+    ErrorBody, ErrorCode, IndexRequest, IndexResponse, LoginRequest, LoginResponse, ReportRequest,
+    ReportResponse, Token, truncated,
+};
+use infusion_store::{AuditAction, NewAudit, NewToken};
+
+use crate::AppState;
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::extract::{self, Bearer};
+use crate::token;
+
+/// Routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/device/login", post(login))
+        .route("/api/v1/device/index", post(index))
+        .route("/api/v1/device/report", post(report))
+}
+
+impl AppState {
+    /// Draws the next token and its stored form, with the lifetime in force.
+    fn next_token(&self, now_ms: i64) -> Result<(Token, NewToken), ApiError> {
+        let (token, hash) = token::issue()?;
+        let ttl_ms = i64::try_from(self.config.token_ttl.as_millis()).unwrap_or(i64::MAX);
+        Ok((
+            token,
+            NewToken {
+                hash,
+                expires_at_ms: now_ms.saturating_add(ttl_ms),
+            },
+        ))
+    }
+
+    fn expires_in_s(&self) -> u32 {
+        u32::try_from(self.config.token_ttl.as_secs()).unwrap_or(u32::MAX)
+    }
+}
+
+/// Log in with the patient account and the pump's MAC address.
+#[utoipa::path(post, path = "/api/v1/device/login", tag = "device",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in: the first token of the chain", body = LoginResponse),
+        (status = 401, description = "`invalid_credentials`: unknown user or wrong password (one answer for both)", body = ErrorBody),
+        (status = 403, description = "`device_not_registered`: this MAC is not the device bound to the account", body = ErrorBody),
+        (status = 400, description = "`malformed_json`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: missing or unknown field, wrong type, value out of range", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ))]
+pub async fn login(
+    State(app): State<AppState>,
+    extract::Json(req): extract::Json<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let now = now_ms();
+    let record = app.store.device_login_record(&req.username).await?;
+    let matched = app
+        .passwords
+        .verify(
+            &req.password,
+            record.as_ref().map(|r| r.password_hash.as_str()),
+        )
+        .await?;
+    let refuse = |code: ErrorCode, message: &str, patient, detail: String| {
+        let entry = NewAudit {
+            at_ms: now,
+            actor: format!("device:{}", req.mac),
+            action: AuditAction::DeviceLoginRefused,
+            patient_id: patient,
+            detail,
+        };
+        (entry, ApiError::new(code, message))
+    };
+    let refusal = match &record {
+        _ if !matched => Some(refuse(
+            ErrorCode::InvalidCredentials,
+            "unknown username or wrong password",
+            record.as_ref().map(|r| r.patient_id),
+            format!("username {:?}: invalid credentials", req.username.as_str()),
+        )),
+        Some(r) if r.device.map(|(_, mac)| mac) != Some(req.mac) => Some(refuse(
+            ErrorCode::DeviceNotRegistered,
+            "this device is not the one registered to this account",
+            Some(r.patient_id),
+            format!(
+                "username {:?}: device not registered",
+                req.username.as_str()
+            ),
+        )),
+        _ => None,
+    };
+    if let Some((entry, err)) = refusal {
+        app.store.append_audit(entry).await?;
+        return Err(err);
+    }
+    let (Some(record), true) = (record, matched) else {
+        return Err(ApiError::internal("login record vanished"));
+    };
+    let Some((device, _)) = record.device else {
+        return Err(ApiError::internal("login device vanished"));
+    };
+    let (token, next) = app.next_token(now)?;
+    app.store
+        .start_device_session(&record, device, next, now)
+        .await
+        .map_err(|e| match e {
+            infusion_store::StoreError::Forbidden => ApiError::new(
+                ErrorCode::DeviceNotRegistered,
+                "this device is not the one registered to this account",
+            ),
+            other => other.into(),
+        })?;
+    Ok(Json(LoginResponse {
+        first_name: truncated(&record.first_name),
+        last_name: truncated(&record.last_name),
+        institution: truncated(&record.institution),
+        patient_id: record.patient_id,
+        token,
+        expires_in_s: app.expires_in_s(),
+    }))
+}
+
+/// Fetch the infusion index, presenting the previous answer's token.
+#[utoipa::path(post, path = "/api/v1/device/index", tag = "device",
+    request_body = IndexRequest,
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The current index and the next token", body = IndexResponse),
+        (status = 401, description = "`token_used`, `token_expired` or `token_invalid`: log in again", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the patient is not this account's", body = ErrorBody),
+        (status = 400, description = "`malformed_json`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ))]
+pub async fn index(
+    State(app): State<AppState>,
+    Bearer(presented): Bearer,
+    extract::Json(req): extract::Json<IndexRequest>,
+) -> Result<Json<IndexResponse>, ApiError> {
+    let now = now_ms();
+    let (token, next) = app.next_token(now)?;
+    let index = app
+        .store
+        .poll_index(token::hash(&presented), req.patient_id, next, now)
+        .await?;
+    Ok(Json(IndexResponse {
+        index,
+        token,
+        expires_in_s: app.expires_in_s(),
+    }))
+}
+
+/// Report events; idempotent by (device, `seq`). A 200 means durable.
+#[utoipa::path(post, path = "/api/v1/device/report", tag = "device",
+    request_body = ReportRequest,
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "Stored: counts of new and already-stored events, and the next token", body = ReportResponse),
+        (status = 401, description = "`token_used`, `token_expired` or `token_invalid`: log in again", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the patient is not this account's", body = ErrorBody),
+        (status = 400, description = "`malformed_json`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: includes `seq` not strictly increasing within the batch", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ))]
+pub async fn report(
+    State(app): State<AppState>,
+    Bearer(presented): Bearer,
+    extract::Json(req): extract::Json<ReportRequest>,
+) -> Result<Json<ReportResponse>, ApiError> {
+    if req.events.windows(2).any(|w| w[0].seq >= w[1].seq) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "events must be in strictly increasing seq order",
+        ));
+    }
+    let now = now_ms();
+    let (token, next) = app.next_token(now)?;
+    let outcome = app
+        .store
+        .report(
+            token::hash(&presented),
+            req.patient_id,
+            req.events.to_vec(),
+            next,
+            now,
+        )
+        .await?;
+    Ok(Json(ReportResponse {
+        accepted: outcome.accepted,
+        duplicates: outcome.duplicates,
+        token,
+        expires_in_s: app.expires_in_s(),
+    }))
+}

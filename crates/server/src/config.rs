@@ -1,0 +1,33 @@
+//! Settings of the server that are not the database or the address.
+
+use std::time::Duration;
+
+use crate::password::PasswordParams;
+
+/// How the server behaves. Built by the binary from flags and environment;
+/// tests build it directly with short lifetimes and cheap hashing.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// How long an issued token stays valid. Well above the pumps' polling
+    /// interval, so that a pump polling on time never needs to log in again,
+    /// and short enough that a stolen token soon stops working.
+    pub token_ttl: Duration,
+    /// Largest request body accepted, in bytes. A full report batch (128
+    /// events) is about 16 KiB.
+    pub body_limit: usize,
+    /// Argon2id cost for password hashes.
+    pub password: PasswordParams,
+    /// How often expired tokens are deleted.
+    pub prune_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            token_ttl: Duration::from_secs(300),
+            body_limit: 64 * 1024,
+            password: PasswordParams::default(),
+            prune_interval: Duration::from_secs(60),
+        }
+    }
+}

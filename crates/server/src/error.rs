@@ -1,0 +1,110 @@
+//! The one error type of the HTTP layer and its one mapping to a response.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use infusion_protocol::{ErrorBody, ErrorCode};
+use infusion_store::StoreError;
+
+/// A refused or failed request: a stable code, its HTTP status, and a
+/// message for humans. Server faults are logged in full and answered with a
+/// generic message: no SQL, paths or stack traces reach a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The stable code clients branch on.
+    pub code: ErrorCode,
+    /// The message sent to the client.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a code and a client-facing message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A server fault: `detail` goes to the log, not to the client.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%detail, "internal error");
+        ApiError::new(ErrorCode::Internal, "internal server error")
+    }
+
+    /// The HTTP status of each code. 401 for every token problem (log in
+    /// again), 403 for a valid identity asking for what is not its own.
+    pub fn status(&self) -> StatusCode {
+        match self.code {
+            ErrorCode::InvalidCredentials
+            | ErrorCode::TokenUsed
+            | ErrorCode::TokenExpired
+            | ErrorCode::TokenInvalid => StatusCode::UNAUTHORIZED,
+            ErrorCode::DeviceNotRegistered | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::MalformedJson => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidBody | ErrorCode::OutsideLimits => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::TokenInvalid => {
+                ApiError::new(ErrorCode::TokenInvalid, "unknown token; log in again")
+            }
+            StoreError::TokenUsed => ApiError::new(
+                ErrorCode::TokenUsed,
+                "this token was used already; log in again",
+            ),
+            StoreError::TokenExpired => ApiError::new(
+                ErrorCode::TokenExpired,
+                "this token has expired; log in again",
+            ),
+            StoreError::Forbidden => {
+                ApiError::new(ErrorCode::Forbidden, "that patient is not this account's")
+            }
+            StoreError::NotFound(m) => ApiError::new(ErrorCode::NotFound, m),
+            StoreError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
+            StoreError::OutsideLimits(m) => ApiError::new(ErrorCode::OutsideLimits, m),
+            StoreError::Invalid(m) => ApiError::new(ErrorCode::InvalidBody, m),
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "database unavailable");
+                ApiError::new(
+                    ErrorCode::DatabaseUnavailable,
+                    "the database is unavailable; try again shortly",
+                )
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = (status, Json(ErrorBody::new(self.code, &self.message))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}

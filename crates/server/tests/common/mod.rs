@@ -1,0 +1,274 @@
+//! Spawns the real server on a random port over a fresh database, seeded
+//! with one physician and two patients with devices and prescriptions.
+//!
+//! Every suite runs against each store backend through [`backend_tests!`]:
+//! one test body, one generated test per backend.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use infusion_protocol::{InfusionState, MacAddress, PatientId, PatientLimits};
+use infusion_server::password::PasswordParams;
+use infusion_server::{AppState, Application, ServerConfig};
+use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store};
+use infusion_store_sqlite::SqliteStore;
+use serde_json::{Value, json};
+
+/// The store backends a suite runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+}
+
+/// Generates one `#[tokio::test]` per backend for each listed async test
+/// body `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+    };
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const MAC_A: &str = "AA:BB:CC:00:00:01";
+pub const MAC_B: &str = "AA:BB:CC:00:00:02";
+
+/// One seeded patient.
+pub struct Patient {
+    pub username: &'static str,
+    pub mac: &'static str,
+    pub id: PatientId,
+}
+
+/// A running server and what a test needs to talk to it and to look into
+/// its database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Arc<dyn Store>,
+    pub http: reqwest::Client,
+    pub a: Patient,
+    pub b: Patient,
+    _dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestApp {
+    /// Starts a server with the default test configuration.
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, Duration::from_secs(300)).await
+    }
+
+    /// Starts a server whose tokens live `token_ttl`.
+    pub async fn spawn_with(backend: Backend, token_ttl: Duration) -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = match backend {
+            Backend::Sqlite => Arc::new(SqliteStore::open(dir.path().join("test.db")).unwrap()),
+        };
+        let config = ServerConfig {
+            token_ttl,
+            password: PasswordParams::INSECURE_FAST,
+            ..ServerConfig::default()
+        };
+        let state = AppState::new(store.clone(), config).unwrap();
+        let hash = state.passwords.hash(PASSWORD).await.unwrap();
+        store
+            .create_physician(
+                NewPhysician {
+                    username: "dr.house".into(),
+                    first_name: "Gregory".into(),
+                    last_name: "House".into(),
+                    institution: "Princeton-Plainsboro".into(),
+                    password_hash: hash.clone(),
+                },
+                "test",
+                0,
+            )
+            .await
+            .unwrap();
+        let mut patients = Vec::new();
+        for (username, first, mac) in [("alice", "Alice", MAC_A), ("bob", "Bob", MAC_B)] {
+            let id = store
+                .create_patient(
+                    NewPatient {
+                        username: username.into(),
+                        first_name: first.into(),
+                        last_name: "Patient".into(),
+                        physician_username: "dr.house".into(),
+                        password_hash: hash.clone(),
+                    },
+                    "test",
+                    0,
+                )
+                .await
+                .unwrap();
+            store
+                .bind_device(username, MacAddress::parse(mac).unwrap(), "test", 0)
+                .await
+                .unwrap();
+            store
+                .set_limits(
+                    username,
+                    PatientLimits {
+                        min_rate_ul_h: 1_000,
+                        max_rate_ul_h: 10_000,
+                        max_volume_ul: 10_000,
+                    },
+                    "test",
+                    0,
+                )
+                .await
+                .unwrap();
+            store
+                .set_prescription(
+                    username,
+                    NewPrescription {
+                        volume_ul: 2_000,
+                        rate_ul_h: 4_000,
+                        state: InfusionState::Run,
+                    },
+                    "test",
+                    0,
+                )
+                .await
+                .unwrap();
+            patients.push(Patient { username, mac, id });
+        }
+        let app = Application::bind("127.0.0.1:0".parse().unwrap(), state)
+            .await
+            .unwrap();
+        let addr = app.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        let b = patients.pop().unwrap();
+        let a = patients.pop().unwrap();
+        TestApp {
+            addr,
+            store,
+            http: reqwest::Client::new(),
+            a,
+            b,
+            _dir: dir,
+            _shutdown: tx,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs JSON with an optional bearer token; returns status and body.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// POSTs raw bytes with a content type; returns status and body.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Logs in as `p` and returns the first token.
+    pub async fn login(&self, p: &Patient) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/device/login",
+                None,
+                &json!({"username": p.username, "password": PASSWORD, "mac": p.mac}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls the index with `token` for `p`; returns status and body.
+    pub async fn index(&self, p: &Patient, token: &str) -> (u16, Value) {
+        self.post(
+            "/api/v1/device/index",
+            Some(token),
+            &json!({"patient_id": p.id.0}),
+        )
+        .await
+    }
+
+    /// Reports `events` with `token` for `p`; returns status and body.
+    pub async fn report(&self, p: &Patient, token: &str, events: Value) -> (u16, Value) {
+        self.post(
+            "/api/v1/device/report",
+            Some(token),
+            &json!({"patient_id": p.id.0, "events": events}),
+        )
+        .await
+    }
+
+    /// How many events the database holds for `p`.
+    pub async fn event_count(&self, p: &Patient) -> usize {
+        self.store.events(p.id, 0, 100_000).await.unwrap().len()
+    }
+
+    /// Audit actions recorded for `p`, oldest first.
+    pub async fn audit_actions(&self, p: &Patient) -> Vec<String> {
+        let mut log = self.store.audit_log(Some(p.id), 10_000).await.unwrap();
+        log.reverse();
+        log.into_iter()
+            .map(|r| r.entry.action.as_str().to_owned())
+            .collect()
+    }
+
+    /// Whether the stored token is marked used.
+    pub async fn token_used(&self, token: &str) -> Option<bool> {
+        let t = infusion_protocol::Token::parse(token).unwrap();
+        self.store
+            .token_status(infusion_server::token::hash(&t))
+            .await
+            .unwrap()
+            .map(|s| s.used_at_ms.is_some())
+    }
+}
+
+/// `n` progress events with seq `from..from+n`.
+pub fn progress_events(from: u32, n: u32) -> Value {
+    Value::Array(
+        (from..from + n)
+            .map(|seq| {
+                json!({"seq": seq, "uptime_ms": seq as u64 * 1000, "kind": "progress",
+                       "delivered_ul": seq * 10, "rate_ul_h": 4000, "index_version": 1})
+            })
+            .collect(),
+    )
+}
