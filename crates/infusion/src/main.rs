@@ -1,1 +1,48 @@
-fn main() {}
+//! `infusion`: the one command of the system. Glue only: parse the command
+//! line, open the store, call the libraries.
+
+mod admin;
+mod cli;
+mod database;
+mod demo;
+mod pump;
+mod serve;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"error": "failed", "message": format!("{e:#}")})
+                );
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    match cli.command {
+        cli::Command::Serve(args) => serve::run(&cli.database_url, args).await,
+        cli::Command::Admin(cmd) => admin::run(&cli.database_url, cli.json, cmd).await,
+        cli::Command::Pump(args) => pump::run(args).await,
+        cli::Command::Demo(args) => {
+            demo::run(cli.database_url_given.then_some(&cli.database_url), args).await
+        }
+    }
+}

@@ -37,10 +37,14 @@ pub enum EventBody {
     Vitals(Vitals),
 }
 
-/// Cumulative delivery under one index version.
+/// Cumulative delivery of the running infusion.
+///
+/// An infusion starts with the first `run` index after the pump was idle or
+/// completed; later index versions adjust it (rate and total volume) and
+/// `delivered_ul` keeps counting across them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    /// Volume delivered so far under `index_version`, µL.
+    /// Volume delivered so far in this infusion, µL.
     pub delivered_ul: u32,
     /// Rate the motor runs at now, µL/h (0 when stopped).
     pub rate_ul_h: u32,
@@ -149,7 +153,7 @@ pub struct WireEvent {
     pub uptime_ms: u64,
     /// Which kind of event this is.
     pub kind: EventKind,
-    /// `progress`: µL delivered so far under `index_version`.
+    /// `progress`: µL delivered so far in this infusion (across index versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_ul: Option<u32>,
     /// `progress`: current rate, µL/h, at most 200,000.

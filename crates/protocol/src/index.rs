@@ -48,6 +48,11 @@ impl PatientLimits {
 
 /// The infusion index: the prescription the pump must run now.
 ///
+/// `volume_ul` is the total the infusion delivers. A new version while an
+/// infusion runs or is held adjusts it: the new rate applies from the next
+/// motor step and delivery stops at the new total (at once, if already
+/// reached). A new `run` version after completion starts a new infusion.
+///
 /// `version` grows by one on every change of the prescription; version 0
 /// means no prescription has been written yet (volume 0, state `hold`). A
 /// pump compares `version` with the one it runs and adjusts at once when it

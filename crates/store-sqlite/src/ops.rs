@@ -9,7 +9,7 @@ use infusion_store::{
     AccountId, AuditAction, AuditRecord, DEFAULT_LIMITS, DeviceId, LoginRecord, NewAudit,
     NewPatient, NewPhysician, NewPrescription, NewToken, PatientSummary, Prescription,
     ReportOutcome, StoreError, StoreResult, StoredEvent, TokenHash, TokenStatus, alarm_of,
-    check_limits, check_prescription,
+    check_account_names, check_institution, check_limits, check_prescription,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -99,6 +99,8 @@ pub(crate) fn create_physician(
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<AccountId> {
+    check_account_names(&new.username, &new.first_name, &new.last_name)?;
+    check_institution(&new.institution)?;
     let conn = cx.conn;
     if username_taken(conn, &new.username)? {
         return Err(StoreError::Conflict(format!(
@@ -137,6 +139,7 @@ pub(crate) fn create_patient(
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<PatientId> {
+    check_account_names(&new.username, &new.first_name, &new.last_name)?;
     let conn = cx.conn;
     let physician: Option<(i64, Option<i64>)> = conn
         .query_row(

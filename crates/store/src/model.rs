@@ -309,3 +309,59 @@ pub fn alarm_of(body: &EventBody) -> Option<Alarm> {
         _ => None,
     }
 }
+
+/// Checks the names of a new account against the wire format's limits, so
+/// that everything stored can be sent to a pump unchanged. Usernames are
+/// 1 to 64 characters of letters, digits and `.`, `_`, `-`, `@`.
+pub fn check_account_names(
+    username: &str,
+    first_name: &str,
+    last_name: &str,
+) -> Result<(), crate::StoreError> {
+    use infusion_protocol::limits::{NAME_MAX, USERNAME_MAX};
+    let invalid = |m: String| Err(crate::StoreError::Invalid(m));
+    if username.is_empty()
+        || username.len() > USERNAME_MAX
+        || !username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        return invalid(format!(
+            "a username is 1 to {USERNAME_MAX} letters, digits, '.', '_', '-' or '@'"
+        ));
+    }
+    for (what, v) in [("first name", first_name), ("last name", last_name)] {
+        if v.trim().is_empty() || v.len() > NAME_MAX || v.chars().any(char::is_control) {
+            return invalid(format!(
+                "a {what} is 1 to {NAME_MAX} bytes of printable text"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an institution name: 1 to 128 bytes of printable text.
+pub fn check_institution(name: &str) -> Result<(), crate::StoreError> {
+    use infusion_protocol::limits::INSTITUTION_MAX;
+    if name.trim().is_empty() || name.len() > INSTITUTION_MAX || name.chars().any(char::is_control)
+    {
+        return Err(crate::StoreError::Invalid(format!(
+            "an institution is 1 to {INSTITUTION_MAX} bytes of printable text"
+        )));
+    }
+    Ok(())
+}
+
+/// Shortest password accepted for an account (OWASP ASVS 2.1.1).
+pub const PASSWORD_MIN: usize = 12;
+
+/// Checks a new password's length: 12 to 128 bytes.
+pub fn check_password(password: &str) -> Result<(), crate::StoreError> {
+    use infusion_protocol::limits::PASSWORD_MAX;
+    if password.chars().count() < PASSWORD_MIN || password.len() > PASSWORD_MAX {
+        return Err(crate::StoreError::Invalid(format!(
+            "a password is {PASSWORD_MIN} to {PASSWORD_MAX} characters"
+        )));
+    }
+    Ok(())
+}

@@ -3,7 +3,7 @@
 //!
 //! Every suite runs against each store backend through [`backend_tests!`]:
 //! one test body, one generated test per backend.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,182 @@
+//! `infusion admin ...`: account, device, limit and prescription management
+//! straight on the database.
+
+use anyhow::{Context, bail};
+use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
+use infusion_server::clock::now_ms;
+use infusion_server::password::PasswordParams;
+use infusion_store::{NewPatient, NewPhysician, NewPrescription, check_password};
+use serde_json::json;
+
+use crate::cli::AdminCommand;
+use crate::database::DatabaseUrl;
+
+/// Who the audit log names for changes made here.
+const ACTOR: &str = "admin-cli";
+
+/// Reads a password from the first line of standard input, so that it never
+/// appears in shell history or in `ps`.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    check_password(&password)?;
+    Ok(password)
+}
+
+async fn hash(password: String) -> anyhow::Result<String> {
+    let hashed =
+        tokio::task::spawn_blocking(move || PasswordParams::default().hash_blocking(&password))
+            .await
+            .context("hashing task")??;
+    Ok(hashed)
+}
+
+/// Prints a result: the human line, or the JSON object with `--json`.
+fn emit(json_mode: bool, human: String, value: serde_json::Value) {
+    if json_mode {
+        println!("{value}");
+    } else {
+        println!("{human}");
+    }
+}
+
+/// Runs one admin command.
+pub async fn run(url: &str, json_mode: bool, cmd: AdminCommand) -> anyhow::Result<()> {
+    let db = DatabaseUrl::parse(url)?;
+    if let AdminCommand::Migrate = cmd {
+        let applied = db.migrate()?;
+        emit(
+            json_mode,
+            format!("applied {applied} migration(s)"),
+            json!({"applied": applied}),
+        );
+        return Ok(());
+    }
+    let store = db.open()?;
+    let now = now_ms();
+    match cmd {
+        AdminCommand::CreatePhysician {
+            username,
+            first_name,
+            last_name,
+            institution,
+            password_stdin: _,
+        } => {
+            let password_hash = hash(password_from_stdin()?).await?;
+            let id = store
+                .create_physician(
+                    NewPhysician {
+                        username: username.clone(),
+                        first_name,
+                        last_name,
+                        institution,
+                        password_hash,
+                    },
+                    ACTOR,
+                    now,
+                )
+                .await?;
+            emit(
+                json_mode,
+                format!("created physician {username}"),
+                json!({"username": username, "account_id": id.0}),
+            );
+        }
+        AdminCommand::CreatePatient {
+            username,
+            first_name,
+            last_name,
+            physician,
+            password_stdin: _,
+        } => {
+            let password_hash = hash(password_from_stdin()?).await?;
+            let id = store
+                .create_patient(
+                    NewPatient {
+                        username: username.clone(),
+                        first_name,
+                        last_name,
+                        physician_username: physician,
+                        password_hash,
+                    },
+                    ACTOR,
+                    now,
+                )
+                .await?;
+            emit(
+                json_mode,
+                format!("created patient {username} with patient_id {}", id.0),
+                json!({"username": username, "patient_id": id.0}),
+            );
+        }
+        AdminCommand::BindDevice { patient, mac } => {
+            let Ok(parsed) = MacAddress::parse(&mac) else {
+                bail!("{mac:?} is not a MAC address (expected AA:BB:CC:DD:EE:FF)");
+            };
+            let id = store.bind_device(&patient, parsed, ACTOR, now).await?;
+            emit(
+                json_mode,
+                format!("bound device {parsed} to {patient}"),
+                json!({"patient": patient, "mac": parsed.to_string(), "device_id": id.0}),
+            );
+        }
+        AdminCommand::SetLimits {
+            patient,
+            min_rate_ul_h,
+            max_rate_ul_h,
+            max_volume_ul,
+        } => {
+            let limits = PatientLimits {
+                min_rate_ul_h,
+                max_rate_ul_h,
+                max_volume_ul,
+            };
+            store.set_limits(&patient, limits, ACTOR, now).await?;
+            emit(
+                json_mode,
+                format!(
+                    "limits of {patient}: {min_rate_ul_h}..={max_rate_ul_h} µL/h, at most {max_volume_ul} µL"
+                ),
+                json!({"patient": patient, "min_rate_ul_h": min_rate_ul_h,
+                       "max_rate_ul_h": max_rate_ul_h, "max_volume_ul": max_volume_ul}),
+            );
+        }
+        AdminCommand::SetPrescription {
+            patient,
+            volume_ul,
+            rate_ul_h,
+            hold,
+        } => {
+            let state = if hold {
+                InfusionState::Hold
+            } else {
+                InfusionState::Run
+            };
+            let version = store
+                .set_prescription(
+                    &patient,
+                    NewPrescription {
+                        volume_ul,
+                        rate_ul_h,
+                        state,
+                    },
+                    ACTOR,
+                    now,
+                )
+                .await?;
+            emit(
+                json_mode,
+                format!(
+                    "prescription version {version} for {patient}: {volume_ul} µL at {rate_ul_h} µL/h, {}",
+                    state.as_str()
+                ),
+                json!({"patient": patient, "version": version}),
+            );
+        }
+        AdminCommand::Migrate => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! The command line: every flag, its environment variable and its reason.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A secure, remotely managed wearable infusion pump system.
+#[derive(Debug, Parser)]
+#[command(name = "infusion", version, about)]
+pub struct Cli {
+    /// Database: `sqlite://PATH` (or a bare path) for the embedded store.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        default_value = "sqlite://infusion.db"
+    )]
+    pub database_url: String,
+
+    /// Set when the user named a database (the demo otherwise uses a fresh one).
+    #[arg(skip)]
+    pub database_url_given: bool,
+
+    /// Print each result as one JSON object (errors too, on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// Parses the command line, noting whether a database was named.
+    pub fn parse() -> Cli {
+        let matches = <Cli as clap::CommandFactory>::command().get_matches();
+        let given = matches!(
+            matches.value_source("database_url"),
+            Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+        ) || matches.subcommand().is_some_and(|(_, sub)| {
+            matches!(
+                sub.value_source("database_url"),
+                Some(
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            )
+        });
+        let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        };
+        cli.database_url_given = given;
+        cli
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage accounts, devices, limits and prescriptions.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Run one simulated pump against a server.
+    Pump(PumpArgs),
+    /// Start a server on a fresh SQLite file with demo accounts and two simulated pumps.
+    Demo(DemoArgs),
+}
+
+/// `infusion serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, env = "INFUSION_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Lifetime of each single-use token, seconds. Keep it well above the
+    /// pumps' polling interval (5 s by default).
+    #[arg(long, env = "INFUSION_TOKEN_TTL_S", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub token_ttl_s: u64,
+}
+
+/// `infusion admin ...`: scriptable; passwords only on standard input.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a physician (and the institution, if new).
+    CreatePhysician {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// First name.
+        #[arg(long)]
+        first_name: String,
+        /// Last name.
+        #[arg(long)]
+        last_name: String,
+        /// Institution name.
+        #[arg(long)]
+        institution: String,
+        /// Read the password from standard input (required: never a flag).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Create a patient treated by a physician; prints the patient_id.
+    CreatePatient {
+        /// Login name (what the pump logs in with).
+        #[arg(long)]
+        username: String,
+        /// First name.
+        #[arg(long)]
+        first_name: String,
+        /// Last name.
+        #[arg(long)]
+        last_name: String,
+        /// The treating physician's username.
+        #[arg(long)]
+        physician: String,
+        /// Read the password from standard input (required: never a flag).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Bind a pump (by MAC address) to a patient account.
+    BindDevice {
+        /// Patient username.
+        #[arg(long)]
+        patient: String,
+        /// MAC address, AA:BB:CC:DD:EE:FF.
+        #[arg(long)]
+        mac: String,
+    },
+    /// Set a patient's rate and volume limits.
+    SetLimits {
+        /// Patient username.
+        #[arg(long)]
+        patient: String,
+        /// Lowest rate, µL/h.
+        #[arg(long)]
+        min_rate_ul_h: u32,
+        /// Highest rate, µL/h.
+        #[arg(long)]
+        max_rate_ul_h: u32,
+        /// Largest volume, µL.
+        #[arg(long)]
+        max_volume_ul: u32,
+    },
+    /// Write a new prescription version; prints the version.
+    SetPrescription {
+        /// Patient username.
+        #[arg(long)]
+        patient: String,
+        /// Volume, µL.
+        #[arg(long)]
+        volume_ul: u32,
+        /// Rate, µL/h.
+        #[arg(long)]
+        rate_ul_h: u32,
+        /// Write it in state `hold` instead of `run`.
+        #[arg(long)]
+        hold: bool,
+    },
+    /// Apply pending database migrations.
+    Migrate,
+}
+
+/// `infusion pump`.
+#[derive(Debug, Args)]
+pub struct PumpArgs {
+    /// The server, like http://127.0.0.1:8080.
+    #[arg(long, env = "INFUSION_SERVER")]
+    pub server: String,
+    /// Patient username.
+    #[arg(long)]
+    pub username: String,
+    /// The pump's MAC address.
+    #[arg(long)]
+    pub mac: String,
+    /// Read the password from standard input (required: never a flag).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    /// Index poll interval, ms of pump time.
+    #[arg(long, default_value_t = 5_000)]
+    pub poll_interval_ms: u64,
+    /// Run pump time this many times faster than real time.
+    #[arg(long, default_value_t = 1)]
+    pub time_scale: u32,
+    /// Sequence number of the first event. A real pump keeps its counter in
+    /// flash; give the last run's next number when restarting a simulated
+    /// pump on the same database, or new events are taken for duplicates.
+    #[arg(long, default_value_t = 1)]
+    pub first_seq: u32,
+    /// Stop after this many seconds of real time (default: until Ctrl-C).
+    #[arg(long)]
+    pub duration_s: Option<u64>,
+}
+
+/// `infusion demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address to listen on (a free port is taken if this one is busy).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Pump time runs this many times faster than real time, so that the
+    /// paper's 30-minute infusion takes 30 s.
+    #[arg(long, default_value_t = 60)]
+    pub time_scale: u32,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long)]
+    pub duration_s: Option<u64>,
+}

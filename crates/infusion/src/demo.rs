@@ -1,0 +1,249 @@
+//! `infusion demo`: the whole system on one machine, with nothing to set up.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
+use infusion_pump_core::PumpConfig;
+use infusion_server::clock::now_ms;
+use infusion_server::password::PasswordParams;
+use infusion_server::{AppState, Application, ServerConfig};
+use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
+use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store};
+use tokio::sync::watch;
+
+use crate::cli::DemoArgs;
+use crate::database::DatabaseUrl;
+use crate::serve::{init_logging, shutdown_signal};
+
+const PHYSICIAN: &str = "dr.demo";
+const PASSWORD: &str = "demo-password-1";
+
+/// The two demo patients: the paper's two accuracy settings (Table III).
+const PATIENTS: [(&str, &str, &str, u32, u32); 2] = [
+    ("patient.one", "Ada", "02:00:00:00:00:01", 2_000, 4_000),
+    ("patient.two", "Grace", "02:00:00:00:00:02", 5_000, 5_000),
+];
+
+async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<()> {
+    let hash =
+        tokio::task::spawn_blocking(|| PasswordParams::default().hash_blocking(PASSWORD)).await??;
+    let now = now_ms();
+    store
+        .create_physician(
+            NewPhysician {
+                username: PHYSICIAN.into(),
+                first_name: "Demo".into(),
+                last_name: "Physician".into(),
+                institution: "Demo Hospital".into(),
+                password_hash: hash.clone(),
+            },
+            "demo",
+            now,
+        )
+        .await?;
+    for (username, first, mac, volume_ul, rate_ul_h) in PATIENTS {
+        store
+            .create_patient(
+                NewPatient {
+                    username: username.into(),
+                    first_name: first.into(),
+                    last_name: "Patient".into(),
+                    physician_username: PHYSICIAN.into(),
+                    password_hash: hash.clone(),
+                },
+                "demo",
+                now,
+            )
+            .await?;
+        store
+            .bind_device(
+                username,
+                MacAddress::parse(mac).map_err(|e| anyhow::anyhow!("{e}"))?,
+                "demo",
+                now,
+            )
+            .await?;
+        store
+            .set_limits(
+                username,
+                PatientLimits {
+                    min_rate_ul_h: 1_000,
+                    max_rate_ul_h: 10_000,
+                    max_volume_ul: 10_000,
+                },
+                "demo",
+                now,
+            )
+            .await?;
+        store
+            .set_prescription(
+                username,
+                NewPrescription {
+                    volume_ul,
+                    rate_ul_h,
+                    state: InfusionState::Run,
+                },
+                PHYSICIAN,
+                now,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn describe(name: &str, s: &Snapshot) -> String {
+    let index = s.index.map_or("no index yet".to_owned(), |i| {
+        format!(
+            "index v{} {} µL at {} µL/h ({})",
+            i.version,
+            i.volume_ul,
+            i.rate_ul_h,
+            i.state.as_str()
+        )
+    });
+    format!(
+        "  {name:<12} pump time {:>6} s | {index} | {:<9} delivered {:>5} µL at {:>5} µL/h | {} ok, {} failed",
+        s.now_ms / 1000,
+        s.phase,
+        s.delivered_ul,
+        s.rate_ul_h,
+        s.requests_ok,
+        s.requests_failed
+    )
+}
+
+/// Runs the demo until Ctrl-C or `--duration-s`.
+pub async fn run(url: Option<&String>, args: DemoArgs) -> anyhow::Result<()> {
+    init_logging("warn");
+    let (db_path, _tmp) = match url {
+        Some(u) => (u.clone(), None),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("infusion-demo-")
+                .tempdir()
+                .context("creating a directory for the demo database")?;
+            let path: PathBuf = dir.path().join("demo.db");
+            (format!("sqlite://{}", path.display()), Some(dir))
+        }
+    };
+    let store = DatabaseUrl::parse(&db_path)?.open()?;
+    seed(&store)
+        .await
+        .context("seeding the demo accounts (use a fresh database)")?;
+
+    let state = AppState::new(store.clone(), ServerConfig::default())?;
+    let app = match Application::bind(args.bind, state.clone()).await {
+        Ok(app) => app,
+        Err(_) => Application::bind(([127, 0, 0, 1], 0).into(), state).await?,
+    };
+    let addr = app.local_addr()?;
+    let base = format!("http://{addr}");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    }));
+
+    println!("Infusion pump system demo");
+    println!("  server        {base}   (listening on {base})");
+    println!("  device API    {base}/api/v1/openapi.json");
+    println!("  health        {base}/api/v1/health");
+    if url.is_some() {
+        println!("  database      {db_path}");
+    } else {
+        println!("  database      {db_path} (deleted on exit; pass --database-url to keep one)");
+    }
+    println!("  physician     {PHYSICIAN} / {PASSWORD}");
+    for (username, _, mac, volume, rate) in PATIENTS {
+        println!("  patient       {username} / {PASSWORD}, pump {mac}, {volume} µL at {rate} µL/h");
+    }
+    println!(
+        "  pump time runs {}x real time; Ctrl-C stops. Try: curl {base}/api/v1/health",
+        args.time_scale
+    );
+    println!();
+
+    let mut pumps = Vec::new();
+    for (username, _, mac, _, _) in PATIENTS {
+        let pump = SimPump::new(
+            username,
+            &base,
+            Credentials {
+                username: username.into(),
+                password: PASSWORD.into(),
+                mac: MacAddress::parse(mac).map_err(|e| anyhow::anyhow!("{e}"))?,
+            },
+            SimConfig {
+                pump: PumpConfig::default(),
+                time_scale: args.time_scale,
+                ..SimConfig::default()
+            },
+        );
+        let view = pump.subscribe();
+        let mut stop = stop_rx.clone();
+        let task = tokio::spawn(pump.run(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+        pumps.push((username, view, task));
+    }
+
+    let deadline = args.duration_s.map(Duration::from_secs);
+    let started = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_secs(3));
+    let mut changed = false;
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            _ = &mut signal => break,
+            _ = ticker.tick() => {}
+        }
+        let elapsed = started.elapsed();
+        if !changed && elapsed >= Duration::from_secs(8) {
+            changed = true;
+            let version = store
+                .set_prescription(
+                    PATIENTS[0].0,
+                    NewPrescription {
+                        volume_ul: 2_000,
+                        rate_ul_h: 6_000,
+                        state: InfusionState::Run,
+                    },
+                    PHYSICIAN,
+                    now_ms(),
+                )
+                .await?;
+            println!(
+                "> {PHYSICIAN} changes {}'s rate to 6000 µL/h (prescription version {version}); the pump picks it up at its next poll",
+                PATIENTS[0].0
+            );
+        }
+        println!("after {:>3} s:", elapsed.as_secs());
+        for (name, view, _) in &pumps {
+            println!("{}", describe(name, &view.borrow()));
+        }
+        if deadline.is_some_and(|d| elapsed >= d) {
+            break;
+        }
+    }
+    let _ = stop_tx.send(true);
+    for (name, _, task) in pumps {
+        if let Ok(last) = task.await {
+            println!("stopped {}", describe(name, &last).trim_start());
+        }
+    }
+    let events: usize = {
+        let mut n = 0;
+        for (username, ..) in PATIENTS {
+            let p = store.patient(username).await?;
+            n += store.events(p.patient_id, 0, u32::MAX).await?.len();
+        }
+        n
+    };
+    println!("{events} events stored in {db_path}");
+    server.await??;
+    Ok(())
+}

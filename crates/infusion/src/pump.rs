@@ -1,0 +1,66 @@
+//! `infusion pump`: one simulated pump against a running server.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use infusion_protocol::MacAddress;
+use infusion_pump_core::PumpConfig;
+use infusion_sim::{Credentials, SimConfig, SimPump};
+
+use crate::cli::PumpArgs;
+use crate::serve::{init_logging, shutdown_signal};
+
+/// Runs the pump until Ctrl-C, SIGTERM or `--duration-s`.
+pub async fn run(args: PumpArgs) -> anyhow::Result<()> {
+    init_logging("info");
+    let Ok(mac) = MacAddress::parse(&args.mac) else {
+        bail!(
+            "{:?} is not a MAC address (expected AA:BB:CC:DD:EE:FF)",
+            args.mac
+        );
+    };
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    let cfg = SimConfig {
+        pump: PumpConfig {
+            poll_interval_ms: args.poll_interval_ms,
+            first_seq: args.first_seq,
+            ..PumpConfig::default()
+        },
+        time_scale: args.time_scale,
+        ..SimConfig::default()
+    };
+    let pump = SimPump::new(
+        &args.username,
+        &args.server,
+        Credentials {
+            username: args.username.clone(),
+            password,
+            mac,
+        },
+        cfg,
+    );
+    let duration = args.duration_s;
+    let stop = async move {
+        match duration {
+            Some(s) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(s)) => {},
+                    _ = shutdown_signal() => {},
+                }
+            }
+            None => shutdown_signal().await,
+        }
+    };
+    let last = pump.run(stop).await;
+    println!(
+        "stopped: {} µL delivered, {} ({} requests ok, {} failed, {} events unacknowledged)",
+        last.delivered_ul, last.phase, last.requests_ok, last.requests_failed, last.unacked_events
+    );
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! `infusion serve`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+use infusion_server::{AppState, Application, ServerConfig};
+
+use crate::cli::ServeArgs;
+use crate::database::DatabaseUrl;
+
+/// Logs to stderr (stdout carries only the `listening on` line), filtered
+/// by `RUST_LOG`, `info` by default.
+pub fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    init_logging("info,tower_http=warn");
+    let store = DatabaseUrl::parse(url)?.open()?;
+    let config = ServerConfig {
+        token_ttl: Duration::from_secs(args.token_ttl_s),
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(store, config)?;
+    let app = Application::bind(args.bind, state)
+        .await
+        .with_context(|| format!("binding {}", args.bind))?;
+    let addr = app.local_addr()?;
+    println!("listening on http://{addr}");
+    std::io::stdout().flush()?;
+    tracing::info!(%addr, database = url, "serving");
+    app.run_until(shutdown_signal()).await?;
+    Ok(())
+}

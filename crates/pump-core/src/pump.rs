@@ -1,0 +1,449 @@
+//! The pump: infusion, outbox and session, driven by time and answers.
+
+use infusion_protocol::limits::{MAX_RATE_UL_H, MIN_RATE_UL_H};
+use infusion_protocol::{
+    Alarm, ErrorCode, Event, EventBody, Index, IndexResponse, InfusionState, LoginResponse,
+    PatientId, Progress, ReportResponse, StateChange, Token, Vitals,
+};
+
+use crate::infusion::{Infusion, Phase};
+use crate::outbox::Outbox;
+use crate::session::{Failure, InFlight, Session};
+
+/// Timing of the pump's conversation with the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PumpConfig {
+    /// Index poll interval.
+    pub poll_interval_ms: u64,
+    /// How often a progress event is queued while infusing.
+    pub progress_interval_ms: u64,
+    /// How often queued events are reported when none is urgent.
+    pub report_interval_ms: u64,
+    /// First back-off after a failure.
+    pub backoff_min_ms: u64,
+    /// Longest back-off.
+    pub backoff_max_ms: u64,
+    /// Consecutive failures after which `comm_lost` is raised.
+    pub comm_lost_after: u32,
+    /// The sequence number of the first event (persisted across reboots).
+    pub first_seq: u32,
+    /// Seed for back-off jitter (from a hardware RNG or the MAC).
+    pub seed: u32,
+}
+
+impl Default for PumpConfig {
+    fn default() -> Self {
+        PumpConfig {
+            poll_interval_ms: 5_000,
+            progress_interval_ms: 10_000,
+            report_interval_ms: 10_000,
+            backoff_min_ms: 500,
+            backoff_max_ms: 30_000,
+            comm_lost_after: 3,
+            first_seq: 1,
+            seed: 0x9E37_79B9,
+        }
+    }
+}
+
+/// A request the caller should send now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `POST /api/v1/device/login` with the device's credentials and MAC.
+    Login,
+    /// `POST /api/v1/device/index`.
+    Index {
+        /// Bearer token to present.
+        token: Token,
+        /// Body field.
+        patient_id: PatientId,
+    },
+    /// `POST /api/v1/device/report` with [`Pump::report_events`].
+    Report {
+        /// Bearer token to present.
+        token: Token,
+        /// Body field.
+        patient_id: PatientId,
+    },
+}
+
+/// The whole pump logic. `N` is the outbox capacity, in events.
+#[derive(Debug, Clone)]
+pub struct Pump<const N: usize> {
+    cfg: PumpConfig,
+    session: Session,
+    infusion: Infusion,
+    outbox: Outbox<N>,
+    last_progress_ms: u64,
+    next_report_ms: u64,
+    refused_version: u32,
+    comm_lost_raised: bool,
+    last_index: Option<Index>,
+}
+
+impl<const N: usize> Pump<N> {
+    /// A pump that has not logged in yet.
+    pub fn new(cfg: PumpConfig) -> Self {
+        Pump {
+            session: Session::new(cfg.seed),
+            infusion: Infusion::default(),
+            outbox: Outbox::new(cfg.first_seq),
+            last_progress_ms: 0,
+            next_report_ms: 0,
+            refused_version: 0,
+            comm_lost_raised: false,
+            last_index: None,
+            cfg,
+        }
+    }
+
+    /// The infusion state.
+    pub fn infusion(&self) -> &Infusion {
+        &self.infusion
+    }
+
+    /// The session state.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The outbox (for persisting `next_seq` and for diagnostics).
+    pub fn outbox(&self) -> &Outbox<N> {
+        &self.outbox
+    }
+
+    /// The last index received, applied or refused.
+    pub fn last_index(&self) -> Option<&Index> {
+        self.last_index.as_ref()
+    }
+
+    /// Advances the infusion to `now_ms` and queues progress when due.
+    pub fn tick(&mut self, now_ms: u64) {
+        if let Some(change) = self.infusion.advance(now_ms) {
+            self.queue_state(now_ms, change);
+        }
+        if self.infusion.phase() == Phase::Running
+            && now_ms.saturating_sub(self.last_progress_ms) >= self.cfg.progress_interval_ms
+        {
+            self.queue_progress(now_ms);
+        }
+    }
+
+    /// Queues vital signs measured by the wearable.
+    pub fn record_vitals(&mut self, now_ms: u64, vitals: Vitals) {
+        self.outbox.push(now_ms, EventBody::Vitals(vitals));
+    }
+
+    /// Queues an alarm raised by the hardware edge (occlusion, battery...).
+    pub fn raise_alarm(&mut self, now_ms: u64, alarm: Alarm) {
+        self.outbox.push(now_ms, EventBody::Alarm(alarm));
+    }
+
+    fn queue_progress(&mut self, now_ms: u64) {
+        self.last_progress_ms = now_ms;
+        self.outbox.push(
+            now_ms,
+            EventBody::Progress(Progress {
+                delivered_ul: self.infusion.delivered_ul(),
+                rate_ul_h: self.infusion.current_rate_ul_h(),
+                index_version: self.infusion.version(),
+            }),
+        );
+    }
+
+    fn queue_state(&mut self, now_ms: u64, change: StateChange) {
+        self.outbox.push(now_ms, EventBody::State(change));
+        self.queue_progress(now_ms);
+    }
+
+    /// The next request to send, if one is due at `now_ms`. At most one
+    /// request is in flight: each answer carries the token for the next.
+    pub fn poll_request(&mut self, now_ms: u64) -> Option<Request> {
+        let s = &mut self.session;
+        if s.in_flight != InFlight::None || now_ms < s.not_before_ms {
+            return None;
+        }
+        let (Some(token), Some(patient_id)) = (s.token.clone(), s.patient) else {
+            s.in_flight = InFlight::Login;
+            return Some(Request::Login);
+        };
+        let report_due =
+            !self.outbox.is_empty() && (self.outbox.has_urgent() || now_ms >= self.next_report_ms);
+        if report_due {
+            let through = self.outbox.batch().last().map_or(0, |e| e.seq);
+            s.in_flight = InFlight::Report(through);
+            return Some(Request::Report { token, patient_id });
+        }
+        if now_ms >= s.next_poll_ms {
+            s.in_flight = InFlight::Index;
+            return Some(Request::Index { token, patient_id });
+        }
+        None
+    }
+
+    /// The events to put in the report [`Pump::poll_request`] asked for.
+    pub fn report_events(&self) -> &[Event] {
+        let InFlight::Report(through) = self.session.in_flight else {
+            return &[];
+        };
+        let batch = self.outbox.batch();
+        let n = batch.iter().take_while(|e| e.seq <= through).count();
+        &batch[..n]
+    }
+
+    /// When the caller should call [`Pump::tick`] and
+    /// [`Pump::poll_request`] next, at the latest.
+    pub fn poll_timeout(&self) -> u64 {
+        let s = &self.session;
+        let mut at = s.not_before_ms.max(s.next_poll_ms);
+        if !self.outbox.is_empty() {
+            at = at.min(s.not_before_ms.max(self.next_report_ms));
+        }
+        if self.infusion.phase() == Phase::Running {
+            at = at.min(self.last_progress_ms + self.cfg.progress_interval_ms);
+        }
+        at
+    }
+
+    fn failed(&mut self, now_ms: u64, failure: Failure) {
+        self.session.in_flight = InFlight::None;
+        match failure {
+            Failure::Api(code) if code.requires_login() => {
+                // The chain is broken: log in again at once.
+                self.session.logout();
+                self.session.not_before_ms = now_ms;
+            }
+            Failure::Api(ErrorCode::InvalidCredentials | ErrorCode::DeviceNotRegistered) => {
+                // Not going to change by retrying soon; wait long.
+                self.session.logout();
+                self.session.failures = self.session.failures.saturating_add(1);
+                self.session.not_before_ms = now_ms + self.cfg.backoff_max_ms;
+            }
+            _ => {
+                self.session
+                    .backoff(now_ms, self.cfg.backoff_min_ms, self.cfg.backoff_max_ms);
+                if self.session.failures >= self.cfg.comm_lost_after && !self.comm_lost_raised {
+                    self.comm_lost_raised = true;
+                    self.raise_alarm(now_ms, Alarm::CommLost);
+                }
+            }
+        }
+    }
+
+    fn succeeded(&mut self, token: &Token) {
+        self.session.in_flight = InFlight::None;
+        self.session.token = Some(token.clone());
+        self.session.succeeded();
+        self.comm_lost_raised = false;
+    }
+
+    /// Consumes the answer to [`Request::Login`].
+    pub fn handle_login(&mut self, now_ms: u64, answer: Result<&LoginResponse, Failure>) {
+        match answer {
+            Ok(r) => {
+                self.succeeded(&r.token);
+                self.session.patient = Some(r.patient_id);
+                self.session.next_poll_ms = now_ms;
+            }
+            Err(f) => self.failed(now_ms, f),
+        }
+    }
+
+    /// Consumes the answer to [`Request::Index`]: a new version is applied
+    /// at once, or refused (hold and `limits_refused`) when outside the
+    /// pump's or the patient's limits.
+    pub fn handle_index(&mut self, now_ms: u64, answer: Result<&IndexResponse, Failure>) {
+        let r = match answer {
+            Ok(r) => r,
+            Err(f) => return self.failed(now_ms, f),
+        };
+        self.succeeded(&r.token);
+        self.session.next_poll_ms = now_ms + self.cfg.poll_interval_ms;
+        let index = r.index;
+        self.last_index = Some(index);
+        if index.version == self.infusion.version() || index.version == self.refused_version {
+            return;
+        }
+        self.tick(now_ms);
+        if !index_acceptable(&index) {
+            self.refused_version = index.version;
+            self.raise_alarm(now_ms, Alarm::LimitsRefused);
+            let hold = Index {
+                state: InfusionState::Hold,
+                ..index
+            };
+            // Hold what runs, without taking the refused values.
+            if self.infusion.phase() == Phase::Running {
+                let keep = Index {
+                    version: index.version,
+                    volume_ul: u32::MAX,
+                    rate_ul_h: self.infusion.current_rate_ul_h(),
+                    ..hold
+                };
+                if let Some(change) = self.infusion.apply(&keep, now_ms) {
+                    self.queue_state(now_ms, change);
+                }
+            }
+            return;
+        }
+        if let Some(change) = self.infusion.apply(&index, now_ms) {
+            self.queue_state(now_ms, change);
+        }
+    }
+
+    /// Consumes the answer to [`Request::Report`]: a 200 removes the
+    /// reported events from the outbox.
+    pub fn handle_report(&mut self, now_ms: u64, answer: Result<&ReportResponse, Failure>) {
+        let InFlight::Report(through) = self.session.in_flight else {
+            return;
+        };
+        match answer {
+            Ok(r) => {
+                self.succeeded(&r.token);
+                self.outbox.ack_through(through);
+                self.next_report_ms = now_ms + self.cfg.report_interval_ms;
+            }
+            Err(Failure::Api(ErrorCode::InvalidBody | ErrorCode::PayloadTooLarge)) => {
+                // The server will never take this batch; keep the link
+                // alive rather than resend it forever. The token was not
+                // consumed by the refusal.
+                let n = self.report_events().len();
+                self.outbox
+                    .count_dropped(u32::try_from(n).unwrap_or(u32::MAX));
+                self.outbox.ack_through(through);
+                self.session.in_flight = InFlight::None;
+            }
+            Err(f) => self.failed(now_ms, f),
+        }
+    }
+}
+
+/// An index the pump may run: rate within the hardware's range and, with
+/// its volume, within the patient's limits. Version 0 (nothing prescribed)
+/// is acceptable and changes nothing.
+pub fn index_acceptable(index: &Index) -> bool {
+    index.version == 0
+        || ((MIN_RATE_UL_H..=MAX_RATE_UL_H).contains(&index.rate_ul_h)
+            && index.limits.allows(index.volume_ul, index.rate_ul_h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infusion_protocol::PatientLimits;
+
+    fn token(c: char) -> Token {
+        let s: std::string::String = core::iter::repeat_n(c, 43).collect();
+        Token::parse(&s).unwrap()
+    }
+
+    fn login() -> LoginResponse {
+        LoginResponse {
+            first_name: heapless::String::new(),
+            last_name: heapless::String::new(),
+            institution: heapless::String::new(),
+            patient_id: PatientId(7),
+            token: token('a'),
+            expires_in_s: 300,
+        }
+    }
+
+    fn index(version: u32, volume_ul: u32, rate_ul_h: u32) -> IndexResponse {
+        IndexResponse {
+            index: Index {
+                version,
+                volume_ul,
+                rate_ul_h,
+                state: InfusionState::Run,
+                limits: PatientLimits {
+                    min_rate_ul_h: 1_000,
+                    max_rate_ul_h: 10_000,
+                    max_volume_ul: 10_000,
+                },
+            },
+            token: token('b'),
+            expires_in_s: 300,
+        }
+    }
+
+    #[test]
+    fn logs_in_polls_and_starts() {
+        let mut p: Pump<32> = Pump::new(PumpConfig::default());
+        assert_eq!(p.poll_request(0), Some(Request::Login));
+        assert_eq!(p.poll_request(0), None, "one request at a time");
+        p.handle_login(10, Ok(&login()));
+        assert!(matches!(p.poll_request(10), Some(Request::Index { .. })));
+        p.handle_index(20, Ok(&index(1, 2_000, 4_000)));
+        assert_eq!(p.infusion().phase(), Phase::Running);
+        // The start is urgent: a report goes out right away.
+        assert!(matches!(p.poll_request(20), Some(Request::Report { .. })));
+        assert_eq!(p.report_events().len(), 2);
+    }
+
+    #[test]
+    fn token_errors_lead_to_login_and_network_errors_to_backoff() {
+        let mut p: Pump<32> = Pump::new(PumpConfig::default());
+        p.poll_request(0);
+        p.handle_login(0, Ok(&login()));
+        p.poll_request(0);
+        p.handle_index(0, Err(Failure::Api(ErrorCode::TokenExpired)));
+        assert_eq!(p.poll_request(0), Some(Request::Login));
+        p.handle_login(0, Err(Failure::Network));
+        assert_eq!(p.poll_request(0), None, "backing off");
+        assert!(p.poll_timeout() > 0);
+        for _ in 0..3 {
+            let at = p.poll_timeout();
+            assert_eq!(p.poll_request(at), Some(Request::Login));
+            p.handle_login(at, Err(Failure::Network));
+        }
+        assert!(
+            p.outbox()
+                .batch()
+                .iter()
+                .any(|e| e.body == EventBody::Alarm(Alarm::CommLost))
+        );
+    }
+
+    #[test]
+    fn refuses_an_index_outside_limits_and_holds() {
+        let mut p: Pump<32> = Pump::new(PumpConfig::default());
+        p.poll_request(0);
+        p.handle_login(0, Ok(&login()));
+        p.poll_request(0);
+        p.handle_index(0, Ok(&index(1, 2_000, 4_000)));
+        p.poll_request(0);
+        p.handle_report(
+            0,
+            Ok(&ReportResponse {
+                accepted: 2,
+                duplicates: 0,
+                token: token('c'),
+                expires_in_s: 300,
+            }),
+        );
+        p.tick(60_000);
+        let before = p.infusion().delivered_ul();
+        let at = p.poll_timeout().max(60_000);
+        while p.poll_request(at).is_some() {
+            p.handle_report(
+                at,
+                Ok(&ReportResponse {
+                    accepted: 1,
+                    duplicates: 0,
+                    token: token('d'),
+                    expires_in_s: 300,
+                }),
+            );
+        }
+        p.handle_index(at, Ok(&index(2, 2_000, 50_000)));
+        assert_eq!(p.infusion().phase(), Phase::Paused);
+        p.tick(at + 600_000);
+        assert_eq!(p.infusion().delivered_ul(), before);
+        assert!(
+            p.outbox()
+                .batch()
+                .iter()
+                .any(|e| e.body == EventBody::Alarm(Alarm::LimitsRefused))
+        );
+    }
+}

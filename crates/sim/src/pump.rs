@@ -1,0 +1,243 @@
+//! One simulated pump: the core, a transport, a clock and a patient.
+
+use std::future::Future;
+
+use infusion_protocol::limits::{PASSWORD_MAX, USERNAME_MAX};
+use infusion_protocol::{Index, LoginRequest, MacAddress, PatientId};
+use infusion_pump_core::infusion::Phase;
+use infusion_pump_core::{Pump, PumpConfig, Request};
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::transport::Transport;
+use crate::vitals::VitalsModel;
+
+/// Outbox capacity of the simulated pump, in events.
+const OUTBOX: usize = 512;
+
+/// What the pump logs in with.
+#[derive(Clone)]
+pub struct Credentials {
+    /// Patient account username.
+    pub username: String,
+    /// Patient account password.
+    pub password: String,
+    /// The pump's MAC address.
+    pub mac: MacAddress,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("mac", &self.mac)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the simulation runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SimConfig {
+    /// The core's timing, in pump time.
+    pub pump: PumpConfig,
+    /// Pump time runs this many times faster than real time.
+    pub time_scale: u32,
+    /// Vital signs are measured this often, pump time.
+    pub vitals_interval_ms: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            pump: PumpConfig::default(),
+            time_scale: 1,
+            vitals_interval_ms: 30_000,
+        }
+    }
+}
+
+/// What the pump is doing, published after every step for displays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Pump time, ms.
+    pub now_ms: u64,
+    /// Logged in with a token in hand.
+    pub logged_in: bool,
+    /// The patient served.
+    pub patient_id: Option<PatientId>,
+    /// The last index received.
+    pub index: Option<Index>,
+    /// `idle`, `running`, `paused` or `completed`.
+    pub phase: &'static str,
+    /// Delivered so far, µL.
+    pub delivered_ul: u32,
+    /// Motor rate now, µL/h.
+    pub rate_ul_h: u32,
+    /// Events waiting for acknowledgement.
+    pub unacked_events: usize,
+    /// Requests answered with 200.
+    pub requests_ok: u64,
+    /// Requests that failed.
+    pub requests_failed: u64,
+}
+
+/// A simulated pump ready to run.
+pub struct SimPump {
+    name: String,
+    creds: Credentials,
+    cfg: SimConfig,
+    transport: Transport,
+    status: watch::Sender<Snapshot>,
+}
+
+impl SimPump {
+    /// A pump called `name` (for logs) talking to the server at `server`.
+    pub fn new(name: &str, server: &str, creds: Credentials, cfg: SimConfig) -> SimPump {
+        SimPump {
+            name: name.to_owned(),
+            creds,
+            cfg,
+            transport: Transport::new(server),
+            status: watch::Sender::new(Snapshot::default()),
+        }
+    }
+
+    /// A live view of the pump's state.
+    pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
+        self.status.subscribe()
+    }
+
+    fn login_request(&self) -> Option<LoginRequest> {
+        let mut username = heapless::String::<USERNAME_MAX>::new();
+        let mut password = heapless::String::<PASSWORD_MAX>::new();
+        username.push_str(&self.creds.username).ok()?;
+        password.push_str(&self.creds.password).ok()?;
+        Some(LoginRequest {
+            username,
+            password,
+            mac: self.creds.mac,
+        })
+    }
+
+    /// Runs until `shutdown` completes; returns the final snapshot.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Snapshot {
+        let clock = Clock::new(self.cfg.time_scale);
+        let mut pump: Pump<OUTBOX> = Pump::new(self.cfg.pump);
+        let seed = self
+            .creds
+            .mac
+            .0
+            .iter()
+            .fold(0u64, |a, b| (a << 8) | u64::from(*b));
+        let mut vitals = VitalsModel::new(seed);
+        let mut next_vitals_ms = 0;
+        let mut snap = Snapshot::default();
+        let Some(login) = self.login_request() else {
+            tracing::error!(pump = %self.name, "username or password too long for the device API");
+            return snap;
+        };
+        tokio::pin!(shutdown);
+        loop {
+            let now = clock.now_ms();
+            pump.tick(now);
+            if now >= next_vitals_ms {
+                pump.record_vitals(now, vitals.next());
+                next_vitals_ms = now + self.cfg.vitals_interval_ms;
+            }
+            let request = pump.poll_request(now);
+            let sent = request.is_some();
+            if let Some(request) = request {
+                let ok = self.exchange(&mut pump, &clock, &login, request).await;
+                if ok {
+                    snap.requests_ok += 1;
+                } else {
+                    snap.requests_failed += 1;
+                }
+            }
+            snap.now_ms = clock.now_ms();
+            snap.logged_in = pump.session().is_logged_in();
+            snap.patient_id = pump.session().patient();
+            snap.index = pump.last_index().copied();
+            snap.phase = match pump.infusion().phase() {
+                Phase::Idle => "idle",
+                Phase::Running => "running",
+                Phase::Paused => "paused",
+                Phase::Completed => "completed",
+            };
+            snap.delivered_ul = pump.infusion().delivered_ul();
+            snap.rate_ul_h = pump.infusion().current_rate_ul_h();
+            snap.unacked_events = pump.outbox().batch().len();
+            self.status.send_replace(snap.clone());
+            if sent {
+                // An answer may make the next request due at once (a report
+                // after a new index, a login after a token refusal).
+                continue;
+            }
+            let wake = pump.poll_timeout().min(next_vitals_ms);
+            let nap = clock.until(wake).max(std::time::Duration::from_millis(2));
+            tokio::select! {
+                _ = &mut shutdown => return snap,
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+
+    /// Sends one request and hands the answer to the core. True on a 200.
+    async fn exchange(
+        &self,
+        pump: &mut Pump<OUTBOX>,
+        clock: &Clock,
+        login: &LoginRequest,
+        request: Request,
+    ) -> bool {
+        match request {
+            Request::Login => {
+                let answer = self.transport.login(login).await;
+                let ok = answer.is_ok();
+                match &answer {
+                    Ok(r) => {
+                        tracing::info!(pump = %self.name, patient = r.patient_id.0, "logged in")
+                    }
+                    Err(e) => tracing::warn!(pump = %self.name, failure = ?e, "login failed"),
+                }
+                pump.handle_login(clock.now_ms(), answer.as_ref().map_err(|e| *e));
+                ok
+            }
+            Request::Index { token, patient_id } => {
+                let before = pump.infusion().version();
+                let answer = self.transport.index(&token, patient_id).await;
+                let ok = answer.is_ok();
+                if let Err(e) = &answer {
+                    tracing::info!(pump = %self.name, failure = ?e, "index request failed");
+                }
+                pump.handle_index(clock.now_ms(), answer.as_ref().map_err(|e| *e));
+                if let (Ok(r), true) = (&answer, pump.infusion().version() != before) {
+                    tracing::info!(
+                        pump = %self.name,
+                        version = r.index.version,
+                        volume_ul = r.index.volume_ul,
+                        rate_ul_h = r.index.rate_ul_h,
+                        state = r.index.state.as_str(),
+                        "new infusion index applied"
+                    );
+                }
+                ok
+            }
+            Request::Report { token, patient_id } => {
+                let answer = self
+                    .transport
+                    .report(&token, patient_id, pump.report_events())
+                    .await;
+                let ok = answer.is_ok();
+                match &answer {
+                    Ok(r) => {
+                        tracing::debug!(pump = %self.name, accepted = r.accepted, duplicates = r.duplicates, "report stored")
+                    }
+                    Err(e) => tracing::info!(pump = %self.name, failure = ?e, "report failed"),
+                }
+                pump.handle_report(clock.now_ms(), answer.as_ref().map_err(|e| *e));
+                ok
+            }
+        }
+    }
+}

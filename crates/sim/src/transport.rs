@@ -1,0 +1,86 @@
+//! HTTP for the simulated pump: one function per device API request.
+
+use infusion_protocol::{
+    ErrorBody, Event, IndexRequest, IndexResponse, LoginRequest, LoginResponse, PatientId,
+    ReportRequestRef, ReportResponse, Token,
+};
+use infusion_pump_core::Failure;
+use serde::de::DeserializeOwned;
+
+/// A device API client on one server.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Transport {
+    /// A client for the server at `base` (like `http://127.0.0.1:8080`).
+    pub fn new(base: &str) -> Transport {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Transport {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    async fn post<B: serde::Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&Token>,
+        body: &B,
+    ) -> Result<R, Failure> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t.as_str());
+        }
+        let resp = req.send().await.map_err(|_| Failure::Network)?;
+        let ok = resp.status().is_success();
+        let bytes = resp.bytes().await.map_err(|_| Failure::Network)?;
+        if ok {
+            serde_json::from_slice(&bytes).map_err(|_| Failure::Network)
+        } else {
+            match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => Err(Failure::Api(e.error)),
+                Err(_) => Err(Failure::Network),
+            }
+        }
+    }
+
+    /// `POST /api/v1/device/login`.
+    pub async fn login(&self, req: &LoginRequest) -> Result<LoginResponse, Failure> {
+        self.post("/api/v1/device/login", None, req).await
+    }
+
+    /// `POST /api/v1/device/index`.
+    pub async fn index(
+        &self,
+        token: &Token,
+        patient_id: PatientId,
+    ) -> Result<IndexResponse, Failure> {
+        self.post(
+            "/api/v1/device/index",
+            Some(token),
+            &IndexRequest { patient_id },
+        )
+        .await
+    }
+
+    /// `POST /api/v1/device/report`.
+    pub async fn report(
+        &self,
+        token: &Token,
+        patient_id: PatientId,
+        events: &[Event],
+    ) -> Result<ReportResponse, Failure> {
+        self.post(
+            "/api/v1/device/report",
+            Some(token),
+            &ReportRequestRef { patient_id, events },
+        )
+        .await
+    }
+}
