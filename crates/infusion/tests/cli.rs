@@ -1,0 +1,453 @@
+//! The `infusion` binary as a script would use it: admin commands on a
+//! fresh SQLite file, their JSON output and their refusals; `serve` on port
+//! 0 announcing its address.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const PASSWORD: &str = "a long enough password";
+
+struct Cli {
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+        Cli { _dir: dir, url }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_infusion"))
+            .args(args)
+            .env("DATABASE_URL", &self.url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            writeln!(input, "{s}").unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs with `--json`, expects success, returns the JSON object.
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all, stdin);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Expects failure; returns stderr.
+    fn refused(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(out.stdout.is_empty(), "a refusal prints nothing on stdout");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn seed(&self) -> Value {
+        self.ok(
+            &[
+                "admin",
+                "create-physician",
+                "--username",
+                "dr.who",
+                "--first-name",
+                "John",
+                "--last-name",
+                "Smith",
+                "--institution",
+                "TARDIS General",
+                "--password-stdin",
+            ],
+            Some(PASSWORD),
+        );
+        self.ok(
+            &[
+                "admin",
+                "create-patient",
+                "--username",
+                "amy",
+                "--first-name",
+                "Amy",
+                "--last-name",
+                "Pond",
+                "--physician",
+                "dr.who",
+                "--password-stdin",
+            ],
+            Some(PASSWORD),
+        )
+    }
+}
+
+#[test]
+fn admin_commands_build_a_patient_and_print_json() {
+    let cli = Cli::new();
+    let patient = cli.seed();
+    assert_eq!(patient["username"], "amy");
+    assert!(patient["patient_id"].as_u64().unwrap() >= 1);
+    let bound = cli.ok(
+        &[
+            "admin",
+            "bind-device",
+            "--patient",
+            "amy",
+            "--mac",
+            "aa:bb:cc:dd:ee:ff",
+        ],
+        None,
+    );
+    assert_eq!(bound["mac"], "AA:BB:CC:DD:EE:FF");
+    cli.ok(
+        &[
+            "admin",
+            "set-limits",
+            "--patient",
+            "amy",
+            "--min-rate-ul-h",
+            "1000",
+            "--max-rate-ul-h",
+            "8000",
+            "--max-volume-ul",
+            "5000",
+        ],
+        None,
+    );
+    let v1 = cli.ok(
+        &[
+            "admin",
+            "set-prescription",
+            "--patient",
+            "amy",
+            "--volume-ul",
+            "2000",
+            "--rate-ul-h",
+            "4000",
+        ],
+        None,
+    );
+    assert_eq!(v1["version"], 1);
+    let v2 = cli.ok(
+        &[
+            "admin",
+            "set-prescription",
+            "--patient",
+            "amy",
+            "--volume-ul",
+            "2000",
+            "--rate-ul-h",
+            "4000",
+            "--hold",
+        ],
+        None,
+    );
+    assert_eq!(v2["version"], 2);
+    // Without --json the output is a sentence.
+    let out = cli.run(
+        &[
+            "admin",
+            "set-prescription",
+            "--patient",
+            "amy",
+            "--volume-ul",
+            "100",
+            "--rate-ul-h",
+            "1000",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("prescription version 3"));
+    let migrated = cli.ok(&["admin", "migrate"], None);
+    assert_eq!(migrated["applied"], 0);
+}
+
+#[test]
+fn admin_refusals_are_clear_and_change_nothing() {
+    let cli = Cli::new();
+    cli.seed();
+    cli.ok(
+        &[
+            "admin",
+            "set-limits",
+            "--patient",
+            "amy",
+            "--min-rate-ul-h",
+            "1000",
+            "--max-rate-ul-h",
+            "8000",
+            "--max-volume-ul",
+            "5000",
+        ],
+        None,
+    );
+    cli.ok(
+        &[
+            "admin",
+            "set-prescription",
+            "--patient",
+            "amy",
+            "--volume-ul",
+            "2000",
+            "--rate-ul-h",
+            "4000",
+        ],
+        None,
+    );
+
+    let err = cli.refused(
+        &[
+            "admin",
+            "set-prescription",
+            "--patient",
+            "amy",
+            "--volume-ul",
+            "2000",
+            "--rate-ul-h",
+            "9000",
+        ],
+        None,
+    );
+    assert!(err.contains("outside the patient's limits"), "{err}");
+    let err = cli.refused(
+        &[
+            "admin",
+            "set-prescription",
+            "--patient",
+            "amy",
+            "--volume-ul",
+            "6000",
+            "--rate-ul-h",
+            "4000",
+        ],
+        None,
+    );
+    assert!(err.contains("outside the patient's limits"), "{err}");
+    let err = cli.refused(
+        &[
+            "admin",
+            "set-prescription",
+            "--patient",
+            "nobody",
+            "--volume-ul",
+            "10",
+            "--rate-ul-h",
+            "4000",
+        ],
+        None,
+    );
+    assert!(err.contains("no patient named \"nobody\""), "{err}");
+    let err = cli.refused(
+        &[
+            "admin",
+            "bind-device",
+            "--patient",
+            "amy",
+            "--mac",
+            "not-a-mac",
+        ],
+        None,
+    );
+    assert!(err.contains("not a MAC address"), "{err}");
+    let err = cli.refused(
+        &[
+            "admin",
+            "bind-device",
+            "--patient",
+            "nobody",
+            "--mac",
+            "AA:BB:CC:DD:EE:01",
+        ],
+        None,
+    );
+    assert!(err.contains("no patient named"), "{err}");
+    let err = cli.refused(
+        &[
+            "admin",
+            "set-limits",
+            "--patient",
+            "amy",
+            "--min-rate-ul-h",
+            "1000",
+            "--max-rate-ul-h",
+            "3000",
+            "--max-volume-ul",
+            "5000",
+        ],
+        None,
+    );
+    assert!(err.contains("current prescription"), "{err}");
+    let err = cli.refused(
+        &[
+            "admin",
+            "set-limits",
+            "--patient",
+            "amy",
+            "--min-rate-ul-h",
+            "9000",
+            "--max-rate-ul-h",
+            "3000",
+            "--max-volume-ul",
+            "5000",
+        ],
+        None,
+    );
+    assert!(err.contains("above maximum"), "{err}");
+    let err = cli.refused(
+        &[
+            "admin",
+            "create-patient",
+            "--username",
+            "rory",
+            "--first-name",
+            "Rory",
+            "--last-name",
+            "Williams",
+            "--physician",
+            "dr.nobody",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    assert!(err.contains("no physician named"), "{err}");
+    let err = cli.refused(
+        &[
+            "admin",
+            "create-patient",
+            "--username",
+            "amy",
+            "--first-name",
+            "Amy",
+            "--last-name",
+            "Pond",
+            "--physician",
+            "dr.who",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    assert!(err.contains("taken"), "{err}");
+    let err = cli.refused(
+        &[
+            "admin",
+            "create-patient",
+            "--username",
+            "rory",
+            "--first-name",
+            "Rory",
+            "--last-name",
+            "Williams",
+            "--physician",
+            "dr.who",
+            "--password-stdin",
+        ],
+        Some("short"),
+    );
+    assert!(err.contains("password"), "{err}");
+    // Passwords are never flags.
+    let err = cli.refused(
+        &[
+            "admin",
+            "create-patient",
+            "--username",
+            "rory",
+            "--first-name",
+            "Rory",
+            "--last-name",
+            "Williams",
+            "--physician",
+            "dr.who",
+            "--password",
+            "x",
+        ],
+        None,
+    );
+    assert!(err.contains("--password"), "{err}");
+    // With --json the refusal is JSON on stderr.
+    let err = cli.refused(
+        &[
+            "--json",
+            "admin",
+            "set-prescription",
+            "--patient",
+            "nobody",
+            "--volume-ul",
+            "10",
+            "--rate-ul-h",
+            "4000",
+        ],
+        None,
+    );
+    let v: Value = serde_json::from_str(err.trim()).unwrap();
+    assert!(v["message"].as_str().unwrap().contains("nobody"));
+
+    // Nothing changed: still exactly one prescription version and one patient.
+    let v = cli.ok(
+        &[
+            "admin",
+            "set-prescription",
+            "--patient",
+            "amy",
+            "--volume-ul",
+            "2000",
+            "--rate-ul-h",
+            "4000",
+        ],
+        None,
+    );
+    assert_eq!(v["version"], 2);
+}
+
+#[test]
+fn serve_on_port_zero_prints_its_address_and_answers() {
+    let cli = Cli::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_infusion"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("DATABASE_URL", &cli.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let body = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            reqwest::get(format!("{url}/api/v1/health"))
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(body["status"], "ok");
+    // SIGTERM shuts it down gracefully.
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,226 @@
+//! The simulated pump (the core over HTTP) against the real server: it
+//! infuses, follows a new prescription version, completes, and recovers
+//! from expired tokens by logging in again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use infusion_protocol::{EventBody, InfusionState, MacAddress, PatientLimits, StateChange};
+use infusion_pump_core::PumpConfig;
+use infusion_server::password::PasswordParams;
+use infusion_server::{AppState, Application, ServerConfig};
+use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
+use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store};
+use infusion_store_sqlite::SqliteStore;
+use tokio::sync::watch;
+
+const PASSWORD: &str = "a long enough password";
+const MAC: &str = "02:00:00:00:00:42";
+
+async fn server(token_ttl: Duration) -> (String, Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("sim.db")).unwrap());
+    let config = ServerConfig {
+        token_ttl,
+        password: PasswordParams::INSECURE_FAST,
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(store.clone(), config).unwrap();
+    let hash = state.passwords.hash(PASSWORD).await.unwrap();
+    store
+        .create_physician(
+            NewPhysician {
+                username: "doc".into(),
+                first_name: "D".into(),
+                last_name: "Oc".into(),
+                institution: "Clinic".into(),
+                password_hash: hash.clone(),
+            },
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+    store
+        .create_patient(
+            NewPatient {
+                username: "pat".into(),
+                first_name: "P".into(),
+                last_name: "At".into(),
+                physician_username: "doc".into(),
+                password_hash: hash,
+            },
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+    store
+        .bind_device("pat", MacAddress::parse(MAC).unwrap(), "test", 0)
+        .await
+        .unwrap();
+    store
+        .set_limits(
+            "pat",
+            PatientLimits {
+                min_rate_ul_h: 1_000,
+                max_rate_ul_h: 20_000,
+                max_volume_ul: 10_000,
+            },
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+    let app = Application::bind("127.0.0.1:0".parse().unwrap(), state)
+        .await
+        .unwrap();
+    let url = format!("http://{}", app.local_addr().unwrap());
+    tokio::spawn(app.run_until(std::future::pending()));
+    (url, store, dir)
+}
+
+fn pump(url: &str, cfg: SimConfig) -> SimPump {
+    SimPump::new(
+        "test-pump",
+        url,
+        Credentials {
+            username: "pat".into(),
+            password: PASSWORD.into(),
+            mac: MacAddress::parse(MAC).unwrap(),
+        },
+        cfg,
+    )
+}
+
+async fn wait_for(view: &mut watch::Receiver<Snapshot>, what: &str, f: impl Fn(&Snapshot) -> bool) {
+    let done = tokio::time::timeout(Duration::from_secs(30), view.wait_for(|s| f(s)))
+        .await
+        .is_ok();
+    assert!(
+        done,
+        "timed out waiting for: {what}; last {:?}",
+        *view.borrow()
+    );
+}
+
+fn prescription(volume_ul: u32, rate_ul_h: u32) -> NewPrescription {
+    NewPrescription {
+        volume_ul,
+        rate_ul_h,
+        state: InfusionState::Run,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pump_infuses_adjusts_to_a_new_version_and_completes() {
+    let (url, store, _dir) = server(Duration::from_secs(300)).await;
+    store
+        .set_prescription("pat", prescription(1_000, 4_000), "doc", 0)
+        .await
+        .unwrap();
+    // 1000 µL at 4000 µL/h is 15 minutes of pump time; at 300x that is 3 s.
+    let sim = pump(
+        &url,
+        SimConfig {
+            time_scale: 300,
+            ..SimConfig::default()
+        },
+    );
+    let mut view = sim.subscribe();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sim.run(async move {
+        let _ = stopped.await;
+    }));
+    wait_for(&mut view, "running on version 1", |s| {
+        s.phase == "running" && s.delivered_ul > 0
+    })
+    .await;
+    store
+        .set_prescription("pat", prescription(1_000, 12_000), "doc", 0)
+        .await
+        .unwrap();
+    wait_for(&mut view, "version 2 applied", |s| s.rate_ul_h == 12_000).await;
+    wait_for(&mut view, "completion reported", |s| {
+        s.phase == "completed" && s.unacked_events == 0
+    })
+    .await;
+    let _ = stop.send(());
+    let last = task.await.unwrap();
+    assert_eq!(last.delivered_ul, 1_000);
+
+    let patient = store.patient("pat").await.unwrap();
+    let events = store.events(patient.patient_id, 0, 10_000).await.unwrap();
+    let states: Vec<StateChange> = events
+        .iter()
+        .filter_map(|e| match e.body {
+            EventBody::State(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            StateChange::Started,
+            StateChange::Adjusted,
+            StateChange::Completed
+        ]
+    );
+    let last_progress = events
+        .iter()
+        .rev()
+        .find_map(|e| match e.body {
+            EventBody::Progress(p) => Some(p),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(last_progress.delivered_ul, 1_000);
+    assert_eq!(last_progress.index_version, 2);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.body, EventBody::Vitals(_)))
+    );
+    // Sequence numbers are unique and increasing: nothing stored twice.
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pump_logs_in_again_when_its_token_expires() {
+    let (url, store, _dir) = server(Duration::from_secs(1)).await;
+    store
+        .set_prescription("pat", prescription(5_000, 4_000), "doc", 0)
+        .await
+        .unwrap();
+    let cfg = SimConfig {
+        pump: PumpConfig {
+            poll_interval_ms: 1_500,
+            ..PumpConfig::default()
+        },
+        ..SimConfig::default()
+    };
+    let sim = pump(&url, cfg);
+    let mut view = sim.subscribe();
+    let task = tokio::spawn(sim.run(tokio::time::sleep(Duration::from_secs(5))));
+    wait_for(&mut view, "running", |s| s.phase == "running").await;
+    let last = task.await.unwrap();
+    assert_eq!(last.phase, "running");
+    let patient = store.patient("pat").await.unwrap();
+    let audit = store
+        .audit_log(Some(patient.patient_id), 1_000)
+        .await
+        .unwrap();
+    let logins = audit
+        .iter()
+        .filter(|r| r.entry.action.as_str() == "device_login")
+        .count();
+    let expired = audit
+        .iter()
+        .filter(|r| {
+            r.entry.action.as_str() == "token_refused" && r.entry.detail.contains("expired")
+        })
+        .count();
+    assert!(expired >= 1, "{audit:?}");
+    assert!(logins >= 2, "{audit:?}");
+}
