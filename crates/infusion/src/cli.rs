@@ -66,6 +66,27 @@ pub enum Command {
     Pump(PumpArgs),
     /// Start a server on a fresh SQLite file with demo accounts and two simulated pumps.
     Demo(DemoArgs),
+    /// Measure the server.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `infusion bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Closed-loop throughput and latency of the index chain on a fresh SQLite file.
+    Index(BenchIndexArgs),
+}
+
+/// `infusion bench index`.
+#[derive(Debug, Args)]
+pub struct BenchIndexArgs {
+    /// Concurrent users, each following its own token chain.
+    #[arg(long, default_value_t = 100)]
+    pub users: u32,
+    /// How long to load the server, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub duration_s: u64,
 }
 
 /// `infusion serve`.

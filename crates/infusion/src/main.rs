@@ -2,6 +2,7 @@
 //! line, open the store, call the libraries.
 
 mod admin;
+mod bench;
 mod cli;
 mod database;
 mod demo;
@@ -41,6 +42,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Serve(args) => serve::run(&cli.database_url, args).await,
         cli::Command::Admin(cmd) => admin::run(&cli.database_url, cli.json, cmd).await,
         cli::Command::Pump(args) => pump::run(args).await,
+        cli::Command::Bench(cli::BenchCommand::Index(args)) => bench::index(args, cli.json).await,
         cli::Command::Demo(args) => {
             demo::run(cli.database_url_given.then_some(&cli.database_url), args).await
         }

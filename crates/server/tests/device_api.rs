@@ -2,6 +2,7 @@
 //! chain, every refusal with its code, the single-use race, report
 //! idempotency and malformed input. Each refusal is checked to change
 //! nothing in the database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -318,7 +319,9 @@ async fn malformed_bodies_are_refused_with_their_codes(backend: Backend) {
         r#"{{"patient_id":{id},"events":[],"pad":"{}"}}"#,
         "x".repeat(70_000)
     );
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    // (path, content type, body, expected status, expected code)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("/api/v1/device/report", json_ct, b"{not json".to_vec(), 400, "malformed_json"),
         ("/api/v1/device/report", json_ct, br#"{"patient_id":"one","events":[]}"#.to_vec(), 422, "invalid_body"),
         ("/api/v1/device/report", json_ct, format!(r#"{{"patient_id":{id},"events":[],"extra":1}}"#).into_bytes(), 422, "invalid_body"),

@@ -141,7 +141,7 @@ impl SimPump {
             let now = clock.now_ms();
             pump.tick(now);
             if now >= next_vitals_ms {
-                pump.record_vitals(now, vitals.next());
+                pump.record_vitals(now, vitals.measure());
                 next_vitals_ms = now + self.cfg.vitals_interval_ms;
             }
             let request = pump.poll_request(now);

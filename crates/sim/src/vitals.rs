@@ -32,7 +32,7 @@ impl VitalsModel {
     }
 
     /// The next reading.
-    pub fn next(&mut self) -> Vitals {
+    pub fn measure(&mut self) -> Vitals {
         self.heart_rate_bpm = (self.heart_rate_bpm + self.step(3)).clamp(55, 110);
         self.spo2_pct = (self.spo2_pct + self.step(1)).clamp(92, 100);
         self.tremor_score = (self.tremor_score + self.step(4)).clamp(0, 60);

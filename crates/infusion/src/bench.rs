@@ -1,0 +1,176 @@
+//! `infusion bench index`: a quick closed-loop measure of the index chain.
+//!
+//! Seeds `--users` patients with devices on a fresh SQLite file, starts the
+//! server in this process, and has every user log in and then poll the
+//! index back to back, each with the previous answer's token, for
+//! `--duration-s`. Client and server share the machine, as in the paper.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use infusion_protocol::{InfusionState, MacAddress};
+use infusion_server::clock::now_ms;
+use infusion_server::password::PasswordParams;
+use infusion_server::{AppState, Application, ServerConfig};
+use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store};
+use serde_json::{Value, json};
+
+use crate::cli::BenchIndexArgs;
+use crate::database::DatabaseUrl;
+
+const PASSWORD: &str = "bench-password-1";
+
+async fn seed(store: &Arc<dyn Store>, users: u32) -> anyhow::Result<()> {
+    let hash =
+        tokio::task::spawn_blocking(|| PasswordParams::default().hash_blocking(PASSWORD)).await??;
+    let now = now_ms();
+    store
+        .create_physician(
+            NewPhysician {
+                username: "bench.physician".into(),
+                first_name: "Bench".into(),
+                last_name: "Physician".into(),
+                institution: "Bench".into(),
+                password_hash: hash.clone(),
+            },
+            "bench",
+            now,
+        )
+        .await?;
+    for i in 0..users {
+        let username = format!("bench.{i}");
+        store
+            .create_patient(
+                NewPatient {
+                    username: username.clone(),
+                    first_name: "Bench".into(),
+                    last_name: format!("User {i}"),
+                    physician_username: "bench.physician".into(),
+                    password_hash: hash.clone(),
+                },
+                "bench",
+                now,
+            )
+            .await?;
+        let mac = MacAddress([0x02, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        store.bind_device(&username, mac, "bench", now).await?;
+        store
+            .set_prescription(
+                &username,
+                NewPrescription {
+                    volume_ul: 2_000,
+                    rate_ul_h: 4_000,
+                    state: InfusionState::Run,
+                },
+                "bench",
+                now,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn user(base: String, i: u32, until: Instant) -> anyhow::Result<(Vec<u32>, u64)> {
+    let http = reqwest::Client::new();
+    let mac = MacAddress([0x02, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+    let login: Value = http
+        .post(format!("{base}/api/v1/device/login"))
+        .json(&json!({"username": format!("bench.{i}"), "password": PASSWORD, "mac": mac.to_string()}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut token = login["token"]
+        .as_str()
+        .context("login gave no token")?
+        .to_owned();
+    let patient_id = login["patient_id"].clone();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let url = format!("{base}/api/v1/device/index");
+    while Instant::now() < until {
+        let t = Instant::now();
+        let resp = http
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({"patient_id": patient_id}))
+            .send()
+            .await?;
+        let ok = resp.status().is_success();
+        let body: Value = resp.json().await?;
+        latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+        match body["token"].as_str() {
+            Some(next) if ok => token = next.to_owned(),
+            _ => {
+                errors += 1;
+                break;
+            }
+        }
+    }
+    Ok((latencies, errors))
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    f64::from(sorted[rank.min(sorted.len() - 1)]) / 1000.0
+}
+
+/// Runs the measurement and prints one line of figures (JSON with `--json`).
+pub async fn index(args: BenchIndexArgs, json_mode: bool) -> anyhow::Result<()> {
+    if args.users == 0 {
+        bail!("--users must be at least 1");
+    }
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let store = DatabaseUrl::parse(&url)?.open()?;
+    seed(&store, args.users).await?;
+    let state = AppState::new(store, ServerConfig::default())?;
+    let app = Application::bind(([127, 0, 0, 1], 0).into(), state).await?;
+    let base = format!("http://{}", app.local_addr()?);
+    let server = tokio::spawn(app.run_until(std::future::pending()));
+    let start = Instant::now();
+    let until = start + Duration::from_secs(args.duration_s);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..args.users {
+        tasks.spawn(user(base.clone(), i, until));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for r in tasks.join_all().await {
+        let (lat, err) = r?;
+        all.extend(lat);
+        errors += err;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    server.abort();
+    all.sort_unstable();
+    let rate = all.len() as f64 / elapsed;
+    let mean = all.iter().map(|&v| f64::from(v)).sum::<f64>() / all.len().max(1) as f64 / 1000.0;
+    let result = json!({
+        "users": args.users, "duration_s": elapsed, "requests": all.len(), "errors": errors,
+        "requests_per_s": rate, "mean_ms": mean,
+        "p50_ms": percentile(&all, 50.0), "p99_ms": percentile(&all, 99.0),
+        "max_ms": percentile(&all, 100.0),
+    });
+    if json_mode {
+        println!("{result}");
+    } else {
+        println!(
+            "index chain, {} closed-loop users, {:.1} s: {} requests, {} errors, {:.0} req/s, mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            args.users,
+            elapsed,
+            all.len(),
+            errors,
+            rate,
+            mean,
+            percentile(&all, 50.0),
+            percentile(&all, 99.0),
+            percentile(&all, 100.0)
+        );
+    }
+    Ok(())
+}
