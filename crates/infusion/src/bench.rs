@@ -9,71 +9,46 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use infusion_protocol::{InfusionState, MacAddress};
-use infusion_server::clock::now_ms;
-use infusion_server::password::PasswordParams;
+use infusion_protocol::MacAddress;
 use infusion_server::{AppState, Application, ServerConfig};
-use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store};
+use infusion_store::Store;
 use serde_json::{Value, json};
 
 use crate::cli::BenchIndexArgs;
 use crate::database::DatabaseUrl;
+use crate::seed;
 
 const PASSWORD: &str = "bench-password-1";
 
+fn mac_of(i: u32) -> MacAddress {
+    MacAddress([0x02, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8])
+}
+
 async fn seed(store: &Arc<dyn Store>, users: u32) -> anyhow::Result<()> {
-    let hash =
-        tokio::task::spawn_blocking(|| PasswordParams::default().hash_blocking(PASSWORD)).await??;
-    let now = now_ms();
-    store
-        .create_physician(
-            NewPhysician {
-                username: "bench.physician".into(),
-                first_name: "Bench".into(),
-                last_name: "Physician".into(),
-                institution: "Bench".into(),
-                password_hash: hash.clone(),
-            },
-            "bench",
-            now,
-        )
-        .await?;
-    for i in 0..users {
-        let username = format!("bench.{i}");
-        store
-            .create_patient(
-                NewPatient {
-                    username: username.clone(),
-                    first_name: "Bench".into(),
-                    last_name: format!("User {i}"),
-                    physician_username: "bench.physician".into(),
-                    password_hash: hash.clone(),
-                },
-                "bench",
-                now,
-            )
-            .await?;
-        let mac = MacAddress([0x02, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
-        store.bind_device(&username, mac, "bench", now).await?;
-        store
-            .set_prescription(
-                &username,
-                NewPrescription {
-                    volume_ul: 2_000,
-                    rate_ul_h: 4_000,
-                    state: InfusionState::Run,
-                },
-                "bench",
-                now,
-            )
-            .await?;
-    }
-    Ok(())
+    let patients: Vec<seed::Patient> = (0..users)
+        .map(|i| seed::Patient {
+            username: format!("bench.{i}"),
+            first_name: "Bench".into(),
+            mac: mac_of(i),
+            limits: None,
+            volume_ul: 2_000,
+            rate_ul_h: 4_000,
+        })
+        .collect();
+    seed::seed(
+        store,
+        "bench.physician",
+        "Bench",
+        PASSWORD,
+        &patients,
+        "bench",
+    )
+    .await
 }
 
 async fn user(base: String, i: u32, until: Instant) -> anyhow::Result<(Vec<u32>, u64)> {
     let http = reqwest::Client::new();
-    let mac = MacAddress([0x02, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+    let mac = mac_of(i);
     let login: Value = http
         .post(format!("{base}/api/v1/device/login"))
         .json(&json!({"username": format!("bench.{i}"), "password": PASSWORD, "mac": mac.to_string()}))

@@ -8,14 +8,14 @@ use anyhow::Context;
 use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
 use infusion_pump_core::PumpConfig;
 use infusion_server::clock::now_ms;
-use infusion_server::password::PasswordParams;
 use infusion_server::{AppState, Application, ServerConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
-use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store};
+use infusion_store::{NewPrescription, Store};
 use tokio::sync::watch;
 
 use crate::cli::DemoArgs;
 use crate::database::DatabaseUrl;
+use crate::seed;
 use crate::serve::{init_logging, shutdown_signal};
 
 const PHYSICIAN: &str = "dr.demo";
@@ -28,70 +28,30 @@ const PATIENTS: [(&str, &str, &str, u32, u32); 2] = [
 ];
 
 async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<()> {
-    let hash =
-        tokio::task::spawn_blocking(|| PasswordParams::default().hash_blocking(PASSWORD)).await??;
-    let now = now_ms();
-    store
-        .create_physician(
-            NewPhysician {
-                username: PHYSICIAN.into(),
-                first_name: "Demo".into(),
-                last_name: "Physician".into(),
-                institution: "Demo Hospital".into(),
-                password_hash: hash.clone(),
-            },
-            "demo",
-            now,
-        )
-        .await?;
+    let mut patients = Vec::new();
     for (username, first, mac, volume_ul, rate_ul_h) in PATIENTS {
-        store
-            .create_patient(
-                NewPatient {
-                    username: username.into(),
-                    first_name: first.into(),
-                    last_name: "Patient".into(),
-                    physician_username: PHYSICIAN.into(),
-                    password_hash: hash.clone(),
-                },
-                "demo",
-                now,
-            )
-            .await?;
-        store
-            .bind_device(
-                username,
-                MacAddress::parse(mac).map_err(|e| anyhow::anyhow!("{e}"))?,
-                "demo",
-                now,
-            )
-            .await?;
-        store
-            .set_limits(
-                username,
-                PatientLimits {
-                    min_rate_ul_h: 1_000,
-                    max_rate_ul_h: 10_000,
-                    max_volume_ul: 10_000,
-                },
-                "demo",
-                now,
-            )
-            .await?;
-        store
-            .set_prescription(
-                username,
-                NewPrescription {
-                    volume_ul,
-                    rate_ul_h,
-                    state: InfusionState::Run,
-                },
-                PHYSICIAN,
-                now,
-            )
-            .await?;
+        patients.push(seed::Patient {
+            username: username.into(),
+            first_name: first.into(),
+            mac: MacAddress::parse(mac).map_err(|e| anyhow::anyhow!("{e}"))?,
+            limits: Some(PatientLimits {
+                min_rate_ul_h: 1_000,
+                max_rate_ul_h: 10_000,
+                max_volume_ul: 10_000,
+            }),
+            volume_ul,
+            rate_ul_h,
+        });
     }
-    Ok(())
+    seed::seed(
+        store,
+        PHYSICIAN,
+        "Demo Hospital",
+        PASSWORD,
+        &patients,
+        "demo",
+    )
+    .await
 }
 
 fn describe(name: &str, s: &Snapshot) -> String {

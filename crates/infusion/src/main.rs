@@ -7,6 +7,7 @@ mod cli;
 mod database;
 mod demo;
 mod pump;
+mod seed;
 mod serve;
 
 use std::process::ExitCode;
