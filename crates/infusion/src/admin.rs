@@ -9,7 +9,7 @@ use infusion_store::{NewPatient, NewPhysician, NewPrescription, check_password};
 use serde_json::json;
 
 use crate::cli::AdminCommand;
-use crate::database::DatabaseUrl;
+use crate::database::Database;
 
 /// Who the audit log names for changes made here.
 const ACTOR: &str = "admin-cli";
@@ -44,10 +44,9 @@ fn emit(json_mode: bool, human: String, value: serde_json::Value) {
 }
 
 /// Runs one admin command.
-pub async fn run(url: &str, json_mode: bool, cmd: AdminCommand) -> anyhow::Result<()> {
-    let db = DatabaseUrl::parse(url)?;
+pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::Result<()> {
     if let AdminCommand::Migrate = cmd {
-        let applied = db.migrate()?;
+        let applied = db.migrate().await?;
         emit(
             json_mode,
             format!("applied {applied} migration(s)"),
@@ -55,7 +54,7 @@ pub async fn run(url: &str, json_mode: bool, cmd: AdminCommand) -> anyhow::Resul
         );
         return Ok(());
     }
-    let store = db.open()?;
+    let store = db.open().await?;
     let now = now_ms();
     match cmd {
         AdminCommand::CreatePhysician {

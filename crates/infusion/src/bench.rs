@@ -15,7 +15,7 @@ use infusion_store::Store;
 use serde_json::{Value, json};
 
 use crate::cli::BenchIndexArgs;
-use crate::database::DatabaseUrl;
+use crate::database::{Database, DatabaseUrl};
 use crate::seed;
 
 const PASSWORD: &str = "bench-password-1";
@@ -100,8 +100,12 @@ pub async fn index(args: BenchIndexArgs, json_mode: bool) -> anyhow::Result<()> 
         bail!("--users must be at least 1");
     }
     let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = DatabaseUrl::parse(&url)?.open()?;
+    let store = Database {
+        url: DatabaseUrl::Sqlite(dir.path().join("bench.db")),
+        pg: Default::default(),
+    }
+    .open()
+    .await?;
     seed(&store, args.users).await?;
     let state = AppState::new(store, ServerConfig::default())?;
     let app = Application::bind(([127, 0, 0, 1], 0).into(), state).await?;

@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "infusion", version, about)]
 pub struct Cli {
-    /// Database: `sqlite://PATH` (or a bare path) for the embedded store.
+    /// Database: `sqlite://PATH` (or a bare path) for the embedded store,
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB` for PostgreSQL.
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -24,6 +25,10 @@ pub struct Cli {
     /// Print each result as one JSON object (errors too, on stderr).
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// PostgreSQL connection settings.
+    #[command(flatten)]
+    pub pg: PgArgs,
 
     /// What to do.
     #[command(subcommand)]
@@ -51,6 +56,53 @@ impl Cli {
         };
         cli.database_url_given = given;
         cli
+    }
+}
+
+/// PostgreSQL pool settings (ignored for SQLite).
+#[derive(Debug, Args)]
+pub struct PgArgs {
+    /// Most pool connections of this instance. Keep the sum over all
+    /// instances (plus one listener each) below the database's
+    /// `max_connections`.
+    #[arg(
+        long,
+        env = "INFUSION_DB_MAX_CONNECTIONS",
+        global = true,
+        default_value_t = 16
+    )]
+    pub db_max_connections: u32,
+    /// Cancel any statement running longer (answered 503).
+    #[arg(
+        long,
+        env = "INFUSION_DB_STATEMENT_TIMEOUT_MS",
+        global = true,
+        default_value_t = 5_000
+    )]
+    pub db_statement_timeout_ms: u64,
+    /// Answer 503 when no connection is free (or can be opened) this soon.
+    #[arg(
+        long,
+        env = "INFUSION_DB_ACQUIRE_TIMEOUT_MS",
+        global = true,
+        default_value_t = 3_000
+    )]
+    pub db_acquire_timeout_ms: u64,
+}
+
+impl Cli {
+    /// The database the flags name, with its pool settings.
+    pub fn database(&self) -> anyhow::Result<crate::database::Database> {
+        Ok(crate::database::Database {
+            url: crate::database::DatabaseUrl::parse(&self.database_url)?,
+            pg: infusion_store_postgres::PgConfig {
+                max_connections: self.pg.db_max_connections,
+                acquire_timeout: std::time::Duration::from_millis(self.pg.db_acquire_timeout_ms),
+                statement_timeout: std::time::Duration::from_millis(
+                    self.pg.db_statement_timeout_ms,
+                ),
+            },
+        })
     }
 }
 

@@ -5,20 +5,25 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use infusion_store::Store;
+use infusion_store_postgres::{PgConfig, PgStore};
 use infusion_store_sqlite::SqliteStore;
 
 /// Which backend and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
-    /// An SQLite file.
+    /// An SQLite file: the embedded default for one machine.
     Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://user:pass@host:port/db`), shared
+    /// by any number of server instances.
+    Postgres(String),
 }
 
 impl DatabaseUrl {
-    /// `sqlite://PATH`, `sqlite:PATH` or a bare path.
+    /// `postgres://…` or `postgresql://…`; `sqlite://PATH`, `sqlite:PATH`
+    /// or a bare path.
     pub fn parse(url: &str) -> anyhow::Result<DatabaseUrl> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            bail!("the PostgreSQL backend is not built into this version; use sqlite://PATH");
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
         }
         let path = url
             .strip_prefix("sqlite://")
@@ -27,25 +32,71 @@ impl DatabaseUrl {
         if path.is_empty() {
             bail!("the database URL names no file");
         }
+        if path.contains("://") {
+            bail!("unknown database URL scheme in {url:?}: use sqlite://PATH or postgres://…");
+        }
         Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
     }
 
-    /// Opens the store, applying migrations.
-    pub fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+    /// The URL for logs and messages: a PostgreSQL password is replaced by
+    /// `***`.
+    pub fn redacted(&self) -> String {
         match self {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => redact_password(url),
+        }
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_once('/').map_or((rest, ""), |(a, t)| (a, t));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let slash = if rest.contains('/') { "/" } else { "" };
+            format!("{scheme}://{user}:***@{host}{slash}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A database and how to connect to it.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// Where.
+    pub url: DatabaseUrl,
+    /// Pool settings, used by PostgreSQL.
+    pub pg: PgConfig,
+}
+
+impl Database {
+    /// Opens the store, applying migrations.
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        match &self.url {
             DatabaseUrl::Sqlite(path) => {
                 Ok(Arc::new(SqliteStore::open(path).with_context(|| {
                     format!("opening the SQLite database {}", path.display())
                 })?))
             }
+            DatabaseUrl::Postgres(url) => Ok(Arc::new(
+                PgStore::connect(url, self.pg.clone())
+                    .await
+                    .with_context(|| format!("connecting to {}", self.url.redacted()))?,
+            )),
         }
     }
 
     /// Applies pending migrations; returns how many.
-    pub fn migrate(&self) -> anyhow::Result<usize> {
-        match self {
+    pub async fn migrate(&self) -> anyhow::Result<usize> {
+        match &self.url {
             DatabaseUrl::Sqlite(path) => Ok(SqliteStore::migrate(path)
                 .with_context(|| format!("migrating {}", path.display()))?),
+            DatabaseUrl::Postgres(url) => Ok(PgStore::migrate(url)
+                .await
+                .with_context(|| format!("migrating {}", self.url.redacted()))?),
         }
     }
 }
@@ -63,5 +114,18 @@ mod tests {
             );
         }
         assert!(DatabaseUrl::parse("sqlite://").is_err());
+        assert!(DatabaseUrl::parse("mysql://x/y").is_err());
+    }
+
+    #[test]
+    fn parses_postgres_and_hides_its_password() {
+        let url = DatabaseUrl::parse("postgres://app:s3cret@db.local:5432/infusion").unwrap();
+        assert_eq!(
+            url,
+            DatabaseUrl::Postgres("postgres://app:s3cret@db.local:5432/infusion".into())
+        );
+        assert_eq!(url.redacted(), "postgres://app:***@db.local:5432/infusion");
+        let bare = DatabaseUrl::parse("postgresql://db.local/infusion").unwrap();
+        assert_eq!(bare.redacted(), "postgresql://db.local/infusion");
     }
 }

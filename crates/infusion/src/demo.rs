@@ -14,7 +14,7 @@ use infusion_store::{NewPrescription, Store};
 use tokio::sync::watch;
 
 use crate::cli::DemoArgs;
-use crate::database::DatabaseUrl;
+use crate::database::{Database, DatabaseUrl};
 use crate::seed;
 use crate::serve::{init_logging, shutdown_signal};
 
@@ -76,20 +76,25 @@ fn describe(name: &str, s: &Snapshot) -> String {
 }
 
 /// Runs the demo until Ctrl-C or `--duration-s`.
-pub async fn run(url: Option<&String>, args: DemoArgs) -> anyhow::Result<()> {
+pub async fn run(db: Option<Database>, args: DemoArgs) -> anyhow::Result<()> {
     init_logging("warn");
-    let (db_path, _tmp) = match url {
-        Some(u) => (u.clone(), None),
+    let (db, tmp) = match db {
+        Some(db) => (db, None),
         None => {
             let dir = tempfile::Builder::new()
                 .prefix("infusion-demo-")
                 .tempdir()
                 .context("creating a directory for the demo database")?;
             let path: PathBuf = dir.path().join("demo.db");
-            (format!("sqlite://{}", path.display()), Some(dir))
+            let db = Database {
+                url: DatabaseUrl::Sqlite(path),
+                pg: Default::default(),
+            };
+            (db, Some(dir))
         }
     };
-    let store = DatabaseUrl::parse(&db_path)?.open()?;
+    let db_path = db.url.redacted();
+    let store = db.open().await?;
     seed(&store)
         .await
         .context("seeding the demo accounts (use a fresh database)")?;
@@ -111,7 +116,7 @@ pub async fn run(url: Option<&String>, args: DemoArgs) -> anyhow::Result<()> {
     println!("  server        {base}   (listening on {base})");
     println!("  device API    {base}/api/v1/openapi.json");
     println!("  health        {base}/api/v1/health");
-    if url.is_some() {
+    if tmp.is_none() {
         println!("  database      {db_path}");
     } else {
         println!("  database      {db_path} (deleted on exit; pass --database-url to keep one)");

@@ -39,13 +39,20 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    // Parsed here, but an error only matters to commands that use it.
+    let db = cli.database();
     match cli.command {
-        cli::Command::Serve(args) => serve::run(&cli.database_url, args).await,
-        cli::Command::Admin(cmd) => admin::run(&cli.database_url, cli.json, cmd).await,
+        cli::Command::Serve(args) => serve::run(&db?, args).await,
+        cli::Command::Admin(cmd) => admin::run(&db?, cli.json, cmd).await,
         cli::Command::Pump(args) => pump::run(args).await,
         cli::Command::Bench(cli::BenchCommand::Index(args)) => bench::index(args, cli.json).await,
         cli::Command::Demo(args) => {
-            demo::run(cli.database_url_given.then_some(&cli.database_url), args).await
+            let db = if cli.database_url_given {
+                Some(db?)
+            } else {
+                None
+            };
+            demo::run(db, args).await
         }
     }
 }

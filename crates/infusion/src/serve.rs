@@ -7,7 +7,7 @@ use anyhow::Context;
 use infusion_server::{AppState, Application, ServerConfig};
 
 use crate::cli::ServeArgs;
-use crate::database::DatabaseUrl;
+use crate::database::Database;
 
 /// Logs to stderr (stdout carries only the `listening on` line), filtered
 /// by `RUST_LOG`, `info` by default.
@@ -44,9 +44,9 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
-pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
     init_logging("info,tower_http=warn");
-    let store = DatabaseUrl::parse(url)?.open()?;
+    let store = db.open().await?;
     let config = ServerConfig {
         token_ttl: Duration::from_secs(args.token_ttl_s),
         ..ServerConfig::default()
@@ -58,7 +58,7 @@ pub async fn run(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let addr = app.local_addr()?;
     println!("listening on http://{addr}");
     std::io::stdout().flush()?;
-    tracing::info!(%addr, database = url, "serving");
+    tracing::info!(%addr, database = db.url.redacted(), "serving");
     app.run_until(shutdown_signal()).await?;
     Ok(())
 }

@@ -25,7 +25,9 @@ pub mod report;
 pub mod token;
 
 pub use error::{ErrorBody, ErrorCode};
-pub use event::{Alarm, Event, EventBody, EventError, Progress, StateChange, Vitals, WireEvent};
+pub use event::{
+    Alarm, Event, EventBody, EventError, EventKind, Progress, StateChange, Vitals, WireEvent,
+};
 pub use index::{Index, IndexRequest, IndexResponse, InfusionState, PatientLimits};
 pub use login::{LoginRequest, LoginResponse};
 pub use mac::{MacAddress, MacParseError};

@@ -19,11 +19,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use infusion_protocol::{Event, Index, MacAddress, PatientId, PatientLimits};
 use infusion_store::{
-    AccountId, AuditRecord, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician,
-    NewPrescription, NewToken, PatientSummary, Prescription, ReportOutcome, Store, StoreError,
-    StoreResult, StoredEvent, TokenHash, TokenStatus,
+    AccountId, AuditRecord, CHANGE_BACKLOG, Change, DeviceId, LoginRecord, NewAudit, NewPatient,
+    NewPhysician, NewPrescription, NewToken, PatientSummary, Prescription, ReportOutcome, Store,
+    StoreError, StoreResult, StoredEvent, TokenHash, TokenStatus,
 };
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::broadcast;
 
 use readers::Readers;
 use writer::{Writer, backend};
@@ -41,6 +42,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
     readers: Readers,
+    feed: broadcast::Sender<Change>,
 }
 
 fn configure(conn: &Connection) -> StoreResult<()> {
@@ -88,12 +90,14 @@ impl SqliteStore {
             configure(&r)?;
             readers.push(r);
         }
-        let writer = Writer::spawn(conn)
+        let (feed, _) = broadcast::channel(CHANGE_BACKLOG);
+        let writer = Writer::spawn(conn, feed.clone())
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(SqliteStore {
             path,
             writer,
             readers: Readers::new(readers),
+            feed,
         })
     }
 
@@ -273,5 +277,13 @@ impl Store for SqliteStore {
         self.readers
             .read(move |conn| ops::token_status(conn, hash))
             .await
+    }
+
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.feed.subscribe()
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
     }
 }

@@ -6,10 +6,11 @@ use infusion_protocol::{
     StateChange, Vitals,
 };
 use infusion_store::{
-    AccountId, AuditAction, AuditRecord, DEFAULT_LIMITS, DeviceId, LoginRecord, NewAudit,
+    AccountId, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, DeviceId, LoginRecord, NewAudit,
     NewPatient, NewPhysician, NewPrescription, NewToken, PatientSummary, Prescription,
-    ReportOutcome, StoreError, StoreResult, StoredEvent, TokenHash, TokenStatus, alarm_of,
-    check_account_names, check_institution, check_limits, check_prescription,
+    PresentedToken, ReportOutcome, StoreError, StoreResult, StoredEvent, TokenHash, TokenStatus,
+    alarm_of, check_account_names, check_institution, check_limits, check_prescription,
+    check_presented,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -315,6 +316,7 @@ pub(crate) fn set_limits(
     let conn = cx.conn;
     let patient = patient_by_username(conn, username)?;
     let pid = patient.0 as i64;
+    cx.announce(Change::Limits { patient });
     if let Some(p) = current_prescription(conn, pid)?
         && !limits.allows(p.volume_ul, p.rate_ul_h)
     {
@@ -356,6 +358,7 @@ pub(crate) fn set_prescription(
     let pid = patient.0 as i64;
     check_prescription(&p, &limits_of(conn, pid)?)?;
     let version = current_prescription(conn, pid)?.map_or(0, |c| c.version) + 1;
+    cx.announce(Change::Prescription { patient, version });
     conn.execute(
         "INSERT INTO prescriptions (patient_id, version, volume_ul, rate_ul_h, state, created_at_ms, created_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -464,16 +467,6 @@ pub(crate) fn start_device_session(
     )
 }
 
-/// A stored token joined with its device.
-struct TokenRow {
-    device: i64,
-    owner: i64,
-    expires_at_ms: i64,
-    used_at_ms: Option<i64>,
-    mac: String,
-    retired_at_ms: Option<i64>,
-}
-
 /// Consumes the presented token for `patient`, or says why not. On refusal
 /// the audit entry is kept and nothing else changes.
 fn consume_token(
@@ -490,63 +483,40 @@ fn consume_token(
         )
         .and_then(|mut st| {
             st.query_row([&presented.0[..]], |r| {
-                Ok(TokenRow {
-                    device: r.get(0)?,
-                    owner: r.get(1)?,
-                    expires_at_ms: r.get(2)?,
-                    used_at_ms: r.get(3)?,
-                    mac: r.get(4)?,
-                    retired_at_ms: r.get(5)?,
-                })
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    PresentedToken {
+                        owner: patient_id(r.get(1)?),
+                        expires_at_ms: r.get(2)?,
+                        used_at_ms: r.get(3)?,
+                        mac: r.get(4)?,
+                        device_retired: r.get::<_, Option<i64>>(5)?.is_some(),
+                    },
+                ))
             })
             .optional()
         })
         .map_err(backend)?;
-    let refuse = |cx: &mut WriteCtx<'_>, actor: &str, pid: Option<i64>, err: StoreError| {
-        cx.audit_refusal(audit(
-            now_ms,
-            actor,
-            AuditAction::TokenRefused,
-            pid.map(patient_id),
-            err.to_string(),
-        ));
-        Err(err)
+    if let Err((err, entry)) = check_presented(row.as_ref().map(|(_, t)| t), patient, now_ms) {
+        cx.audit_refusal(entry);
+        return Err(err);
+    }
+    let Some((device, token)) = row else {
+        return Err(StoreError::TokenInvalid);
     };
-    let Some(TokenRow {
-        device,
-        owner,
-        expires_at_ms,
-        used_at_ms,
-        mac,
-        retired_at_ms,
-    }) = row
-    else {
-        return refuse(cx, "anonymous", None, StoreError::TokenInvalid);
-    };
-    let actor = format!("device:{mac}");
-    if retired_at_ms.is_some() {
-        return refuse(cx, &actor, Some(owner), StoreError::TokenInvalid);
-    }
-    if used_at_ms.is_some() {
-        return refuse(cx, &actor, Some(owner), StoreError::TokenUsed);
-    }
-    if now_ms >= expires_at_ms {
-        return refuse(cx, &actor, Some(owner), StoreError::TokenExpired);
-    }
-    if db_patient_id(patient) != Some(owner) {
-        return refuse(cx, &actor, Some(owner), StoreError::Forbidden);
-    }
     let changed = conn
         .prepare_cached("UPDATE tokens SET used_at_ms = ?1 WHERE hash = ?2 AND used_at_ms IS NULL")
         .and_then(|mut st| st.execute(params![now_ms, &presented.0[..]]))
         .map_err(backend)?;
     if changed != 1 {
-        return refuse(cx, &actor, Some(owner), StoreError::TokenUsed);
+        // Cannot happen on the single writer; kept so that the guarantee
+        // does not rest on that.
+        return Err(StoreError::TokenUsed);
     }
     conn.prepare_cached("UPDATE devices SET last_seen_ms = ?1 WHERE id = ?2")
         .and_then(|mut st| st.execute(params![now_ms, device]))
         .map_err(backend)?;
-    Ok((device, owner))
+    Ok((device, token.owner.0 as i64))
 }
 
 pub(crate) fn poll_index(
@@ -629,6 +599,11 @@ pub(crate) fn report(
         }
     }
     drop(insert);
+    if outcome.accepted > 0 {
+        cx.announce(Change::Events {
+            patient: patient_id(pid),
+        });
+    }
     if !alarms.is_empty() {
         let mac: String = conn
             .query_row("SELECT mac FROM devices WHERE id = ?1", [device], |r| {
@@ -636,6 +611,10 @@ pub(crate) fn report(
             })
             .map_err(backend)?;
         for (seq, a) in alarms {
+            cx.announce(Change::Alarm {
+                patient: patient_id(pid),
+                alarm: a,
+            });
             insert_audit(
                 conn,
                 &audit(

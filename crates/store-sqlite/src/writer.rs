@@ -8,9 +8,9 @@
 //! before their data is on disk, and throughput grows with load instead of
 //! being capped at the disk's fsync rate.
 
-use infusion_store::{NewAudit, StoreError, StoreResult};
+use infusion_store::{Change, NewAudit, StoreError, StoreResult};
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::ops::insert_audit;
 
@@ -22,12 +22,14 @@ const MAX_BATCH: usize = 256;
 /// back-pressure on the handlers rather than unbounded memory.
 const QUEUE_DEPTH: usize = 4096;
 
-/// What a write job sees: the connection, inside the job's savepoint, and a
-/// place for audit entries that must be kept even when the job is refused.
+/// What a write job sees: the connection, inside the job's savepoint, a
+/// place for audit entries that must be kept even when the job is refused,
+/// and one for the changes to announce if it is kept.
 pub(crate) struct WriteCtx<'c> {
     /// The writer connection, inside a transaction and the job's savepoint.
     pub conn: &'c Connection,
     kept_audit: Vec<NewAudit>,
+    announced: Vec<Change>,
 }
 
 impl WriteCtx<'_> {
@@ -35,6 +37,12 @@ impl WriteCtx<'_> {
     /// request changes nothing but the audit log.
     pub fn audit_refusal(&mut self, entry: NewAudit) {
         self.kept_audit.push(entry);
+    }
+
+    /// Announces `change` on the change feed once the batch is committed
+    /// (never, if this job is refused or the commit fails).
+    pub fn announce(&mut self, change: Change) {
+        self.announced.push(change);
     }
 }
 
@@ -85,11 +93,12 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`, which must be set up already.
-    pub fn spawn(conn: Connection) -> std::io::Result<Writer> {
+    /// Committed changes are sent on `feed`.
+    pub fn spawn(conn: Connection, feed: broadcast::Sender<Change>) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, rx))?;
+            .spawn(move || run(conn, rx, feed))?;
         Ok(Writer { queue: tx })
     }
 
@@ -117,8 +126,9 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, feed: broadcast::Sender<Change>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut changes = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -127,9 +137,12 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let outcome = commit_batch(&conn, &mut batch);
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
+        changes.clear();
+        let outcome = commit_batch(&conn, &mut batch, &mut changes);
+        match &outcome {
+            // No subscriber is not an error: the feed is best-effort news.
+            Ok(()) => changes.drain(..).for_each(|c| _ = feed.send(c)),
+            Err(e) => tracing::error!(error = %e, jobs = batch.len(), "group commit failed"),
         }
         for job in batch.drain(..) {
             job.finish(outcome.clone());
@@ -137,7 +150,11 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+fn commit_batch(
+    conn: &Connection,
+    batch: &mut [Box<dyn Job>],
+    changes: &mut Vec<Change>,
+) -> Result<(), StoreError> {
     conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
     let result = (|| {
         for job in batch.iter_mut() {
@@ -145,9 +162,12 @@ fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), Sto
             let mut cx = WriteCtx {
                 conn,
                 kept_audit: Vec::new(),
+                announced: Vec::new(),
             };
             let keep = job.run(&mut cx);
-            if !keep {
+            if keep {
+                changes.append(&mut cx.announced);
+            } else {
                 conn.execute_batch("ROLLBACK TO job").map_err(backend)?;
             }
             for entry in &cx.kept_audit {

@@ -6,9 +6,11 @@
 //! method is one transaction; the types that cross it are domain types
 //! (parsed, typed, in integer units), never raw rows.
 
+mod change;
 mod error;
 mod model;
 
+pub use change::{CHANGE_BACKLOG, Change};
 pub use error::{StoreError, StoreResult};
 pub use model::*;
 
@@ -144,4 +146,14 @@ pub trait Store: Send + Sync + 'static {
     /// The state of one token, for diagnostics and tests: `None` when no
     /// such token is stored.
     async fn token_status(&self, hash: TokenHash) -> StoreResult<Option<TokenStatus>>;
+
+    /// Subscribes to the change feed: every change committed from now on,
+    /// through any server instance on this database. A subscriber that
+    /// falls more than [`CHANGE_BACKLOG`] behind gets `Lagged` and should
+    /// treat it like [`Change::Resync`].
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<Change>;
+
+    /// Which backend this is (`sqlite` or `postgres`), for the health check
+    /// and logs.
+    fn backend_name(&self) -> &'static str;
 }

@@ -365,3 +365,60 @@ pub fn check_password(password: &str) -> Result<(), crate::StoreError> {
     }
     Ok(())
 }
+
+/// A presented token as found in the database, joined with its device: what
+/// deciding whether it may be consumed needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedToken {
+    /// The patient the token serves.
+    pub owner: PatientId,
+    /// Expiry, ms since the epoch.
+    pub expires_at_ms: i64,
+    /// When it was consumed, if it was.
+    pub used_at_ms: Option<i64>,
+    /// The MAC address of the device it was issued to (for the audit).
+    pub mac: String,
+    /// True when that device registration has been replaced since.
+    pub device_retired: bool,
+}
+
+/// Decides whether `found` (the row for the presented token, `None` when no
+/// such token is stored) may be consumed now for `patient`, and if not, why
+/// not and what to audit. Shared by every backend so that each refuses the
+/// same token with the same error, checked in the same order: unknown or
+/// retired device, then used, expired, and another patient's.
+pub fn check_presented(
+    found: Option<&PresentedToken>,
+    patient: PatientId,
+    now_ms: i64,
+) -> Result<(), (crate::StoreError, NewAudit)> {
+    use crate::StoreError::{Forbidden, TokenExpired, TokenInvalid, TokenUsed};
+    let refuse = |err: crate::StoreError, actor: String, owner: Option<PatientId>| {
+        let entry = NewAudit {
+            at_ms: now_ms,
+            actor,
+            action: AuditAction::TokenRefused,
+            patient_id: owner,
+            detail: err.to_string(),
+        };
+        Err((err, entry))
+    };
+    let Some(t) = found else {
+        return refuse(TokenInvalid, "anonymous".to_owned(), None);
+    };
+    let actor = format!("device:{}", t.mac);
+    let owner = Some(t.owner);
+    if t.device_retired {
+        return refuse(TokenInvalid, actor, owner);
+    }
+    if t.used_at_ms.is_some() {
+        return refuse(TokenUsed, actor, owner);
+    }
+    if now_ms >= t.expires_at_ms {
+        return refuse(TokenExpired, actor, owner);
+    }
+    if t.owner != patient {
+        return refuse(Forbidden, actor, owner);
+    }
+    Ok(())
+}

@@ -1,0 +1,1001 @@
+//! The SQL of each store operation. Each public function is one
+//! transaction (or one statement, which PostgreSQL runs as one).
+//!
+//! The hot paths are written for few round trips: the index transaction is
+//! a single statement (consume the token, touch the device, issue the next
+//! token and read the index, in one data-modifying `WITH`), and a report
+//! stores its whole batch with one `INSERT … SELECT FROM UNNEST`.
+
+use infusion_protocol::{
+    Alarm, Event, Index, InfusionState, MacAddress, PatientId, PatientLimits, StateChange,
+    WireEvent,
+};
+use infusion_store::{
+    AccountId, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, DeviceId, LoginRecord, NewAudit,
+    NewPatient, NewPhysician, NewPrescription, NewToken, PatientSummary, Prescription,
+    PresentedToken, ReportOutcome, StoreError, StoreResult, StoredEvent, TokenHash, TokenStatus,
+    alarm_of, check_account_names, check_institution, check_limits, check_prescription,
+    check_presented,
+};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::db_error;
+use crate::feed::CHANNEL;
+
+fn db_patient_id(id: PatientId) -> Option<i64> {
+    i64::try_from(id.0).ok()
+}
+
+fn patient_id(v: i64) -> PatientId {
+    PatientId(v as u64)
+}
+
+/// A column that must hold a `u32` (volumes, rates, versions, seqs).
+fn get_u32(row: &PgRow, i: usize) -> StoreResult<u32> {
+    let v: i64 = row.try_get(i).map_err(db_error)?;
+    u32::try_from(v).map_err(|_| StoreError::Backend(format!("column {i} out of range: {v}")))
+}
+
+fn get<'r, T>(row: &'r PgRow, i: usize) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(i).map_err(db_error)
+}
+
+fn parse_state(s: &str) -> StoreResult<InfusionState> {
+    match s {
+        "run" => Ok(InfusionState::Run),
+        "hold" => Ok(InfusionState::Hold),
+        other => Err(StoreError::Backend(format!("bad stored state {other:?}"))),
+    }
+}
+
+fn parse_mac(s: &str) -> StoreResult<MacAddress> {
+    MacAddress::parse(s).map_err(|_| StoreError::Backend(format!("bad stored MAC {s:?}")))
+}
+
+fn audit(
+    at_ms: i64,
+    actor: &str,
+    action: AuditAction,
+    patient: Option<PatientId>,
+    detail: String,
+) -> NewAudit {
+    NewAudit {
+        at_ms,
+        actor: actor.to_owned(),
+        action,
+        patient_id: patient,
+        detail,
+    }
+}
+
+/// Appends one audit entry on `conn` (a transaction or a pool connection).
+async fn insert_audit_on(conn: &mut PgConnection, e: &NewAudit) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit (at_ms, actor, action, patient_id, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(e.at_ms)
+    .bind(&e.actor)
+    .bind(e.action.as_str())
+    .bind(e.patient_id.and_then(db_patient_id))
+    .bind(&e.detail)
+    .execute(conn)
+    .await
+    .map(|_| ())
+    .map_err(db_error)
+}
+
+/// Appends one audit entry in its own transaction.
+pub(crate) async fn insert_audit(pool: &PgPool, e: &NewAudit) -> StoreResult<()> {
+    let mut conn = pool.acquire().await.map_err(db_error)?;
+    insert_audit_on(&mut conn, e).await
+}
+
+/// Queues `change` for delivery to every instance when the transaction
+/// commits.
+async fn notify(conn: &mut PgConnection, change: Change) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(change.to_payload())
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(db_error)
+}
+
+async fn username_taken(conn: &mut PgConnection, username: &str) -> StoreResult<bool> {
+    sqlx::query("SELECT 1 FROM accounts WHERE username = $1")
+        .bind(username)
+        .fetch_optional(conn)
+        .await
+        .map(|r| r.is_some())
+        .map_err(db_error)
+}
+
+fn taken(username: &str) -> StoreError {
+    StoreError::Conflict(format!("the username {username:?} is taken"))
+}
+
+pub(crate) async fn create_physician(
+    pool: &PgPool,
+    new: NewPhysician,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<AccountId> {
+    check_account_names(&new.username, &new.first_name, &new.last_name)?;
+    check_institution(&new.institution)?;
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    if username_taken(&mut tx, &new.username).await? {
+        return Err(taken(&new.username));
+    }
+    sqlx::query(
+        "INSERT INTO institutions (name, created_at_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&new.institution)
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
+         SELECT $1, $2, 'physician', $3, $4, id, $5 FROM institutions WHERE name = $6
+         RETURNING id",
+    )
+    .bind(&new.username)
+    .bind(&new.password_hash)
+    .bind(&new.first_name)
+    .bind(&new.last_name)
+    .bind(now_ms)
+    .bind(&new.institution)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match db_error(e) {
+        StoreError::Conflict(_) => taken(&new.username),
+        other => other,
+    })?;
+    insert_audit_on(
+        &mut tx,
+        &audit(
+            now_ms,
+            actor,
+            AuditAction::AccountCreated,
+            None,
+            format!("physician {} at {}", new.username, new.institution),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(AccountId(id))
+}
+
+pub(crate) async fn create_patient(
+    pool: &PgPool,
+    new: NewPatient,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<PatientId> {
+    check_account_names(&new.username, &new.first_name, &new.last_name)?;
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let physician = sqlx::query(
+        "SELECT id, institution_id FROM accounts WHERE username = $1 AND role = 'physician'",
+    )
+    .bind(&new.physician_username)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let Some(physician) = physician else {
+        return Err(StoreError::NotFound(format!(
+            "no physician named {:?}",
+            new.physician_username
+        )));
+    };
+    let physician_id: i64 = get(&physician, 0)?;
+    let institution_id: Option<i64> = get(&physician, 1)?;
+    if username_taken(&mut tx, &new.username).await? {
+        return Err(taken(&new.username));
+    }
+    let pid: i64 = sqlx::query_scalar(
+        "WITH account AS (
+             INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
+             VALUES ($1, $2, 'patient', $3, $4, $5, $6) RETURNING id
+         ), patient AS (
+             INSERT INTO patients (account_id, physician_id) SELECT id, $7 FROM account RETURNING id
+         )
+         INSERT INTO limits (patient_id, min_rate_ul_h, max_rate_ul_h, max_volume_ul, updated_at_ms, updated_by)
+         SELECT id, $8, $9, $10, $6, $11 FROM patient
+         RETURNING patient_id",
+    )
+    .bind(&new.username)
+    .bind(&new.password_hash)
+    .bind(&new.first_name)
+    .bind(&new.last_name)
+    .bind(institution_id)
+    .bind(now_ms)
+    .bind(physician_id)
+    .bind(i64::from(DEFAULT_LIMITS.min_rate_ul_h))
+    .bind(i64::from(DEFAULT_LIMITS.max_rate_ul_h))
+    .bind(i64::from(DEFAULT_LIMITS.max_volume_ul))
+    .bind(actor)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match db_error(e) {
+        StoreError::Conflict(_) => taken(&new.username),
+        other => other,
+    })?;
+    let patient = patient_id(pid);
+    insert_audit_on(
+        &mut tx,
+        &audit(
+            now_ms,
+            actor,
+            AuditAction::AccountCreated,
+            Some(patient),
+            format!(
+                "patient {} of physician {}",
+                new.username, new.physician_username
+            ),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(patient)
+}
+
+/// The patient record of a username, locked for the rest of the
+/// transaction so that changes to one patient's limits, prescription and
+/// device are serialized across instances.
+async fn lock_patient(conn: &mut PgConnection, username: &str) -> StoreResult<PatientId> {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT p.id FROM patients p JOIN accounts a ON a.id = p.account_id
+         WHERE a.username = $1 FOR UPDATE OF p",
+    )
+    .bind(username)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)?
+    .map(patient_id)
+    .ok_or_else(|| StoreError::NotFound(format!("no patient named {username:?}")))
+}
+
+pub(crate) async fn bind_device(
+    pool: &PgPool,
+    username: &str,
+    mac: MacAddress,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<DeviceId> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let patient = lock_patient(&mut tx, username).await?;
+    let pid = patient.0 as i64;
+    let mac_text = mac.to_string();
+    let holder =
+        sqlx::query("SELECT id, patient_id FROM devices WHERE mac = $1 AND retired_at_ms IS NULL")
+            .bind(&mac_text)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    if let Some(holder) = holder {
+        let (id, owner): (i64, i64) = (get(&holder, 0)?, get(&holder, 1)?);
+        if owner == pid {
+            return Ok(DeviceId(id));
+        }
+        return Err(StoreError::Conflict(format!(
+            "the device {mac_text} is bound to another account"
+        )));
+    }
+    sqlx::query(
+        "UPDATE devices SET retired_at_ms = $1 WHERE patient_id = $2 AND retired_at_ms IS NULL",
+    )
+    .bind(now_ms)
+    .bind(pid)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO devices (patient_id, mac, registered_at_ms) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(pid)
+    .bind(&mac_text)
+    .bind(now_ms)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match db_error(e) {
+        // Another instance bound this MAC in the meantime.
+        StoreError::Conflict(_) => {
+            StoreError::Conflict(format!("the device {mac_text} is bound to another account"))
+        }
+        other => other,
+    })?;
+    insert_audit_on(
+        &mut tx,
+        &audit(
+            now_ms,
+            actor,
+            AuditAction::DeviceBound,
+            Some(patient),
+            format!("device {mac_text} bound to {username}"),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(DeviceId(id))
+}
+
+async fn limits_of(conn: &mut PgConnection, pid: i64) -> StoreResult<PatientLimits> {
+    let row = sqlx::query(
+        "SELECT min_rate_ul_h, max_rate_ul_h, max_volume_ul FROM limits WHERE patient_id = $1",
+    )
+    .bind(pid)
+    .fetch_one(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(PatientLimits {
+        min_rate_ul_h: get_u32(&row, 0)?,
+        max_rate_ul_h: get_u32(&row, 1)?,
+        max_volume_ul: get_u32(&row, 2)?,
+    })
+}
+
+const PRESCRIPTION_COLUMNS: &str =
+    "version, volume_ul, rate_ul_h, state, created_at_ms, created_by";
+
+fn prescription_row(row: &PgRow) -> StoreResult<Prescription> {
+    Ok(Prescription {
+        version: get_u32(row, 0)?,
+        volume_ul: get_u32(row, 1)?,
+        rate_ul_h: get_u32(row, 2)?,
+        state: parse_state(get(row, 3)?)?,
+        created_at_ms: get(row, 4)?,
+        created_by: get(row, 5)?,
+    })
+}
+
+async fn current_prescription(
+    conn: &mut PgConnection,
+    pid: i64,
+) -> StoreResult<Option<Prescription>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PRESCRIPTION_COLUMNS} FROM prescriptions WHERE patient_id = $1
+         ORDER BY version DESC LIMIT 1"
+    )))
+    .bind(pid)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)?
+    .as_ref()
+    .map(prescription_row)
+    .transpose()
+}
+
+pub(crate) async fn set_limits(
+    pool: &PgPool,
+    username: &str,
+    limits: PatientLimits,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    check_limits(&limits)?;
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let patient = lock_patient(&mut tx, username).await?;
+    let pid = patient.0 as i64;
+    if let Some(p) = current_prescription(&mut tx, pid).await?
+        && !limits.allows(p.volume_ul, p.rate_ul_h)
+    {
+        return Err(StoreError::OutsideLimits(format!(
+            "the current prescription (version {}: {} µL at {} µL/h) would fall outside these limits; change it first",
+            p.version, p.volume_ul, p.rate_ul_h
+        )));
+    }
+    sqlx::query(
+        "UPDATE limits SET min_rate_ul_h = $1, max_rate_ul_h = $2, max_volume_ul = $3, updated_at_ms = $4, updated_by = $5
+         WHERE patient_id = $6",
+    )
+    .bind(i64::from(limits.min_rate_ul_h))
+    .bind(i64::from(limits.max_rate_ul_h))
+    .bind(i64::from(limits.max_volume_ul))
+    .bind(now_ms)
+    .bind(actor)
+    .bind(pid)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    insert_audit_on(
+        &mut tx,
+        &audit(
+            now_ms,
+            actor,
+            AuditAction::LimitsChanged,
+            Some(patient),
+            format!(
+                "rate {}..={} µL/h, volume at most {} µL",
+                limits.min_rate_ul_h, limits.max_rate_ul_h, limits.max_volume_ul
+            ),
+        ),
+    )
+    .await?;
+    notify(&mut tx, Change::Limits { patient }).await?;
+    tx.commit().await.map_err(db_error)
+}
+
+pub(crate) async fn set_prescription(
+    pool: &PgPool,
+    username: &str,
+    p: NewPrescription,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<u32> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let patient = lock_patient(&mut tx, username).await?;
+    let pid = patient.0 as i64;
+    check_prescription(&p, &limits_of(&mut tx, pid).await?)?;
+    let version = current_prescription(&mut tx, pid)
+        .await?
+        .map_or(0, |c| c.version)
+        + 1;
+    sqlx::query(
+        "INSERT INTO prescriptions (patient_id, version, volume_ul, rate_ul_h, state, created_at_ms, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(pid)
+    .bind(i64::from(version))
+    .bind(i64::from(p.volume_ul))
+    .bind(i64::from(p.rate_ul_h))
+    .bind(p.state.as_str())
+    .bind(now_ms)
+    .bind(actor)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    insert_audit_on(
+        &mut tx,
+        &audit(
+            now_ms,
+            actor,
+            AuditAction::PrescriptionChanged,
+            Some(patient),
+            format!(
+                "version {version}: {} µL at {} µL/h, {}",
+                p.volume_ul,
+                p.rate_ul_h,
+                p.state.as_str()
+            ),
+        ),
+    )
+    .await?;
+    notify(&mut tx, Change::Prescription { patient, version }).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(version)
+}
+
+pub(crate) async fn login_record(
+    pool: &PgPool,
+    username: &str,
+) -> StoreResult<Option<LoginRecord>> {
+    let row = sqlx::query(
+        "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac
+         FROM accounts a
+         JOIN patients p ON p.account_id = a.id
+         LEFT JOIN institutions i ON i.id = a.institution_id
+         LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
+         WHERE a.username = $1 AND a.role = 'patient'",
+    )
+    .bind(username)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let device = match get::<Option<i64>>(&r, 6)? {
+        Some(id) => Some((DeviceId(id), parse_mac(get(&r, 7)?)?)),
+        None => None,
+    };
+    Ok(Some(LoginRecord {
+        account_id: AccountId(get(&r, 0)?),
+        patient_id: patient_id(get(&r, 1)?),
+        password_hash: get(&r, 2)?,
+        first_name: get(&r, 3)?,
+        last_name: get(&r, 4)?,
+        institution: get(&r, 5)?,
+        device,
+    }))
+}
+
+pub(crate) async fn start_device_session(
+    pool: &PgPool,
+    record: &LoginRecord,
+    device: DeviceId,
+    token: NewToken,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let pid = db_patient_id(record.patient_id).ok_or(StoreError::Forbidden)?;
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    // Touching the device row checks (and locks) the binding in one go.
+    let mac: Option<String> = sqlx::query_scalar(
+        "UPDATE devices SET last_seen_ms = $1 WHERE id = $2 AND patient_id = $3 AND retired_at_ms IS NULL
+         RETURNING mac",
+    )
+    .bind(now_ms)
+    .bind(device.0)
+    .bind(pid)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    // The binding changed between the lookup and now: refuse like a wrong MAC.
+    let Some(mac) = mac else {
+        return Err(StoreError::Forbidden);
+    };
+    sqlx::query(
+        "INSERT INTO tokens (hash, device_id, patient_id, issued_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&token.hash.0[..])
+    .bind(device.0)
+    .bind(pid)
+    .bind(now_ms)
+    .bind(token.expires_at_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    insert_audit_on(
+        &mut tx,
+        &audit(
+            now_ms,
+            &format!("device:{mac}"),
+            AuditAction::DeviceLogin,
+            Some(record.patient_id),
+            String::new(),
+        ),
+    )
+    .await?;
+    tx.commit().await.map_err(db_error)
+}
+
+/// Consumes the presented token (if it is unused, unexpired, this
+/// patient's, and its device registration current), stamps the device as
+/// seen and issues the next token, all in one statement. Returns the device
+/// id and MAC, or no row when the token may not be used.
+///
+/// Atomic across instances: a concurrent `UPDATE` of the same token row
+/// waits for the first to commit and then re-evaluates `used_at_ms IS NULL`
+/// on the new row version, finds it false and updates nothing.
+const CONSUME: &str = "
+    consumed AS (
+        UPDATE tokens t SET used_at_ms = $3
+        FROM devices d
+        WHERE t.hash = $1 AND t.patient_id = $2 AND t.used_at_ms IS NULL AND t.expires_at_ms > $3
+          AND d.id = t.device_id AND d.retired_at_ms IS NULL
+        RETURNING t.device_id, t.patient_id, d.mac
+    ), seen AS (
+        UPDATE devices SET last_seen_ms = $3 FROM consumed WHERE devices.id = consumed.device_id
+    ), issued AS (
+        INSERT INTO tokens (hash, device_id, patient_id, issued_at_ms, expires_at_ms)
+        SELECT $4, device_id, patient_id, $3, $5 FROM consumed
+    )";
+
+/// After a refused consumption: finds out why, audits it (in its own
+/// transaction, the refused one having changed nothing) and returns the
+/// error to answer with.
+async fn refuse_token(
+    pool: &PgPool,
+    presented: TokenHash,
+    patient: PatientId,
+    now_ms: i64,
+) -> StoreError {
+    let found = sqlx::query(
+        "SELECT t.patient_id, t.expires_at_ms, t.used_at_ms, d.mac, d.retired_at_ms IS NOT NULL
+         FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = $1",
+    )
+    .bind(&presented.0[..])
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)
+    .and_then(|row| {
+        row.map(|r| {
+            Ok(PresentedToken {
+                owner: patient_id(get(&r, 0)?),
+                expires_at_ms: get(&r, 1)?,
+                used_at_ms: get(&r, 2)?,
+                mac: get(&r, 3)?,
+                device_retired: get(&r, 4)?,
+            })
+        })
+        .transpose()
+    });
+    let found = match found {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let (err, entry) = match check_presented(found.as_ref(), patient, now_ms) {
+        Err(refusal) => refusal,
+        // Valid now but not a moment ago: a concurrent request took it.
+        Ok(()) => (
+            StoreError::TokenUsed,
+            audit(
+                now_ms,
+                "anonymous",
+                AuditAction::TokenRefused,
+                Some(patient),
+                StoreError::TokenUsed.to_string(),
+            ),
+        ),
+    };
+    match insert_audit(pool, &entry).await {
+        Ok(()) => err,
+        Err(audit_failed) => audit_failed,
+    }
+}
+
+pub(crate) async fn poll_index(
+    pool: &PgPool,
+    presented: TokenHash,
+    patient: PatientId,
+    next: NewToken,
+    now_ms: i64,
+) -> StoreResult<Index> {
+    let Some(pid) = db_patient_id(patient) else {
+        return Err(refuse_token(pool, presented, patient, now_ms).await);
+    };
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH {CONSUME}
+         SELECT l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
+                p.version, p.volume_ul, p.rate_ul_h, p.state
+         FROM consumed c
+         JOIN limits l ON l.patient_id = c.patient_id
+         LEFT JOIN LATERAL (
+             SELECT version, volume_ul, rate_ul_h, state FROM prescriptions
+             WHERE patient_id = c.patient_id ORDER BY version DESC LIMIT 1
+         ) p ON TRUE"
+    )))
+    .bind(&presented.0[..])
+    .bind(pid)
+    .bind(now_ms)
+    .bind(&next.hash.0[..])
+    .bind(next.expires_at_ms)
+    .persistent(true)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?;
+    let Some(r) = row else {
+        return Err(refuse_token(pool, presented, patient, now_ms).await);
+    };
+    let limits = PatientLimits {
+        min_rate_ul_h: get_u32(&r, 0)?,
+        max_rate_ul_h: get_u32(&r, 1)?,
+        max_volume_ul: get_u32(&r, 2)?,
+    };
+    Ok(match get::<Option<String>>(&r, 6)? {
+        Some(state) => Index {
+            version: get_u32(&r, 3)?,
+            volume_ul: get_u32(&r, 4)?,
+            rate_ul_h: get_u32(&r, 5)?,
+            state: parse_state(&state)?,
+            limits,
+        },
+        None => Index {
+            version: 0,
+            volume_ul: 0,
+            rate_ul_h: 0,
+            state: InfusionState::Hold,
+            limits,
+        },
+    })
+}
+
+/// A report's events as parallel columns, for one `UNNEST` insert.
+#[derive(Default)]
+struct EventColumns {
+    seq: Vec<i64>,
+    uptime_ms: Vec<i64>,
+    kind: Vec<&'static str>,
+    delivered_ul: Vec<Option<i64>>,
+    rate_ul_h: Vec<Option<i64>>,
+    index_version: Vec<Option<i64>>,
+    state: Vec<Option<&'static str>>,
+    alarm: Vec<Option<&'static str>>,
+    heart_rate_bpm: Vec<Option<i32>>,
+    spo2_pct: Vec<Option<i16>>,
+    tremor_score: Vec<Option<i16>>,
+}
+
+impl EventColumns {
+    fn of(events: &[Event]) -> EventColumns {
+        let mut c = EventColumns::default();
+        for e in events {
+            let w = WireEvent::from(*e);
+            c.seq.push(i64::from(w.seq));
+            c.uptime_ms.push(w.uptime_ms as i64);
+            c.kind.push(w.kind.as_str());
+            c.delivered_ul.push(w.delivered_ul.map(i64::from));
+            c.rate_ul_h.push(w.rate_ul_h.map(i64::from));
+            c.index_version.push(w.index_version.map(i64::from));
+            c.state.push(w.state.map(StateChange::as_str));
+            c.alarm.push(w.alarm.map(Alarm::as_str));
+            c.heart_rate_bpm.push(w.heart_rate_bpm.map(i32::from));
+            c.spo2_pct.push(w.spo2_pct.map(i16::from));
+            c.tremor_score.push(w.tremor_score.map(i16::from));
+        }
+        c
+    }
+}
+
+pub(crate) async fn report(
+    pool: &PgPool,
+    presented: TokenHash,
+    patient: PatientId,
+    events: &[Event],
+    next: NewToken,
+    now_ms: i64,
+) -> StoreResult<ReportOutcome> {
+    let Some(pid) = db_patient_id(patient) else {
+        return Err(refuse_token(pool, presented, patient, now_ms).await);
+    };
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let consumed = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH {CONSUME} SELECT device_id, mac FROM consumed"
+    )))
+    .bind(&presented.0[..])
+    .bind(pid)
+    .bind(now_ms)
+    .bind(&next.hash.0[..])
+    .bind(next.expires_at_ms)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let Some(consumed) = consumed else {
+        drop(tx);
+        return Err(refuse_token(pool, presented, patient, now_ms).await);
+    };
+    let device: i64 = get(&consumed, 0)?;
+    let mac: String = get(&consumed, 1)?;
+    let c = EventColumns::of(events);
+    let stored: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO events (device_id, patient_id, seq, uptime_ms, kind, delivered_ul, rate_ul_h,
+             index_version, state, alarm, heart_rate_bpm, spo2_pct, tremor_score, received_at_ms)
+         SELECT $1, $2, e.*, $3 FROM UNNEST($4::bigint[], $5::bigint[], $6::text[], $7::bigint[],
+             $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::int[], $13::smallint[],
+             $14::smallint[]) AS e
+         ON CONFLICT (device_id, seq) DO NOTHING
+         RETURNING seq",
+    )
+    .bind(device)
+    .bind(pid)
+    .bind(now_ms)
+    .bind(&c.seq)
+    .bind(&c.uptime_ms)
+    .bind(&c.kind)
+    .bind(&c.delivered_ul)
+    .bind(&c.rate_ul_h)
+    .bind(&c.index_version)
+    .bind(&c.state)
+    .bind(&c.alarm)
+    .bind(&c.heart_rate_bpm)
+    .bind(&c.spo2_pct)
+    .bind(&c.tremor_score)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let accepted = u32::try_from(stored.len()).unwrap_or(u32::MAX);
+    let outcome = ReportOutcome {
+        accepted,
+        duplicates: u32::try_from(events.len())
+            .unwrap_or(u32::MAX)
+            .saturating_sub(accepted),
+    };
+    if accepted > 0 {
+        notify(&mut tx, Change::Events { patient }).await?;
+    }
+    for e in events {
+        let Some(alarm) = alarm_of(&e.body) else {
+            continue;
+        };
+        if !stored.contains(&i64::from(e.seq)) {
+            continue;
+        }
+        insert_audit_on(
+            &mut tx,
+            &audit(
+                now_ms,
+                &format!("device:{mac}"),
+                AuditAction::Alarm,
+                Some(patient),
+                format!("{} (event {})", alarm.as_str(), e.seq),
+            ),
+        )
+        .await?;
+        notify(&mut tx, Change::Alarm { patient, alarm }).await?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(outcome)
+}
+
+pub(crate) async fn prune_tokens(pool: &PgPool, before_ms: i64) -> StoreResult<u64> {
+    sqlx::query("DELETE FROM tokens WHERE expires_at_ms < $1")
+        .bind(before_ms)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(db_error)
+}
+
+pub(crate) async fn patient_summary(pool: &PgPool, username: &str) -> StoreResult<PatientSummary> {
+    let mut conn = pool.acquire().await.map_err(db_error)?;
+    let r = sqlx::query(
+        "SELECT p.id, a.username, a.first_name, a.last_name, ph.username, d.mac, d.last_seen_ms
+         FROM patients p
+         JOIN accounts a ON a.id = p.account_id
+         JOIN accounts ph ON ph.id = p.physician_id
+         LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
+         WHERE a.username = $1",
+    )
+    .bind(username)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| StoreError::NotFound(format!("no patient named {username:?}")))?;
+    let pid: i64 = get(&r, 0)?;
+    let device = get::<Option<String>>(&r, 5)?
+        .as_deref()
+        .map(parse_mac)
+        .transpose()?;
+    Ok(PatientSummary {
+        patient_id: patient_id(pid),
+        username: get(&r, 1)?,
+        first_name: get(&r, 2)?,
+        last_name: get(&r, 3)?,
+        physician_username: get(&r, 4)?,
+        device,
+        limits: limits_of(&mut conn, pid).await?,
+        prescription: current_prescription(&mut conn, pid).await?,
+        last_contact_ms: get(&r, 6)?,
+    })
+}
+
+pub(crate) async fn prescriptions(
+    pool: &PgPool,
+    patient: PatientId,
+) -> StoreResult<Vec<Prescription>> {
+    let Some(pid) = db_patient_id(patient) else {
+        return Ok(Vec::new());
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PRESCRIPTION_COLUMNS} FROM prescriptions WHERE patient_id = $1 ORDER BY version"
+    )))
+    .bind(pid)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(prescription_row)
+    .collect()
+}
+
+fn event_row(r: &PgRow) -> StoreResult<StoredEvent> {
+    let opt_u32 = |i: usize| -> StoreResult<Option<u32>> {
+        get::<Option<i64>>(r, i)?
+            .map(|v| u32::try_from(v).map_err(|_| StoreError::Backend(format!("column {i}: {v}"))))
+            .transpose()
+    };
+    let bad = |what: &str| StoreError::Backend(format!("bad stored event {what}"));
+    let kind: String = get(r, 5)?;
+    let wire = WireEvent {
+        seq: get_u32(r, 2)?,
+        uptime_ms: get::<i64>(r, 3)? as u64,
+        kind: infusion_protocol::EventKind::parse(&kind).ok_or_else(|| bad("kind"))?,
+        delivered_ul: opt_u32(6)?,
+        rate_ul_h: opt_u32(7)?,
+        index_version: opt_u32(8)?,
+        state: get::<Option<String>>(r, 9)?
+            .map(|s| StateChange::parse(&s).ok_or_else(|| bad("state")))
+            .transpose()?,
+        alarm: get::<Option<String>>(r, 10)?
+            .map(|s| Alarm::parse(&s).ok_or_else(|| bad("alarm")))
+            .transpose()?,
+        heart_rate_bpm: get::<Option<i32>>(r, 11)?
+            .map(|v| u16::try_from(v).map_err(|_| bad("heart rate")))
+            .transpose()?,
+        spo2_pct: get::<Option<i16>>(r, 12)?
+            .map(|v| u8::try_from(v).map_err(|_| bad("SpO2")))
+            .transpose()?,
+        tremor_score: get::<Option<i16>>(r, 13)?
+            .map(|v| u8::try_from(v).map_err(|_| bad("tremor score")))
+            .transpose()?,
+    };
+    let event = Event::try_from(wire).map_err(|_| bad("fields"))?;
+    Ok(StoredEvent {
+        id: get(r, 0)?,
+        device_id: DeviceId(get(r, 1)?),
+        seq: event.seq,
+        uptime_ms: event.uptime_ms,
+        received_at_ms: get(r, 4)?,
+        body: event.body,
+    })
+}
+
+pub(crate) async fn events(
+    pool: &PgPool,
+    patient: PatientId,
+    after_id: i64,
+    limit: u32,
+) -> StoreResult<Vec<StoredEvent>> {
+    let Some(pid) = db_patient_id(patient) else {
+        return Ok(Vec::new());
+    };
+    sqlx::query(
+        "SELECT id, device_id, seq, uptime_ms, received_at_ms, kind, delivered_ul, rate_ul_h, index_version,
+                state, alarm, heart_rate_bpm, spo2_pct, tremor_score
+         FROM events WHERE patient_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(pid)
+    .bind(after_id)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(event_row)
+    .collect()
+}
+
+pub(crate) async fn audit_log(
+    pool: &PgPool,
+    patient: Option<PatientId>,
+    limit: u32,
+) -> StoreResult<Vec<AuditRecord>> {
+    let pid = match patient {
+        Some(p) => match db_patient_id(p) {
+            Some(pid) => Some(pid),
+            None => return Ok(Vec::new()),
+        },
+        None => None,
+    };
+    sqlx::query(
+        "SELECT id, at_ms, actor, action, patient_id, detail FROM audit
+         WHERE $1::bigint IS NULL OR patient_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(pid)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(|r| {
+        let action: String = get(r, 3)?;
+        Ok(AuditRecord {
+            id: get(r, 0)?,
+            entry: NewAudit {
+                at_ms: get(r, 1)?,
+                actor: get(r, 2)?,
+                action: AuditAction::parse(&action)
+                    .ok_or_else(|| StoreError::Backend(format!("bad audit action {action:?}")))?,
+                patient_id: get::<Option<i64>>(r, 4)?.map(patient_id),
+                detail: get(r, 5)?,
+            },
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn token_status(
+    pool: &PgPool,
+    hash: TokenHash,
+) -> StoreResult<Option<TokenStatus>> {
+    sqlx::query(
+        "SELECT device_id, patient_id, expires_at_ms, used_at_ms FROM tokens WHERE hash = $1",
+    )
+    .bind(&hash.0[..])
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?
+    .map(|r| {
+        Ok(TokenStatus {
+            device_id: DeviceId(get(&r, 0)?),
+            patient_id: patient_id(get(&r, 1)?),
+            expires_at_ms: get(&r, 2)?,
+            used_at_ms: get(&r, 3)?,
+        })
+    })
+    .transpose()
+}
