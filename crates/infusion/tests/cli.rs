@@ -1,6 +1,6 @@
 //! The `infusion` binary as a script would use it: admin commands on a
-//! fresh SQLite file, their JSON output and their refusals; `serve` on port
-//! 0 announcing its address.
+//! fresh database of each backend, their JSON output and their refusals;
+//! `serve` on port 0 announcing its address.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -10,16 +10,24 @@ use serde_json::Value;
 
 const PASSWORD: &str = "a long enough password";
 
+use infusion_testkit::{Backend, TestDb};
+
+infusion_testkit::backend_tests!(
+    admin_commands_build_a_patient_and_print_json,
+    admin_refusals_are_clear_and_change_nothing,
+    serve_on_port_zero_prints_its_address_and_answers,
+);
+
 struct Cli {
-    _dir: tempfile::TempDir,
+    _db: TestDb,
     url: String,
 }
 
 impl Cli {
-    fn new() -> Cli {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("cli.db").display());
-        Cli { _dir: dir, url }
+    async fn new(backend: Backend) -> Cli {
+        let db = TestDb::open(backend).await;
+        let url = db.url.clone();
+        Cli { _db: db, url }
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
@@ -96,9 +104,8 @@ impl Cli {
     }
 }
 
-#[test]
-fn admin_commands_build_a_patient_and_print_json() {
-    let cli = Cli::new();
+async fn admin_commands_build_a_patient_and_print_json(backend: Backend) {
+    let cli = Cli::new(backend).await;
     let patient = cli.seed();
     assert_eq!(patient["username"], "amy");
     assert!(patient["patient_id"].as_u64().unwrap() >= 1);
@@ -177,9 +184,8 @@ fn admin_commands_build_a_patient_and_print_json() {
     assert_eq!(migrated["applied"], 0);
 }
 
-#[test]
-fn admin_refusals_are_clear_and_change_nothing() {
-    let cli = Cli::new();
+async fn admin_refusals_are_clear_and_change_nothing(backend: Backend) {
+    let cli = Cli::new(backend).await;
     cli.seed();
     cli.ok(
         &[
@@ -413,9 +419,8 @@ fn admin_refusals_are_clear_and_change_nothing() {
     assert_eq!(v["version"], 2);
 }
 
-#[test]
-fn serve_on_port_zero_prints_its_address_and_answers() {
-    let cli = Cli::new();
+async fn serve_on_port_zero_prints_its_address_and_answers(backend: Backend) {
+    let cli = Cli::new(backend).await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_infusion"))
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("DATABASE_URL", &cli.url)
@@ -432,19 +437,12 @@ fn serve_on_port_zero_prints_its_address_and_answers() {
         .strip_prefix("listening on ")
         .unwrap()
         .to_owned();
-    let body = std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async {
-            reqwest::get(format!("{url}/api/v1/health"))
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
-    })
-    .join()
-    .unwrap();
+    let body = reqwest::get(format!("{url}/api/v1/health"))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
     assert_eq!(body["status"], "ok");
     // SIGTERM shuts it down gracefully.
     let _ = Command::new("kill").arg(child.id().to_string()).status();

@@ -13,7 +13,7 @@ use infusion_protocol::InfusionState;
 use infusion_store::NewPrescription;
 use serde_json::json;
 
-backend_tests!(
+infusion_testkit::backend_tests!(
     full_chain_of_fifty_polls_reports_and_a_new_version,
     used_token_is_refused_and_changes_nothing,
     expired_token_is_refused,
@@ -39,7 +39,7 @@ async fn full_chain_of_fifty_polls_reports_and_a_new_version(backend: Backend) {
     assert_eq!(status, 200, "{login}");
     assert_eq!(login["first_name"], "Alice");
     assert_eq!(login["last_name"], "Patient");
-    assert_eq!(login["institution"], "Princeton-Plainsboro");
+    assert_eq!(login["institution"], "Test Clinic");
     assert_eq!(login["patient_id"], app.a.id.0);
     assert_eq!(login["expires_in_s"], 300);
     let mut token = login["token"].as_str().unwrap().to_owned();

@@ -11,74 +11,41 @@ use infusion_pump_core::PumpConfig;
 use infusion_server::password::PasswordParams;
 use infusion_server::{AppState, Application, ServerConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
-use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store};
-use infusion_store_sqlite::SqliteStore;
+use infusion_store::{NewPrescription, Store};
+use infusion_testkit::{Backend, TestDb, seed_patient, seed_physician};
 use tokio::sync::watch;
 
 const PASSWORD: &str = "a long enough password";
 const MAC: &str = "02:00:00:00:00:42";
 
-async fn server(token_ttl: Duration) -> (String, Arc<dyn Store>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("sim.db")).unwrap());
+infusion_testkit::backend_tests!(
+    pump_infuses_adjusts_to_a_new_version_and_completes,
+    pump_logs_in_again_when_its_token_expires,
+);
+
+async fn server(backend: Backend, token_ttl: Duration) -> (String, Arc<dyn Store>, TestDb) {
+    let db = TestDb::open(backend).await;
+    let store = db.store.clone();
     let config = ServerConfig {
         token_ttl,
         password: PasswordParams::INSECURE_FAST,
         ..ServerConfig::default()
     };
+    let hash = config.password.hash_blocking(PASSWORD).unwrap();
+    seed_physician(&*store, "doc", &hash).await;
+    let limits = PatientLimits {
+        min_rate_ul_h: 1_000,
+        max_rate_ul_h: 20_000,
+        max_volume_ul: 10_000,
+    };
+    seed_patient(&*store, "pat", "P", "doc", &hash, MAC, limits).await;
     let state = AppState::new(store.clone(), config).unwrap();
-    let hash = state.passwords.hash(PASSWORD).await.unwrap();
-    store
-        .create_physician(
-            NewPhysician {
-                username: "doc".into(),
-                first_name: "D".into(),
-                last_name: "Oc".into(),
-                institution: "Clinic".into(),
-                password_hash: hash.clone(),
-            },
-            "test",
-            0,
-        )
-        .await
-        .unwrap();
-    store
-        .create_patient(
-            NewPatient {
-                username: "pat".into(),
-                first_name: "P".into(),
-                last_name: "At".into(),
-                physician_username: "doc".into(),
-                password_hash: hash,
-            },
-            "test",
-            0,
-        )
-        .await
-        .unwrap();
-    store
-        .bind_device("pat", MacAddress::parse(MAC).unwrap(), "test", 0)
-        .await
-        .unwrap();
-    store
-        .set_limits(
-            "pat",
-            PatientLimits {
-                min_rate_ul_h: 1_000,
-                max_rate_ul_h: 20_000,
-                max_volume_ul: 10_000,
-            },
-            "test",
-            0,
-        )
-        .await
-        .unwrap();
     let app = Application::bind("127.0.0.1:0".parse().unwrap(), state)
         .await
         .unwrap();
     let url = format!("http://{}", app.local_addr().unwrap());
     tokio::spawn(app.run_until(std::future::pending()));
-    (url, store, dir)
+    (url, store, db)
 }
 
 fn pump(url: &str, cfg: SimConfig) -> SimPump {
@@ -113,9 +80,8 @@ fn prescription(volume_ul: u32, rate_ul_h: u32) -> NewPrescription {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pump_infuses_adjusts_to_a_new_version_and_completes() {
-    let (url, store, _dir) = server(Duration::from_secs(300)).await;
+async fn pump_infuses_adjusts_to_a_new_version_and_completes(backend: Backend) {
+    let (url, store, _db) = server(backend, Duration::from_secs(300)).await;
     store
         .set_prescription("pat", prescription(1_000, 4_000), "doc", 0)
         .await
@@ -186,9 +152,8 @@ async fn pump_infuses_adjusts_to_a_new_version_and_completes() {
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pump_logs_in_again_when_its_token_expires() {
-    let (url, store, _dir) = server(Duration::from_secs(1)).await;
+async fn pump_logs_in_again_when_its_token_expires(backend: Backend) {
+    let (url, store, _db) = server(backend, Duration::from_secs(1)).await;
     store
         .set_prescription("pat", prescription(5_000, 4_000), "doc", 0)
         .await

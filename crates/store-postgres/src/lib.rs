@@ -24,6 +24,7 @@ mod error;
 mod feed;
 mod migrate;
 mod ops;
+pub mod scratch;
 
 use std::str::FromStr;
 use std::sync::Arc;

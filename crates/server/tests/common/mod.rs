@@ -1,42 +1,22 @@
 //! Spawns the real server on a random port over a fresh database, seeded
 //! with one physician and two patients with devices and prescriptions.
 //!
-//! Every suite runs against each store backend through [`backend_tests!`]:
-//! one test body, one generated test per backend.
+//! Every suite runs against each store backend through
+//! `infusion_testkit::backend_tests!`: one test body, one generated test per
+//! backend.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use infusion_protocol::{InfusionState, MacAddress, PatientId, PatientLimits};
+use infusion_protocol::{InfusionState, PatientId, PatientLimits};
 use infusion_server::password::PasswordParams;
 use infusion_server::{AppState, Application, ServerConfig};
-use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store};
-use infusion_store_sqlite::SqliteStore;
+use infusion_store::{NewPrescription, Store};
+pub use infusion_testkit::Backend;
+use infusion_testkit::{TestDb, seed_patient, seed_physician};
 use serde_json::{Value, json};
-
-/// The store backends a suite runs against.
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-}
-
-/// Generates one `#[tokio::test]` per backend for each listed async test
-/// body `async fn name(backend: Backend)`.
-#[macro_export]
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Sqlite).await
-                }
-            )*
-        }
-    };
-}
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const MAC_A: &str = "AA:BB:CC:00:00:01";
@@ -57,8 +37,34 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub a: Patient,
     pub b: Patient,
-    _dir: tempfile::TempDir,
+    pub db: TestDb,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The server configuration of tests: fast password hashing.
+pub fn test_config(token_ttl: Duration) -> ServerConfig {
+    ServerConfig {
+        token_ttl,
+        password: PasswordParams::INSECURE_FAST,
+        ..ServerConfig::default()
+    }
+}
+
+/// Serves `store` on a free loopback port until the returned sender drops.
+pub async fn serve(
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let state = AppState::new(store, config).unwrap();
+    let app = Application::bind("127.0.0.1:0".parse().unwrap(), state)
+        .await
+        .unwrap();
+    let addr = app.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    (addr, tx)
 }
 
 impl TestApp {
@@ -67,69 +73,27 @@ impl TestApp {
         Self::spawn_with(backend, Duration::from_secs(300)).await
     }
 
-    /// Starts a server whose tokens live `token_ttl`.
+    /// Starts a server whose tokens live `token_ttl`, on a fresh database
+    /// seeded with physician dr.house and patients alice (device MAC_A) and
+    /// bob (MAC_B), each with limits 1000..=10000 µL/h, at most 10000 µL,
+    /// and prescription version 1: 2000 µL at 4000 µL/h.
     pub async fn spawn_with(backend: Backend, token_ttl: Duration) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
         }
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = match backend {
-            Backend::Sqlite => Arc::new(SqliteStore::open(dir.path().join("test.db")).unwrap()),
+        let db = TestDb::open(backend).await;
+        let store = db.store.clone();
+        let config = test_config(token_ttl);
+        let hash = config.password.hash_blocking(PASSWORD).unwrap();
+        seed_physician(&*store, "dr.house", &hash).await;
+        let limits = PatientLimits {
+            min_rate_ul_h: 1_000,
+            max_rate_ul_h: 10_000,
+            max_volume_ul: 10_000,
         };
-        let config = ServerConfig {
-            token_ttl,
-            password: PasswordParams::INSECURE_FAST,
-            ..ServerConfig::default()
-        };
-        let state = AppState::new(store.clone(), config).unwrap();
-        let hash = state.passwords.hash(PASSWORD).await.unwrap();
-        store
-            .create_physician(
-                NewPhysician {
-                    username: "dr.house".into(),
-                    first_name: "Gregory".into(),
-                    last_name: "House".into(),
-                    institution: "Princeton-Plainsboro".into(),
-                    password_hash: hash.clone(),
-                },
-                "test",
-                0,
-            )
-            .await
-            .unwrap();
         let mut patients = Vec::new();
         for (username, first, mac) in [("alice", "Alice", MAC_A), ("bob", "Bob", MAC_B)] {
-            let id = store
-                .create_patient(
-                    NewPatient {
-                        username: username.into(),
-                        first_name: first.into(),
-                        last_name: "Patient".into(),
-                        physician_username: "dr.house".into(),
-                        password_hash: hash.clone(),
-                    },
-                    "test",
-                    0,
-                )
-                .await
-                .unwrap();
-            store
-                .bind_device(username, MacAddress::parse(mac).unwrap(), "test", 0)
-                .await
-                .unwrap();
-            store
-                .set_limits(
-                    username,
-                    PatientLimits {
-                        min_rate_ul_h: 1_000,
-                        max_rate_ul_h: 10_000,
-                        max_volume_ul: 10_000,
-                    },
-                    "test",
-                    0,
-                )
-                .await
-                .unwrap();
+            let id = seed_patient(&*store, username, first, "dr.house", &hash, mac, limits).await;
             store
                 .set_prescription(
                     username,
@@ -145,14 +109,7 @@ impl TestApp {
                 .unwrap();
             patients.push(Patient { username, mac, id });
         }
-        let app = Application::bind("127.0.0.1:0".parse().unwrap(), state)
-            .await
-            .unwrap();
-        let addr = app.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async {
-            let _ = rx.await;
-        }));
+        let (addr, shutdown) = serve(store.clone(), config).await;
         let b = patients.pop().unwrap();
         let a = patients.pop().unwrap();
         TestApp {
@@ -161,8 +118,8 @@ impl TestApp {
             http: reqwest::Client::new(),
             a,
             b,
-            _dir: dir,
-            _shutdown: tx,
+            db,
+            _shutdown: shutdown,
         }
     }
 

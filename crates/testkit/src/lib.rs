@@ -1,0 +1,207 @@
+//! Test support shared by every crate's integration tests: a fresh database
+//! on either store backend, seeding of accounts, and [`backend_tests!`],
+//! which runs one test body against both backends.
+//!
+//! PostgreSQL tests need a server: set `INFUSION_TEST_POSTGRES_URL` to a
+//! URL whose role may create databases (each test gets its own, dropped
+//! afterwards). Without it the PostgreSQL half skips with one line on
+//! stderr, unless `INFUSION_TEST_REQUIRE_POSTGRES=1` (as `.ci/run` sets),
+//! which turns a missing server into a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use infusion_protocol::{MacAddress, PatientId, PatientLimits};
+use infusion_store::{NewPatient, NewPhysician, Store};
+use infusion_store_postgres::scratch::ScratchDatabase;
+use infusion_store_postgres::{PgConfig, PgStore};
+use infusion_store_sqlite::SqliteStore;
+
+/// The environment variable naming the PostgreSQL server for tests.
+pub const POSTGRES_ENV: &str = "INFUSION_TEST_POSTGRES_URL";
+/// Set to `1` to fail, not skip, when no PostgreSQL server is configured.
+pub const REQUIRE_POSTGRES_ENV: &str = "INFUSION_TEST_REQUIRE_POSTGRES";
+
+/// The store backends a suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh database on the server `INFUSION_TEST_POSTGRES_URL` names.
+    Postgres,
+}
+
+/// The PostgreSQL admin URL for tests, if one is configured.
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty())
+}
+
+impl Backend {
+    /// True when this backend cannot run here and the test should return
+    /// at once (printing why, once per test binary). Panics instead when
+    /// PostgreSQL is required.
+    pub fn skip(self) -> bool {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if self == Backend::Sqlite || postgres_url().is_some() {
+            return false;
+        }
+        if std::env::var(REQUIRE_POSTGRES_ENV).is_ok_and(|v| v == "1") {
+            panic!("{REQUIRE_POSTGRES_ENV}=1 but {POSTGRES_ENV} is not set");
+        }
+        if !SAID.swap(true, Ordering::Relaxed) {
+            eprintln!("skipping the PostgreSQL half: set {POSTGRES_ENV} to run it");
+        }
+        true
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend (in modules `sqlite` and
+/// `postgres`) for each listed async test body `async fn name(backend:
+/// Backend)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::Backend::Postgres.skip() {
+                        return;
+                    }
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+enum Keep {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Pg(#[allow(dead_code)] Box<ScratchDatabase>),
+}
+
+/// A fresh, migrated database and a store open on it. Dropping it deletes
+/// the database.
+pub struct TestDb {
+    /// The store the test uses.
+    pub store: Arc<dyn Store>,
+    /// The database's URL, for a second store or a server process on it.
+    pub url: String,
+    /// Which backend.
+    pub backend: Backend,
+    _keep: Keep,
+}
+
+/// Pool settings for tests: small, since many tests run at once against
+/// one server.
+pub fn test_pg_config() -> PgConfig {
+    PgConfig {
+        max_connections: 4,
+        ..PgConfig::default()
+    }
+}
+
+impl TestDb {
+    /// Creates the database and opens a store on it.
+    pub async fn open(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("test.db");
+                let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+                TestDb {
+                    store,
+                    url: format!("sqlite://{}", path.display()),
+                    backend,
+                    _keep: Keep::Dir(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_url().expect("INFUSION_TEST_POSTGRES_URL");
+                let db = ScratchDatabase::create(&admin, "test").await.unwrap();
+                let url = db.url().to_owned();
+                let store: Arc<dyn Store> =
+                    Arc::new(PgStore::connect(&url, test_pg_config()).await.unwrap());
+                TestDb {
+                    store,
+                    url,
+                    backend,
+                    _keep: Keep::Pg(Box::new(db)),
+                }
+            }
+        }
+    }
+
+    /// Another store on the same database, as a second server instance
+    /// would open it.
+    pub async fn open_another(&self) -> Arc<dyn Store> {
+        match self.backend {
+            Backend::Sqlite => {
+                Arc::new(SqliteStore::open(self.url.trim_start_matches("sqlite://")).unwrap())
+            }
+            Backend::Postgres => {
+                Arc::new(PgStore::connect(&self.url, test_pg_config()).await.unwrap())
+            }
+        }
+    }
+}
+
+/// Creates a physician `username` at "Test Clinic" with password hash `hash`.
+pub async fn seed_physician(store: &dyn Store, username: &str, hash: &str) {
+    store
+        .create_physician(
+            NewPhysician {
+                username: username.into(),
+                first_name: "Test".into(),
+                last_name: "Physician".into(),
+                institution: "Test Clinic".into(),
+                password_hash: hash.into(),
+            },
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+}
+
+/// Creates patient `username` (first name `first`) of `physician`, binds
+/// the device `mac` and sets `limits`; returns the patient id.
+pub async fn seed_patient(
+    store: &dyn Store,
+    username: &str,
+    first: &str,
+    physician: &str,
+    hash: &str,
+    mac: &str,
+    limits: PatientLimits,
+) -> PatientId {
+    let id = store
+        .create_patient(
+            NewPatient {
+                username: username.into(),
+                first_name: first.into(),
+                last_name: "Patient".into(),
+                physician_username: physician.into(),
+                password_hash: hash.into(),
+            },
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+    store
+        .bind_device(username, MacAddress::parse(mac).unwrap(), "test", 0)
+        .await
+        .unwrap();
+    store.set_limits(username, limits, "test", 0).await.unwrap();
+    id
+}
