@@ -13,4 +13,4 @@ pub mod transport;
 pub mod vitals;
 
 pub use clock::Clock;
-pub use pump::{Credentials, SimConfig, SimPump, Snapshot};
+pub use pump::{AckLog, Credentials, SimConfig, SimPump, Snapshot};

@@ -88,7 +88,13 @@ pub struct SimPump {
     cfg: SimConfig,
     transport: Transport,
     status: watch::Sender<Snapshot>,
+    acknowledged: AckLog,
 }
+
+/// Every event sequence number the server has acknowledged (a report that
+/// carried it was answered 200), in order. Shared, so a test can compare
+/// what the pump was promised with what the database holds.
+pub type AckLog = std::sync::Arc<std::sync::Mutex<Vec<u32>>>;
 
 impl SimPump {
     /// A pump called `name` (for logs) talking to the server at `server`.
@@ -99,7 +105,13 @@ impl SimPump {
             cfg,
             transport: Transport::new(server),
             status: watch::Sender::new(Snapshot::default()),
+            acknowledged: AckLog::default(),
         }
+    }
+
+    /// The log of acknowledged sequence numbers, filled while the pump runs.
+    pub fn acknowledged(&self) -> AckLog {
+        self.acknowledged.clone()
     }
 
     /// A live view of the pump's state.
@@ -224,11 +236,15 @@ impl SimPump {
                 ok
             }
             Request::Report { token, patient_id } => {
+                let sent: Vec<u32> = pump.report_events().iter().map(|e| e.seq).collect();
                 let answer = self
                     .transport
                     .report(&token, patient_id, pump.report_events())
                     .await;
                 let ok = answer.is_ok();
+                if ok && let Ok(mut log) = self.acknowledged.lock() {
+                    log.extend(sent);
+                }
                 match &answer {
                     Ok(r) => {
                         tracing::debug!(pump = %self.name, accepted = r.accepted, duplicates = r.duplicates, "report stored")

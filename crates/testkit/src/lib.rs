@@ -9,6 +9,8 @@
 //! which turns a missing server into a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pg_server;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -1,0 +1,433 @@
+//! Several server instances on one PostgreSQL database: a token presented
+//! to two server processes at once is honoured once; pumps spread over two
+//! instances follow a prescription changed through one, and the change feed
+//! reaches both; and a database restart under load from simulated pumps
+//! loses no acknowledged report, stores nothing twice, answers 503
+//! `database_unavailable` while the database is away and recovers without
+//! a server restart.
+//!
+//! PostgreSQL only (SQLite is one process by design); skipped like the
+//! rest of the PostgreSQL half when no server is configured.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
+use infusion_pump_core::PumpConfig;
+use infusion_server::password::PasswordParams;
+use infusion_server::{AppState, Application, ServerConfig};
+use infusion_sim::{AckLog, Credentials, SimConfig, SimPump, Snapshot};
+use infusion_store::{Change, NewPrescription, Store};
+use infusion_store_postgres::{PgConfig, PgStore};
+use infusion_testkit::pg_server::PgServer;
+use infusion_testkit::{Backend, TestDb, seed_patient, seed_physician};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+const PASSWORD: &str = "instances test password";
+
+/// An `infusion serve` process, stopped on drop.
+struct ServerProcess {
+    child: Child,
+    base: String,
+}
+
+impl ServerProcess {
+    fn start(database_url: &str) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_infusion"))
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--db-max-connections",
+                "4",
+            ])
+            .env("DATABASE_URL", database_url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        ServerProcess { child, base }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn limits() -> PatientLimits {
+    PatientLimits {
+        min_rate_ul_h: 1_000,
+        max_rate_ul_h: 50_000,
+        max_volume_ul: 100_000,
+    }
+}
+
+fn run_at(volume_ul: u32, rate_ul_h: u32) -> NewPrescription {
+    NewPrescription {
+        volume_ul,
+        rate_ul_h,
+        state: InfusionState::Run,
+    }
+}
+
+fn mac(i: usize) -> String {
+    format!("02:00:00:00:01:{i:02X}")
+}
+
+/// Seeds physician `doc` and patients `p0..pn` with devices and a running
+/// prescription.
+async fn seed(store: &dyn Store, n: usize) {
+    let hash = PasswordParams::INSECURE_FAST
+        .hash_blocking(PASSWORD)
+        .unwrap();
+    seed_physician(store, "doc", &hash).await;
+    for i in 0..n {
+        let name = format!("p{i}");
+        seed_patient(store, &name, "P", "doc", &hash, &mac(i), limits()).await;
+        store
+            .set_prescription(&name, run_at(50_000, 20_000), "doc", 0)
+            .await
+            .unwrap();
+    }
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let mut req = http.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (status, resp.json().await.unwrap_or(Value::Null))
+        }
+        Err(e) => (0, json!({"transport": e.to_string()})),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_token_at_two_server_processes_succeeds_once() {
+    if Backend::Postgres.skip() {
+        return;
+    }
+    let db = TestDb::open(Backend::Postgres).await;
+    seed(&*db.store, 1).await;
+    let a = ServerProcess::start(&db.url);
+    let b = ServerProcess::start(&db.url);
+    let http = reqwest::Client::new();
+    let (status, login) = post(
+        &http,
+        format!("{}/api/v1/device/login", a.base),
+        None,
+        json!({"username": "p0", "password": PASSWORD, "mac": mac(0)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let patient = login["patient_id"].clone();
+    let mut token = login["token"].as_str().unwrap().to_owned();
+    let mut wins = BTreeMap::<&str, u32>::new();
+    for round in 0..40 {
+        let body = json!({"patient_id": patient});
+        let (ra, rb) = tokio::join!(
+            post(
+                &http,
+                format!("{}/api/v1/device/index", a.base),
+                Some(&token),
+                body.clone()
+            ),
+            post(
+                &http,
+                format!("{}/api/v1/device/index", b.base),
+                Some(&token),
+                body
+            ),
+        );
+        let winners: Vec<_> = [("a", &ra), ("b", &rb)]
+            .into_iter()
+            .filter(|(_, (s, _))| *s == 200)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {ra:?} {rb:?}");
+        let (who, (_, won)) = winners[0];
+        let lost = if who == "a" { &rb } else { &ra };
+        assert_eq!(lost.0, 401, "round {round}: {lost:?}");
+        assert_eq!(lost.1["error"], "token_used", "round {round}: {lost:?}");
+        *wins.entry(who).or_default() += 1;
+        token = won["token"].as_str().unwrap().to_owned();
+    }
+    // Both instances took part; who wins a round is a race.
+    eprintln!("wins per instance over 40 rounds: {wins:?}");
+}
+
+/// Serves `store` in this process on a free port until the sender drops.
+async fn serve(store: Arc<dyn Store>) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let config = ServerConfig {
+        password: PasswordParams::INSECURE_FAST,
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(store, config).unwrap();
+    let app = Application::bind("127.0.0.1:0".parse().unwrap(), state)
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    (base, tx)
+}
+
+fn pump(i: usize, base: &str, pump: PumpConfig, time_scale: u32) -> SimPump {
+    SimPump::new(
+        &format!("p{i}"),
+        base,
+        Credentials {
+            username: format!("p{i}"),
+            password: PASSWORD.into(),
+            mac: MacAddress::parse(&mac(i)).unwrap(),
+        },
+        SimConfig {
+            pump: PumpConfig {
+                seed: i as u32 + 1,
+                ..pump
+            },
+            time_scale,
+            vitals_interval_ms: 2_000,
+        },
+    )
+}
+
+async fn wait_for(view: &mut watch::Receiver<Snapshot>, what: &str, f: impl Fn(&Snapshot) -> bool) {
+    let done = tokio::time::timeout(Duration::from_secs(30), view.wait_for(|s| f(s)))
+        .await
+        .is_ok();
+    assert!(
+        done,
+        "timed out waiting for {what}; last {:?}",
+        *view.borrow()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pumps_on_two_instances_follow_a_change_made_through_one() {
+    if Backend::Postgres.skip() {
+        return;
+    }
+    let db = TestDb::open(Backend::Postgres).await;
+    seed(&*db.store, 4).await;
+    let store_a = db.store.clone();
+    let store_b = db.open_another().await;
+    let mut feed_a = store_a.changes();
+    let mut feed_b = store_b.changes();
+    let (base_a, _stop_a) = serve(store_a.clone()).await;
+    let (base_b, _stop_b) = serve(store_b.clone()).await;
+    let cfg = PumpConfig {
+        poll_interval_ms: 1_000,
+        ..PumpConfig::default()
+    };
+    let (stop, stopped) = watch::channel(false);
+    let mut views = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let base = if i % 2 == 0 { &base_a } else { &base_b };
+        let sim = pump(i, base, cfg, 5);
+        views.push(sim.subscribe());
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(sim.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })));
+    }
+    for (i, view) in views.iter_mut().enumerate() {
+        wait_for(view, &format!("p{i} running version 1"), |s| {
+            s.phase == "running" && s.index.is_some_and(|x| x.version == 1)
+        })
+        .await;
+    }
+    // Through instance A only.
+    for i in 0..4 {
+        let v = store_a
+            .set_prescription(&format!("p{i}"), run_at(40_000, 30_000), "doc", 1)
+            .await
+            .unwrap();
+        assert_eq!(v, 2);
+    }
+    for (i, view) in views.iter_mut().enumerate() {
+        wait_for(view, &format!("p{i} at version 2"), |s| {
+            s.index.is_some_and(|x| x.version == 2) && s.rate_ul_h == 30_000
+        })
+        .await;
+    }
+    // Both instances heard every change (B only through NOTIFY).
+    for (name, feed) in [("A", &mut feed_a), ("B", &mut feed_b)] {
+        let mut versions = BTreeMap::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while versions.len() < 4 && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(1), feed.recv()).await {
+                Ok(Ok(Change::Prescription { patient, version })) if version == 2 => {
+                    versions.insert(patient, version);
+                }
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(e)) => panic!("instance {name} feed: {e}"),
+            }
+        }
+        assert_eq!(versions.len(), 4, "instance {name} heard {versions:?}");
+    }
+    stop.send_replace(true);
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_restart_under_load_loses_nothing_and_recovers() {
+    if Backend::Postgres.skip() {
+        return;
+    }
+    let Some(pg) = PgServer::start() else {
+        if std::env::var("INFUSION_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+            panic!("no PostgreSQL server binaries for the restart test");
+        }
+        eprintln!("skipping the restart test: no PostgreSQL server binaries");
+        return;
+    };
+    let config = PgConfig {
+        max_connections: 4,
+        acquire_timeout: Duration::from_millis(1_000),
+        statement_timeout: Duration::from_secs(2),
+    };
+    let store_a: Arc<dyn Store> =
+        Arc::new(PgStore::connect(&pg.url(), config.clone()).await.unwrap());
+    let store_b: Arc<dyn Store> = Arc::new(PgStore::connect(&pg.url(), config).await.unwrap());
+    const PUMPS: usize = 6;
+    seed(&*store_a, PUMPS).await;
+    let (base_a, _stop_a) = serve(store_a.clone()).await;
+    let (base_b, _stop_b) = serve(store_b.clone()).await;
+    let cfg = PumpConfig {
+        poll_interval_ms: 2_000,
+        progress_interval_ms: 2_000,
+        report_interval_ms: 2_000,
+        backoff_min_ms: 500,
+        backoff_max_ms: 5_000,
+        ..PumpConfig::default()
+    };
+    let (stop, stopped) = watch::channel(false);
+    let mut views = Vec::new();
+    let mut acks: Vec<AckLog> = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..PUMPS {
+        let base = if i % 2 == 0 { &base_a } else { &base_b };
+        let sim = pump(i, base, cfg, 10);
+        views.push(sim.subscribe());
+        acks.push(sim.acknowledged());
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(sim.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })));
+    }
+    for (i, view) in views.iter_mut().enumerate() {
+        wait_for(view, &format!("p{i} running"), |s| s.phase == "running").await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut feed = store_b.changes();
+    pg.stop();
+    // While the database is away both instances answer a clear 503.
+    let http = reqwest::Client::new();
+    for base in [&base_a, &base_b] {
+        let (status, body) = post(
+            &http,
+            format!("{base}/api/v1/device/login"),
+            None,
+            json!({"username": "p0", "password": PASSWORD, "mac": mac(0)}),
+        )
+        .await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"], "database_unavailable", "{body}");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ok_before: Vec<u64> = views.iter().map(|v| v.borrow().requests_ok).collect();
+    pg.start_again();
+
+    // The same server instances recover: every pump gets answers again and
+    // empties its outbox.
+    for (i, view) in views.iter_mut().enumerate() {
+        let before = ok_before[i];
+        wait_for(view, &format!("p{i} served again"), |s| {
+            s.requests_ok >= before + 4 && s.unacked_events == 0
+        })
+        .await;
+    }
+    // The change listener reconnected by itself and told its subscribers
+    // that notifications may have been missed.
+    let resync = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match feed.recv().await {
+                Ok(Change::Resync) => break true,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(resync, Ok(true), "no resync after the restart");
+    stop.send_replace(true);
+    let mut failed = 0;
+    for t in tasks {
+        failed += t.await.unwrap().requests_failed;
+    }
+    assert!(failed > 0, "the outage should have failed some requests");
+    eprintln!("requests failed during the outage, all pumps: {failed}");
+
+    for (i, log) in acks.iter().enumerate() {
+        let acked = log.lock().unwrap().clone();
+        assert!(!acked.is_empty(), "p{i} had reports acknowledged");
+        let patient = store_a.patient(&format!("p{i}")).await.unwrap();
+        let stored = store_a
+            .events(patient.patient_id, 0, 100_000)
+            .await
+            .unwrap();
+        let mut seqs: Vec<u32> = stored.iter().map(|e| e.seq).collect();
+        let n = seqs.len();
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs.len(), n, "p{i}: an event was stored twice");
+        for seq in &acked {
+            assert!(
+                seqs.binary_search(seq).is_ok(),
+                "p{i}: acknowledged event {seq} is missing"
+            );
+        }
+    }
+    for base in [&base_a, &base_b] {
+        let health: Value = reqwest::get(format!("{base}/api/v1/health"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["status"], "ok");
+    }
+}
