@@ -54,6 +54,31 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
         );
         return Ok(());
     }
+    match &cmd {
+        AdminCommand::Backup { to } => {
+            let bytes = crate::backup::backup(db, to).await?;
+            emit(
+                json_mode,
+                format!(
+                    "backed up {} to {} ({bytes} bytes)",
+                    db.url.redacted(),
+                    to.display()
+                ),
+                json!({"backup": to, "bytes": bytes}),
+            );
+            return Ok(());
+        }
+        AdminCommand::Restore { from } => {
+            crate::backup::restore(db, from).await?;
+            emit(
+                json_mode,
+                format!("restored {} from {}", db.url.redacted(), from.display()),
+                json!({"restored": from}),
+            );
+            return Ok(());
+        }
+        _ => {}
+    }
     let store = db.open().await?;
     let now = now_ms();
     match cmd {
@@ -175,7 +200,7 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
                 json!({"patient": patient, "version": version}),
             );
         }
-        AdminCommand::Migrate => {}
+        AdminCommand::Migrate | AdminCommand::Backup { .. } | AdminCommand::Restore { .. } => {}
     }
     Ok(())
 }

@@ -235,6 +235,21 @@ pub enum AdminCommand {
     },
     /// Apply pending database migrations.
     Migrate,
+    /// Copy the database to a new file while the server keeps running
+    /// (SQLite: online backup API; PostgreSQL: `pg_dump --format=custom`).
+    Backup {
+        /// The file to write; refused if it exists.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Replace the database's contents with a backup, after checking it
+    /// (SQLite: integrity and schema version; PostgreSQL: `pg_restore` in
+    /// one transaction). Stop every server on the database first.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 /// `infusion pump`.

@@ -2,6 +2,7 @@
 //! line, open the store, call the libraries.
 
 mod admin;
+mod backup;
 mod bench;
 mod cli;
 mod database;

@@ -8,6 +8,7 @@
 //! transaction took ~70 µs through rusqlite against ~500 µs through sqlx's
 //! SQLite driver, which hands every statement to a worker thread.
 
+pub mod backup;
 mod migrate;
 mod ops;
 mod readers;

@@ -12,6 +12,9 @@ const MIGRATIONS: &[(&str, &str)] = &[(
     include_str!("../migrations/0001_initial.sql"),
 )];
 
+/// The schema version this program creates and knows.
+pub(crate) const LATEST: usize = MIGRATIONS.len();
+
 /// Applies the migrations this database lacks, each in its own transaction.
 /// Returns how many were applied. Refuses a database newer than this program.
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<usize> {

@@ -112,48 +112,62 @@ pub fn test_pg_config() -> PgConfig {
     }
 }
 
-impl TestDb {
-    /// Creates the database and opens a store on it.
-    pub async fn open(backend: Backend) -> TestDb {
+/// A fresh database with nothing in it, not even the schema: a target to
+/// restore a backup into. Dropping it deletes the database.
+pub struct EmptyDb {
+    /// Its URL.
+    pub url: String,
+    _keep: Keep,
+}
+
+impl EmptyDb {
+    /// Creates it (for SQLite, a path in a new temporary directory).
+    pub async fn create(backend: Backend) -> EmptyDb {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
-                let path = dir.path().join("test.db");
-                let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
-                TestDb {
-                    store,
-                    url: format!("sqlite://{}", path.display()),
-                    backend,
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                EmptyDb {
+                    url,
                     _keep: Keep::Dir(dir),
                 }
             }
             Backend::Postgres => {
                 let admin = postgres_url().expect("INFUSION_TEST_POSTGRES_URL");
                 let db = ScratchDatabase::create(&admin, "test").await.unwrap();
-                let url = db.url().to_owned();
-                let store: Arc<dyn Store> =
-                    Arc::new(PgStore::connect(&url, test_pg_config()).await.unwrap());
-                TestDb {
-                    store,
-                    url,
-                    backend,
+                EmptyDb {
+                    url: db.url().to_owned(),
                     _keep: Keep::Pg(Box::new(db)),
                 }
             }
+        }
+    }
+}
+
+/// Opens a store (applying migrations) on the database at `url`.
+pub async fn open_store(url: &str) -> Arc<dyn Store> {
+    match url.strip_prefix("sqlite://") {
+        Some(path) => Arc::new(SqliteStore::open(path).unwrap()),
+        None => Arc::new(PgStore::connect(url, test_pg_config()).await.unwrap()),
+    }
+}
+
+impl TestDb {
+    /// Creates the database and opens a store on it.
+    pub async fn open(backend: Backend) -> TestDb {
+        let EmptyDb { url, _keep } = EmptyDb::create(backend).await;
+        TestDb {
+            store: open_store(&url).await,
+            url,
+            backend,
+            _keep,
         }
     }
 
     /// Another store on the same database, as a second server instance
     /// would open it.
     pub async fn open_another(&self) -> Arc<dyn Store> {
-        match self.backend {
-            Backend::Sqlite => {
-                Arc::new(SqliteStore::open(self.url.trim_start_matches("sqlite://")).unwrap())
-            }
-            Backend::Postgres => {
-                Arc::new(PgStore::connect(&self.url, test_pg_config()).await.unwrap())
-            }
-        }
+        open_store(&self.url).await
     }
 }
 
