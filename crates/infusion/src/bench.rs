@@ -1,9 +1,11 @@
 //! `infusion bench index`: a quick closed-loop measure of the index chain.
 //!
-//! Seeds `--users` patients with devices on a fresh SQLite file, starts the
-//! server in this process, and has every user log in and then poll the
-//! index back to back, each with the previous answer's token, for
-//! `--duration-s`. Client and server share the machine, as in the paper.
+//! For each backend and each user count: seeds that many patients with
+//! devices on a fresh database (an SQLite file, or a scratch PostgreSQL
+//! database), starts the server in this process, and has every user log in
+//! and then poll the index back to back, each with the previous answer's
+//! token, for `--duration-s`. Client and server share the machine, as in
+//! the paper.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +16,10 @@ use infusion_server::{AppState, Application, ServerConfig};
 use infusion_store::Store;
 use serde_json::{Value, json};
 
-use crate::cli::BenchIndexArgs;
+use infusion_store_postgres::PgConfig;
+use infusion_store_postgres::scratch::ScratchDatabase;
+
+use crate::cli::{BenchBackend, BenchIndexArgs};
 use crate::database::{Database, DatabaseUrl};
 use crate::seed;
 
@@ -94,27 +99,115 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[rank.min(sorted.len() - 1)]) / 1000.0
 }
 
-/// Runs the measurement and prints one line of figures (JSON with `--json`).
-pub async fn index(args: BenchIndexArgs, json_mode: bool) -> anyhow::Result<()> {
-    if args.users == 0 {
-        bail!("--users must be at least 1");
+/// A fresh database for one measurement, deleted afterwards.
+enum Fresh {
+    Sqlite { _dir: tempfile::TempDir },
+    Postgres(ScratchDatabase),
+}
+
+async fn fresh(
+    backend: BenchBackend,
+    args: &BenchIndexArgs,
+    pg: &PgConfig,
+) -> anyhow::Result<(Arc<dyn Store>, Fresh)> {
+    match backend {
+        BenchBackend::Sqlite => {
+            let dir = tempfile::tempdir()?;
+            let store = Database {
+                url: DatabaseUrl::Sqlite(dir.path().join("bench.db")),
+                pg: pg.clone(),
+            }
+            .open()
+            .await?;
+            Ok((store, Fresh::Sqlite { _dir: dir }))
+        }
+        BenchBackend::Postgres => {
+            let admin = args.postgres_url.as_deref().context(
+                "--backend postgres needs --postgres-url (or INFUSION_BENCH_POSTGRES_URL)",
+            )?;
+            let scratch = ScratchDatabase::create(admin, "bench").await?;
+            let store = Database {
+                url: DatabaseUrl::Postgres(scratch.url().to_owned()),
+                pg: pg.clone(),
+            }
+            .open()
+            .await?;
+            Ok((store, Fresh::Postgres(scratch)))
+        }
     }
-    let dir = tempfile::tempdir()?;
-    let store = Database {
-        url: DatabaseUrl::Sqlite(dir.path().join("bench.db")),
-        pg: Default::default(),
+}
+
+/// Runs one measurement per backend and user count and prints a table (one
+/// JSON object per measurement with `--json`).
+pub async fn index(args: BenchIndexArgs, pg: PgConfig, json_mode: bool) -> anyhow::Result<()> {
+    if args.users.is_empty() || args.users.contains(&0) {
+        bail!("--users must list counts of at least 1");
     }
-    .open()
-    .await?;
-    seed(&store, args.users).await?;
+    if !json_mode {
+        println!(
+            "index chain, closed loop, {} s per row; pool {} connections for PostgreSQL",
+            args.duration_s, pg.max_connections
+        );
+        println!(
+            "{:<9} {:>5} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "backend",
+            "users",
+            "requests",
+            "errors",
+            "req/s",
+            "mean ms",
+            "p50 ms",
+            "p99 ms",
+            "max ms"
+        );
+    }
+    for &backend in &args.backend {
+        for &users in &args.users {
+            let (store, fresh_db) = fresh(backend, &args, &pg).await?;
+            let result = measure(store, users, args.duration_s).await?;
+            let name = match backend {
+                BenchBackend::Sqlite => "sqlite",
+                BenchBackend::Postgres => "postgres",
+            };
+            if json_mode {
+                let mut r = result;
+                r["backend"] = json!(name);
+                println!("{r}");
+            } else {
+                println!(
+                    "{:<9} {:>5} {:>9} {:>7} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    name,
+                    users,
+                    result["requests"].as_u64().unwrap_or_default(),
+                    result["errors"].as_u64().unwrap_or_default(),
+                    result["requests_per_s"].as_f64().unwrap_or_default(),
+                    result["mean_ms"].as_f64().unwrap_or_default(),
+                    result["p50_ms"].as_f64().unwrap_or_default(),
+                    result["p99_ms"].as_f64().unwrap_or_default(),
+                    result["max_ms"].as_f64().unwrap_or_default(),
+                );
+            }
+            if let Fresh::Postgres(scratch) = fresh_db {
+                scratch.remove().await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn measure(store: Arc<dyn Store>, users: u32, duration_s: u64) -> anyhow::Result<Value> {
+    seed(&store, users).await?;
     let state = AppState::new(store, ServerConfig::default())?;
     let app = Application::bind(([127, 0, 0, 1], 0).into(), state).await?;
     let base = format!("http://{}", app.local_addr()?);
-    let server = tokio::spawn(app.run_until(std::future::pending()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
     let start = Instant::now();
-    let until = start + Duration::from_secs(args.duration_s);
+    let until = start + Duration::from_secs(duration_s);
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..args.users {
+    for i in 0..users {
         tasks.spawn(user(base.clone(), i, until));
     }
     let mut all = Vec::new();
@@ -125,31 +218,15 @@ pub async fn index(args: BenchIndexArgs, json_mode: bool) -> anyhow::Result<()> 
         errors += err;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    server.abort();
+    let _ = stop.send(());
+    let _ = server.await;
     all.sort_unstable();
     let rate = all.len() as f64 / elapsed;
     let mean = all.iter().map(|&v| f64::from(v)).sum::<f64>() / all.len().max(1) as f64 / 1000.0;
-    let result = json!({
-        "users": args.users, "duration_s": elapsed, "requests": all.len(), "errors": errors,
+    Ok(json!({
+        "users": users, "duration_s": elapsed, "requests": all.len(), "errors": errors,
         "requests_per_s": rate, "mean_ms": mean,
         "p50_ms": percentile(&all, 50.0), "p99_ms": percentile(&all, 99.0),
         "max_ms": percentile(&all, 100.0),
-    });
-    if json_mode {
-        println!("{result}");
-    } else {
-        println!(
-            "index chain, {} closed-loop users, {:.1} s: {} requests, {} errors, {:.0} req/s, mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            args.users,
-            elapsed,
-            all.len(),
-            errors,
-            rate,
-            mean,
-            percentile(&all, 50.0),
-            percentile(&all, 99.0),
-            percentile(&all, 100.0)
-        );
-    }
-    Ok(())
+    }))
 }

@@ -133,12 +133,30 @@ pub enum BenchCommand {
 /// `infusion bench index`.
 #[derive(Debug, Args)]
 pub struct BenchIndexArgs {
-    /// Concurrent users, each following its own token chain.
-    #[arg(long, default_value_t = 100)]
-    pub users: u32,
-    /// How long to load the server, seconds.
+    /// Concurrent users, each following its own token chain; a list runs
+    /// one measurement per entry.
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    pub users: Vec<u32>,
+    /// How long to load the server, seconds, per measurement.
     #[arg(long, default_value_t = 10)]
     pub duration_s: u64,
+    /// Store backends to measure, each on a fresh database, in one run:
+    /// `sqlite`, `postgres` or both (`sqlite,postgres`).
+    #[arg(long, value_delimiter = ',', default_value = "sqlite")]
+    pub backend: Vec<BenchBackend>,
+    /// PostgreSQL server for `--backend postgres`, as a URL whose role may
+    /// create databases (a scratch database is created and dropped).
+    #[arg(long, env = "INFUSION_BENCH_POSTGRES_URL")]
+    pub postgres_url: Option<String>,
+}
+
+/// A backend `infusion bench` can measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchBackend {
+    /// A fresh SQLite file in a temporary directory.
+    Sqlite,
+    /// A scratch database on `--postgres-url`.
+    Postgres,
 }
 
 /// `infusion serve`.

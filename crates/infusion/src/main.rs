@@ -46,7 +46,9 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Serve(args) => serve::run(&db?, args).await,
         cli::Command::Admin(cmd) => admin::run(&db?, cli.json, cmd).await,
         cli::Command::Pump(args) => pump::run(args).await,
-        cli::Command::Bench(cli::BenchCommand::Index(args)) => bench::index(args, cli.json).await,
+        cli::Command::Bench(cli::BenchCommand::Index(args)) => {
+            bench::index(args, db?.pg, cli.json).await
+        }
         cli::Command::Demo(args) => {
             let db = if cli.database_url_given {
                 Some(db?)
