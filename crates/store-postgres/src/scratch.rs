@@ -14,7 +14,7 @@ use crate::db_error;
 /// failing that, when this value is dropped.
 #[derive(Debug)]
 pub struct ScratchDatabase {
-    admin: PgConnectOptions,
+    admin: Box<PgConnectOptions>,
     name: String,
     url: String,
     removed: bool,
@@ -58,7 +58,7 @@ impl ScratchDatabase {
         let _ = conn.close().await;
         let url = replace_database(admin_url, &name);
         Ok(ScratchDatabase {
-            admin,
+            admin: Box::new(admin),
             name,
             url,
             removed: false,

@@ -88,7 +88,7 @@ macro_rules! backend_tests {
 
 enum Keep {
     Dir(#[allow(dead_code)] tempfile::TempDir),
-    Pg(#[allow(dead_code)] Box<ScratchDatabase>),
+    Pg(#[allow(dead_code)] ScratchDatabase),
 }
 
 /// A fresh, migrated database and a store open on it. Dropping it deletes
@@ -137,7 +137,7 @@ impl EmptyDb {
                 let db = ScratchDatabase::create(&admin, "test").await.unwrap();
                 EmptyDb {
                     url: db.url().to_owned(),
-                    _keep: Keep::Pg(Box::new(db)),
+                    _keep: Keep::Pg(db),
                 }
             }
         }
