@@ -6,13 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Output};
-use std::sync::Arc;
 
 use infusion_protocol::{InfusionState, PatientLimits};
 use infusion_server::password::PasswordParams;
-use infusion_server::{AppState, Application, ServerConfig};
 use infusion_store::{NewPrescription, Store};
-use infusion_testkit::{Backend, EmptyDb, TestDb, open_store, seed_patient, seed_physician};
+use std::time::Duration;
+
+use infusion_testkit::{
+    Backend, EmptyDb, TestDb, open_store, seed_patient, seed_physician, serve, test_config,
+};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "backup test password";
@@ -31,25 +33,6 @@ fn admin(url: &str, args: &[&str]) -> Output {
         .env("DATABASE_URL", url)
         .output()
         .unwrap()
-}
-
-async fn serve(store: Arc<dyn Store>) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let config = ServerConfig {
-        password: PasswordParams::INSECURE_FAST,
-        ..ServerConfig::default()
-    };
-    let app = Application::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        AppState::new(store, config).unwrap(),
-    )
-    .await
-    .unwrap();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
-        let _ = rx.await;
-    }));
-    (base, tx)
 }
 
 async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
@@ -102,7 +85,8 @@ async fn backup_of_a_running_server_restores_exactly_what_was_committed(backend:
         .set_prescription("pat", prescription(4_000), "doc", 0)
         .await
         .unwrap();
-    let (base, _stop) = serve(store.clone()).await;
+    let server = serve(store.clone(), test_config(Duration::from_secs(300))).await;
+    let base = server.base.clone();
     let (status, login) = post(
         &base,
         "/api/v1/device/login",
@@ -165,7 +149,8 @@ async fn backup_of_a_running_server_restores_exactly_what_was_committed(backend:
 
     // The pump's unused token from before the backup works on the restored
     // database, and the index is the backed-up version 1.
-    let (base2, _stop2) = serve(restored.clone()).await;
+    let server2 = serve(restored.clone(), test_config(Duration::from_secs(300))).await;
+    let base2 = server2.base.clone();
     let (status, index) = post(
         &base2,
         "/api/v1/device/index",

@@ -19,12 +19,11 @@ use std::time::{Duration, Instant};
 use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
 use infusion_pump_core::PumpConfig;
 use infusion_server::password::PasswordParams;
-use infusion_server::{AppState, Application, ServerConfig};
 use infusion_sim::{AckLog, Credentials, SimConfig, SimPump, Snapshot};
 use infusion_store::{Change, NewPrescription, Store};
 use infusion_store_postgres::{PgConfig, PgStore};
 use infusion_testkit::pg_server::PgServer;
-use infusion_testkit::{Backend, TestDb, seed_patient, seed_physician};
+use infusion_testkit::{Backend, TestDb, seed_patient, seed_physician, serve, test_config};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -182,24 +181,6 @@ async fn one_token_at_two_server_processes_succeeds_once() {
     eprintln!("wins per instance over 40 rounds: {wins:?}");
 }
 
-/// Serves `store` in this process on a free port until the sender drops.
-async fn serve(store: Arc<dyn Store>) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let config = ServerConfig {
-        password: PasswordParams::INSECURE_FAST,
-        ..ServerConfig::default()
-    };
-    let state = AppState::new(store, config).unwrap();
-    let app = Application::bind("127.0.0.1:0".parse().unwrap(), state)
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
-        let _ = rx.await;
-    }));
-    (base, tx)
-}
-
 fn pump(i: usize, base: &str, pump: PumpConfig, time_scale: u32) -> SimPump {
     SimPump::new(
         &format!("p{i}"),
@@ -242,8 +223,10 @@ async fn pumps_on_two_instances_follow_a_change_made_through_one() {
     let store_b = db.open_another().await;
     let mut feed_a = store_a.changes();
     let mut feed_b = store_b.changes();
-    let (base_a, _stop_a) = serve(store_a.clone()).await;
-    let (base_b, _stop_b) = serve(store_b.clone()).await;
+    let server_a = serve(store_a.clone(), test_config(Duration::from_secs(300))).await;
+    let base_a = server_a.base.clone();
+    let server_b = serve(store_b.clone(), test_config(Duration::from_secs(300))).await;
+    let base_b = server_b.base.clone();
     let cfg = PumpConfig {
         poll_interval_ms: 1_000,
         ..PumpConfig::default()
@@ -323,8 +306,10 @@ async fn database_restart_under_load_loses_nothing_and_recovers() {
     let store_b: Arc<dyn Store> = Arc::new(PgStore::connect(&pg.url(), config).await.unwrap());
     const PUMPS: usize = 6;
     seed(&*store_a, PUMPS).await;
-    let (base_a, _stop_a) = serve(store_a.clone()).await;
-    let (base_b, _stop_b) = serve(store_b.clone()).await;
+    let server_a = serve(store_a.clone(), test_config(Duration::from_secs(300))).await;
+    let base_a = server_a.base.clone();
+    let server_b = serve(store_b.clone(), test_config(Duration::from_secs(300))).await;
+    let base_b = server_b.base.clone();
     let cfg = PumpConfig {
         poll_interval_ms: 2_000,
         progress_interval_ms: 2_000,

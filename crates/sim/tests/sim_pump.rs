@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use infusion_protocol::{EventBody, InfusionState, MacAddress, PatientLimits, StateChange};
 use infusion_pump_core::PumpConfig;
-use infusion_server::password::PasswordParams;
-use infusion_server::{AppState, Application, ServerConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
 use infusion_store::{NewPrescription, Store};
-use infusion_testkit::{Backend, TestDb, seed_patient, seed_physician};
+use infusion_testkit::{Backend, Served, TestDb, seed_patient, seed_physician, serve, test_config};
 use tokio::sync::watch;
 
 const PASSWORD: &str = "a long enough password";
@@ -23,14 +21,10 @@ infusion_testkit::backend_tests!(
     pump_logs_in_again_when_its_token_expires,
 );
 
-async fn server(backend: Backend, token_ttl: Duration) -> (String, Arc<dyn Store>, TestDb) {
+async fn server(backend: Backend, token_ttl: Duration) -> (Served, Arc<dyn Store>, TestDb) {
     let db = TestDb::open(backend).await;
     let store = db.store.clone();
-    let config = ServerConfig {
-        token_ttl,
-        password: PasswordParams::INSECURE_FAST,
-        ..ServerConfig::default()
-    };
+    let config = test_config(token_ttl);
     let hash = config.password.hash_blocking(PASSWORD).unwrap();
     seed_physician(&*store, "doc", &hash).await;
     let limits = PatientLimits {
@@ -39,13 +33,7 @@ async fn server(backend: Backend, token_ttl: Duration) -> (String, Arc<dyn Store
         max_volume_ul: 10_000,
     };
     seed_patient(&*store, "pat", "P", "doc", &hash, MAC, limits).await;
-    let state = AppState::new(store.clone(), config).unwrap();
-    let app = Application::bind("127.0.0.1:0".parse().unwrap(), state)
-        .await
-        .unwrap();
-    let url = format!("http://{}", app.local_addr().unwrap());
-    tokio::spawn(app.run_until(std::future::pending()));
-    (url, store, db)
+    (serve(store.clone(), config).await, store, db)
 }
 
 fn pump(url: &str, cfg: SimConfig) -> SimPump {
@@ -81,7 +69,8 @@ fn prescription(volume_ul: u32, rate_ul_h: u32) -> NewPrescription {
 }
 
 async fn pump_infuses_adjusts_to_a_new_version_and_completes(backend: Backend) {
-    let (url, store, _db) = server(backend, Duration::from_secs(300)).await;
+    let (server, store, _db) = server(backend, Duration::from_secs(300)).await;
+    let url = server.base.clone();
     store
         .set_prescription("pat", prescription(1_000, 4_000), "doc", 0)
         .await
@@ -153,7 +142,8 @@ async fn pump_infuses_adjusts_to_a_new_version_and_completes(backend: Backend) {
 }
 
 async fn pump_logs_in_again_when_its_token_expires(backend: Backend) {
-    let (url, store, _db) = server(backend, Duration::from_secs(1)).await;
+    let (server, store, _db) = server(backend, Duration::from_secs(1)).await;
+    let url = server.base.clone();
     store
         .set_prescription("pat", prescription(5_000, 4_000), "doc", 0)
         .await

@@ -11,6 +11,12 @@
 
 pub mod pg_server;
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use infusion_server::password::PasswordParams;
+use infusion_server::{AppState, Application, ServerConfig};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -220,4 +226,41 @@ pub async fn seed_patient(
         .unwrap();
     store.set_limits(username, limits, "test", 0).await.unwrap();
     id
+}
+
+/// The server configuration of tests: tokens living `token_ttl`, fast
+/// password hashing.
+pub fn test_config(token_ttl: Duration) -> ServerConfig {
+    ServerConfig {
+        token_ttl,
+        password: PasswordParams::INSECURE_FAST,
+        ..ServerConfig::default()
+    }
+}
+
+/// A server running in this process; stops when dropped.
+pub struct Served {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `http://addr`.
+    pub base: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Serves `store` with `config` on a free loopback port.
+pub async fn serve(store: Arc<dyn Store>, config: ServerConfig) -> Served {
+    let state = AppState::new(store, config).unwrap();
+    let app = Application::bind("127.0.0.1:0".parse().unwrap(), state)
+        .await
+        .unwrap();
+    let addr = app.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    Served {
+        addr,
+        base: format!("http://{addr}"),
+        _stop: stop,
+    }
 }

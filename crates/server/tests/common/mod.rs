@@ -11,11 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use infusion_protocol::{InfusionState, PatientId, PatientLimits};
-use infusion_server::password::PasswordParams;
-use infusion_server::{AppState, Application, ServerConfig};
 use infusion_store::{NewPrescription, Store};
 pub use infusion_testkit::Backend;
-use infusion_testkit::{TestDb, seed_patient, seed_physician};
+use infusion_testkit::{Served, TestDb, seed_patient, seed_physician, serve, test_config};
 use serde_json::{Value, json};
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -38,33 +36,7 @@ pub struct TestApp {
     pub a: Patient,
     pub b: Patient,
     pub db: TestDb,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
-/// The server configuration of tests: fast password hashing.
-pub fn test_config(token_ttl: Duration) -> ServerConfig {
-    ServerConfig {
-        token_ttl,
-        password: PasswordParams::INSECURE_FAST,
-        ..ServerConfig::default()
-    }
-}
-
-/// Serves `store` on a free loopback port until the returned sender drops.
-pub async fn serve(
-    store: Arc<dyn Store>,
-    config: ServerConfig,
-) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let state = AppState::new(store, config).unwrap();
-    let app = Application::bind("127.0.0.1:0".parse().unwrap(), state)
-        .await
-        .unwrap();
-    let addr = app.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
-        let _ = rx.await;
-    }));
-    (addr, tx)
+    _server: Served,
 }
 
 impl TestApp {
@@ -109,17 +81,17 @@ impl TestApp {
                 .unwrap();
             patients.push(Patient { username, mac, id });
         }
-        let (addr, shutdown) = serve(store.clone(), config).await;
+        let server = serve(store.clone(), config).await;
         let b = patients.pop().unwrap();
         let a = patients.pop().unwrap();
         TestApp {
-            addr,
+            addr: server.addr,
             store,
             http: reqwest::Client::new(),
             a,
             b,
             db,
-            _shutdown: shutdown,
+            _server: server,
         }
     }
 
