@@ -351,6 +351,8 @@ async fn database_restart_under_load_loses_nothing_and_recovers() {
         .await;
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["error"], "database_unavailable", "{body}");
+        let ready = reqwest::get(format!("{base}/api/v1/ready")).await.unwrap();
+        assert_eq!(ready.status(), 503);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let ok_before: Vec<u64> = views.iter().map(|v| v.borrow().requests_ok).collect();
@@ -414,5 +416,12 @@ async fn database_restart_under_load_loses_nothing_and_recovers() {
             .await
             .unwrap();
         assert_eq!(health["status"], "ok");
+        let ready: Value = reqwest::get(format!("{base}/api/v1/ready"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["status"], "ready");
     }
 }

@@ -389,6 +389,21 @@ async fn openapi_and_health_are_served(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
+    let ready: serde_json::Value = app
+        .http
+        .get(app.url("/api/v1/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    let backend = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(ready["backend"], backend);
     let doc: serde_json::Value = app
         .http
         .get(app.url("/api/v1/openapi.json"))
@@ -404,6 +419,7 @@ async fn openapi_and_health_are_served(backend: Backend) {
         "/api/v1/device/index",
         "/api/v1/device/report",
         "/api/v1/health",
+        "/api/v1/ready",
     ] {
         assert!(
             doc["paths"][path].is_object(),

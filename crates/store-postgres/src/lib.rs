@@ -269,6 +269,14 @@ impl Store for PgStore {
         ops::token_status(&self.pool, hash).await
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
     fn changes(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
     }

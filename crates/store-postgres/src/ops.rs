@@ -115,10 +115,6 @@ async fn username_taken(conn: &mut PgConnection, username: &str) -> StoreResult<
         .map_err(db_error)
 }
 
-fn taken(username: &str) -> StoreError {
-    StoreError::Conflict(format!("the username {username:?} is taken"))
-}
-
 pub(crate) async fn create_physician(
     pool: &PgPool,
     new: NewPhysician,
@@ -129,7 +125,7 @@ pub(crate) async fn create_physician(
     check_institution(&new.institution)?;
     let mut tx = pool.begin().await.map_err(db_error)?;
     if username_taken(&mut tx, &new.username).await? {
-        return Err(taken(&new.username));
+        return Err(StoreError::username_taken(&new.username));
     }
     sqlx::query(
         "INSERT INTO institutions (name, created_at_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
@@ -153,18 +149,12 @@ pub(crate) async fn create_physician(
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match db_error(e) {
-        StoreError::Conflict(_) => taken(&new.username),
+        StoreError::Conflict(_) => StoreError::username_taken(&new.username),
         other => other,
     })?;
     insert_audit_on(
         &mut tx,
-        &audit(
-            now_ms,
-            actor,
-            AuditAction::AccountCreated,
-            None,
-            format!("physician {} at {}", new.username, new.institution),
-        ),
+        &NewAudit::physician_created(now_ms, actor, &new.username, &new.institution),
     )
     .await?;
     tx.commit().await.map_err(db_error)?;
@@ -187,15 +177,12 @@ pub(crate) async fn create_patient(
     .await
     .map_err(db_error)?;
     let Some(physician) = physician else {
-        return Err(StoreError::NotFound(format!(
-            "no physician named {:?}",
-            new.physician_username
-        )));
+        return Err(StoreError::no_physician(&new.physician_username));
     };
     let physician_id: i64 = get(&physician, 0)?;
     let institution_id: Option<i64> = get(&physician, 1)?;
     if username_taken(&mut tx, &new.username).await? {
-        return Err(taken(&new.username));
+        return Err(StoreError::username_taken(&new.username));
     }
     let pid: i64 = sqlx::query_scalar(
         "WITH account AS (
@@ -222,21 +209,18 @@ pub(crate) async fn create_patient(
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match db_error(e) {
-        StoreError::Conflict(_) => taken(&new.username),
+        StoreError::Conflict(_) => StoreError::username_taken(&new.username),
         other => other,
     })?;
     let patient = patient_id(pid);
     insert_audit_on(
         &mut tx,
-        &audit(
+        &NewAudit::patient_created(
             now_ms,
             actor,
-            AuditAction::AccountCreated,
-            Some(patient),
-            format!(
-                "patient {} of physician {}",
-                new.username, new.physician_username
-            ),
+            patient,
+            &new.username,
+            &new.physician_username,
         ),
     )
     .await?;
@@ -257,7 +241,7 @@ async fn lock_patient(conn: &mut PgConnection, username: &str) -> StoreResult<Pa
     .await
     .map_err(db_error)?
     .map(patient_id)
-    .ok_or_else(|| StoreError::NotFound(format!("no patient named {username:?}")))
+    .ok_or_else(|| StoreError::no_patient(username))
 }
 
 pub(crate) async fn bind_device(
@@ -282,9 +266,7 @@ pub(crate) async fn bind_device(
         if owner == pid {
             return Ok(DeviceId(id));
         }
-        return Err(StoreError::Conflict(format!(
-            "the device {mac_text} is bound to another account"
-        )));
+        return Err(StoreError::device_taken(&mac));
     }
     sqlx::query(
         "UPDATE devices SET retired_at_ms = $1 WHERE patient_id = $2 AND retired_at_ms IS NULL",
@@ -304,20 +286,12 @@ pub(crate) async fn bind_device(
     .await
     .map_err(|e| match db_error(e) {
         // Another instance bound this MAC in the meantime.
-        StoreError::Conflict(_) => {
-            StoreError::Conflict(format!("the device {mac_text} is bound to another account"))
-        }
+        StoreError::Conflict(_) => StoreError::device_taken(&mac),
         other => other,
     })?;
     insert_audit_on(
         &mut tx,
-        &audit(
-            now_ms,
-            actor,
-            AuditAction::DeviceBound,
-            Some(patient),
-            format!("device {mac_text} bound to {username}"),
-        ),
+        &NewAudit::device_bound(now_ms, actor, patient, &mac_text, username),
     )
     .await?;
     tx.commit().await.map_err(db_error)?;
@@ -384,10 +358,7 @@ pub(crate) async fn set_limits(
     if let Some(p) = current_prescription(&mut tx, pid).await?
         && !limits.allows(p.volume_ul, p.rate_ul_h)
     {
-        return Err(StoreError::OutsideLimits(format!(
-            "the current prescription (version {}: {} µL at {} µL/h) would fall outside these limits; change it first",
-            p.version, p.volume_ul, p.rate_ul_h
-        )));
+        return Err(StoreError::limits_exclude(&p));
     }
     sqlx::query(
         "UPDATE limits SET min_rate_ul_h = $1, max_rate_ul_h = $2, max_volume_ul = $3, updated_at_ms = $4, updated_by = $5
@@ -404,16 +375,7 @@ pub(crate) async fn set_limits(
     .map_err(db_error)?;
     insert_audit_on(
         &mut tx,
-        &audit(
-            now_ms,
-            actor,
-            AuditAction::LimitsChanged,
-            Some(patient),
-            format!(
-                "rate {}..={} µL/h, volume at most {} µL",
-                limits.min_rate_ul_h, limits.max_rate_ul_h, limits.max_volume_ul
-            ),
-        ),
+        &NewAudit::limits_changed(now_ms, actor, patient, &limits),
     )
     .await?;
     notify(&mut tx, Change::Limits { patient }).await?;
@@ -451,18 +413,7 @@ pub(crate) async fn set_prescription(
     .map_err(db_error)?;
     insert_audit_on(
         &mut tx,
-        &audit(
-            now_ms,
-            actor,
-            AuditAction::PrescriptionChanged,
-            Some(patient),
-            format!(
-                "version {version}: {} µL at {} µL/h, {}",
-                p.volume_ul,
-                p.rate_ul_h,
-                p.state.as_str()
-            ),
-        ),
+        &NewAudit::prescription_changed(now_ms, actor, patient, version, &p),
     )
     .await?;
     notify(&mut tx, Change::Prescription { patient, version }).await?;
@@ -541,13 +492,7 @@ pub(crate) async fn start_device_session(
     .map_err(db_error)?;
     insert_audit_on(
         &mut tx,
-        &audit(
-            now_ms,
-            &format!("device:{mac}"),
-            AuditAction::DeviceLogin,
-            Some(record.patient_id),
-            String::new(),
-        ),
+        &NewAudit::device_login(now_ms, &mac, record.patient_id),
     )
     .await?;
     tx.commit().await.map_err(db_error)
@@ -796,13 +741,7 @@ pub(crate) async fn report(
         }
         insert_audit_on(
             &mut tx,
-            &audit(
-                now_ms,
-                &format!("device:{mac}"),
-                AuditAction::Alarm,
-                Some(patient),
-                format!("{} (event {})", alarm.as_str(), e.seq),
-            ),
+            &NewAudit::alarm(now_ms, &mac, patient, alarm, e.seq),
         )
         .await?;
         notify(&mut tx, Change::Alarm { patient, alarm }).await?;
@@ -834,7 +773,7 @@ pub(crate) async fn patient_summary(pool: &PgPool, username: &str) -> StoreResul
     .fetch_optional(&mut *conn)
     .await
     .map_err(db_error)?
-    .ok_or_else(|| StoreError::NotFound(format!("no patient named {username:?}")))?;
+    .ok_or_else(|| StoreError::no_patient(username))?;
     let pid: i64 = get(&r, 0)?;
     let device = get::<Option<String>>(&r, 5)?
         .as_deref()

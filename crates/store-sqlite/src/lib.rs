@@ -280,6 +280,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        self.readers
+            .read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+            .await
+    }
+
     fn changes(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
     }

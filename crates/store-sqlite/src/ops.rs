@@ -67,22 +67,6 @@ pub(crate) fn insert_audit(conn: &Connection, e: &NewAudit) -> StoreResult<()> {
     .map_err(backend)
 }
 
-fn audit(
-    at_ms: i64,
-    actor: &str,
-    action: AuditAction,
-    patient: Option<PatientId>,
-    detail: String,
-) -> NewAudit {
-    NewAudit {
-        at_ms,
-        actor: actor.to_owned(),
-        action,
-        patient_id: patient,
-        detail,
-    }
-}
-
 fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
     conn.query_row(
         "SELECT 1 FROM accounts WHERE username = ?1",
@@ -104,10 +88,7 @@ pub(crate) fn create_physician(
     check_institution(&new.institution)?;
     let conn = cx.conn;
     if username_taken(conn, &new.username)? {
-        return Err(StoreError::Conflict(format!(
-            "the username {:?} is taken",
-            new.username
-        )));
+        return Err(StoreError::username_taken(&new.username));
     }
     conn.execute(
         "INSERT INTO institutions (name, created_at_ms) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
@@ -123,13 +104,7 @@ pub(crate) fn create_physician(
     let id = conn.last_insert_rowid();
     insert_audit(
         conn,
-        &audit(
-            now_ms,
-            actor,
-            AuditAction::AccountCreated,
-            None,
-            format!("physician {} at {}", new.username, new.institution),
-        ),
+        &NewAudit::physician_created(now_ms, actor, &new.username, &new.institution),
     )?;
     Ok(AccountId(id))
 }
@@ -151,16 +126,10 @@ pub(crate) fn create_patient(
         .optional()
         .map_err(backend)?;
     let Some((physician_id, institution_id)) = physician else {
-        return Err(StoreError::NotFound(format!(
-            "no physician named {:?}",
-            new.physician_username
-        )));
+        return Err(StoreError::no_physician(&new.physician_username));
     };
     if username_taken(conn, &new.username)? {
-        return Err(StoreError::Conflict(format!(
-            "the username {:?} is taken",
-            new.username
-        )));
+        return Err(StoreError::username_taken(&new.username));
     }
     conn.execute(
         "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
@@ -191,15 +160,12 @@ pub(crate) fn create_patient(
     let patient = patient_id(pid);
     insert_audit(
         conn,
-        &audit(
+        &NewAudit::patient_created(
             now_ms,
             actor,
-            AuditAction::AccountCreated,
-            Some(patient),
-            format!(
-                "patient {} of physician {}",
-                new.username, new.physician_username
-            ),
+            patient,
+            &new.username,
+            &new.physician_username,
         ),
     )?;
     Ok(patient)
@@ -214,7 +180,7 @@ fn patient_by_username(conn: &Connection, username: &str) -> StoreResult<Patient
     .optional()
     .map_err(backend)?
     .map(patient_id)
-    .ok_or_else(|| StoreError::NotFound(format!("no patient named {username:?}")))
+    .ok_or_else(|| StoreError::no_patient(username))
 }
 
 pub(crate) fn bind_device(
@@ -239,9 +205,7 @@ pub(crate) fn bind_device(
     match holder {
         Some((id, holder)) if holder == pid => return Ok(DeviceId(id)),
         Some(_) => {
-            return Err(StoreError::Conflict(format!(
-                "the device {mac_text} is bound to another account"
-            )));
+            return Err(StoreError::device_taken(&mac));
         }
         None => {}
     }
@@ -258,13 +222,7 @@ pub(crate) fn bind_device(
     let id = conn.last_insert_rowid();
     insert_audit(
         conn,
-        &audit(
-            now_ms,
-            actor,
-            AuditAction::DeviceBound,
-            Some(patient),
-            format!("device {mac_text} bound to {username}"),
-        ),
+        &NewAudit::device_bound(now_ms, actor, patient, &mac_text, username),
     )?;
     Ok(DeviceId(id))
 }
@@ -320,10 +278,7 @@ pub(crate) fn set_limits(
     if let Some(p) = current_prescription(conn, pid)?
         && !limits.allows(p.volume_ul, p.rate_ul_h)
     {
-        return Err(StoreError::OutsideLimits(format!(
-            "the current prescription (version {}: {} µL at {} µL/h) would fall outside these limits; change it first",
-            p.version, p.volume_ul, p.rate_ul_h
-        )));
+        return Err(StoreError::limits_exclude(&p));
     }
     conn.execute(
         "UPDATE limits SET min_rate_ul_h = ?1, max_rate_ul_h = ?2, max_volume_ul = ?3, updated_at_ms = ?4, updated_by = ?5
@@ -333,16 +288,7 @@ pub(crate) fn set_limits(
     .map_err(backend)?;
     insert_audit(
         conn,
-        &audit(
-            now_ms,
-            actor,
-            AuditAction::LimitsChanged,
-            Some(patient),
-            format!(
-                "rate {}..={} µL/h, volume at most {} µL",
-                limits.min_rate_ul_h, limits.max_rate_ul_h, limits.max_volume_ul
-            ),
-        ),
+        &NewAudit::limits_changed(now_ms, actor, patient, &limits),
     )
 }
 
@@ -367,18 +313,7 @@ pub(crate) fn set_prescription(
     .map_err(backend)?;
     insert_audit(
         conn,
-        &audit(
-            now_ms,
-            actor,
-            AuditAction::PrescriptionChanged,
-            Some(patient),
-            format!(
-                "version {version}: {} µL at {} µL/h, {}",
-                p.volume_ul,
-                p.rate_ul_h,
-                p.state.as_str()
-            ),
-        ),
+        &NewAudit::prescription_changed(now_ms, actor, patient, version, &p),
     )?;
     Ok(version)
 }
@@ -457,13 +392,7 @@ pub(crate) fn start_device_session(
     .map_err(backend)?;
     insert_audit(
         conn,
-        &audit(
-            now_ms,
-            &format!("device:{mac}"),
-            AuditAction::DeviceLogin,
-            Some(record.patient_id),
-            String::new(),
-        ),
+        &NewAudit::device_login(now_ms, &mac, record.patient_id),
     )
 }
 
@@ -617,13 +546,7 @@ pub(crate) fn report(
             });
             insert_audit(
                 conn,
-                &audit(
-                    now_ms,
-                    &format!("device:{mac}"),
-                    AuditAction::Alarm,
-                    Some(patient_id(pid)),
-                    format!("{} (event {seq})", a.as_str()),
-                ),
+                &NewAudit::alarm(now_ms, &mac, patient_id(pid), a, seq),
             )?;
         }
     }
@@ -666,7 +589,7 @@ pub(crate) fn patient_summary(conn: &Connection, username: &str) -> StoreResult<
         )
         .optional()
         .map_err(backend)?
-        .ok_or_else(|| StoreError::NotFound(format!("no patient named {username:?}")))?;
+        .ok_or_else(|| StoreError::no_patient(username))?;
     let (pid, username, first_name, last_name, physician_username, device, last_contact_ms) = row;
     Ok(PatientSummary {
         patient_id: patient_id(pid),

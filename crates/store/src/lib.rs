@@ -9,10 +9,12 @@
 mod change;
 mod error;
 mod model;
+mod wording;
 
 pub use change::{CHANGE_BACKLOG, Change};
 pub use error::{StoreError, StoreResult};
 pub use model::*;
+pub use wording::device_actor;
 
 use async_trait::async_trait;
 use infusion_protocol::{Event, Index, PatientId, PatientLimits};
@@ -152,6 +154,10 @@ pub trait Store: Send + Sync + 'static {
     /// falls more than [`CHANGE_BACKLOG`] behind gets `Lagged` and should
     /// treat it like [`Change::Resync`].
     fn changes(&self) -> tokio::sync::broadcast::Receiver<Change>;
+
+    /// Checks that the database answers a query now: the readiness check a
+    /// load balancer uses to route around an instance that cannot serve.
+    async fn ping(&self) -> StoreResult<()>;
 
     /// Which backend this is (`sqlite` or `postgres`), for the health check
     /// and logs.

@@ -406,7 +406,7 @@ pub fn check_presented(
     let Some(t) = found else {
         return refuse(TokenInvalid, "anonymous".to_owned(), None);
     };
-    let actor = format!("device:{}", t.mac);
+    let actor = crate::device_actor(&t.mac);
     let owner = Some(t.owner);
     if t.device_retired {
         return refuse(TokenInvalid, actor, owner);

@@ -1,0 +1,173 @@
+//! The words every backend writes: audit entries and refusals. Kept in one
+//! place so that the same event reads the same in the audit log and the
+//! same refusal reaches the user, whichever database is underneath.
+
+use infusion_protocol::{Alarm, MacAddress, PatientId, PatientLimits};
+
+use crate::{AuditAction, NewAudit, NewPrescription, Prescription, StoreError};
+
+/// The audit actor of a device: `device:AA:BB:CC:DD:EE:FF`.
+pub fn device_actor(mac: &str) -> String {
+    format!("device:{mac}")
+}
+
+impl NewAudit {
+    fn of(
+        at_ms: i64,
+        actor: &str,
+        action: AuditAction,
+        patient: Option<PatientId>,
+        detail: String,
+    ) -> NewAudit {
+        NewAudit {
+            at_ms,
+            actor: actor.to_owned(),
+            action,
+            patient_id: patient,
+            detail,
+        }
+    }
+
+    /// A physician account was created.
+    pub fn physician_created(
+        at_ms: i64,
+        actor: &str,
+        username: &str,
+        institution: &str,
+    ) -> NewAudit {
+        let detail = format!("physician {username} at {institution}");
+        Self::of(at_ms, actor, AuditAction::AccountCreated, None, detail)
+    }
+
+    /// A patient account was created.
+    pub fn patient_created(
+        at_ms: i64,
+        actor: &str,
+        patient: PatientId,
+        username: &str,
+        physician: &str,
+    ) -> NewAudit {
+        let detail = format!("patient {username} of physician {physician}");
+        Self::of(
+            at_ms,
+            actor,
+            AuditAction::AccountCreated,
+            Some(patient),
+            detail,
+        )
+    }
+
+    /// A device was bound to a patient.
+    pub fn device_bound(
+        at_ms: i64,
+        actor: &str,
+        patient: PatientId,
+        mac: &str,
+        username: &str,
+    ) -> NewAudit {
+        let detail = format!("device {mac} bound to {username}");
+        Self::of(
+            at_ms,
+            actor,
+            AuditAction::DeviceBound,
+            Some(patient),
+            detail,
+        )
+    }
+
+    /// A patient's limits changed.
+    pub fn limits_changed(
+        at_ms: i64,
+        actor: &str,
+        patient: PatientId,
+        l: &PatientLimits,
+    ) -> NewAudit {
+        let detail = format!(
+            "rate {}..={} µL/h, volume at most {} µL",
+            l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul
+        );
+        Self::of(
+            at_ms,
+            actor,
+            AuditAction::LimitsChanged,
+            Some(patient),
+            detail,
+        )
+    }
+
+    /// A prescription version was written.
+    pub fn prescription_changed(
+        at_ms: i64,
+        actor: &str,
+        patient: PatientId,
+        version: u32,
+        p: &NewPrescription,
+    ) -> NewAudit {
+        let detail = format!(
+            "version {version}: {} µL at {} µL/h, {}",
+            p.volume_ul,
+            p.rate_ul_h,
+            p.state.as_str()
+        );
+        Self::of(
+            at_ms,
+            actor,
+            AuditAction::PrescriptionChanged,
+            Some(patient),
+            detail,
+        )
+    }
+
+    /// A device logged in.
+    pub fn device_login(at_ms: i64, mac: &str, patient: PatientId) -> NewAudit {
+        Self::of(
+            at_ms,
+            &device_actor(mac),
+            AuditAction::DeviceLogin,
+            Some(patient),
+            String::new(),
+        )
+    }
+
+    /// A device reported an alarm (event `seq`).
+    pub fn alarm(at_ms: i64, mac: &str, patient: PatientId, alarm: Alarm, seq: u32) -> NewAudit {
+        let detail = format!("{} (event {seq})", alarm.as_str());
+        Self::of(
+            at_ms,
+            &device_actor(mac),
+            AuditAction::Alarm,
+            Some(patient),
+            detail,
+        )
+    }
+}
+
+impl StoreError {
+    /// The username is taken.
+    pub fn username_taken(username: &str) -> StoreError {
+        StoreError::Conflict(format!("the username {username:?} is taken"))
+    }
+
+    /// No patient has this username.
+    pub fn no_patient(username: &str) -> StoreError {
+        StoreError::NotFound(format!("no patient named {username:?}"))
+    }
+
+    /// No physician has this username.
+    pub fn no_physician(username: &str) -> StoreError {
+        StoreError::NotFound(format!("no physician named {username:?}"))
+    }
+
+    /// The MAC address serves another account.
+    pub fn device_taken(mac: &MacAddress) -> StoreError {
+        StoreError::Conflict(format!("the device {mac} is bound to another account"))
+    }
+
+    /// New limits would exclude the current prescription.
+    pub fn limits_exclude(p: &Prescription) -> StoreError {
+        StoreError::OutsideLimits(format!(
+            "the current prescription (version {}: {} µL at {} µL/h) would fall outside these limits; change it first",
+            p.version, p.volume_ul, p.rate_ul_h
+        ))
+    }
+}
