@@ -425,3 +425,27 @@ async fn database_restart_under_load_loses_nothing_and_recovers() {
         assert_eq!(ready["status"], "ready");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_session_started_on_one_instance_works_and_ends_on_the_other() {
+    if Backend::Postgres.skip() {
+        return;
+    }
+    let db = TestDb::open(Backend::Postgres).await;
+    seed(&*db.store, 1).await;
+    let (a, b) = (db.store.clone(), db.open_another().await);
+    let doc = a.account("doc").await.unwrap().unwrap();
+    let hash = infusion_store::TokenHash([7; 32]);
+    let session = infusion_store::NewWebSession {
+        hash,
+        expires_at_ms: 10_000_000,
+    };
+    a.start_web_session(doc.account_id, session, 1_000)
+        .await
+        .unwrap();
+    let seen = b.web_session(hash, 60_000, 2_000).await.unwrap().unwrap();
+    assert_eq!(seen.username, "doc");
+    // Logged out through B: dead at A at once, no cache to wait for.
+    assert!(b.end_web_session(hash, 3_000).await.unwrap());
+    assert_eq!(a.web_session(hash, 60_000, 3_001).await.unwrap(), None);
+}

@@ -33,9 +33,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use infusion_protocol::{Event, Index, MacAddress, PatientId, PatientLimits};
 use infusion_store::{
-    AccountId, AuditRecord, CHANGE_BACKLOG, Change, DeviceId, LoginRecord, NewAudit, NewPatient,
-    NewPhysician, NewPrescription, NewToken, PatientSummary, Prescription, ReportOutcome, Store,
-    StoreError, StoreResult, StoredEvent, TokenHash, TokenStatus,
+    AccountId, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, DeviceId, LoginRecord, NewAudit,
+    NewPatient, NewPhysician, NewPrescription, NewToken, NewWebSession, PatientSummary,
+    Prescription, ReportOutcome, Store, StoreError, StoreResult, StoredEvent, TokenHash,
+    TokenStatus, WebSession,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::broadcast;
@@ -267,6 +268,32 @@ impl Store for PgStore {
 
     async fn token_status(&self, hash: TokenHash) -> StoreResult<Option<TokenStatus>> {
         ops::token_status(&self.pool, hash).await
+    }
+
+    async fn account(&self, username: &str) -> StoreResult<Option<AccountRecord>> {
+        ops::account(&self.pool, username).await
+    }
+
+    async fn start_web_session(
+        &self,
+        account: AccountId,
+        session: NewWebSession,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        ops::start_web_session(&self.pool, account, session, now_ms).await
+    }
+
+    async fn web_session(
+        &self,
+        hash: TokenHash,
+        idle_timeout_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<WebSession>> {
+        ops::web_session(&self.pool, hash, idle_timeout_ms, now_ms).await
+    }
+
+    async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {
+        ops::end_web_session(&self.pool, hash, now_ms).await
     }
 
     async fn ping(&self) -> StoreResult<()> {

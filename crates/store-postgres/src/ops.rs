@@ -11,11 +11,11 @@ use infusion_protocol::{
     WireEvent,
 };
 use infusion_store::{
-    AccountId, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, DeviceId, LoginRecord, NewAudit,
-    NewPatient, NewPhysician, NewPrescription, NewToken, PatientSummary, Prescription,
-    PresentedToken, ReportOutcome, StoreError, StoreResult, StoredEvent, TokenHash, TokenStatus,
-    alarm_of, check_account_names, check_institution, check_limits, check_prescription,
-    check_presented,
+    AccountId, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, DeviceId,
+    LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewToken, NewWebSession,
+    PatientSummary, Prescription, PresentedToken, ReportOutcome, Role, StoreError, StoreResult,
+    StoredEvent, TokenHash, TokenStatus, WebSession, alarm_of, check_account_names,
+    check_institution, check_limits, check_prescription, check_presented,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -751,12 +751,19 @@ pub(crate) async fn report(
 }
 
 pub(crate) async fn prune_tokens(pool: &PgPool, before_ms: i64) -> StoreResult<u64> {
-    sqlx::query("DELETE FROM tokens WHERE expires_at_ms < $1")
-        .bind(before_ms)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(db_error)
+    let mut removed = 0;
+    for sql in [
+        "DELETE FROM tokens WHERE expires_at_ms < $1",
+        "DELETE FROM web_sessions WHERE expires_at_ms < $1 OR ended_at_ms < $1",
+    ] {
+        removed += sqlx::query(sql)
+            .bind(before_ms)
+            .execute(pool)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+    }
+    Ok(removed)
 }
 
 pub(crate) async fn patient_summary(pool: &PgPool, username: &str) -> StoreResult<PatientSummary> {
@@ -937,4 +944,123 @@ pub(crate) async fn token_status(
         })
     })
     .transpose()
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "a.id, a.username, a.role, a.first_name, a.last_name, a.password_hash";
+
+fn account_row(r: &PgRow) -> StoreResult<AccountRecord> {
+    let role: String = get(r, 2)?;
+    Ok(AccountRecord {
+        account_id: AccountId(get(r, 0)?),
+        username: get(r, 1)?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Backend(format!("bad stored role {role:?}")))?,
+        first_name: get(r, 3)?,
+        last_name: get(r, 4)?,
+        password_hash: get(r, 5)?,
+    })
+}
+
+pub(crate) async fn account(pool: &PgPool, username: &str) -> StoreResult<Option<AccountRecord>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.username = $1"
+    )))
+    .bind(username)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?
+    .as_ref()
+    .map(account_row)
+    .transpose()
+}
+
+pub(crate) async fn start_web_session(
+    pool: &PgPool,
+    account: AccountId,
+    session: NewWebSession,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let username: Option<String> = sqlx::query_scalar(
+        "WITH s AS (
+             INSERT INTO web_sessions (hash, account_id, created_at_ms, last_seen_ms, expires_at_ms)
+             SELECT $1, id, $3, $3, $4 FROM accounts WHERE id = $2
+             RETURNING account_id
+         )
+         SELECT a.username FROM s JOIN accounts a ON a.id = s.account_id",
+    )
+    .bind(&session.hash.0[..])
+    .bind(account.0)
+    .bind(now_ms)
+    .bind(session.expires_at_ms)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let username = username.ok_or_else(|| StoreError::NotFound("no such account".into()))?;
+    insert_audit_on(&mut tx, &NewAudit::web_session(now_ms, &username, true)).await?;
+    tx.commit().await.map_err(db_error)
+}
+
+pub(crate) async fn web_session(
+    pool: &PgPool,
+    hash: TokenHash,
+    idle_timeout_ms: i64,
+    now_ms: i64,
+) -> StoreResult<Option<WebSession>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH s AS (
+             UPDATE web_sessions SET last_seen_ms = $2
+             WHERE hash = $1 AND ended_at_ms IS NULL AND expires_at_ms > $2
+               AND last_seen_ms > $2 - $3
+             RETURNING account_id, created_at_ms, expires_at_ms
+         )
+         SELECT {ACCOUNT_COLUMNS}, s.created_at_ms, s.expires_at_ms
+         FROM s JOIN accounts a ON a.id = s.account_id"
+    )))
+    .bind(&hash.0[..])
+    .bind(now_ms)
+    .bind(idle_timeout_ms)
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let a = account_row(&r)?;
+    Ok(Some(WebSession {
+        account_id: a.account_id,
+        username: a.username,
+        role: a.role,
+        first_name: a.first_name,
+        last_name: a.last_name,
+        created_at_ms: get(&r, 6)?,
+        expires_at_ms: get(&r, 7)?,
+    }))
+}
+
+pub(crate) async fn end_web_session(
+    pool: &PgPool,
+    hash: TokenHash,
+    now_ms: i64,
+) -> StoreResult<bool> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let username: Option<String> = sqlx::query_scalar(
+        "WITH s AS (
+             UPDATE web_sessions SET ended_at_ms = $2 WHERE hash = $1 AND ended_at_ms IS NULL
+             RETURNING account_id
+         )
+         SELECT a.username FROM s JOIN accounts a ON a.id = s.account_id",
+    )
+    .bind(&hash.0[..])
+    .bind(now_ms)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let Some(username) = username else {
+        return Ok(false);
+    };
+    insert_audit_on(&mut tx, &NewAudit::web_session(now_ms, &username, false)).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(true)
 }

@@ -20,9 +20,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use infusion_protocol::{Event, Index, MacAddress, PatientId, PatientLimits};
 use infusion_store::{
-    AccountId, AuditRecord, CHANGE_BACKLOG, Change, DeviceId, LoginRecord, NewAudit, NewPatient,
-    NewPhysician, NewPrescription, NewToken, PatientSummary, Prescription, ReportOutcome, Store,
-    StoreError, StoreResult, StoredEvent, TokenHash, TokenStatus,
+    AccountId, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, DeviceId, LoginRecord, NewAudit,
+    NewPatient, NewPhysician, NewPrescription, NewToken, NewWebSession, PatientSummary,
+    Prescription, ReportOutcome, Store, StoreError, StoreResult, StoredEvent, TokenHash,
+    TokenStatus, WebSession,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
@@ -277,6 +278,41 @@ impl Store for SqliteStore {
     async fn token_status(&self, hash: TokenHash) -> StoreResult<Option<TokenStatus>> {
         self.readers
             .read(move |conn| ops::token_status(conn, hash))
+            .await
+    }
+
+    async fn account(&self, username: &str) -> StoreResult<Option<AccountRecord>> {
+        let user = username.to_owned();
+        self.readers
+            .read(move |conn| ops::account(conn, &user))
+            .await
+    }
+
+    async fn start_web_session(
+        &self,
+        account: AccountId,
+        session: NewWebSession,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.writer
+            .write(move |cx| ops::start_web_session(cx, account, session, now_ms))
+            .await
+    }
+
+    async fn web_session(
+        &self,
+        hash: TokenHash,
+        idle_timeout_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<WebSession>> {
+        self.writer
+            .write(move |cx| ops::web_session(cx, hash, idle_timeout_ms, now_ms))
+            .await
+    }
+
+    async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {
+        self.writer
+            .write(move |cx| ops::end_web_session(cx, hash, now_ms))
             .await
     }
 

@@ -7,10 +7,16 @@ use infusion_store::{StoreError, StoreResult};
 use crate::writer::backend;
 
 /// Every migration, in order. Append only: a landed migration is never edited.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        "0002_web_sessions",
+        include_str!("../migrations/0002_web_sessions.sql"),
+    ),
+];
 
 /// The schema version this program creates and knows.
 pub(crate) const LATEST: usize = MIGRATIONS.len();

@@ -6,11 +6,11 @@ use infusion_protocol::{
     StateChange, Vitals,
 };
 use infusion_store::{
-    AccountId, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, DeviceId, LoginRecord, NewAudit,
-    NewPatient, NewPhysician, NewPrescription, NewToken, PatientSummary, Prescription,
-    PresentedToken, ReportOutcome, StoreError, StoreResult, StoredEvent, TokenHash, TokenStatus,
-    alarm_of, check_account_names, check_institution, check_limits, check_prescription,
-    check_presented,
+    AccountId, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, DeviceId,
+    LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewToken, NewWebSession,
+    PatientSummary, Prescription, PresentedToken, ReportOutcome, Role, StoreError, StoreResult,
+    StoredEvent, TokenHash, TokenStatus, WebSession, alarm_of, check_account_names,
+    check_institution, check_limits, check_prescription, check_presented,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -555,10 +555,18 @@ pub(crate) fn report(
 }
 
 pub(crate) fn prune_tokens(cx: &mut WriteCtx<'_>, before_ms: i64) -> StoreResult<u64> {
-    cx.conn
+    let tokens = cx
+        .conn
         .execute("DELETE FROM tokens WHERE expires_at_ms < ?1", [before_ms])
-        .map(|n| n as u64)
-        .map_err(backend)
+        .map_err(backend)?;
+    let sessions = cx
+        .conn
+        .execute(
+            "DELETE FROM web_sessions WHERE expires_at_ms < ?1 OR ended_at_ms < ?1",
+            [before_ms],
+        )
+        .map_err(backend)?;
+    Ok((tokens + sessions) as u64)
 }
 
 pub(crate) fn patient_summary(conn: &Connection, username: &str) -> StoreResult<PatientSummary> {
@@ -744,4 +752,122 @@ pub(crate) fn token_status(conn: &Connection, hash: TokenHash) -> StoreResult<Op
     )
     .optional()
     .map_err(backend)
+}
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRecord> {
+    let role: String = r.get(2)?;
+    Ok(AccountRecord {
+        account_id: AccountId(r.get(0)?),
+        username: r.get(1)?,
+        role: Role::parse(&role).ok_or_else(|| {
+            rusqlite::Error::InvalidColumnType(2, "role".into(), rusqlite::types::Type::Text)
+        })?,
+        first_name: r.get(3)?,
+        last_name: r.get(4)?,
+        password_hash: r.get(5)?,
+    })
+}
+
+const ACCOUNT_COLUMNS: &str = "id, username, role, first_name, last_name, password_hash";
+
+pub(crate) fn account(conn: &Connection, username: &str) -> StoreResult<Option<AccountRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username = ?1"
+    ))
+    .and_then(|mut st| st.query_row([username], account_row).optional())
+    .map_err(backend)
+}
+
+pub(crate) fn start_web_session(
+    cx: &mut WriteCtx<'_>,
+    account: AccountId,
+    session: NewWebSession,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let conn = cx.conn;
+    let username: Option<String> = conn
+        .query_row(
+            "SELECT username FROM accounts WHERE id = ?1",
+            [account.0],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    let username = username.ok_or_else(|| StoreError::NotFound("no such account".into()))?;
+    conn.execute(
+        "INSERT INTO web_sessions (hash, account_id, created_at_ms, last_seen_ms, expires_at_ms)
+         VALUES (?1, ?2, ?3, ?3, ?4)",
+        params![
+            &session.hash.0[..],
+            account.0,
+            now_ms,
+            session.expires_at_ms
+        ],
+    )
+    .map_err(backend)?;
+    insert_audit(conn, &NewAudit::web_session(now_ms, &username, true))
+}
+
+pub(crate) fn web_session(
+    cx: &mut WriteCtx<'_>,
+    hash: TokenHash,
+    idle_timeout_ms: i64,
+    now_ms: i64,
+) -> StoreResult<Option<WebSession>> {
+    let conn = cx.conn;
+    let live: Option<(i64, i64, i64)> = conn
+        .prepare_cached(
+            "UPDATE web_sessions SET last_seen_ms = ?2
+             WHERE hash = ?1 AND ended_at_ms IS NULL AND expires_at_ms > ?2 AND last_seen_ms > ?2 - ?3
+             RETURNING account_id, created_at_ms, expires_at_ms",
+        )
+        .and_then(|mut st| {
+            st.query_row(params![&hash.0[..], now_ms, idle_timeout_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+        })
+        .map_err(backend)?;
+    let Some((account_id, created_at_ms, expires_at_ms)) = live else {
+        return Ok(None);
+    };
+    let a = conn
+        .prepare_cached(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"
+        ))
+        .and_then(|mut st| st.query_row([account_id], account_row))
+        .map_err(backend)?;
+    Ok(Some(WebSession {
+        account_id: a.account_id,
+        username: a.username,
+        role: a.role,
+        first_name: a.first_name,
+        last_name: a.last_name,
+        created_at_ms,
+        expires_at_ms,
+    }))
+}
+
+pub(crate) fn end_web_session(
+    cx: &mut WriteCtx<'_>,
+    hash: TokenHash,
+    now_ms: i64,
+) -> StoreResult<bool> {
+    let conn = cx.conn;
+    let username: Option<String> = conn
+        .query_row(
+            "UPDATE web_sessions SET ended_at_ms = ?2 WHERE hash = ?1 AND ended_at_ms IS NULL
+             RETURNING (SELECT username FROM accounts WHERE id = account_id)",
+            params![&hash.0[..], now_ms],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    match username {
+        Some(u) => {
+            insert_audit(conn, &NewAudit::web_session(now_ms, &u, false))?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }

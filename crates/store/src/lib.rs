@@ -14,7 +14,7 @@ mod wording;
 pub use change::{CHANGE_BACKLOG, Change};
 pub use error::{StoreError, StoreResult};
 pub use model::*;
-pub use wording::device_actor;
+pub use wording::{device_actor, user_actor};
 
 use async_trait::async_trait;
 use infusion_protocol::{Event, Index, PatientId, PatientLimits};
@@ -154,6 +154,33 @@ pub trait Store: Send + Sync + 'static {
     /// falls more than [`CHANGE_BACKLOG`] behind gets `Lagged` and should
     /// treat it like [`Change::Resync`].
     fn changes(&self) -> tokio::sync::broadcast::Receiver<Change>;
+
+    /// Any account, by username, for a web login. `None` when unknown.
+    async fn account(&self, username: &str) -> StoreResult<Option<AccountRecord>>;
+
+    /// Stores a new web session for `account` (after its password was
+    /// verified) and audits the login.
+    async fn start_web_session(
+        &self,
+        account: AccountId,
+        session: NewWebSession,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// The live session with this id hash, touched as used now; `None` when
+    /// unknown, ended, past its absolute expiry, or idle for
+    /// `idle_timeout_ms` or longer. Stored in the database, so a session
+    /// started through one instance works at every other, and one ended
+    /// anywhere is dead everywhere at once.
+    async fn web_session(
+        &self,
+        hash: TokenHash,
+        idle_timeout_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<WebSession>>;
+
+    /// Ends a session (logout); true when it was live. Audited.
+    async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool>;
 
     /// Checks that the database answers a query now: the readiness check a
     /// load balancer uses to route around an instance that cannot serve.

@@ -196,6 +196,12 @@ pub enum AuditAction {
     PrescriptionChanged,
     /// A device raised an alarm.
     Alarm,
+    /// Someone logged in to the web application.
+    WebLogin,
+    /// A web login was refused (unknown user or wrong password).
+    WebLoginRefused,
+    /// Someone logged out of the web application.
+    WebLogout,
 }
 
 impl AuditAction {
@@ -209,6 +215,9 @@ impl AuditAction {
         AuditAction::LimitsChanged,
         AuditAction::PrescriptionChanged,
         AuditAction::Alarm,
+        AuditAction::WebLogin,
+        AuditAction::WebLoginRefused,
+        AuditAction::WebLogout,
     ];
 
     /// The action as stored.
@@ -222,6 +231,9 @@ impl AuditAction {
             AuditAction::LimitsChanged => "limits_changed",
             AuditAction::PrescriptionChanged => "prescription_changed",
             AuditAction::Alarm => "alarm",
+            AuditAction::WebLogin => "web_login",
+            AuditAction::WebLoginRefused => "web_login_refused",
+            AuditAction::WebLogout => "web_logout",
         }
     }
 
@@ -421,4 +433,80 @@ pub fn check_presented(
         return refuse(Forbidden, actor, owner);
     }
     Ok(())
+}
+
+/// What an account may do in the web application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Institutions, accounts, device registration: what the admin CLI does.
+    Admin,
+    /// Their own patients.
+    Physician,
+    /// Their own record, read only.
+    Patient,
+}
+
+impl Role {
+    /// The role as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Physician => "physician",
+            Role::Patient => "patient",
+        }
+    }
+
+    /// The inverse of [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Admin, Role::Physician, Role::Patient]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// What a web login needs about an account of any role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// The account.
+    pub account_id: AccountId,
+    /// Login name.
+    pub username: String,
+    /// Its role.
+    pub role: Role,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// A web session to store. Only the SHA-256 of the session id (the cookie
+/// value) is stored, like device tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewWebSession {
+    /// SHA-256 of the session id.
+    pub hash: TokenHash,
+    /// Absolute expiry, ms since the epoch: the session ends then however
+    /// active it is.
+    pub expires_at_ms: i64,
+}
+
+/// A live web session and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// The account logged in.
+    pub account_id: AccountId,
+    /// Its login name.
+    pub username: String,
+    /// Its role.
+    pub role: Role,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// When the session began.
+    pub created_at_ms: i64,
+    /// Absolute expiry.
+    pub expires_at_ms: i64,
 }

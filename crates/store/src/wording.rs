@@ -142,6 +142,23 @@ impl NewAudit {
     }
 }
 
+impl NewAudit {
+    /// A web login (`login`) or logout by `username`.
+    pub fn web_session(at_ms: i64, username: &str, login: bool) -> NewAudit {
+        let action = if login {
+            AuditAction::WebLogin
+        } else {
+            AuditAction::WebLogout
+        };
+        Self::of(at_ms, &user_actor(username), action, None, String::new())
+    }
+}
+
+/// The audit actor of a web user: `user:NAME`.
+pub fn user_actor(username: &str) -> String {
+    format!("user:{username}")
+}
+
 impl StoreError {
     /// The username is taken.
     pub fn username_taken(username: &str) -> StoreError {
