@@ -114,6 +114,7 @@ pub async fn run(db: Option<Database>, args: DemoArgs) -> anyhow::Result<()> {
 
     println!("Infusion pump system demo");
     println!("  server        {base}   (listening on {base})");
+    println!("  web app       {base}/login   (log in with the accounts below)");
     println!("  device API    {base}/api/v1/openapi.json");
     println!("  health        {base}/api/v1/health");
     if tmp.is_none() {
@@ -121,7 +122,7 @@ pub async fn run(db: Option<Database>, args: DemoArgs) -> anyhow::Result<()> {
     } else {
         println!("  database      {db_path} (deleted on exit; pass --database-url to keep one)");
     }
-    println!("  physician     {PHYSICIAN} / {PASSWORD}");
+    println!("  physician     {PHYSICIAN} / {PASSWORD}   (dashboard, limits, prescriptions)");
     for (username, _, mac, volume, rate) in PATIENTS {
         println!("  patient       {username} / {PASSWORD}, pump {mac}, {volume} µL at {rate} µL/h");
     }

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::device::router())
         .merge(api::health::router())
         .merge(api::openapi::router())
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

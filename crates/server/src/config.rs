@@ -19,6 +19,13 @@ pub struct ServerConfig {
     pub password: PasswordParams,
     /// How often expired tokens are deleted.
     pub prune_interval: Duration,
+    /// A web session unused this long ends (OWASP ASVS 3.3.2: 30 minutes
+    /// for a clinical application).
+    pub session_idle: Duration,
+    /// A web session ends this long after login however active it is.
+    pub session_absolute: Duration,
+    /// Mark cookies `Secure` (only sent over HTTPS). On when serving TLS.
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
@@ -28,6 +35,9 @@ impl Default for ServerConfig {
             body_limit: 64 * 1024,
             password: PasswordParams::default(),
             prune_interval: Duration::from_secs(60),
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
         }
     }
 }

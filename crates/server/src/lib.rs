@@ -16,6 +16,7 @@ pub mod error;
 mod extract;
 pub mod password;
 pub mod token;
+pub mod web;
 
 pub use app::{AppState, Application, router};
 pub use config::ServerConfig;

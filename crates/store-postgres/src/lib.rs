@@ -255,7 +255,19 @@ impl Store for PgStore {
         after_id: i64,
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>> {
-        ops::events(&self.pool, patient_id, after_id, limit).await
+        ops::events(&self.pool, patient_id, after_id, limit, false).await
+    }
+
+    async fn recent_events(
+        &self,
+        patient_id: PatientId,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        ops::events(&self.pool, patient_id, 0, limit, true).await
+    }
+
+    async fn patient_usernames_of(&self, physician_username: &str) -> StoreResult<Vec<String>> {
+        ops::patient_usernames_of(&self.pool, physician_username).await
     }
 
     async fn audit_log(

@@ -860,22 +860,32 @@ fn event_row(r: &PgRow) -> StoreResult<StoredEvent> {
     })
 }
 
+const EVENT_COLUMNS: &str =
+    "id, device_id, seq, uptime_ms, received_at_ms, kind, delivered_ul, rate_ul_h,
+    index_version, state, alarm, heart_rate_bpm, spo2_pct, tremor_score";
+
+/// Events after `after_id`, oldest first; or with `newest_first`, the
+/// newest (and `after_id` ignored).
 pub(crate) async fn events(
     pool: &PgPool,
     patient: PatientId,
     after_id: i64,
     limit: u32,
+    newest_first: bool,
 ) -> StoreResult<Vec<StoredEvent>> {
     let Some(pid) = db_patient_id(patient) else {
         return Ok(Vec::new());
     };
-    sqlx::query(
-        "SELECT id, device_id, seq, uptime_ms, received_at_ms, kind, delivered_ul, rate_ul_h, index_version,
-                state, alarm, heart_rate_bpm, spo2_pct, tremor_score
-         FROM events WHERE patient_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-    )
+    let (after, order) = if newest_first {
+        (0, "DESC")
+    } else {
+        (after_id, "")
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE patient_id = $1 AND id > $2 ORDER BY id {order} LIMIT $3"
+    )))
     .bind(pid)
-    .bind(after_id)
+    .bind(after)
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await
@@ -1063,4 +1073,20 @@ pub(crate) async fn end_web_session(
     insert_audit_on(&mut tx, &NewAudit::web_session(now_ms, &username, false)).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(true)
+}
+
+pub(crate) async fn patient_usernames_of(
+    pool: &PgPool,
+    physician: &str,
+) -> StoreResult<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT a.username FROM patients p
+         JOIN accounts a ON a.id = p.account_id
+         JOIN accounts ph ON ph.id = p.physician_id
+         WHERE ph.username = $1 ORDER BY a.last_name, a.first_name, a.username",
+    )
+    .bind(physician)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)
 }

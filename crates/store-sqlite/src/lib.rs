@@ -261,7 +261,24 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>> {
         self.readers
-            .read(move |conn| ops::events(conn, patient_id, after_id, limit))
+            .read(move |conn| ops::events(conn, patient_id, after_id, limit, false))
+            .await
+    }
+
+    async fn recent_events(
+        &self,
+        patient_id: PatientId,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        self.readers
+            .read(move |conn| ops::events(conn, patient_id, 0, limit, true))
+            .await
+    }
+
+    async fn patient_usernames_of(&self, physician_username: &str) -> StoreResult<Vec<String>> {
+        let user = physician_username.to_owned();
+        self.readers
+            .read(move |conn| ops::patient_usernames_of(conn, &user))
             .await
     }
 

@@ -666,23 +666,47 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
+const EVENT_COLUMNS: &str =
+    "id, device_id, seq, uptime_ms, received_at_ms, kind, delivered_ul, rate_ul_h,
+    index_version, state, alarm, heart_rate_bpm, spo2_pct, tremor_score";
+
+/// Events after `after_id`, oldest first; or with `newest_first`, the
+/// newest (and `after_id` ignored).
 pub(crate) fn events(
     conn: &Connection,
     patient: PatientId,
     after_id: i64,
     limit: u32,
+    newest_first: bool,
 ) -> StoreResult<Vec<StoredEvent>> {
     let Some(pid) = db_patient_id(patient) else {
         return Ok(Vec::new());
     };
+    let (after, order) = if newest_first {
+        (0, "DESC")
+    } else {
+        (after_id, "")
+    };
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE patient_id = ?1 AND id > ?2 ORDER BY id {order} LIMIT ?3"
+        ))
+        .map_err(backend)?;
+    st.query_map(params![pid, after, limit], event_row)
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
+}
+
+pub(crate) fn patient_usernames_of(conn: &Connection, physician: &str) -> StoreResult<Vec<String>> {
     let mut st = conn
         .prepare_cached(
-            "SELECT id, device_id, seq, uptime_ms, received_at_ms, kind, delivered_ul, rate_ul_h, index_version,
-                    state, alarm, heart_rate_bpm, spo2_pct, tremor_score
-             FROM events WHERE patient_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            "SELECT a.username FROM patients p
+             JOIN accounts a ON a.id = p.account_id
+             JOIN accounts ph ON ph.id = p.physician_id
+             WHERE ph.username = ?1 ORDER BY a.last_name, a.first_name, a.username",
         )
         .map_err(backend)?;
-    st.query_map(params![pid, after_id, limit], event_row)
+    st.query_map([physician], |r| r.get(0))
         .and_then(|rows| rows.collect())
         .map_err(backend)
 }

@@ -138,6 +138,26 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>>;
 
+    /// A patient's newest events, newest first, at most `limit`: what a
+    /// dashboard shows (the current rate, delivered volume, state).
+    async fn recent_events(
+        &self,
+        patient_id: PatientId,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// The usernames of a physician's patients, by last then first name.
+    async fn patient_usernames_of(&self, physician_username: &str) -> StoreResult<Vec<String>>;
+
+    /// Summaries of a physician's patients, by last then first name.
+    async fn patients_of(&self, physician_username: &str) -> StoreResult<Vec<PatientSummary>> {
+        let mut out = Vec::new();
+        for username in self.patient_usernames_of(physician_username).await? {
+            out.push(self.patient(&username).await?);
+        }
+        Ok(out)
+    }
+
     /// The newest audit entries, newest first, of one patient or of all.
     async fn audit_log(
         &self,

@@ -1,0 +1,104 @@
+//! Showing integer units to people, and reading them back from forms,
+//! without floats: volumes and rates are stored in µL and µL/h and shown
+//! (and typed) in mL and mL/h with up to three decimals.
+
+/// `2500` µL as `2.5`; whole numbers without a point.
+pub fn milli(v: u32) -> String {
+    let (whole, frac) = (v / 1000, v % 1000);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{frac:03}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// Reads `2.5` (mL) as `2500` (µL): digits, an optional point and at most
+/// three decimals. `None` for anything else, negative, or too large.
+pub fn parse_milli(s: &str) -> Option<u32> {
+    let s = s.trim();
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if frac.len() > 3
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole: u32 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let frac: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<3}").parse().ok()?
+    };
+    whole.checked_mul(1000)?.checked_add(frac)
+}
+
+/// Milliseconds since the epoch as `2026-11-25 14:03:07 UTC`.
+pub fn time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// How long ago `then_ms` was, roughly: `12 s ago`, `5 min ago`.
+pub fn ago(then_ms: i64, now_ms: i64) -> String {
+    let s = (now_ms - then_ms).max(0) / 1000;
+    match s {
+        0..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86_400 => format!("{} h ago", s / 3600),
+        _ => format!("{} days ago", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_round_trip() {
+        for (ul, text) in [
+            (0, "0"),
+            (2500, "2.5"),
+            (4000, "4"),
+            (1, "0.001"),
+            (200_000, "200"),
+        ] {
+            assert_eq!(milli(ul), text);
+            assert_eq!(parse_milli(text), Some(ul));
+        }
+        assert_eq!(parse_milli(".5"), Some(500));
+        assert_eq!(parse_milli(" 12.25 "), Some(12_250));
+        for bad in ["", ".", "-1", "1.2345", "1e3", "abc", "1,5", "99999999"] {
+            assert_eq!(parse_milli(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn times_are_utc_civil() {
+        assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(time(1_795_960_987_000), "2026-11-29 14:03:07 UTC");
+        assert_eq!(ago(0, 65_000), "1 min ago");
+    }
+}

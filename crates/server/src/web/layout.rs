@@ -1,0 +1,93 @@
+//! The page shell every page shares, and its stylesheet.
+//!
+//! One column that reads on a phone and widens on a ward screen; tables
+//! scroll sideways inside their own box rather than the page. States and
+//! alarms are written out in words (never colour alone), every control has
+//! a visible label, and the stylesheet is served by us: no CDN, no inline
+//! styles, nothing a Content-Security-Policy has to allow.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use maud::{DOCTYPE, Markup, html};
+
+use crate::web::session::WebUser;
+
+/// A page for a logged-in user: header with who is logged in and a logout
+/// button, then `body`.
+pub fn page(title: &str, user: &WebUser, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                a class="skip" href="#main" { "Skip to content" }
+                header {
+                    nav aria-label="Main" {
+                        a href="/" { "Infusion" }
+                        span class="who" {
+                            (user.session.first_name) " " (user.session.last_name)
+                            " (" (user.session.role.as_str()) ")"
+                        }
+                        form method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(user.csrf);
+                            button type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main id="main" { (body) }
+            }
+        }
+    }
+}
+
+/// A page without a session: the login form and error pages.
+pub fn bare(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body { main id="main" { (body) } }
+        }
+    }
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Infusion" }
+            link rel="stylesheet" href="/static/app.css";
+        }
+    }
+}
+
+const CSS: &str = r#"
+:root { font-family: system-ui, sans-serif; line-height: 1.45; color: #111; background: #fff; }
+body { margin: 0; }
+main { max-width: 72rem; margin: 0 auto; padding: 1rem; }
+header { background: #1b3a5c; color: #fff; }
+header nav { display: flex; flex-wrap: wrap; gap: .75rem; align-items: center; max-width: 72rem; margin: 0 auto; padding: .5rem 1rem; }
+header a { color: #fff; font-weight: 600; }
+header .who { margin-left: auto; }
+.skip { position: absolute; left: -999px; }
+.skip:focus { left: .5rem; top: .5rem; background: #fff; color: #000; padding: .5rem; z-index: 1; }
+.table { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #bbb; vertical-align: top; }
+form.edit { display: grid; gap: .5rem; max-width: 28rem; margin: .5rem 0 1.5rem; }
+label { font-weight: 600; }
+input, select, button { font: inherit; padding: .4rem .5rem; }
+button { cursor: pointer; }
+:focus-visible { outline: 3px solid #c60; outline-offset: 2px; }
+.alarm { font-weight: 700; }
+.alarm::before { content: "⚠ "; }
+[role=alert] { border: 2px solid #a00; padding: .5rem; }
+[role=status] { border: 2px solid #064; padding: .5rem; }
+.hint { color: #444; font-size: .9em; }
+"#;
+
+/// `GET /static/app.css`.
+pub async fn stylesheet() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS)
+}

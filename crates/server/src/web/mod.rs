@@ -1,0 +1,105 @@
+//! The web application for physicians and patients: server-rendered HTML
+//! (maud, so every value is escaped), a server-side session per login, a
+//! CSRF token on every form.
+//!
+//! Authorization is decided per request from the session's account and
+//! role: a physician sees and edits only their own patients, a patient sees
+//! only their own record (read only). A patient who is not yours answers
+//! the same 404 as one that does not exist, so usernames cannot be probed.
+
+mod auth;
+mod format;
+mod layout;
+mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use infusion_store::StoreError;
+use maud::html;
+
+use crate::{ApiError, AppState};
+
+/// Routes of the web application.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/dashboard", get(pages::dashboard))
+        .route("/patients/{username}", get(pages::patient))
+        .route("/patients/{username}/limits", post(pages::set_limits))
+        .route(
+            "/patients/{username}/prescription",
+            post(pages::set_prescription),
+        )
+        .route("/static/app.css", get(layout::stylesheet))
+}
+
+/// Why a web request was not served. Rendered as an HTML page with the
+/// status of the underlying [`ApiError`], or as a redirect to the login
+/// page; never with internals.
+#[derive(Debug)]
+pub enum WebError {
+    /// No live session: log in (303 to `/login`).
+    Login,
+    /// A form without this session's CSRF token (403).
+    Csrf,
+    /// Anything else, with its code and message.
+    Api(ApiError),
+}
+
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> Self {
+        WebError::Api(e.into())
+    }
+}
+
+impl From<ApiError> for WebError {
+    fn from(e: ApiError) -> Self {
+        WebError::Api(e)
+    }
+}
+
+impl WebError {
+    /// A 404 for a patient that does not exist or is not the user's.
+    pub fn no_patient() -> WebError {
+        WebError::Api(ApiError::new(
+            infusion_protocol::ErrorCode::NotFound,
+            "no such patient in your care",
+        ))
+    }
+
+    /// A 403 for an action the user's role may not take.
+    pub fn forbidden(what: &str) -> WebError {
+        WebError::Api(ApiError::new(
+            infusion_protocol::ErrorCode::Forbidden,
+            format!("your account may not {what}"),
+        ))
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match self {
+            WebError::Login => return Redirect::to("/login").into_response(),
+            WebError::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form was not issued by this session (it may be from an old page). Reload the page and try again.".to_owned(),
+            ),
+            WebError::Api(e) => (e.status(), "Request refused", e.message),
+        };
+        let body = layout::bare(
+            title,
+            html! {
+                h1 { (title) }
+                p role="alert" { (message) }
+                p { a href="/" { "Back to the start page" } }
+            },
+        );
+        (status, body).into_response()
+    }
+}

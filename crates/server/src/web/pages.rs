@@ -1,0 +1,428 @@
+//! The physician's and the patient's pages, and the forms that change a
+//! patient's limits and prescription.
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use infusion_protocol::{EventBody, InfusionState, PatientLimits};
+use infusion_store::{NewPrescription, PatientSummary, Role, StoredEvent, user_actor};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::clock::now_ms;
+use crate::web::WebError;
+use crate::web::format::{ago, milli, parse_milli, time};
+use crate::web::layout::page;
+use crate::web::session::WebUser;
+
+/// `/`: each role's start page.
+pub async fn home(user: WebUser) -> Result<Redirect, WebError> {
+    match user.session.role {
+        Role::Physician => Ok(Redirect::to("/dashboard")),
+        Role::Patient => Ok(Redirect::to(&format!(
+            "/patients/{}",
+            user.session.username
+        ))),
+        Role::Admin => Err(WebError::forbidden(
+            "use the clinical pages (administration is done with `infusion admin`)",
+        )),
+    }
+}
+
+/// What the newest events say about a pump: state, rate, delivered volume,
+/// the alarms among them.
+struct Latest {
+    state: Option<&'static str>,
+    rate_ul_h: Option<u32>,
+    delivered_ul: Option<u32>,
+    alarms: Vec<(i64, &'static str)>,
+}
+
+fn latest(events: &[StoredEvent]) -> Latest {
+    let mut l = Latest {
+        state: None,
+        rate_ul_h: None,
+        delivered_ul: None,
+        alarms: Vec::new(),
+    };
+    // Newest first.
+    for e in events {
+        match e.body {
+            EventBody::State(s) if l.state.is_none() => l.state = Some(s.as_str()),
+            EventBody::Progress(p) if l.rate_ul_h.is_none() => {
+                l.rate_ul_h = Some(p.rate_ul_h);
+                l.delivered_ul = Some(p.delivered_ul);
+            }
+            EventBody::Alarm(a) => l.alarms.push((e.received_at_ms, a.as_str())),
+            _ => {}
+        }
+    }
+    l
+}
+
+/// `/dashboard`: the physician's patients at a glance.
+pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Response, WebError> {
+    if user.session.role != Role::Physician {
+        return Err(WebError::forbidden("see a physician's dashboard"));
+    }
+    let now = now_ms();
+    let mut rows = Vec::new();
+    for p in app.store.patients_of(&user.session.username).await? {
+        let events = app.store.recent_events(p.patient_id, 50).await?;
+        rows.push((p, latest(&events)));
+    }
+    let body = html! {
+        h1 { "My patients" }
+        @if rows.is_empty() { p { "No patients are assigned to you." } }
+        @else {
+            div class="table" {
+                table {
+                    caption class="hint" { "Newest report of each pump. Volumes in mL, rates in mL/h." }
+                    thead { tr {
+                        th scope="col" { "Patient" } th scope="col" { "Prescription" } th scope="col" { "Pump state" }
+                        th scope="col" { "Rate" } th scope="col" { "Delivered" } th scope="col" { "Last contact" }
+                        th scope="col" { "Recent alarms" }
+                    } }
+                    tbody {
+                        @for (p, l) in &rows {
+                            tr {
+                                td { a href={ "/patients/" (p.username) } { (p.last_name) ", " (p.first_name) } }
+                                td { (prescription_text(p)) }
+                                td { (l.state.unwrap_or("no report yet")) }
+                                td { @if let Some(r) = l.rate_ul_h { (milli(r)) " mL/h" } @else { "—" } }
+                                td { @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
+                                td { @if let Some(t) = p.last_contact_ms { (ago(t, now)) } @else { "never" } }
+                                td {
+                                    @if l.alarms.is_empty() { "none" }
+                                    @else { @for (_, a) in &l.alarms { span class="alarm" { (a) } " " } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page("My patients", &user, body).into_response())
+}
+
+fn prescription_text(p: &PatientSummary) -> String {
+    match &p.prescription {
+        Some(x) => format!(
+            "v{}: {} mL at {} mL/h ({})",
+            x.version,
+            milli(x.volume_ul),
+            milli(x.rate_ul_h),
+            x.state.as_str()
+        ),
+        None => "none".into(),
+    }
+}
+
+/// The patient `username` if `user` may see them: their physician, or the
+/// patient themself. Anyone else gets the same 404 as for a stranger.
+async fn visible(
+    app: &AppState,
+    user: &WebUser,
+    username: &str,
+) -> Result<PatientSummary, WebError> {
+    let p = match app.store.patient(username).await {
+        Ok(p) => p,
+        Err(infusion_store::StoreError::NotFound(_)) => return Err(WebError::no_patient()),
+        Err(e) => return Err(e.into()),
+    };
+    let s = &user.session;
+    let allowed = match s.role {
+        Role::Physician => p.physician_username == s.username,
+        Role::Patient => p.username == s.username,
+        Role::Admin => false,
+    };
+    if allowed {
+        Ok(p)
+    } else {
+        Err(WebError::no_patient())
+    }
+}
+
+/// The patient `username` if `user` may change their treatment: their
+/// physician only.
+async fn editable(
+    app: &AppState,
+    user: &WebUser,
+    username: &str,
+) -> Result<PatientSummary, WebError> {
+    let p = visible(app, user, username).await?;
+    if user.session.role != Role::Physician {
+        return Err(WebError::forbidden("change a prescription or limits"));
+    }
+    Ok(p)
+}
+
+/// `/patients/{username}`.
+pub async fn patient(
+    State(app): State<AppState>,
+    user: WebUser,
+    Path(username): Path<String>,
+) -> Result<Response, WebError> {
+    let p = visible(&app, &user, &username).await?;
+    Ok(patient_page(&app, &user, &p, None).await?.into_response())
+}
+
+async fn patient_page(
+    app: &AppState,
+    user: &WebUser,
+    p: &PatientSummary,
+    notice: Option<(bool, String)>,
+) -> Result<Markup, WebError> {
+    let physician = user.session.role == Role::Physician;
+    let versions = app.store.prescriptions(p.patient_id).await?;
+    let events = app.store.recent_events(p.patient_id, 100).await?;
+    let audit = if physician {
+        app.store.audit_log(Some(p.patient_id), 50).await?
+    } else {
+        Vec::new()
+    };
+    let l = latest(&events);
+    let now = now_ms();
+    let title = format!("{} {}", p.first_name, p.last_name);
+    let body = html! {
+        h1 { (title) }
+        @if let Some((ok, text)) = &notice {
+            @if *ok { p role="status" { (text) } } @else { p role="alert" { (text) } }
+        }
+        section aria-labelledby="now" {
+            h2 id="now" { "Now" }
+            ul {
+                li { "Prescription: " (prescription_text(p)) }
+                li { "Pump state: " (l.state.unwrap_or("no report yet")) }
+                li { "Rate: " @if let Some(r) = l.rate_ul_h { (milli(r)) " mL/h" } @else { "—" } }
+                li { "Delivered: " @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
+                li { "Device: " @if let Some(m) = &p.device { (m.to_string()) } @else { "none bound" } }
+                li { "Last contact: " @if let Some(t) = p.last_contact_ms { (ago(t, now)) } @else { "never" } }
+            }
+        }
+        section aria-labelledby="limits" {
+            h2 id="limits" { "Limits" }
+            p { "Rate " (milli(p.limits.min_rate_ul_h)) " to " (milli(p.limits.max_rate_ul_h)) " mL/h, volume at most " (milli(p.limits.max_volume_ul)) " mL." }
+            @if physician {
+                form class="edit" method="post" action={ "/patients/" (p.username) "/limits" } {
+                    input type="hidden" name="csrf" value=(user.csrf);
+                    label for="min_rate" { "Lowest rate (mL/h)" }
+                    input id="min_rate" name="min_rate_ml_h" inputmode="decimal" required value=(milli(p.limits.min_rate_ul_h));
+                    label for="max_rate" { "Highest rate (mL/h)" }
+                    input id="max_rate" name="max_rate_ml_h" inputmode="decimal" required value=(milli(p.limits.max_rate_ul_h));
+                    label for="max_volume" { "Largest volume (mL)" }
+                    input id="max_volume" name="max_volume_ml" inputmode="decimal" required value=(milli(p.limits.max_volume_ul));
+                    button type="submit" { "Save limits" }
+                }
+            }
+        }
+        @if physician {
+            section aria-labelledby="prescribe" {
+                h2 id="prescribe" { "Change the prescription" }
+                p class="hint" { "Within the limits above. The pump applies a new version at its next poll." }
+                form class="edit" method="post" action={ "/patients/" (p.username) "/prescription" } {
+                    input type="hidden" name="csrf" value=(user.csrf);
+                    label for="volume" { "Volume (mL)" }
+                    input id="volume" name="volume_ml" inputmode="decimal" required
+                        value=(p.prescription.as_ref().map_or(String::new(), |x| milli(x.volume_ul)));
+                    label for="rate" { "Rate (mL/h)" }
+                    input id="rate" name="rate_ml_h" inputmode="decimal" required
+                        value=(p.prescription.as_ref().map_or(String::new(), |x| milli(x.rate_ul_h)));
+                    label for="state" { "State" }
+                    @let held = p.prescription.as_ref().is_some_and(|x| x.state == InfusionState::Hold);
+                    select id="state" name="state" {
+                        option value="run" selected[!held] { "Run" }
+                        option value="hold" selected[held] { "Hold (pause the pump)" }
+                    }
+                    button type="submit" { "Save as a new version" }
+                }
+            }
+        }
+        section aria-labelledby="versions" {
+            h2 id="versions" { "Prescription versions" }
+            div class="table" { table {
+                thead { tr { th scope="col" { "Version" } th scope="col" { "Volume" } th scope="col" { "Rate" } th scope="col" { "State" } th scope="col" { "Written" } th scope="col" { "By" } } }
+                tbody { @for v in versions.iter().rev() { tr {
+                    td { (v.version) } td { (milli(v.volume_ul)) " mL" } td { (milli(v.rate_ul_h)) " mL/h" }
+                    td { (v.state.as_str()) } td { (time(v.created_at_ms)) } td { (v.created_by) }
+                } } }
+            } }
+        }
+        section aria-labelledby="history" {
+            h2 id="history" { "Recent pump reports" }
+            div class="table" { table {
+                thead { tr { th scope="col" { "Received" } th scope="col" { "Event" } th scope="col" { "Detail" } } }
+                tbody { @for e in &events { tr {
+                    td { (time(e.received_at_ms)) }
+                    td { (event_kind(&e.body)) }
+                    td { (event_detail(&e.body)) }
+                } } }
+            } }
+        }
+        @if physician {
+            section aria-labelledby="audit" {
+                h2 id="audit" { "Audit trail" }
+                div class="table" { table {
+                    thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
+                    tbody { @for r in &audit { tr {
+                        td { (time(r.entry.at_ms)) } td { (r.entry.actor) } td { (r.entry.action.as_str()) } td { (r.entry.detail) }
+                    } } }
+                } }
+            }
+        }
+    };
+    Ok(page(&title, user, body))
+}
+
+fn event_kind(b: &EventBody) -> &'static str {
+    match b {
+        EventBody::Progress(_) => "progress",
+        EventBody::State(_) => "state",
+        EventBody::Alarm(_) => "alarm",
+        EventBody::Vitals(_) => "vitals",
+    }
+}
+
+fn event_detail(b: &EventBody) -> String {
+    match b {
+        EventBody::Progress(p) => format!(
+            "{} mL delivered at {} mL/h (version {})",
+            milli(p.delivered_ul),
+            milli(p.rate_ul_h),
+            p.index_version
+        ),
+        EventBody::State(s) => s.as_str().to_owned(),
+        EventBody::Alarm(a) => format!("ALARM: {}", a.as_str()),
+        EventBody::Vitals(v) => format!(
+            "heart rate {} bpm, SpO2 {} %, tremor {}",
+            v.heart_rate_bpm, v.spo2_pct, v.tremor_score
+        ),
+    }
+}
+
+/// The limits form's fields, in mL and mL/h as typed.
+#[derive(Debug, Deserialize)]
+pub struct LimitsForm {
+    csrf: String,
+    min_rate_ml_h: String,
+    max_rate_ml_h: String,
+    max_volume_ml: String,
+}
+
+fn number(field: &str, text: &str) -> Result<u32, String> {
+    parse_milli(text)
+        .ok_or_else(|| format!("{field}: {text:?} is not a number with at most three decimals"))
+}
+
+/// Saves the outcome of a form: back to the patient page with a message
+/// (303 on success, the page with the refusal and 422 otherwise).
+async fn answer(
+    app: &AppState,
+    user: &WebUser,
+    username: &str,
+    outcome: Result<String, String>,
+) -> Result<Response, WebError> {
+    let p = visible(app, user, username).await?;
+    let status = if outcome.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let notice = match outcome {
+        Ok(text) => (true, text),
+        Err(text) => (false, text),
+    };
+    Ok((status, patient_page(app, user, &p, Some(notice)).await?).into_response())
+}
+
+fn refusal(e: infusion_store::StoreError) -> Result<String, WebError> {
+    use infusion_store::StoreError::*;
+    match e {
+        OutsideLimits(m) | Invalid(m) | Conflict(m) => Ok(m),
+        other => Err(other.into()),
+    }
+}
+
+/// `POST /patients/{username}/limits`.
+pub async fn set_limits(
+    State(app): State<AppState>,
+    user: WebUser,
+    Path(username): Path<String>,
+    Form(f): Form<LimitsForm>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&f.csrf)?;
+    editable(&app, &user, &username).await?;
+    let parsed = (|| {
+        Ok::<_, String>(PatientLimits {
+            min_rate_ul_h: number("lowest rate", &f.min_rate_ml_h)?,
+            max_rate_ul_h: number("highest rate", &f.max_rate_ml_h)?,
+            max_volume_ul: number("largest volume", &f.max_volume_ml)?,
+        })
+    })();
+    let outcome = match parsed {
+        Err(m) => Err(m),
+        Ok(limits) => match app
+            .store
+            .set_limits(
+                &username,
+                limits,
+                &user_actor(&user.session.username),
+                now_ms(),
+            )
+            .await
+        {
+            Ok(()) => Ok("Limits saved.".to_owned()),
+            Err(e) => Err(refusal(e)?),
+        },
+    };
+    answer(&app, &user, &username, outcome).await
+}
+
+/// The prescription form's fields.
+#[derive(Debug, Deserialize)]
+pub struct PrescriptionForm {
+    csrf: String,
+    volume_ml: String,
+    rate_ml_h: String,
+    state: String,
+}
+
+/// `POST /patients/{username}/prescription`: a new version.
+pub async fn set_prescription(
+    State(app): State<AppState>,
+    user: WebUser,
+    Path(username): Path<String>,
+    Form(f): Form<PrescriptionForm>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&f.csrf)?;
+    editable(&app, &user, &username).await?;
+    let parsed = (|| {
+        let state = match f.state.as_str() {
+            "run" => InfusionState::Run,
+            "hold" => InfusionState::Hold,
+            other => return Err(format!("state: {other:?} is neither run nor hold")),
+        };
+        Ok(NewPrescription {
+            volume_ul: number("volume", &f.volume_ml)?,
+            rate_ul_h: number("rate", &f.rate_ml_h)?,
+            state,
+        })
+    })();
+    let outcome = match parsed {
+        Err(m) => Err(m),
+        Ok(p) => match app
+            .store
+            .set_prescription(&username, p, &user_actor(&user.session.username), now_ms())
+            .await
+        {
+            Ok(v) => Ok(format!(
+                "Saved as version {v}; the pump applies it at its next poll."
+            )),
+            Err(e) => Err(refusal(e)?),
+        },
+    };
+    answer(&app, &user, &username, outcome).await
+}

@@ -1,0 +1,112 @@
+//! Web sessions: the cookie, the logged-in user extractor, and CSRF.
+//!
+//! The session id is 256 random bits in an `HttpOnly`, `SameSite=Strict`
+//! cookie (`Secure` when serving TLS); the database keeps only its SHA-256
+//! and enforces the idle and absolute expiry on every request. A new id is
+//! issued at every login and the old one ended, so a session id planted
+//! before login is worthless. Every form carries a CSRF token derived from
+//! the session id (SHA-256 over a domain tag and the id): no state to
+//! store, different per session, and a page from another origin cannot read
+//! it. The login form, which has no session yet, uses a double-submit
+//! cookie instead.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use base64::Engine;
+use infusion_protocol::Token;
+use infusion_store::WebSession;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::clock::now_ms;
+use crate::token;
+use crate::web::WebError;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "infusion_session";
+/// The login form's double-submit cookie.
+pub const LOGIN_COOKIE: &str = "infusion_login";
+
+/// A logged-in user, extracted from the session cookie. Handlers that take
+/// one are reachable only with a live session; without one the browser is
+/// sent to the login page.
+#[derive(Debug, Clone)]
+pub struct WebUser {
+    /// Whose session this is.
+    pub session: WebSession,
+    /// The CSRF token every form of this session must carry.
+    pub csrf: String,
+}
+
+impl FromRequestParts<AppState> for WebUser {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, WebError> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(id) = jar
+            .get(SESSION_COOKIE)
+            .and_then(|c| Token::parse(c.value()).ok())
+        else {
+            return Err(WebError::Login);
+        };
+        let idle_ms = i64::try_from(app.config.session_idle.as_millis()).unwrap_or(i64::MAX);
+        match app
+            .store
+            .web_session(token::hash(&id), idle_ms, now_ms())
+            .await?
+        {
+            Some(session) => Ok(WebUser {
+                session,
+                csrf: csrf_of(id.as_str()),
+            }),
+            None => Err(WebError::Login),
+        }
+    }
+}
+
+/// The CSRF token of a session id.
+pub fn csrf_of(session_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"infusion-csrf\0");
+    h.update(session_id.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl WebUser {
+    /// Refuses a form whose CSRF token is not this session's.
+    pub fn check_csrf(&self, presented: &str) -> Result<(), WebError> {
+        if same_secret(&self.csrf, presented) {
+            Ok(())
+        } else {
+            Err(WebError::Csrf)
+        }
+    }
+}
+
+/// A cookie with the attributes every cookie of ours has.
+pub fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .path("/")
+        .build()
+}
+
+/// A cookie that deletes `name` in the browser.
+pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
+    let mut c = cookie(name, String::new(), secure);
+    c.make_removal();
+    c
+}

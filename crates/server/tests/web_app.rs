@@ -1,0 +1,451 @@
+//! The web application over HTTP, on both backends: logging in and out,
+//! the authorization matrix (every page and form, for each role, against
+//! an own and someone else's patient; a refusal changes nothing), CSRF,
+//! refusals of out-of-limits input, and names rendered as text.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Backend, PASSWORD, TestApp};
+use infusion_protocol::PatientLimits;
+use infusion_testkit::{seed_patient, seed_physician};
+
+infusion_testkit::backend_tests!(
+    login_logout_and_session_renewal,
+    authorization_matrix_of_pages_and_forms,
+    forms_without_this_sessions_csrf_token_change_nothing,
+    out_of_limits_input_is_refused_on_the_page,
+    names_render_as_text,
+);
+
+/// A browser: keeps cookies, does not follow redirects.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Page {
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let at = self.body.find(marker).expect("a form with a CSRF token") + marker.len();
+        self.body[at..].split('"').next().unwrap().to_owned()
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.url(""),
+        }
+    }
+
+    async fn page(resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Page {
+            status,
+            location,
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        Self::page(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        Self::page(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .form(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Logs in; returns the page it lands on (after the redirect to `/`).
+    async fn login(&self, username: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        assert_eq!(form.status, 200);
+        let csrf = form.csrf();
+        let done = self
+            .post(
+                "/login",
+                &[
+                    ("csrf", &csrf),
+                    ("username", username),
+                    ("password", password),
+                ],
+            )
+            .await;
+        if done.status == 303 {
+            assert_eq!(done.location.as_deref(), Some("/"));
+        }
+        done
+    }
+
+    async fn logged_in(app: &TestApp, username: &str) -> Browser {
+        let b = Browser::new(app);
+        let p = b.login(username, PASSWORD).await;
+        assert_eq!(p.status, 303, "{username}: {}", p.body);
+        b
+    }
+
+    /// A CSRF token of this browser's session, from a page it may see.
+    async fn csrf(&self, page: &str) -> String {
+        self.get(page).await.csrf()
+    }
+}
+
+/// Adds physician dr.other with patient carol (device 02:..:0C).
+async fn second_physician(app: &TestApp) {
+    let hash = infusion_server::password::PasswordParams::INSECURE_FAST
+        .hash_blocking(PASSWORD)
+        .unwrap();
+    seed_physician(&*app.store, "dr.other", &hash).await;
+    let limits = PatientLimits {
+        min_rate_ul_h: 1_000,
+        max_rate_ul_h: 10_000,
+        max_volume_ul: 10_000,
+    };
+    seed_patient(
+        &*app.store,
+        "carol",
+        "Carol",
+        "dr.other",
+        &hash,
+        "02:00:00:00:00:0C",
+        limits,
+    )
+    .await;
+}
+
+async fn login_logout_and_session_renewal(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let b = Browser::new(&app);
+    // Anonymous: every page sends to the login page.
+    for path in ["/", "/dashboard", "/patients/alice"] {
+        let p = b.get(path).await;
+        assert_eq!(
+            (p.status, p.location.as_deref()),
+            (303, Some("/login")),
+            "{path}"
+        );
+    }
+    let wrong = b.login("dr.house", "not the password at all").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("Unknown username or wrong password"));
+    let unknown = b.login("nobody", PASSWORD).await;
+    assert_eq!(unknown.status, 401);
+    assert_eq!(b.get("/dashboard").await.status, 303);
+
+    let ok = b.login("dr.house", PASSWORD).await;
+    assert_eq!(ok.status, 303);
+    let home = b.get("/").await;
+    assert_eq!(home.location.as_deref(), Some("/dashboard"));
+    let dash = b.get("/dashboard").await;
+    assert_eq!(dash.status, 200);
+    assert!(dash.body.contains("Patient, Alice") && dash.body.contains("Patient, Bob"));
+
+    // Logging in again replaces the session: the old id is dead.
+    let csrf_before = b.csrf("/dashboard").await;
+    assert_eq!(b.login("dr.house", PASSWORD).await.status, 303);
+    let csrf_after = b.csrf("/dashboard").await;
+    assert_ne!(csrf_before, csrf_after, "a new session id at login");
+
+    // Logout ends the session; the cookie no longer opens anything.
+    let out = b.post("/logout", &[("csrf", &csrf_after)]).await;
+    assert_eq!((out.status, out.location.as_deref()), (303, Some("/login")));
+    assert_eq!(b.get("/dashboard").await.status, 303);
+
+    let audit: Vec<String> = app
+        .store
+        .audit_log(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.action.as_str().starts_with("web_"))
+        .map(|r| format!("{} {}", r.entry.actor, r.entry.action.as_str()))
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            "user:dr.house web_logout",
+            "user:dr.house web_login",
+            "user:dr.house web_logout",
+            "user:dr.house web_login",
+            "user:nobody web_login_refused",
+            "user:dr.house web_login_refused",
+        ]
+    );
+
+    // A patient lands on their own page.
+    let pat = Browser::logged_in(&app, "alice").await;
+    assert_eq!(
+        pat.get("/").await.location.as_deref(),
+        Some("/patients/alice")
+    );
+}
+
+/// What a patient's record looks like, to check a refusal changed nothing.
+async fn snapshot(app: &TestApp, username: &str) -> String {
+    let p = app.store.patient(username).await.unwrap();
+    let versions = app.store.prescriptions(p.patient_id).await.unwrap();
+    format!("{:?} {:?}", p.limits, versions)
+}
+
+async fn authorization_matrix_of_pages_and_forms(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    second_physician(&app).await;
+    let house = Browser::logged_in(&app, "dr.house").await;
+    let other = Browser::logged_in(&app, "dr.other").await;
+    let alice = Browser::logged_in(&app, "alice").await;
+    let bob = Browser::logged_in(&app, "bob").await;
+    let anon = Browser::new(&app);
+
+    // Pages: (who, path, expected status).
+    let pages: [(&Browser, &str, &str, u16); 11] = [
+        (&house, "dr.house", "/dashboard", 200),
+        (&other, "dr.other", "/dashboard", 200),
+        (&alice, "alice", "/dashboard", 403),
+        (&anon, "anonymous", "/dashboard", 303),
+        (&house, "dr.house", "/patients/alice", 200),
+        (&alice, "alice", "/patients/alice", 200),
+        (&bob, "bob", "/patients/alice", 404),
+        (&other, "dr.other", "/patients/alice", 404),
+        (&anon, "anonymous", "/patients/alice", 303),
+        (&house, "dr.house", "/patients/carol", 404),
+        (&house, "dr.house", "/patients/nobody", 404),
+    ];
+    for (b, who, path, want) in pages {
+        assert_eq!(b.get(path).await.status, want, "{who} GET {path}");
+    }
+    // A refused page shows no data of the patient.
+    let refused = bob.get("/patients/alice").await;
+    assert!(!refused.body.contains("Alice"), "{}", refused.body);
+    // Patients see their record read only: no forms but logout.
+    let own = alice.get("/patients/alice").await;
+    assert!(!own.body.contains("/limits") && !own.body.contains("/prescription"));
+    assert!(!own.body.contains("Audit trail"));
+
+    // Forms: every refusal leaves the record as it was.
+    let limits = [
+        ("min_rate_ml_h", "2"),
+        ("max_rate_ml_h", "8"),
+        ("max_volume_ml", "9"),
+    ];
+    let prescription = [("volume_ml", "3"), ("rate_ml_h", "5"), ("state", "run")];
+    for (form, fields) in [("limits", &limits[..]), ("prescription", &prescription[..])] {
+        let path = format!("/patients/alice/{form}");
+        let before = snapshot(&app, "alice").await;
+        for (b, who, own_page, want) in [
+            (&alice, "alice", "/patients/alice", 403),
+            (&bob, "bob", "/patients/bob", 404),
+            (&other, "dr.other", "/dashboard", 404),
+        ] {
+            let csrf = b.csrf(own_page).await;
+            let mut f = vec![("csrf", csrf.as_str())];
+            f.extend_from_slice(fields);
+            assert_eq!(b.post(&path, &f).await.status, want, "{who} POST {path}");
+            assert_eq!(
+                snapshot(&app, "alice").await,
+                before,
+                "{who} POST {path} changed something"
+            );
+        }
+        let mut f = vec![("csrf", "x")];
+        f.extend_from_slice(fields);
+        assert_eq!(
+            anon.post(&path, &f).await.status,
+            303,
+            "anonymous POST {path}"
+        );
+        assert_eq!(snapshot(&app, "alice").await, before);
+
+        let csrf = house.csrf("/patients/alice").await;
+        let mut f = vec![("csrf", csrf.as_str())];
+        f.extend_from_slice(fields);
+        let done = house.post(&path, &f).await;
+        assert_eq!(done.status, 200, "dr.house POST {path}: {}", done.body);
+        assert!(done.body.contains("role=\"status\""), "{}", done.body);
+        assert_ne!(
+            snapshot(&app, "alice").await,
+            before,
+            "dr.house POST {path}"
+        );
+    }
+    let p = app.store.patient("alice").await.unwrap();
+    assert_eq!(
+        (
+            p.limits.min_rate_ul_h,
+            p.limits.max_rate_ul_h,
+            p.limits.max_volume_ul
+        ),
+        (2_000, 8_000, 9_000)
+    );
+    let v = p.prescription.unwrap();
+    assert_eq!((v.version, v.volume_ul, v.rate_ul_h), (2, 3_000, 5_000));
+    assert_eq!(v.created_by, "user:dr.house");
+}
+
+async fn forms_without_this_sessions_csrf_token_change_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let house = Browser::logged_in(&app, "dr.house").await;
+    let other_session = Browser::logged_in(&app, "dr.house").await;
+    let foreign = other_session.csrf("/dashboard").await;
+    let before = snapshot(&app, "alice").await;
+    for csrf in ["", "forged", foreign.as_str()] {
+        let p = house
+            .post(
+                "/patients/alice/prescription",
+                &[
+                    ("csrf", csrf),
+                    ("volume_ml", "3"),
+                    ("rate_ml_h", "5"),
+                    ("state", "run"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 403, "csrf {csrf:?}");
+        let p = house.post("/logout", &[("csrf", csrf)]).await;
+        assert_eq!(p.status, 403, "logout with csrf {csrf:?}");
+    }
+    assert_eq!(snapshot(&app, "alice").await, before);
+    assert_eq!(house.get("/dashboard").await.status, 200, "still logged in");
+    // The login form's token must match its cookie too.
+    let fresh = Browser::new(&app);
+    let p = fresh
+        .post(
+            "/login",
+            &[
+                ("csrf", "guess"),
+                ("username", "dr.house"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+}
+
+async fn out_of_limits_input_is_refused_on_the_page(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let house = Browser::logged_in(&app, "dr.house").await;
+    let before = snapshot(&app, "alice").await;
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
+        (
+            "prescription",
+            &[("volume_ml", "3"), ("rate_ml_h", "50"), ("state", "run")],
+            "outside the patient's limits",
+        ),
+        (
+            "prescription",
+            &[("volume_ml", "3"), ("rate_ml_h", "4,5"), ("state", "run")],
+            "is not a number",
+        ),
+        (
+            "prescription",
+            &[("volume_ml", "3"), ("rate_ml_h", "4"), ("state", "fast")],
+            "neither run nor hold",
+        ),
+        (
+            "limits",
+            &[
+                ("min_rate_ml_h", "9"),
+                ("max_rate_ml_h", "2"),
+                ("max_volume_ml", "9"),
+            ],
+            "above maximum rate",
+        ),
+        (
+            "limits",
+            &[
+                ("min_rate_ml_h", "1"),
+                ("max_rate_ml_h", "3"),
+                ("max_volume_ml", "9"),
+            ],
+            "change it first",
+        ),
+    ];
+    for (form, fields, says) in cases {
+        let csrf = house.csrf("/patients/alice").await;
+        let mut f = vec![("csrf", csrf.as_str())];
+        f.extend_from_slice(fields);
+        let p = house.post(&format!("/patients/alice/{form}"), &f).await;
+        assert_eq!(p.status, 422, "{form} {fields:?}");
+        assert!(p.body.contains("role=\"alert\""), "{}", p.body);
+        assert!(
+            p.body.contains(says),
+            "{form} {fields:?} should say {says:?}"
+        );
+        assert_eq!(snapshot(&app, "alice").await, before);
+    }
+}
+
+async fn names_render_as_text(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let hash = infusion_server::password::PasswordParams::INSECURE_FAST
+        .hash_blocking(PASSWORD)
+        .unwrap();
+    let limits = PatientLimits {
+        min_rate_ul_h: 1_000,
+        max_rate_ul_h: 10_000,
+        max_volume_ul: 10_000,
+    };
+    let evil = "<script>alert(\"x\")</script>";
+    app.store
+        .create_patient(
+            infusion_store::NewPatient {
+                username: "mallory".into(),
+                first_name: evil.into(),
+                last_name: "O'Brien \"<b>\"".into(),
+                physician_username: "dr.house".into(),
+                password_hash: hash,
+            },
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+    app.store
+        .set_limits("mallory", limits, "test", 0)
+        .await
+        .unwrap();
+    let house = Browser::logged_in(&app, "dr.house").await;
+    for path in ["/dashboard", "/patients/mallory"] {
+        let p = house.get(path).await;
+        assert_eq!(p.status, 200, "{path}");
+        assert!(!p.body.contains("<script>"), "{path} has a raw script tag");
+        assert!(!p.body.contains("<b>"), "{path} has a raw tag");
+        assert!(
+            p.body.contains("&lt;script&gt;"),
+            "{path} shows the name as text"
+        );
+    }
+    let mallory = Browser::logged_in(&app, "mallory").await;
+    let own = mallory.get("/patients/mallory").await;
+    assert!(!own.body.contains("<script>") && own.body.contains("&lt;script&gt;"));
+}
