@@ -16,6 +16,7 @@ infusion_testkit::backend_tests!(
     forms_without_this_sessions_csrf_token_change_nothing,
     out_of_limits_input_is_refused_on_the_page,
     names_render_as_text,
+    live_stream_carries_only_changes_of_visible_patients,
 );
 
 /// A browser: keeps cookies, does not follow redirects.
@@ -448,4 +449,64 @@ async fn names_render_as_text(backend: Backend) {
     let mallory = Browser::logged_in(&app, "mallory").await;
     let own = mallory.get("/patients/mallory").await;
     assert!(!own.body.contains("<script>") && own.body.contains("&lt;script&gt;"));
+}
+
+/// Reads the first `change` event's data from a server-sent event stream.
+async fn first_change(resp: &mut reqwest::Response) -> String {
+    let mut text = String::new();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Some(at) = text.find("event: change\ndata: ") {
+                let rest = &text[at + "event: change\ndata: ".len()..];
+                if let Some(end) = rest.find('\n') {
+                    return rest[..end].to_owned();
+                }
+            }
+            match resp.chunk().await.unwrap() {
+                Some(bytes) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                None => panic!("stream ended: {text:?}"),
+            }
+        }
+    })
+    .await;
+    found.expect("a change event within 10 s")
+}
+
+async fn live_stream_carries_only_changes_of_visible_patients(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    second_physician(&app).await;
+    let rx = |v: u32| infusion_store::NewPrescription {
+        volume_ul: 2_000,
+        rate_ul_h: v,
+        state: infusion_protocol::InfusionState::Run,
+    };
+    let anon = Browser::new(&app);
+    assert_eq!(anon.get("/live").await.status, 303);
+
+    for (who, hidden, shown) in [("dr.house", "carol", "alice"), ("alice", "bob", "alice")] {
+        let b = Browser::logged_in(&app, who).await;
+        let mut stream = b.http.get(format!("{}/live", b.base)).send().await.unwrap();
+        assert_eq!(stream.status(), 200);
+        assert!(
+            stream.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        // Committed in this order; the hidden one must not come through.
+        app.store
+            .set_prescription(hidden, rx(3_000), "test", 1)
+            .await
+            .unwrap();
+        app.store
+            .set_prescription(shown, rx(3_500), "test", 2)
+            .await
+            .unwrap();
+        let id = app.store.patient(shown).await.unwrap().patient_id.0;
+        assert_eq!(
+            first_change(&mut stream).await,
+            format!("{{\"patient\":{id},\"kind\":\"prescription\"}}"),
+            "{who}"
+        );
+    }
 }

@@ -10,16 +10,19 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use maud::{DOCTYPE, Markup, html};
 
+use infusion_protocol::PatientId;
+
 use crate::web::session::WebUser;
 
 /// A page for a logged-in user: header with who is logged in and a logout
-/// button, then `body`.
-pub fn page(title: &str, user: &WebUser, body: Markup) -> Markup {
+/// button, then `body`. Its `data-live` regions are refreshed when the
+/// server reports a change (of `patient`'s data only, when given).
+pub fn page(title: &str, user: &WebUser, patient: Option<PatientId>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             (head(title))
-            body {
+            body data-patient=[patient.map(|p| p.0)] {
                 a class="skip" href="#main" { "Skip to content" }
                 header {
                     nav aria-label="Main" {
@@ -35,6 +38,7 @@ pub fn page(title: &str, user: &WebUser, body: Markup) -> Markup {
                     }
                 }
                 main id="main" { (body) }
+                script src="/static/live.js" defer {}
             }
         }
     }

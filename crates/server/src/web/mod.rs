@@ -10,6 +10,7 @@
 mod auth;
 mod format;
 mod layout;
+mod live;
 mod pages;
 pub mod session;
 
@@ -35,7 +36,9 @@ pub fn router() -> Router<AppState> {
             "/patients/{username}/prescription",
             post(pages::set_prescription),
         )
+        .route("/live", get(live::live))
         .route("/static/app.css", get(layout::stylesheet))
+        .route("/static/live.js", get(live::script))
 }
 
 /// Why a web request was not served. Rendered as an HTML page with the

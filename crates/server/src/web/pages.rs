@@ -77,9 +77,9 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
         h1 { "My patients" }
         @if rows.is_empty() { p { "No patients are assigned to you." } }
         @else {
-            div class="table" {
+            div class="table" id="patients" data-live {
                 table {
-                    caption class="hint" { "Newest report of each pump. Volumes in mL, rates in mL/h." }
+                    caption class="hint" { "Newest report of each pump, updated live. Volumes in mL, rates in mL/h." }
                     thead { tr {
                         th scope="col" { "Patient" } th scope="col" { "Prescription" } th scope="col" { "Pump state" }
                         th scope="col" { "Rate" } th scope="col" { "Delivered" } th scope="col" { "Last contact" }
@@ -105,7 +105,7 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
             }
         }
     };
-    Ok(page("My patients", &user, body).into_response())
+    Ok(page("My patients", &user, None, body).into_response())
 }
 
 fn prescription_text(p: &PatientSummary) -> String {
@@ -192,7 +192,7 @@ async fn patient_page(
         @if let Some((ok, text)) = &notice {
             @if *ok { p role="status" { (text) } } @else { p role="alert" { (text) } }
         }
-        section aria-labelledby="now" {
+        section id="now-live" data-live aria-labelledby="now" {
             h2 id="now" { "Now" }
             ul {
                 li { "Prescription: " (prescription_text(p)) }
@@ -205,7 +205,7 @@ async fn patient_page(
         }
         section aria-labelledby="limits" {
             h2 id="limits" { "Limits" }
-            p { "Rate " (milli(p.limits.min_rate_ul_h)) " to " (milli(p.limits.max_rate_ul_h)) " mL/h, volume at most " (milli(p.limits.max_volume_ul)) " mL." }
+            p id="limits-live" data-live { "Rate " (milli(p.limits.min_rate_ul_h)) " to " (milli(p.limits.max_rate_ul_h)) " mL/h, volume at most " (milli(p.limits.max_volume_ul)) " mL." }
             @if physician {
                 form class="edit" method="post" action={ "/patients/" (p.username) "/limits" } {
                     input type="hidden" name="csrf" value=(user.csrf);
@@ -243,7 +243,7 @@ async fn patient_page(
         }
         section aria-labelledby="versions" {
             h2 id="versions" { "Prescription versions" }
-            div class="table" { table {
+            div class="table" id="versions-live" data-live { table {
                 thead { tr { th scope="col" { "Version" } th scope="col" { "Volume" } th scope="col" { "Rate" } th scope="col" { "State" } th scope="col" { "Written" } th scope="col" { "By" } } }
                 tbody { @for v in versions.iter().rev() { tr {
                     td { (v.version) } td { (milli(v.volume_ul)) " mL" } td { (milli(v.rate_ul_h)) " mL/h" }
@@ -253,7 +253,7 @@ async fn patient_page(
         }
         section aria-labelledby="history" {
             h2 id="history" { "Recent pump reports" }
-            div class="table" { table {
+            div class="table" id="history-live" data-live { table {
                 thead { tr { th scope="col" { "Received" } th scope="col" { "Event" } th scope="col" { "Detail" } } }
                 tbody { @for e in &events { tr {
                     td { (time(e.received_at_ms)) }
@@ -265,7 +265,7 @@ async fn patient_page(
         @if physician {
             section aria-labelledby="audit" {
                 h2 id="audit" { "Audit trail" }
-                div class="table" { table {
+                div class="table" id="audit-live" data-live { table {
                     thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
                     tbody { @for r in &audit { tr {
                         td { (time(r.entry.at_ms)) } td { (r.entry.actor) } td { (r.entry.action.as_str()) } td { (r.entry.detail) }
@@ -274,7 +274,7 @@ async fn patient_page(
             }
         }
     };
-    Ok(page(&title, user, body))
+    Ok(page(&title, user, Some(p.patient_id), body))
 }
 
 fn event_kind(b: &EventBody) -> &'static str {
