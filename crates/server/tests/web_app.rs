@@ -17,6 +17,7 @@ infusion_testkit::backend_tests!(
     out_of_limits_input_is_refused_on_the_page,
     names_render_as_text,
     live_stream_carries_only_changes_of_visible_patients,
+    alarms_stay_open_until_their_physician_acknowledges_them,
 );
 
 /// A browser: keeps cookies, does not follow redirects.
@@ -509,4 +510,105 @@ async fn live_stream_carries_only_changes_of_visible_patients(backend: Backend) 
             "{who}"
         );
     }
+}
+
+async fn alarms_stay_open_until_their_physician_acknowledges_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    second_physician(&app).await;
+    let token = app.login(&app.a).await;
+    let (status, body) = app
+        .report(
+            &app.a,
+            &token,
+            serde_json::json!([
+                {"seq": 1, "uptime_ms": 10, "kind": "progress", "delivered_ul": 5, "rate_ul_h": 4000, "index_version": 1},
+                {"seq": 2, "uptime_ms": 20, "kind": "alarm", "alarm": "occlusion"}
+            ]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let open = app.store.open_alarms(app.a.id).await.unwrap();
+    assert_eq!(open.len(), 1);
+    let alarm_id = open[0].id;
+    let progress_id = app.store.events(app.a.id, 0, 10).await.unwrap()[0].id;
+
+    let house = Browser::logged_in(&app, "dr.house").await;
+    let dash = house.get("/dashboard").await;
+    assert!(dash.body.contains("occlusion"), "{}", dash.body);
+    let page = house.get("/patients/alice").await;
+    let ack = format!("/patients/alice/alarms/{alarm_id}/ack");
+    assert!(page.body.contains(&ack), "{}", page.body);
+
+    // Refused: the patient (read only), another patient, another physician,
+    // an event that is not an alarm, an alarm of another patient's path.
+    for (b, who, own, path, want) in [
+        (
+            Browser::logged_in(&app, "alice").await,
+            "alice",
+            "/patients/alice",
+            ack.clone(),
+            403,
+        ),
+        (
+            Browser::logged_in(&app, "bob").await,
+            "bob",
+            "/patients/bob",
+            ack.clone(),
+            404,
+        ),
+        (
+            Browser::logged_in(&app, "dr.other").await,
+            "dr.other",
+            "/dashboard",
+            ack.clone(),
+            404,
+        ),
+        (
+            Browser::logged_in(&app, "dr.house").await,
+            "dr.house",
+            "/dashboard",
+            format!("/patients/alice/alarms/{progress_id}/ack"),
+            404,
+        ),
+        (
+            Browser::logged_in(&app, "dr.house").await,
+            "dr.house",
+            "/dashboard",
+            format!("/patients/bob/alarms/{alarm_id}/ack"),
+            404,
+        ),
+    ] {
+        let csrf = b.csrf(own).await;
+        assert_eq!(
+            b.post(&path, &[("csrf", &csrf)]).await.status,
+            want,
+            "{who} {path}"
+        );
+        assert_eq!(
+            app.store.open_alarms(app.a.id).await.unwrap().len(),
+            1,
+            "{who} {path}"
+        );
+    }
+
+    let csrf = house.csrf("/patients/alice").await;
+    let done = house.post(&ack, &[("csrf", &csrf)]).await;
+    assert_eq!(done.status, 200);
+    assert!(done.body.contains("Alarm acknowledged."));
+    assert!(app.store.open_alarms(app.a.id).await.unwrap().is_empty());
+    let again = house.post(&ack, &[("csrf", &csrf)]).await;
+    assert!(again.body.contains("acknowledged already"));
+    let acks: Vec<_> = app
+        .store
+        .audit_log(Some(app.a.id), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.action.as_str() == "alarm_acknowledged")
+        .collect();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].entry.actor, "user:dr.house");
+    assert!(acks[0].entry.detail.starts_with("occlusion"));
+    let dash = house.get("/dashboard").await;
+    assert!(!dash.body.contains("class=\"alarm\""), "{}", dash.body);
 }

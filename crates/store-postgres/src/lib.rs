@@ -266,6 +266,20 @@ impl Store for PgStore {
         ops::events(&self.pool, patient_id, 0, limit, true).await
     }
 
+    async fn open_alarms(&self, patient_id: PatientId) -> StoreResult<Vec<StoredEvent>> {
+        ops::open_alarms(&self.pool, patient_id).await
+    }
+
+    async fn acknowledge_alarm(
+        &self,
+        patient_username: &str,
+        event_id: i64,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        ops::acknowledge_alarm(&self.pool, patient_username, event_id, actor, now_ms).await
+    }
+
     async fn patient_usernames_of(&self, physician_username: &str) -> StoreResult<Vec<String>> {
         ops::patient_usernames_of(&self.pool, physician_username).await
     }

@@ -1090,3 +1090,66 @@ pub(crate) async fn patient_usernames_of(
     .await
     .map_err(db_error)
 }
+
+pub(crate) async fn open_alarms(
+    pool: &PgPool,
+    patient: PatientId,
+) -> StoreResult<Vec<StoredEvent>> {
+    let Some(pid) = db_patient_id(patient) else {
+        return Ok(Vec::new());
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} FROM events e WHERE patient_id = $1 AND kind = 'alarm'
+         AND NOT EXISTS (SELECT 1 FROM alarm_acks a WHERE a.event_id = e.id)
+         ORDER BY id DESC LIMIT 100"
+    )))
+    .bind(pid)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(event_row)
+    .collect()
+}
+
+pub(crate) async fn acknowledge_alarm(
+    pool: &PgPool,
+    username: &str,
+    event_id: i64,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<bool> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let patient = lock_patient(&mut tx, username).await?;
+    let alarm: Option<String> = sqlx::query_scalar(
+        "SELECT alarm FROM events WHERE id = $1 AND patient_id = $2 AND kind = 'alarm'",
+    )
+    .bind(event_id)
+    .bind(patient.0 as i64)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let alarm = alarm.ok_or_else(|| StoreError::no_alarm(event_id))?;
+    let added = sqlx::query(
+        "INSERT INTO alarm_acks (event_id, acked_at_ms, acked_by) VALUES ($1, $2, $3)
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(now_ms)
+    .bind(actor)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    if added == 0 {
+        return Ok(false);
+    }
+    insert_audit_on(
+        &mut tx,
+        &NewAudit::alarm_acknowledged(now_ms, actor, patient, &alarm, event_id),
+    )
+    .await?;
+    notify(&mut tx, Change::AlarmAcknowledged { patient }).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(true)
+}

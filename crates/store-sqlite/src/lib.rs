@@ -275,6 +275,25 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn open_alarms(&self, patient_id: PatientId) -> StoreResult<Vec<StoredEvent>> {
+        self.readers
+            .read(move |conn| ops::open_alarms(conn, patient_id))
+            .await
+    }
+
+    async fn acknowledge_alarm(
+        &self,
+        patient_username: &str,
+        event_id: i64,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let (user, actor) = (patient_username.to_owned(), actor.to_owned());
+        self.writer
+            .write(move |cx| ops::acknowledge_alarm(cx, &user, event_id, &actor, now_ms))
+            .await
+    }
+
     async fn patient_usernames_of(&self, physician_username: &str) -> StoreResult<Vec<String>> {
         let user = physician_username.to_owned();
         self.readers

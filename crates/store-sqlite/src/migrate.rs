@@ -16,6 +16,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_web_sessions",
         include_str!("../migrations/0002_web_sessions.sql"),
     ),
+    (
+        "0003_alarm_acks",
+        include_str!("../migrations/0003_alarm_acks.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

@@ -895,3 +895,55 @@ pub(crate) fn end_web_session(
         None => Ok(false),
     }
 }
+
+pub(crate) fn open_alarms(conn: &Connection, patient: PatientId) -> StoreResult<Vec<StoredEvent>> {
+    let Some(pid) = db_patient_id(patient) else {
+        return Ok(Vec::new());
+    };
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events e WHERE patient_id = ?1 AND kind = 'alarm'
+             AND NOT EXISTS (SELECT 1 FROM alarm_acks a WHERE a.event_id = e.id)
+             ORDER BY id DESC LIMIT 100"
+        ))
+        .map_err(backend)?;
+    st.query_map([pid], event_row)
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
+}
+
+pub(crate) fn acknowledge_alarm(
+    cx: &mut WriteCtx<'_>,
+    username: &str,
+    event_id: i64,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<bool> {
+    let conn = cx.conn;
+    let patient = patient_by_username(conn, username)?;
+    let alarm: Option<String> = conn
+        .query_row(
+            "SELECT alarm FROM events WHERE id = ?1 AND patient_id = ?2 AND kind = 'alarm'",
+            params![event_id, patient.0 as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    let alarm = alarm.ok_or_else(|| StoreError::no_alarm(event_id))?;
+    let added = conn
+        .execute(
+            "INSERT INTO alarm_acks (event_id, acked_at_ms, acked_by) VALUES (?1, ?2, ?3)
+             ON CONFLICT (event_id) DO NOTHING",
+            params![event_id, now_ms, actor],
+        )
+        .map_err(backend)?;
+    if added == 0 {
+        return Ok(false);
+    }
+    insert_audit(
+        conn,
+        &NewAudit::alarm_acknowledged(now_ms, actor, patient, &alarm, event_id),
+    )?;
+    cx.announce(Change::AlarmAcknowledged { patient });
+    Ok(true)
+}

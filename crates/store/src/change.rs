@@ -37,6 +37,11 @@ pub enum Change {
         /// Which alarm.
         alarm: Alarm,
     },
+    /// A physician acknowledged one of a patient's alarms.
+    AlarmAcknowledged {
+        /// Whose alarm.
+        patient: PatientId,
+    },
     /// Changes may have been missed (the notification connection was lost
     /// or a subscriber fell behind): reread whatever is shown.
     Resync,
@@ -52,6 +57,7 @@ impl Change {
             Change::Limits { patient } => format!("limits:{}", patient.0),
             Change::Events { patient } => format!("events:{}", patient.0),
             Change::Alarm { patient, alarm } => format!("alarm:{}:{}", patient.0, alarm.as_str()),
+            Change::AlarmAcknowledged { patient } => format!("alarm_ack:{}", patient.0),
             Change::Resync => "resync".to_owned(),
         }
     }
@@ -76,6 +82,7 @@ impl Change {
             }),
             ("limits", None) => Some(Change::Limits { patient }),
             ("events", None) => Some(Change::Events { patient }),
+            ("alarm_ack", None) => Some(Change::AlarmAcknowledged { patient }),
             ("alarm", Some(a)) => Some(Change::Alarm {
                 patient,
                 alarm: Alarm::parse(a)?,
@@ -90,7 +97,8 @@ impl Change {
             Change::Prescription { patient, .. }
             | Change::Limits { patient }
             | Change::Events { patient }
-            | Change::Alarm { patient, .. } => Some(*patient),
+            | Change::Alarm { patient, .. }
+            | Change::AlarmAcknowledged { patient } => Some(*patient),
             Change::Resync => None,
         }
     }
@@ -118,6 +126,7 @@ mod tests {
                 patient: p,
                 alarm: Alarm::Occlusion,
             },
+            Change::AlarmAcknowledged { patient: p },
             Change::Resync,
         ];
         for c in all {

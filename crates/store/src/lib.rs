@@ -146,6 +146,22 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>>;
 
+    /// A patient's alarms not yet acknowledged, newest first.
+    async fn open_alarms(&self, patient_id: PatientId) -> StoreResult<Vec<StoredEvent>>;
+
+    /// Acknowledges the alarm stored as event `event_id` of patient
+    /// `patient_username`: audited, announced, and closed for good. Refused
+    /// with `NotFound` when that event is not an alarm of this patient;
+    /// acknowledging twice keeps the first acknowledgement and returns
+    /// false.
+    async fn acknowledge_alarm(
+        &self,
+        patient_username: &str,
+        event_id: i64,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+
     /// The usernames of a physician's patients, by last then first name.
     async fn patient_usernames_of(&self, physician_username: &str) -> StoreResult<Vec<String>>;
 

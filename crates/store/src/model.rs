@@ -202,6 +202,8 @@ pub enum AuditAction {
     WebLoginRefused,
     /// Someone logged out of the web application.
     WebLogout,
+    /// A physician acknowledged a device alarm.
+    AlarmAcknowledged,
 }
 
 impl AuditAction {
@@ -218,6 +220,7 @@ impl AuditAction {
         AuditAction::WebLogin,
         AuditAction::WebLoginRefused,
         AuditAction::WebLogout,
+        AuditAction::AlarmAcknowledged,
     ];
 
     /// The action as stored.
@@ -234,6 +237,7 @@ impl AuditAction {
             AuditAction::WebLogin => "web_login",
             AuditAction::WebLoginRefused => "web_login_refused",
             AuditAction::WebLogout => "web_logout",
+            AuditAction::AlarmAcknowledged => "alarm_acknowledged",
         }
     }
 

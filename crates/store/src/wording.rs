@@ -154,6 +154,33 @@ impl NewAudit {
     }
 }
 
+impl NewAudit {
+    /// A physician acknowledged alarm event `event_id` (`alarm`).
+    pub fn alarm_acknowledged(
+        at_ms: i64,
+        actor: &str,
+        patient: PatientId,
+        alarm: &str,
+        event_id: i64,
+    ) -> NewAudit {
+        let detail = format!("{alarm} (stored event {event_id}) acknowledged");
+        Self::of(
+            at_ms,
+            actor,
+            AuditAction::AlarmAcknowledged,
+            Some(patient),
+            detail,
+        )
+    }
+}
+
+impl StoreError {
+    /// No alarm with this id for this patient.
+    pub fn no_alarm(event_id: i64) -> StoreError {
+        StoreError::NotFound(format!("no alarm {event_id} for this patient"))
+    }
+}
+
 /// The audit actor of a web user: `user:NAME`.
 pub fn user_actor(username: &str) -> String {
     format!("user:{username}")

@@ -79,6 +79,7 @@ header .who { margin-left: auto; }
 .table { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #bbb; vertical-align: top; }
+form.inline { display: inline; margin-left: .5rem; }
 form.edit { display: grid; gap: .5rem; max-width: 28rem; margin: .5rem 0 1.5rem; }
 label { font-weight: 600; }
 input, select, button { font: inherit; padding: .4rem .5rem; }

@@ -59,6 +59,7 @@ fn kind(change: &Change) -> &'static str {
         Change::Limits { .. } => "limits",
         Change::Events { .. } => "events",
         Change::Alarm { .. } => "alarm",
+        Change::AlarmAcknowledged { .. } => "alarm_acknowledged",
         Change::Resync => "resync",
     }
 }

@@ -36,6 +36,10 @@ pub fn router() -> Router<AppState> {
             "/patients/{username}/prescription",
             post(pages::set_prescription),
         )
+        .route(
+            "/patients/{username}/alarms/{event_id}/ack",
+            post(pages::acknowledge_alarm),
+        )
         .route("/live", get(live::live))
         .route("/static/app.css", get(layout::stylesheet))
         .route("/static/live.js", get(live::script))
@@ -72,6 +76,14 @@ impl WebError {
         WebError::Api(ApiError::new(
             infusion_protocol::ErrorCode::NotFound,
             "no such patient in your care",
+        ))
+    }
+
+    /// A 404 for an alarm that is not this patient's.
+    pub fn no_alarm() -> WebError {
+        WebError::Api(ApiError::new(
+            infusion_protocol::ErrorCode::NotFound,
+            "no such alarm for this patient",
         ))
     }
 

@@ -37,7 +37,6 @@ struct Latest {
     state: Option<&'static str>,
     rate_ul_h: Option<u32>,
     delivered_ul: Option<u32>,
-    alarms: Vec<(i64, &'static str)>,
 }
 
 fn latest(events: &[StoredEvent]) -> Latest {
@@ -45,7 +44,6 @@ fn latest(events: &[StoredEvent]) -> Latest {
         state: None,
         rate_ul_h: None,
         delivered_ul: None,
-        alarms: Vec::new(),
     };
     // Newest first.
     for e in events {
@@ -55,7 +53,6 @@ fn latest(events: &[StoredEvent]) -> Latest {
                 l.rate_ul_h = Some(p.rate_ul_h);
                 l.delivered_ul = Some(p.delivered_ul);
             }
-            EventBody::Alarm(a) => l.alarms.push((e.received_at_ms, a.as_str())),
             _ => {}
         }
     }
@@ -71,7 +68,8 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
     let mut rows = Vec::new();
     for p in app.store.patients_of(&user.session.username).await? {
         let events = app.store.recent_events(p.patient_id, 50).await?;
-        rows.push((p, latest(&events)));
+        let alarms = app.store.open_alarms(p.patient_id).await?;
+        rows.push((p, latest(&events), alarms));
     }
     let body = html! {
         h1 { "My patients" }
@@ -83,10 +81,10 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                     thead { tr {
                         th scope="col" { "Patient" } th scope="col" { "Prescription" } th scope="col" { "Pump state" }
                         th scope="col" { "Rate" } th scope="col" { "Delivered" } th scope="col" { "Last contact" }
-                        th scope="col" { "Recent alarms" }
+                        th scope="col" { "Open alarms" }
                     } }
                     tbody {
-                        @for (p, l) in &rows {
+                        @for (p, l, alarms) in &rows {
                             tr {
                                 td { a href={ "/patients/" (p.username) } { (p.last_name) ", " (p.first_name) } }
                                 td { (prescription_text(p)) }
@@ -95,8 +93,11 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                                 td { @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
                                 td { @if let Some(t) = p.last_contact_ms { (ago(t, now)) } @else { "never" } }
                                 td {
-                                    @if l.alarms.is_empty() { "none" }
-                                    @else { @for (_, a) in &l.alarms { span class="alarm" { (a) } " " } }
+                                    @if alarms.is_empty() { "none" }
+                                    @else {
+                                        @for a in alarms { span class="alarm" { (alarm_name(&a.body)) } " " }
+                                        a href={ "/patients/" (p.username) "#alarms" } { "acknowledge" }
+                                    }
                                 }
                             }
                         }
@@ -155,7 +156,9 @@ async fn editable(
 ) -> Result<PatientSummary, WebError> {
     let p = visible(app, user, username).await?;
     if user.session.role != Role::Physician {
-        return Err(WebError::forbidden("change a prescription or limits"));
+        return Err(WebError::forbidden(
+            "change a prescription, limits or alarms",
+        ));
     }
     Ok(p)
 }
@@ -185,12 +188,32 @@ async fn patient_page(
         Vec::new()
     };
     let l = latest(&events);
+    let alarms = app.store.open_alarms(p.patient_id).await?;
     let now = now_ms();
     let title = format!("{} {}", p.first_name, p.last_name);
     let body = html! {
         h1 { (title) }
         @if let Some((ok, text)) = &notice {
             @if *ok { p role="status" { (text) } } @else { p role="alert" { (text) } }
+        }
+        section id="alarms-live" data-live aria-labelledby="alarms" {
+            h2 id="alarms" { "Open alarms" }
+            @if alarms.is_empty() { p { "None." } }
+            @else {
+                ul {
+                    @for a in &alarms {
+                        li {
+                            span class="alarm" { (alarm_name(&a.body)) } " at " (time(a.received_at_ms))
+                            @if physician {
+                                form class="inline" method="post" action={ "/patients/" (p.username) "/alarms/" (a.id) "/ack" } {
+                                    input type="hidden" name="csrf" value=(user.csrf);
+                                    button type="submit" aria-label={ "Acknowledge " (alarm_name(&a.body)) " alarm of " (time(a.received_at_ms)) } { "Acknowledge" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
         section id="now-live" data-live aria-labelledby="now" {
             h2 id="now" { "Now" }
@@ -275,6 +298,13 @@ async fn patient_page(
         }
     };
     Ok(page(&title, user, Some(p.patient_id), body))
+}
+
+fn alarm_name(b: &EventBody) -> &'static str {
+    match b {
+        EventBody::Alarm(a) => a.as_str(),
+        _ => "alarm",
+    }
 }
 
 fn event_kind(b: &EventBody) -> &'static str {
@@ -423,6 +453,40 @@ pub async fn set_prescription(
             )),
             Err(e) => Err(refusal(e)?),
         },
+    };
+    answer(&app, &user, &username, outcome).await
+}
+
+/// The alarm acknowledgement form's fields.
+#[derive(Debug, Deserialize)]
+pub struct AckForm {
+    csrf: String,
+}
+
+/// `POST /patients/{username}/alarms/{event_id}/ack`: the physician has
+/// seen the alarm; it leaves the open list, audited with who and when.
+pub async fn acknowledge_alarm(
+    State(app): State<AppState>,
+    user: WebUser,
+    Path((username, event_id)): Path<(String, i64)>,
+    Form(f): Form<AckForm>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&f.csrf)?;
+    editable(&app, &user, &username).await?;
+    let outcome = match app
+        .store
+        .acknowledge_alarm(
+            &username,
+            event_id,
+            &user_actor(&user.session.username),
+            now_ms(),
+        )
+        .await
+    {
+        Ok(true) => Ok("Alarm acknowledged.".to_owned()),
+        Ok(false) => Ok("That alarm was acknowledged already.".to_owned()),
+        Err(infusion_store::StoreError::NotFound(_)) => return Err(WebError::no_alarm()),
+        Err(e) => Err(refusal(e)?),
     };
     answer(&app, &user, &username, outcome).await
 }
