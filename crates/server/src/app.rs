@@ -26,6 +26,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Password verification, bounded and off the async threads.
     pub passwords: Passwords,
+    /// Turns vitals into suggested prescription changes.
+    pub decision: Arc<dyn crate::decision::DecisionAlgorithm>,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<AppState, ApiError> {
         Ok(AppState {
             passwords: Passwords::new(config.password)?,
+            decision: Arc::new(crate::decision::TremorRule),
             store,
             config: Arc::new(config),
         })

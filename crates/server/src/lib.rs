@@ -12,6 +12,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod decision;
 pub mod error;
 mod extract;
 pub mod password;

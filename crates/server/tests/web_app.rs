@@ -18,6 +18,7 @@ infusion_testkit::backend_tests!(
     names_render_as_text,
     live_stream_carries_only_changes_of_visible_patients,
     alarms_stay_open_until_their_physician_acknowledges_them,
+    suggestions_change_nothing_until_approved_and_stale_ones_are_refused,
 );
 
 /// A browser: keeps cookies, does not follow redirects.
@@ -611,4 +612,200 @@ async fn alarms_stay_open_until_their_physician_acknowledges_them(backend: Backe
     assert!(acks[0].entry.detail.starts_with("occlusion"));
     let dash = house.get("/dashboard").await;
     assert!(!dash.body.contains("class=\"alarm\""), "{}", dash.body);
+}
+
+/// Reports three vitals readings with `tremor` from alice's pump, seq
+/// `from..from+3`, and waits until the decision algorithm has looked.
+async fn tremor(app: &TestApp, from: u32, tremor: u8) -> Vec<infusion_store::Suggestion> {
+    let token = app.login(&app.a).await;
+    let events: Vec<serde_json::Value> = (from..from + 3)
+        .map(|seq| {
+            serde_json::json!({"seq": seq, "uptime_ms": seq * 1000, "kind": "vitals",
+            "heart_rate_bpm": 72, "spo2_pct": 97, "tremor_score": tremor})
+        })
+        .collect();
+    let (status, body) = app
+        .report(&app.a, &token, serde_json::Value::Array(events))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = app.store.pending_suggestions(app.a.id).await.unwrap();
+    // The algorithm runs after the answer; give it a moment to store.
+    for _ in 0..50 {
+        let now = app.store.pending_suggestions(app.a.id).await.unwrap();
+        if now != before
+            || !now.is_empty() && now[0].proposal.based_on_version == current_version(app).await
+        {
+            return now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.store.pending_suggestions(app.a.id).await.unwrap()
+}
+
+async fn current_version(app: &TestApp) -> u32 {
+    app.store
+        .patient("alice")
+        .await
+        .unwrap()
+        .prescription
+        .unwrap()
+        .version
+}
+
+async fn suggestions_change_nothing_until_approved_and_stale_ones_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    second_physician(&app).await;
+    let house = Browser::logged_in(&app, "dr.house").await;
+
+    // High tremor: raise 4 mL/h by 10 %. Nothing changes yet.
+    let pending = tremor(&app, 1, 80).await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let s = &pending[0];
+    assert_eq!(
+        (
+            s.proposal.based_on_version,
+            s.proposal.rate_ul_h,
+            s.proposal.volume_ul
+        ),
+        (1, 4_400, 2_000)
+    );
+    assert!(
+        s.proposal.reason.contains("tremor"),
+        "{}",
+        s.proposal.reason
+    );
+    assert_eq!(current_version(&app).await, 1);
+    let dash = house.get("/dashboard").await;
+    assert!(dash.body.contains("1 to review"), "{}", dash.body);
+    let page = house.get("/patients/alice").await;
+    assert!(page.body.contains("4.4 mL/h"), "{}", page.body);
+
+    let approve = format!("/patients/alice/suggestions/{}/approve", s.id);
+    let reject = format!("/patients/alice/suggestions/{}/reject", s.id);
+    for (who, own, want) in [
+        ("alice", "/patients/alice", 403),
+        ("bob", "/patients/bob", 404),
+        ("dr.other", "/dashboard", 404),
+    ] {
+        let b = Browser::logged_in(&app, who).await;
+        let csrf = b.csrf(own).await;
+        for path in [&approve, &reject] {
+            assert_eq!(
+                b.post(path, &[("csrf", &csrf)]).await.status,
+                want,
+                "{who} {path}"
+            );
+        }
+    }
+    assert_eq!(
+        app.store.pending_suggestions(app.a.id).await.unwrap().len(),
+        1
+    );
+    assert_eq!(current_version(&app).await, 1);
+
+    // Rejected: closed, audited, prescription unchanged.
+    let csrf = house.csrf("/patients/alice").await;
+    let done = house.post(&reject, &[("csrf", &csrf)]).await;
+    assert_eq!(done.status, 200);
+    assert!(done.body.contains("Suggestion rejected."));
+    assert!(
+        app.store
+            .pending_suggestions(app.a.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(current_version(&app).await, 1);
+    assert_eq!(
+        house.post(&approve, &[("csrf", &csrf)]).await.status,
+        404,
+        "decided already"
+    );
+
+    // A new suggestion, then a newer prescription makes it stale: refused.
+    let pending = tremor(&app, 4, 80).await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let stale_id = pending[0].id;
+    let p = house
+        .post(
+            "/patients/alice/prescription",
+            &[
+                ("csrf", &csrf),
+                ("volume_ml", "2"),
+                ("rate_ml_h", "5"),
+                ("state", "run"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 200);
+    assert_eq!(current_version(&app).await, 2);
+    let page = house.get("/patients/alice").await;
+    assert!(
+        page.body.contains("Stale: version 2 was written since"),
+        "{}",
+        page.body
+    );
+    let refused = house
+        .post(
+            &format!("/patients/alice/suggestions/{stale_id}/approve"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains("can no longer be approved"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(current_version(&app).await, 2);
+
+    // Fresh vitals supersede it; approving the new one writes version 3.
+    let pending = tremor(&app, 7, 80).await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_ne!(pending[0].id, stale_id);
+    assert_eq!(
+        (
+            pending[0].proposal.based_on_version,
+            pending[0].proposal.rate_ul_h
+        ),
+        (2, 5_500)
+    );
+    let ok = house
+        .post(
+            &format!("/patients/alice/suggestions/{}/approve", pending[0].id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(ok.status, 200);
+    assert!(ok.body.contains("approved as version 3"), "{}", ok.body);
+    let v3 = app
+        .store
+        .patient("alice")
+        .await
+        .unwrap()
+        .prescription
+        .unwrap();
+    assert_eq!(
+        (v3.version, v3.rate_ul_h, v3.created_by.as_str()),
+        (3, 5_500, "user:dr.house")
+    );
+    let actions: Vec<String> = app
+        .store
+        .audit_log(Some(app.a.id), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.action.as_str().starts_with("suggestion_"))
+        .map(|r| format!("{} {}", r.entry.actor, r.entry.action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user:dr.house suggestion_approved",
+            "decision-algorithm suggestion_made",
+            "decision-algorithm suggestion_made",
+            "user:dr.house suggestion_rejected",
+            "decision-algorithm suggestion_made",
+        ]
+    );
 }

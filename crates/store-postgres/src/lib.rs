@@ -33,10 +33,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use infusion_protocol::{Event, Index, MacAddress, PatientId, PatientLimits};
 use infusion_store::{
-    AccountId, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, DeviceId, LoginRecord, NewAudit,
-    NewPatient, NewPhysician, NewPrescription, NewToken, NewWebSession, PatientSummary,
-    Prescription, ReportOutcome, Store, StoreError, StoreResult, StoredEvent, TokenHash,
-    TokenStatus, WebSession,
+    AccountId, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, Decision, DeviceId, LoginRecord,
+    NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion, NewToken, NewWebSession,
+    PatientSummary, Prescription, ReportOutcome, Store, StoreError, StoreResult, StoredEvent,
+    Suggestion, TokenHash, TokenStatus, WebSession,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::broadcast;
@@ -278,6 +278,34 @@ impl Store for PgStore {
         now_ms: i64,
     ) -> StoreResult<bool> {
         ops::acknowledge_alarm(&self.pool, patient_username, event_id, actor, now_ms).await
+    }
+
+    async fn username_of(&self, patient_id: PatientId) -> StoreResult<String> {
+        ops::username_of(&self.pool, patient_id).await
+    }
+
+    async fn suggest(
+        &self,
+        patient_id: PatientId,
+        suggestion: NewSuggestion,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        ops::suggest(&self.pool, patient_id, suggestion, now_ms).await
+    }
+
+    async fn pending_suggestions(&self, patient_id: PatientId) -> StoreResult<Vec<Suggestion>> {
+        ops::pending_suggestions(&self.pool, patient_id).await
+    }
+
+    async fn decide_suggestion(
+        &self,
+        patient_username: &str,
+        id: i64,
+        approve: bool,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<Decision> {
+        ops::decide_suggestion(&self.pool, patient_username, id, approve, actor, now_ms).await
     }
 
     async fn patient_usernames_of(&self, physician_username: &str) -> StoreResult<Vec<String>> {

@@ -11,11 +11,11 @@ use infusion_protocol::{
     WireEvent,
 };
 use infusion_store::{
-    AccountId, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, DeviceId,
-    LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewToken, NewWebSession,
-    PatientSummary, Prescription, PresentedToken, ReportOutcome, Role, StoreError, StoreResult,
-    StoredEvent, TokenHash, TokenStatus, WebSession, alarm_of, check_account_names,
-    check_institution, check_limits, check_prescription, check_presented,
+    AccountId, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, Decision, DeviceId,
+    LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion, NewToken,
+    NewWebSession, PatientSummary, Prescription, PresentedToken, ReportOutcome, Role, StoreError,
+    StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus, WebSession, alarm_of,
+    check_account_names, check_institution, check_limits, check_prescription, check_presented,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -391,9 +391,23 @@ pub(crate) async fn set_prescription(
 ) -> StoreResult<u32> {
     let mut tx = pool.begin().await.map_err(db_error)?;
     let patient = lock_patient(&mut tx, username).await?;
+    let version = write_prescription(&mut tx, patient, &p, actor, now_ms).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(version)
+}
+
+/// Writes the next prescription version of a patient already locked in
+/// this transaction, within their limits; audits and announces it.
+async fn write_prescription(
+    tx: &mut PgConnection,
+    patient: PatientId,
+    p: &NewPrescription,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<u32> {
     let pid = patient.0 as i64;
-    check_prescription(&p, &limits_of(&mut tx, pid).await?)?;
-    let version = current_prescription(&mut tx, pid)
+    check_prescription(p, &limits_of(tx, pid).await?)?;
+    let version = current_prescription(tx, pid)
         .await?
         .map_or(0, |c| c.version)
         + 1;
@@ -412,12 +426,11 @@ pub(crate) async fn set_prescription(
     .await
     .map_err(db_error)?;
     insert_audit_on(
-        &mut tx,
-        &NewAudit::prescription_changed(now_ms, actor, patient, version, &p),
+        tx,
+        &NewAudit::prescription_changed(now_ms, actor, patient, version, p),
     )
     .await?;
-    notify(&mut tx, Change::Prescription { patient, version }).await?;
-    tx.commit().await.map_err(db_error)?;
+    notify(tx, Change::Prescription { patient, version }).await?;
     Ok(version)
 }
 
@@ -1152,4 +1165,178 @@ pub(crate) async fn acknowledge_alarm(
     notify(&mut tx, Change::AlarmAcknowledged { patient }).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(true)
+}
+
+pub(crate) async fn username_of(pool: &PgPool, patient: PatientId) -> StoreResult<String> {
+    sqlx::query_scalar(
+        "SELECT a.username FROM patients p JOIN accounts a ON a.id = p.account_id WHERE p.id = $1",
+    )
+    .bind(db_patient_id(patient).unwrap_or(-1))
+    .fetch_optional(pool)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| StoreError::NotFound(format!("no patient {}", patient.0)))
+}
+
+pub(crate) async fn suggest(
+    pool: &PgPool,
+    patient: PatientId,
+    s: NewSuggestion,
+    now_ms: i64,
+) -> StoreResult<Option<i64>> {
+    let username = username_of(pool, patient).await?;
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    lock_patient(&mut tx, &username).await?;
+    let pid = patient.0 as i64;
+    let current = current_prescription(&mut tx, pid)
+        .await?
+        .map_or(0, |c| c.version);
+    if current != s.based_on_version {
+        return Err(StoreError::stale_suggestion(s.based_on_version, current));
+    }
+    check_prescription(
+        &NewPrescription {
+            volume_ul: s.volume_ul,
+            rate_ul_h: s.rate_ul_h,
+            state: InfusionState::Run,
+        },
+        &limits_of(&mut tx, pid).await?,
+    )?;
+    let pending = sqlx::query(
+        "SELECT id, based_on_version FROM suggestions WHERE patient_id = $1 AND status = 'pending'",
+    )
+    .bind(pid)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    if let Some(row) = pending {
+        let (id, based_on): (i64, i64) = (get(&row, 0)?, get(&row, 1)?);
+        if based_on == i64::from(current) {
+            return Ok(None);
+        }
+        sqlx::query(
+            "UPDATE suggestions SET status = 'superseded', decided_at_ms = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO suggestions (patient_id, based_on_version, volume_ul, rate_ul_h, reason, created_at_ms, status)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending') RETURNING id",
+    )
+    .bind(pid)
+    .bind(i64::from(s.based_on_version))
+    .bind(i64::from(s.volume_ul))
+    .bind(i64::from(s.rate_ul_h))
+    .bind(&s.reason)
+    .bind(now_ms)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    insert_audit_on(&mut tx, &NewAudit::suggestion_made(now_ms, patient, id, &s)).await?;
+    notify(&mut tx, Change::Suggestion { patient }).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(Some(id))
+}
+
+pub(crate) async fn pending_suggestions(
+    pool: &PgPool,
+    patient: PatientId,
+) -> StoreResult<Vec<Suggestion>> {
+    let Some(pid) = db_patient_id(patient) else {
+        return Ok(Vec::new());
+    };
+    sqlx::query(
+        "SELECT id, created_at_ms, based_on_version, volume_ul, rate_ul_h, reason FROM suggestions
+         WHERE patient_id = $1 AND status = 'pending' ORDER BY id DESC",
+    )
+    .bind(pid)
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(|r| {
+        Ok(Suggestion {
+            id: get(r, 0)?,
+            created_at_ms: get(r, 1)?,
+            proposal: NewSuggestion {
+                based_on_version: get_u32(r, 2)?,
+                volume_ul: get_u32(r, 3)?,
+                rate_ul_h: get_u32(r, 4)?,
+                reason: get(r, 5)?,
+            },
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn decide_suggestion(
+    pool: &PgPool,
+    username: &str,
+    id: i64,
+    approve: bool,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<Decision> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let patient = lock_patient(&mut tx, username).await?;
+    let pid = patient.0 as i64;
+    let row = sqlx::query(
+        "SELECT based_on_version, volume_ul, rate_ul_h FROM suggestions
+         WHERE id = $1 AND patient_id = $2 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(pid)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| StoreError::no_suggestion(id))?;
+    let (based_on, volume_ul, rate_ul_h) =
+        (get_u32(&row, 0)?, get_u32(&row, 1)?, get_u32(&row, 2)?);
+    let decision = if approve {
+        let current = current_prescription(&mut tx, pid)
+            .await?
+            .map_or(0, |c| c.version);
+        if current != based_on {
+            return Err(StoreError::stale_suggestion(based_on, current));
+        }
+        let p = NewPrescription {
+            volume_ul,
+            rate_ul_h,
+            state: InfusionState::Run,
+        };
+        Decision::Approved(write_prescription(&mut tx, patient, &p, actor, now_ms).await?)
+    } else {
+        Decision::Rejected
+    };
+    let (status, version) = match decision {
+        Decision::Approved(v) => ("approved", Some(i64::from(v))),
+        Decision::Rejected => ("rejected", None),
+    };
+    sqlx::query(
+        "UPDATE suggestions SET status = $2, decided_at_ms = $3, decided_by = $4, approved_version = $5 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(now_ms)
+    .bind(actor)
+    .bind(version)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let approved_as = match decision {
+        Decision::Approved(v) => Some(v),
+        Decision::Rejected => None,
+    };
+    insert_audit_on(
+        &mut tx,
+        &NewAudit::suggestion_decided(now_ms, actor, patient, id, approved_as),
+    )
+    .await?;
+    notify(&mut tx, Change::Suggestion { patient }).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(decision)
 }

@@ -20,10 +20,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use infusion_protocol::{Event, Index, MacAddress, PatientId, PatientLimits};
 use infusion_store::{
-    AccountId, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, DeviceId, LoginRecord, NewAudit,
-    NewPatient, NewPhysician, NewPrescription, NewToken, NewWebSession, PatientSummary,
-    Prescription, ReportOutcome, Store, StoreError, StoreResult, StoredEvent, TokenHash,
-    TokenStatus, WebSession,
+    AccountId, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, Decision, DeviceId, LoginRecord,
+    NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion, NewToken, NewWebSession,
+    PatientSummary, Prescription, ReportOutcome, Store, StoreError, StoreResult, StoredEvent,
+    Suggestion, TokenHash, TokenStatus, WebSession,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
@@ -291,6 +291,43 @@ impl Store for SqliteStore {
         let (user, actor) = (patient_username.to_owned(), actor.to_owned());
         self.writer
             .write(move |cx| ops::acknowledge_alarm(cx, &user, event_id, &actor, now_ms))
+            .await
+    }
+
+    async fn username_of(&self, patient_id: PatientId) -> StoreResult<String> {
+        self.readers
+            .read(move |conn| ops::username_of(conn, patient_id))
+            .await
+    }
+
+    async fn suggest(
+        &self,
+        patient_id: PatientId,
+        suggestion: NewSuggestion,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        self.writer
+            .write(move |cx| ops::suggest(cx, patient_id, suggestion, now_ms))
+            .await
+    }
+
+    async fn pending_suggestions(&self, patient_id: PatientId) -> StoreResult<Vec<Suggestion>> {
+        self.readers
+            .read(move |conn| ops::pending_suggestions(conn, patient_id))
+            .await
+    }
+
+    async fn decide_suggestion(
+        &self,
+        patient_username: &str,
+        id: i64,
+        approve: bool,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<Decision> {
+        let (user, actor) = (patient_username.to_owned(), actor.to_owned());
+        self.writer
+            .write(move |cx| ops::decide_suggestion(cx, &user, id, approve, &actor, now_ms))
             .await
     }
 

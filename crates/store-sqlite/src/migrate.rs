@@ -20,6 +20,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_alarm_acks",
         include_str!("../migrations/0003_alarm_acks.sql"),
     ),
+    (
+        "0004_suggestions",
+        include_str!("../migrations/0004_suggestions.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

@@ -6,11 +6,11 @@ use infusion_protocol::{
     StateChange, Vitals,
 };
 use infusion_store::{
-    AccountId, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, DeviceId,
-    LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewToken, NewWebSession,
-    PatientSummary, Prescription, PresentedToken, ReportOutcome, Role, StoreError, StoreResult,
-    StoredEvent, TokenHash, TokenStatus, WebSession, alarm_of, check_account_names,
-    check_institution, check_limits, check_prescription, check_presented,
+    AccountId, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, Decision, DeviceId,
+    LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion, NewToken,
+    NewWebSession, PatientSummary, Prescription, PresentedToken, ReportOutcome, Role, StoreError,
+    StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus, WebSession, alarm_of,
+    check_account_names, check_institution, check_limits, check_prescription, check_presented,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -946,4 +946,148 @@ pub(crate) fn acknowledge_alarm(
     )?;
     cx.announce(Change::AlarmAcknowledged { patient });
     Ok(true)
+}
+
+pub(crate) fn username_of(conn: &Connection, patient: PatientId) -> StoreResult<String> {
+    conn.query_row(
+        "SELECT a.username FROM patients p JOIN accounts a ON a.id = p.account_id WHERE p.id = ?1",
+        [db_patient_id(patient).unwrap_or(-1)],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(backend)?
+    .ok_or_else(|| StoreError::NotFound(format!("no patient {}", patient.0)))
+}
+
+pub(crate) fn suggest(
+    cx: &mut WriteCtx<'_>,
+    patient: PatientId,
+    s: NewSuggestion,
+    now_ms: i64,
+) -> StoreResult<Option<i64>> {
+    let conn = cx.conn;
+    let pid =
+        db_patient_id(patient).ok_or_else(|| StoreError::NotFound("no such patient".into()))?;
+    let current = current_prescription(conn, pid)?.map_or(0, |c| c.version);
+    if current != s.based_on_version {
+        return Err(StoreError::stale_suggestion(s.based_on_version, current));
+    }
+    check_prescription(
+        &NewPrescription {
+            volume_ul: s.volume_ul,
+            rate_ul_h: s.rate_ul_h,
+            state: InfusionState::Run,
+        },
+        &limits_of(conn, pid)?,
+    )?;
+    let pending: Option<(i64, i64)> = conn
+        .query_row(
+            "SELECT id, based_on_version FROM suggestions WHERE patient_id = ?1 AND status = 'pending'",
+            [pid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    match pending {
+        Some((_, v)) if v == i64::from(current) => return Ok(None),
+        Some((id, _)) => {
+            conn.execute(
+                "UPDATE suggestions SET status = 'superseded', decided_at_ms = ?2 WHERE id = ?1",
+                params![id, now_ms],
+            )
+            .map_err(backend)?;
+        }
+        None => {}
+    }
+    conn.execute(
+        "INSERT INTO suggestions (patient_id, based_on_version, volume_ul, rate_ul_h, reason, created_at_ms, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+        params![pid, s.based_on_version, s.volume_ul, s.rate_ul_h, s.reason, now_ms],
+    )
+    .map_err(backend)?;
+    let id = conn.last_insert_rowid();
+    insert_audit(conn, &NewAudit::suggestion_made(now_ms, patient, id, &s))?;
+    cx.announce(Change::Suggestion { patient });
+    Ok(Some(id))
+}
+
+pub(crate) fn pending_suggestions(
+    conn: &Connection,
+    patient: PatientId,
+) -> StoreResult<Vec<Suggestion>> {
+    let Some(pid) = db_patient_id(patient) else {
+        return Ok(Vec::new());
+    };
+    let mut st = conn
+        .prepare_cached(
+            "SELECT id, created_at_ms, based_on_version, volume_ul, rate_ul_h, reason FROM suggestions
+             WHERE patient_id = ?1 AND status = 'pending' ORDER BY id DESC",
+        )
+        .map_err(backend)?;
+    st.query_map([pid], |r| {
+        Ok(Suggestion {
+            id: r.get(0)?,
+            created_at_ms: r.get(1)?,
+            proposal: NewSuggestion {
+                based_on_version: read_u32(r, 2)?,
+                volume_ul: read_u32(r, 3)?,
+                rate_ul_h: read_u32(r, 4)?,
+                reason: r.get(5)?,
+            },
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(backend)
+}
+
+pub(crate) fn decide_suggestion(
+    cx: &mut WriteCtx<'_>,
+    username: &str,
+    id: i64,
+    approve: bool,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<Decision> {
+    let conn = cx.conn;
+    let patient = patient_by_username(conn, username)?;
+    let pid = patient.0 as i64;
+    let row: Option<(u32, u32, u32)> = conn
+        .query_row(
+            "SELECT based_on_version, volume_ul, rate_ul_h FROM suggestions
+             WHERE id = ?1 AND patient_id = ?2 AND status = 'pending'",
+            params![id, pid],
+            |r| Ok((read_u32(r, 0)?, read_u32(r, 1)?, read_u32(r, 2)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    let (based_on, volume_ul, rate_ul_h) = row.ok_or_else(|| StoreError::no_suggestion(id))?;
+    let decision = if approve {
+        let current = current_prescription(conn, pid)?.map_or(0, |c| c.version);
+        if current != based_on {
+            return Err(StoreError::stale_suggestion(based_on, current));
+        }
+        let p = NewPrescription {
+            volume_ul,
+            rate_ul_h,
+            state: InfusionState::Run,
+        };
+        Decision::Approved(set_prescription(cx, username, p, actor, now_ms)?)
+    } else {
+        Decision::Rejected
+    };
+    let (status, version) = match decision {
+        Decision::Approved(v) => ("approved", Some(v)),
+        Decision::Rejected => ("rejected", None),
+    };
+    conn.execute(
+        "UPDATE suggestions SET status = ?2, decided_at_ms = ?3, decided_by = ?4, approved_version = ?5 WHERE id = ?1",
+        params![id, status, now_ms, actor, version],
+    )
+    .map_err(backend)?;
+    insert_audit(
+        conn,
+        &NewAudit::suggestion_decided(now_ms, actor, patient, id, version),
+    )?;
+    cx.announce(Change::Suggestion { patient });
+    Ok(decision)
 }

@@ -42,6 +42,11 @@ pub enum Change {
         /// Whose alarm.
         patient: PatientId,
     },
+    /// A suggestion was made, approved or rejected for a patient.
+    Suggestion {
+        /// Whose.
+        patient: PatientId,
+    },
     /// Changes may have been missed (the notification connection was lost
     /// or a subscriber fell behind): reread whatever is shown.
     Resync,
@@ -58,6 +63,7 @@ impl Change {
             Change::Events { patient } => format!("events:{}", patient.0),
             Change::Alarm { patient, alarm } => format!("alarm:{}:{}", patient.0, alarm.as_str()),
             Change::AlarmAcknowledged { patient } => format!("alarm_ack:{}", patient.0),
+            Change::Suggestion { patient } => format!("suggestion:{}", patient.0),
             Change::Resync => "resync".to_owned(),
         }
     }
@@ -83,6 +89,7 @@ impl Change {
             ("limits", None) => Some(Change::Limits { patient }),
             ("events", None) => Some(Change::Events { patient }),
             ("alarm_ack", None) => Some(Change::AlarmAcknowledged { patient }),
+            ("suggestion", None) => Some(Change::Suggestion { patient }),
             ("alarm", Some(a)) => Some(Change::Alarm {
                 patient,
                 alarm: Alarm::parse(a)?,
@@ -98,7 +105,8 @@ impl Change {
             | Change::Limits { patient }
             | Change::Events { patient }
             | Change::Alarm { patient, .. }
-            | Change::AlarmAcknowledged { patient } => Some(*patient),
+            | Change::AlarmAcknowledged { patient }
+            | Change::Suggestion { patient } => Some(*patient),
             Change::Resync => None,
         }
     }
@@ -127,6 +135,7 @@ mod tests {
                 alarm: Alarm::Occlusion,
             },
             Change::AlarmAcknowledged { patient: p },
+            Change::Suggestion { patient: p },
             Change::Resync,
         ];
         for c in all {

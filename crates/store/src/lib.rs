@@ -162,6 +162,40 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> StoreResult<bool>;
 
+    /// The username of a patient record (`NotFound` if none).
+    async fn username_of(&self, patient_id: PatientId) -> StoreResult<String>;
+
+    /// Stores a suggestion of the decision algorithm, unless one for the
+    /// current prescription is pending already (then `None`). A pending
+    /// suggestion for an older version is superseded. Refused with
+    /// `Conflict` when `based_on_version` is no longer current and with
+    /// `OutsideLimits` outside the patient's limits.
+    async fn suggest(
+        &self,
+        patient_id: PatientId,
+        suggestion: NewSuggestion,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>>;
+
+    /// A patient's pending suggestions (at most one), newest first.
+    async fn pending_suggestions(&self, patient_id: PatientId) -> StoreResult<Vec<Suggestion>>;
+
+    /// A physician's decision on pending suggestion `id` of patient
+    /// `patient_username`. Approval writes a new prescription version
+    /// (refused with `Conflict` when the suggestion is stale, a newer
+    /// version having been written since, and with `OutsideLimits` when the
+    /// limits changed since); rejection closes it. Both are audited with
+    /// who and when; `NotFound` unless it is a pending suggestion of that
+    /// patient.
+    async fn decide_suggestion(
+        &self,
+        patient_username: &str,
+        id: i64,
+        approve: bool,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<Decision>;
+
     /// The usernames of a physician's patients, by last then first name.
     async fn patient_usernames_of(&self, physician_username: &str) -> StoreResult<Vec<String>>;
 

@@ -204,6 +204,12 @@ pub enum AuditAction {
     WebLogout,
     /// A physician acknowledged a device alarm.
     AlarmAcknowledged,
+    /// The decision algorithm suggested a prescription change.
+    SuggestionMade,
+    /// A physician approved a suggestion (a new prescription version).
+    SuggestionApproved,
+    /// A physician rejected a suggestion.
+    SuggestionRejected,
 }
 
 impl AuditAction {
@@ -221,6 +227,9 @@ impl AuditAction {
         AuditAction::WebLoginRefused,
         AuditAction::WebLogout,
         AuditAction::AlarmAcknowledged,
+        AuditAction::SuggestionMade,
+        AuditAction::SuggestionApproved,
+        AuditAction::SuggestionRejected,
     ];
 
     /// The action as stored.
@@ -238,6 +247,9 @@ impl AuditAction {
             AuditAction::WebLoginRefused => "web_login_refused",
             AuditAction::WebLogout => "web_logout",
             AuditAction::AlarmAcknowledged => "alarm_acknowledged",
+            AuditAction::SuggestionMade => "suggestion_made",
+            AuditAction::SuggestionApproved => "suggestion_approved",
+            AuditAction::SuggestionRejected => "suggestion_rejected",
         }
     }
 
@@ -513,4 +525,38 @@ pub struct WebSession {
     pub created_at_ms: i64,
     /// Absolute expiry.
     pub expires_at_ms: i64,
+}
+
+/// A prescription change proposed by the decision algorithm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSuggestion {
+    /// The prescription version it would replace; approving it after a
+    /// newer version was written is refused.
+    pub based_on_version: u32,
+    /// Proposed volume, µL.
+    pub volume_ul: u32,
+    /// Proposed rate, µL/h.
+    pub rate_ul_h: u32,
+    /// Why, in words a physician can check against the vitals.
+    pub reason: String,
+}
+
+/// A stored suggestion awaiting a physician.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suggestion {
+    /// Its id.
+    pub id: i64,
+    /// When it was made.
+    pub created_at_ms: i64,
+    /// What it proposes.
+    pub proposal: NewSuggestion,
+}
+
+/// What a physician's decision did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Approved: written as this prescription version.
+    Approved(u32),
+    /// Rejected: nothing changed but the suggestion's status.
+    Rejected,
 }

@@ -4,7 +4,7 @@
 
 use infusion_protocol::{Alarm, MacAddress, PatientId, PatientLimits};
 
-use crate::{AuditAction, NewAudit, NewPrescription, Prescription, StoreError};
+use crate::{AuditAction, NewAudit, NewPrescription, NewSuggestion, Prescription, StoreError};
 
 /// The audit actor of a device: `device:AA:BB:CC:DD:EE:FF`.
 pub fn device_actor(mac: &str) -> String {
@@ -171,6 +171,58 @@ impl NewAudit {
             Some(patient),
             detail,
         )
+    }
+}
+
+impl NewAudit {
+    /// The decision algorithm suggested `s`.
+    pub fn suggestion_made(at_ms: i64, patient: PatientId, id: i64, s: &NewSuggestion) -> NewAudit {
+        let detail = format!(
+            "suggestion {id} on version {}: {} µL at {} µL/h ({})",
+            s.based_on_version, s.volume_ul, s.rate_ul_h, s.reason
+        );
+        Self::of(
+            at_ms,
+            "decision-algorithm",
+            AuditAction::SuggestionMade,
+            Some(patient),
+            detail,
+        )
+    }
+
+    /// A physician approved (as `version`) or rejected suggestion `id`.
+    pub fn suggestion_decided(
+        at_ms: i64,
+        actor: &str,
+        patient: PatientId,
+        id: i64,
+        approved_as: Option<u32>,
+    ) -> NewAudit {
+        let (action, detail) = match approved_as {
+            Some(v) => (
+                AuditAction::SuggestionApproved,
+                format!("suggestion {id} approved as version {v}"),
+            ),
+            None => (
+                AuditAction::SuggestionRejected,
+                format!("suggestion {id} rejected"),
+            ),
+        };
+        Self::of(at_ms, actor, action, Some(patient), detail)
+    }
+}
+
+impl StoreError {
+    /// No pending suggestion with this id for this patient.
+    pub fn no_suggestion(id: i64) -> StoreError {
+        StoreError::NotFound(format!("no pending suggestion {id} for this patient"))
+    }
+
+    /// A suggestion made for a version that is no longer current.
+    pub fn stale_suggestion(based_on: u32, current: u32) -> StoreError {
+        StoreError::Conflict(format!(
+            "this suggestion was made for version {based_on}, but version {current} has been written since; it can no longer be approved"
+        ))
     }
 }
 

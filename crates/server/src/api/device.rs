@@ -197,6 +197,20 @@ pub async fn report(
             now,
         )
         .await?;
+    if outcome.accepted > 0
+        && req
+            .events
+            .iter()
+            .any(|e| matches!(e.body, infusion_protocol::EventBody::Vitals(_)))
+    {
+        // Off the pump's path: the answer does not wait for the algorithm.
+        let (app, patient) = (app.clone(), req.patient_id);
+        tokio::spawn(async move {
+            if let Err(e) = crate::decision::evaluate(&app, patient).await {
+                tracing::warn!(error = %e, patient = patient.0, "decision algorithm failed");
+            }
+        });
+    }
     Ok(Json(ReportResponse {
         accepted: outcome.accepted,
         duplicates: outcome.duplicates,

@@ -89,6 +89,7 @@ button { cursor: pointer; }
 .alarm::before { content: "⚠ "; }
 [role=alert] { border: 2px solid #a00; padding: .5rem; }
 [role=status] { border: 2px solid #064; padding: .5rem; }
+.suggestion { border: 1px solid #888; padding: .5rem; margin: .5rem 0; }
 .hint { color: #444; font-size: .9em; }
 "#;
 

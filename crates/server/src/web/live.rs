@@ -60,6 +60,7 @@ fn kind(change: &Change) -> &'static str {
         Change::Events { .. } => "events",
         Change::Alarm { .. } => "alarm",
         Change::AlarmAcknowledged { .. } => "alarm_acknowledged",
+        Change::Suggestion { .. } => "suggestion",
         Change::Resync => "resync",
     }
 }

@@ -40,6 +40,10 @@ pub fn router() -> Router<AppState> {
             "/patients/{username}/alarms/{event_id}/ack",
             post(pages::acknowledge_alarm),
         )
+        .route(
+            "/patients/{username}/suggestions/{id}/{decision}",
+            post(pages::decide_suggestion),
+        )
         .route("/live", get(live::live))
         .route("/static/app.css", get(layout::stylesheet))
         .route("/static/live.js", get(live::script))
@@ -84,6 +88,14 @@ impl WebError {
         WebError::Api(ApiError::new(
             infusion_protocol::ErrorCode::NotFound,
             "no such alarm for this patient",
+        ))
+    }
+
+    /// A 404 for a suggestion that is not this patient's or not pending.
+    pub fn no_suggestion() -> WebError {
+        WebError::Api(ApiError::new(
+            infusion_protocol::ErrorCode::NotFound,
+            "no such pending suggestion for this patient",
         ))
     }
 

@@ -69,7 +69,8 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
     for p in app.store.patients_of(&user.session.username).await? {
         let events = app.store.recent_events(p.patient_id, 50).await?;
         let alarms = app.store.open_alarms(p.patient_id).await?;
-        rows.push((p, latest(&events), alarms));
+        let pending = app.store.pending_suggestions(p.patient_id).await?.len();
+        rows.push((p, latest(&events), alarms, pending));
     }
     let body = html! {
         h1 { "My patients" }
@@ -81,10 +82,10 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                     thead { tr {
                         th scope="col" { "Patient" } th scope="col" { "Prescription" } th scope="col" { "Pump state" }
                         th scope="col" { "Rate" } th scope="col" { "Delivered" } th scope="col" { "Last contact" }
-                        th scope="col" { "Open alarms" }
+                        th scope="col" { "Open alarms" } th scope="col" { "Suggestions" }
                     } }
                     tbody {
-                        @for (p, l, alarms) in &rows {
+                        @for (p, l, alarms, pending) in &rows {
                             tr {
                                 td { a href={ "/patients/" (p.username) } { (p.last_name) ", " (p.first_name) } }
                                 td { (prescription_text(p)) }
@@ -98,6 +99,10 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                                         @for a in alarms { span class="alarm" { (alarm_name(&a.body)) } " " }
                                         a href={ "/patients/" (p.username) "#alarms" } { "acknowledge" }
                                     }
+                                }
+                                td {
+                                    @if *pending == 0 { "none" }
+                                    @else { a href={ "/patients/" (p.username) "#suggestions" } { (pending) " to review" } }
                                 }
                             }
                         }
@@ -189,6 +194,8 @@ async fn patient_page(
     };
     let l = latest(&events);
     let alarms = app.store.open_alarms(p.patient_id).await?;
+    let suggestions = app.store.pending_suggestions(p.patient_id).await?;
+    let current_version = p.prescription.as_ref().map_or(0, |x| x.version);
     let now = now_ms();
     let title = format!("{} {}", p.first_name, p.last_name);
     let body = html! {
@@ -209,6 +216,32 @@ async fn patient_page(
                                     input type="hidden" name="csrf" value=(user.csrf);
                                     button type="submit" aria-label={ "Acknowledge " (alarm_name(&a.body)) " alarm of " (time(a.received_at_ms)) } { "Acknowledge" }
                                 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section id="suggestions-live" data-live aria-labelledby="suggestions" {
+            h2 id="suggestions" { "Suggested changes" }
+            @if suggestions.is_empty() { p { "None pending." } }
+            @for sg in &suggestions {
+                @let x = &sg.proposal;
+                @let stale = x.based_on_version != current_version;
+                div class="suggestion" {
+                    p {
+                        strong { (milli(x.volume_ul)) " mL at " (milli(x.rate_ul_h)) " mL/h" }
+                        " instead of version " (x.based_on_version) ", suggested " (time(sg.created_at_ms)) "."
+                    }
+                    p { "Why: " (x.reason) }
+                    @if stale {
+                        p role="alert" { "Stale: version " (current_version) " was written since. It can no longer be approved." }
+                    }
+                    @if physician {
+                        @for (decision, label) in [("approve", "Approve"), ("reject", "Reject")] {
+                            form class="inline" method="post" action={ "/patients/" (p.username) "/suggestions/" (sg.id) "/" (decision) } {
+                                input type="hidden" name="csrf" value=(user.csrf);
+                                button type="submit" disabled[stale && decision == "approve"] { (label) " suggestion" }
                             }
                         }
                     }
@@ -486,6 +519,41 @@ pub async fn acknowledge_alarm(
         Ok(true) => Ok("Alarm acknowledged.".to_owned()),
         Ok(false) => Ok("That alarm was acknowledged already.".to_owned()),
         Err(infusion_store::StoreError::NotFound(_)) => return Err(WebError::no_alarm()),
+        Err(e) => Err(refusal(e)?),
+    };
+    answer(&app, &user, &username, outcome).await
+}
+
+/// `POST /patients/{username}/suggestions/{id}/{approve|reject}`.
+pub async fn decide_suggestion(
+    State(app): State<AppState>,
+    user: WebUser,
+    Path((username, id, decision)): Path<(String, i64, String)>,
+    Form(f): Form<AckForm>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&f.csrf)?;
+    editable(&app, &user, &username).await?;
+    let approve = match decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(WebError::no_suggestion()),
+    };
+    let outcome = match app
+        .store
+        .decide_suggestion(
+            &username,
+            id,
+            approve,
+            &user_actor(&user.session.username),
+            now_ms(),
+        )
+        .await
+    {
+        Ok(infusion_store::Decision::Approved(v)) => Ok(format!(
+            "Suggestion approved as version {v}; the pump applies it at its next poll."
+        )),
+        Ok(infusion_store::Decision::Rejected) => Ok("Suggestion rejected.".to_owned()),
+        Err(infusion_store::StoreError::NotFound(_)) => return Err(WebError::no_suggestion()),
         Err(e) => Err(refusal(e)?),
     };
     answer(&app, &user, &username, outcome).await
