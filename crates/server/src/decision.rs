@@ -193,6 +193,7 @@ mod tests {
             state: InfusionState::Run,
             created_at_ms: 0,
             created_by: "t".into(),
+            fetched_at_ms: None,
         }
     }
 

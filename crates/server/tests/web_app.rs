@@ -19,6 +19,7 @@ infusion_testkit::backend_tests!(
     live_stream_carries_only_changes_of_visible_patients,
     alarms_stay_open_until_their_physician_acknowledges_them,
     suggestions_change_nothing_until_approved_and_stale_ones_are_refused,
+    versions_show_their_delivery_state,
 );
 
 /// A browser: keeps cookies, does not follow redirects.
@@ -807,5 +808,71 @@ async fn suggestions_change_nothing_until_approved_and_stale_ones_are_refused(ba
             "user:dr.house suggestion_rejected",
             "decision-algorithm suggestion_made",
         ]
+    );
+}
+
+/// The delivery column of version `v`'s row on the patient page.
+fn delivery_of(page: &str, v: u32) -> String {
+    let row = page
+        .split("<tr>")
+        .find(|r| r.starts_with(&format!("<td>{v}</td>")))
+        .unwrap_or_else(|| panic!("no row for version {v}"));
+    let cells: Vec<&str> = row.split("<td>").collect();
+    cells[7].split("</td>").next().unwrap().to_owned()
+}
+
+async fn versions_show_their_delivery_state(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let house = Browser::logged_in(&app, "dr.house").await;
+    let page = || async { house.get("/patients/alice").await.body };
+    assert_eq!(
+        delivery_of(&page().await, 1),
+        "sent; waiting for the pump&#39;s next poll".replace("&#39;", "'")
+    );
+
+    let token = app.login(&app.a).await;
+    let (status, body) = app.index(&app.a, &token).await;
+    assert_eq!(status, 200);
+    assert!(delivery_of(&page().await, 1).starts_with("fetched by the pump at"));
+
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .report(&app.a, &token, common::progress_events(1, 1))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(delivery_of(&page().await, 1), "running on the pump");
+
+    let csrf = house.csrf("/patients/alice").await;
+    let p = house
+        .post(
+            "/patients/alice/prescription",
+            &[
+                ("csrf", &csrf),
+                ("volume_ml", "2"),
+                ("rate_ml_h", "6"),
+                ("state", "run"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 200);
+    let now = page().await;
+    assert!(delivery_of(&now, 2).starts_with("sent"));
+    assert_eq!(delivery_of(&now, 1), "delivered, then replaced");
+
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (status, body) = app.index(&app.a, &token).await;
+    assert_eq!(status, 200);
+    let token = body["token"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .report(
+            &app.a,
+            &token,
+            serde_json::json!([{"seq": 2, "uptime_ms": 5000, "kind": "alarm", "alarm": "limits_refused"}]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        delivery_of(&page().await, 2),
+        "refused by the pump (limits_refused alarm)"
     );
 }

@@ -314,7 +314,7 @@ async fn limits_of(conn: &mut PgConnection, pid: i64) -> StoreResult<PatientLimi
 }
 
 const PRESCRIPTION_COLUMNS: &str =
-    "version, volume_ul, rate_ul_h, state, created_at_ms, created_by";
+    "version, volume_ul, rate_ul_h, state, created_at_ms, created_by, fetched_at_ms";
 
 fn prescription_row(row: &PgRow) -> StoreResult<Prescription> {
     Ok(Prescription {
@@ -324,6 +324,7 @@ fn prescription_row(row: &PgRow) -> StoreResult<Prescription> {
         state: parse_state(get(row, 3)?)?,
         created_at_ms: get(row, 4)?,
         created_by: get(row, 5)?,
+        fetched_at_ms: get(row, 6)?,
     })
 }
 
@@ -597,15 +598,20 @@ pub(crate) async fn poll_index(
         return Err(refuse_token(pool, presented, patient, now_ms).await);
     };
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "WITH {CONSUME}
+        "WITH {CONSUME}, cur AS (
+             SELECT c.patient_id, p.version, p.volume_ul, p.rate_ul_h, p.state, p.fetched_at_ms
+             FROM consumed c
+             LEFT JOIN LATERAL (
+                 SELECT version, volume_ul, rate_ul_h, state, fetched_at_ms FROM prescriptions
+                 WHERE patient_id = c.patient_id ORDER BY version DESC LIMIT 1
+             ) p ON TRUE
+         ), fetched AS (
+             UPDATE prescriptions f SET fetched_at_ms = $3 FROM cur
+             WHERE cur.fetched_at_ms IS NULL AND f.patient_id = cur.patient_id AND f.version = cur.version
+         )
          SELECT l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
-                p.version, p.volume_ul, p.rate_ul_h, p.state
-         FROM consumed c
-         JOIN limits l ON l.patient_id = c.patient_id
-         LEFT JOIN LATERAL (
-             SELECT version, volume_ul, rate_ul_h, state FROM prescriptions
-             WHERE patient_id = c.patient_id ORDER BY version DESC LIMIT 1
-         ) p ON TRUE"
+                cur.version, cur.volume_ul, cur.rate_ul_h, cur.state
+         FROM cur JOIN limits l ON l.patient_id = cur.patient_id"
     )))
     .bind(&presented.0[..])
     .bind(pid)

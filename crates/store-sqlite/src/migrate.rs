@@ -24,6 +24,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_suggestions",
         include_str!("../migrations/0004_suggestions.sql"),
     ),
+    (
+        "0005_fetched",
+        include_str!("../migrations/0005_fetched.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

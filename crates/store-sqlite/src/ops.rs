@@ -245,7 +245,7 @@ fn limits_of(conn: &Connection, pid: i64) -> StoreResult<PatientLimits> {
 
 fn current_prescription(conn: &Connection, pid: i64) -> StoreResult<Option<Prescription>> {
     conn.prepare_cached(
-        "SELECT version, volume_ul, rate_ul_h, state, created_at_ms, created_by FROM prescriptions
+        "SELECT version, volume_ul, rate_ul_h, state, created_at_ms, created_by, fetched_at_ms FROM prescriptions
          WHERE patient_id = ?1 ORDER BY version DESC LIMIT 1",
     )
     .and_then(|mut st| st.query_row([pid], prescription_row).optional())
@@ -260,6 +260,7 @@ fn prescription_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Prescription> {
         state: read_state(r, 3)?,
         created_at_ms: r.get(4)?,
         created_by: r.get(5)?,
+        fetched_at_ms: r.get(6)?,
     })
 }
 
@@ -459,6 +460,20 @@ pub(crate) fn poll_index(
     let conn = cx.conn;
     let limits = limits_of(conn, pid)?;
     let index = match current_prescription(conn, pid)? {
+        Some(p) if p.fetched_at_ms.is_none() => {
+            conn.prepare_cached(
+                "UPDATE prescriptions SET fetched_at_ms = ?1 WHERE patient_id = ?2 AND version = ?3",
+            )
+            .and_then(|mut st| st.execute(params![now_ms, pid, p.version]))
+            .map_err(backend)?;
+            Index {
+                version: p.version,
+                volume_ul: p.volume_ul,
+                rate_ul_h: p.rate_ul_h,
+                state: p.state,
+                limits,
+            }
+        }
         Some(p) => Index {
             version: p.version,
             volume_ul: p.volume_ul,
@@ -621,7 +636,7 @@ pub(crate) fn prescriptions(
     };
     let mut st = conn
         .prepare_cached(
-            "SELECT version, volume_ul, rate_ul_h, state, created_at_ms, created_by FROM prescriptions
+            "SELECT version, volume_ul, rate_ul_h, state, created_at_ms, created_by, fetched_at_ms FROM prescriptions
              WHERE patient_id = ?1 ORDER BY version",
         )
         .map_err(backend)?;

@@ -106,6 +106,8 @@ pub struct Prescription {
     pub created_at_ms: i64,
     /// Who wrote it.
     pub created_by: String,
+    /// When a pump first fetched it through the index API, if one has.
+    pub fetched_at_ms: Option<i64>,
 }
 
 /// What a device login needs about one patient account.

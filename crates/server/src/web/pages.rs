@@ -300,10 +300,11 @@ async fn patient_page(
         section aria-labelledby="versions" {
             h2 id="versions" { "Prescription versions" }
             div class="table" id="versions-live" data-live { table {
-                thead { tr { th scope="col" { "Version" } th scope="col" { "Volume" } th scope="col" { "Rate" } th scope="col" { "State" } th scope="col" { "Written" } th scope="col" { "By" } } }
+                thead { tr { th scope="col" { "Version" } th scope="col" { "Volume" } th scope="col" { "Rate" } th scope="col" { "State" } th scope="col" { "Written" } th scope="col" { "By" } th scope="col" { "Delivery" } } }
                 tbody { @for v in versions.iter().rev() { tr {
                     td { (v.version) } td { (milli(v.volume_ul)) " mL" } td { (milli(v.rate_ul_h)) " mL/h" }
                     td { (v.state.as_str()) } td { (time(v.created_at_ms)) } td { (v.created_by) }
+                    td { (delivery(v, current_version, &events)) }
                 } } }
             } }
         }
@@ -331,6 +332,38 @@ async fn patient_page(
         }
     };
     Ok(page(&title, user, Some(p.patient_id), body))
+}
+
+/// Where a prescription version is on its way to the patient, from what
+/// the pump has said: sent (written, not yet fetched), fetched by the pump
+/// (it polled the index since), refused by the pump (a `limits_refused`
+/// alarm after fetching it, and no delivery of it), running (progress
+/// reports on this version), or replaced.
+fn delivery(v: &infusion_store::Prescription, current: u32, events: &[StoredEvent]) -> String {
+    let ran = events
+        .iter()
+        .any(|e| matches!(e.body, EventBody::Progress(p) if p.index_version == v.version));
+    let Some(fetched) = v.fetched_at_ms else {
+        return if v.version == current {
+            "sent; waiting for the pump's next poll".into()
+        } else {
+            "replaced before the pump fetched it".into()
+        };
+    };
+    let refused = events.iter().any(|e| {
+        e.received_at_ms >= fetched
+            && matches!(
+                e.body,
+                EventBody::Alarm(infusion_protocol::Alarm::LimitsRefused)
+            )
+    });
+    match (ran, v.version == current) {
+        (true, true) => "running on the pump".into(),
+        (true, false) => "delivered, then replaced".into(),
+        (false, _) if refused => "refused by the pump (limits_refused alarm)".into(),
+        (false, true) => format!("fetched by the pump at {}", time(fetched)),
+        (false, false) => "fetched, then replaced".into(),
+    }
 }
 
 fn alarm_name(b: &EventBody) -> &'static str {
