@@ -840,7 +840,13 @@ async fn versions_show_their_delivery_state(backend: Backend) {
         .report(&app.a, &token, common::progress_events(1, 1))
         .await;
     assert_eq!(status, 200);
-    assert_eq!(delivery_of(&page().await, 1), "running on the pump");
+    let now = page().await;
+    assert_eq!(delivery_of(&now, 1), "running on the pump");
+    // The history chart plots the progress report, labelled for screen readers.
+    assert!(
+        now.contains("role=\"img\" aria-label=\"Delivered in mL, from"),
+        "{now}"
+    );
 
     let csrf = house.csrf("/patients/alice").await;
     let p = house

@@ -90,6 +90,11 @@ button { cursor: pointer; }
 [role=alert] { border: 2px solid #a00; padding: .5rem; }
 [role=status] { border: 2px solid #064; padding: .5rem; }
 .suggestion { border: 1px solid #888; padding: .5rem; margin: .5rem 0; }
+.chart { margin: .5rem 0 1rem; }
+.chart svg.panel { display: block; width: 100%; max-width: 48rem; height: auto; border: 1px solid #ccc; margin: .25rem 0; }
+.chart .axis { stroke: #444; stroke-width: 1; }
+.chart .line { fill: none; stroke: #1b3a5c; stroke-width: 2; vector-effect: non-scaling-stroke; }
+.chart .tick, .chart .name { font-size: 11px; fill: #111; }
 .hint { color: #444; font-size: .9em; }
 "#;
 

@@ -8,6 +8,7 @@
 //! the same 404 as one that does not exist, so usernames cannot be probed.
 
 mod auth;
+mod chart;
 mod format;
 mod layout;
 mod live;

@@ -12,7 +12,10 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::clock::now_ms;
-use crate::web::WebError;
+use crate::web::{WebError, chart};
+
+/// How many of a patient's newest events the history charts show.
+const HISTORY: u32 = 3_000;
 use crate::web::format::{ago, milli, parse_milli, time};
 use crate::web::layout::page;
 use crate::web::session::WebUser;
@@ -187,6 +190,10 @@ async fn patient_page(
     let physician = user.session.role == Role::Physician;
     let versions = app.store.prescriptions(p.patient_id).await?;
     let events = app.store.recent_events(p.patient_id, 100).await?;
+    // Oldest first, for the charts: the newest reports, up to a day's worth
+    // at the simulator's pace.
+    let mut history = app.store.recent_events(p.patient_id, HISTORY).await?;
+    history.reverse();
     let audit = if physician {
         app.store.audit_log(Some(p.patient_id), 50).await?
     } else {
@@ -296,6 +303,23 @@ async fn patient_page(
                     button type="submit" { "Save as a new version" }
                 }
             }
+        }
+        section id="charts-live" data-live aria-labelledby="charts" {
+            h2 id="charts" { "History" }
+            (chart::panels("Infusion: delivered volume and rate", &[
+                chart::Series { name: "Delivered", unit: "mL", points: history.iter().filter_map(|e| match e.body {
+                    EventBody::Progress(p) => Some((e.received_at_ms, i64::from(p.delivered_ul))), _ => None }).collect() },
+                chart::Series { name: "Rate", unit: "mL/h", points: history.iter().filter_map(|e| match e.body {
+                    EventBody::Progress(p) => Some((e.received_at_ms, i64::from(p.rate_ul_h))), _ => None }).collect() },
+            ]))
+            (chart::panels("Vital signs", &[
+                chart::Series { name: "Heart rate", unit: "bpm", points: history.iter().filter_map(|e| match e.body {
+                    EventBody::Vitals(v) => Some((e.received_at_ms, i64::from(v.heart_rate_bpm) * 1000)), _ => None }).collect() },
+                chart::Series { name: "SpO2", unit: "%", points: history.iter().filter_map(|e| match e.body {
+                    EventBody::Vitals(v) => Some((e.received_at_ms, i64::from(v.spo2_pct) * 1000)), _ => None }).collect() },
+                chart::Series { name: "Tremor score", unit: "0 to 100", points: history.iter().filter_map(|e| match e.body {
+                    EventBody::Vitals(v) => Some((e.received_at_ms, i64::from(v.tremor_score) * 1000)), _ => None }).collect() },
+            ]))
         }
         section aria-labelledby="versions" {
             h2 id="versions" { "Prescription versions" }
