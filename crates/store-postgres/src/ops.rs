@@ -56,22 +56,6 @@ fn parse_mac(s: &str) -> StoreResult<MacAddress> {
     MacAddress::parse(s).map_err(|_| StoreError::Backend(format!("bad stored MAC {s:?}")))
 }
 
-fn audit(
-    at_ms: i64,
-    actor: &str,
-    action: AuditAction,
-    patient: Option<PatientId>,
-    detail: String,
-) -> NewAudit {
-    NewAudit {
-        at_ms,
-        actor: actor.to_owned(),
-        action,
-        patient_id: patient,
-        detail,
-    }
-}
-
 /// Appends one audit entry on `conn` (a transaction or a pool connection).
 async fn insert_audit_on(conn: &mut PgConnection, e: &NewAudit) -> StoreResult<()> {
     sqlx::query(
@@ -572,7 +556,7 @@ async fn refuse_token(
         // Valid now but not a moment ago: a concurrent request took it.
         Ok(()) => (
             StoreError::TokenUsed,
-            audit(
+            NewAudit::of(
                 now_ms,
                 "anonymous",
                 AuditAction::TokenRefused,
@@ -1197,17 +1181,7 @@ pub(crate) async fn suggest(
     let current = current_prescription(&mut tx, pid)
         .await?
         .map_or(0, |c| c.version);
-    if current != s.based_on_version {
-        return Err(StoreError::stale_suggestion(s.based_on_version, current));
-    }
-    check_prescription(
-        &NewPrescription {
-            volume_ul: s.volume_ul,
-            rate_ul_h: s.rate_ul_h,
-            state: InfusionState::Run,
-        },
-        &limits_of(&mut tx, pid).await?,
-    )?;
+    s.check(current, &limits_of(&mut tx, pid).await?)?;
     let pending = sqlx::query(
         "SELECT id, based_on_version FROM suggestions WHERE patient_id = $1 AND status = 'pending'",
     )

@@ -984,17 +984,7 @@ pub(crate) fn suggest(
     let pid =
         db_patient_id(patient).ok_or_else(|| StoreError::NotFound("no such patient".into()))?;
     let current = current_prescription(conn, pid)?.map_or(0, |c| c.version);
-    if current != s.based_on_version {
-        return Err(StoreError::stale_suggestion(s.based_on_version, current));
-    }
-    check_prescription(
-        &NewPrescription {
-            volume_ul: s.volume_ul,
-            rate_ul_h: s.rate_ul_h,
-            state: InfusionState::Run,
-        },
-        &limits_of(conn, pid)?,
-    )?;
+    s.check(current, &limits_of(conn, pid)?)?;
     let pending: Option<(i64, i64)> = conn
         .query_row(
             "SELECT id, based_on_version FROM suggestions WHERE patient_id = ?1 AND status = 'pending'",

@@ -543,6 +543,29 @@ pub struct NewSuggestion {
     pub reason: String,
 }
 
+impl NewSuggestion {
+    /// Whether this suggestion may be stored or approved now: made for the
+    /// `current` version and within `limits`.
+    pub fn check(&self, current: u32, limits: &PatientLimits) -> Result<(), crate::StoreError> {
+        if current != self.based_on_version {
+            return Err(crate::StoreError::stale_suggestion(
+                self.based_on_version,
+                current,
+            ));
+        }
+        check_prescription(&self.as_prescription(), limits)
+    }
+
+    /// The prescription approving it writes.
+    pub fn as_prescription(&self) -> NewPrescription {
+        NewPrescription {
+            volume_ul: self.volume_ul,
+            rate_ul_h: self.rate_ul_h,
+            state: InfusionState::Run,
+        }
+    }
+}
+
 /// A stored suggestion awaiting a physician.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Suggestion {

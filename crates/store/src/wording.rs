@@ -12,7 +12,8 @@ pub fn device_actor(mac: &str) -> String {
 }
 
 impl NewAudit {
-    fn of(
+    /// An entry with every field given.
+    pub fn of(
         at_ms: i64,
         actor: &str,
         action: AuditAction,
