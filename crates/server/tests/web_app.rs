@@ -407,6 +407,21 @@ async fn out_of_limits_input_is_refused_on_the_page(backend: Backend) {
         );
         assert_eq!(snapshot(&app, "alice").await, before);
     }
+    // A form with fields missing is refused with a page saying so.
+    let csrf = house.csrf("/patients/alice").await;
+    let p = house
+        .post(
+            "/patients/alice/prescription",
+            &[("csrf", &csrf), ("volume_ml", "3")],
+        )
+        .await;
+    assert_eq!(p.status, 422);
+    assert!(
+        p.body.contains("could not be read") && p.body.contains("<html"),
+        "{}",
+        p.body
+    );
+    assert_eq!(snapshot(&app, "alice").await, before);
 }
 
 async fn names_render_as_text(backend: Backend) {

@@ -1,6 +1,5 @@
 //! `GET/POST /login` and `POST /logout`.
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,6 +12,7 @@ use crate::AppState;
 use crate::clock::now_ms;
 use crate::token;
 use crate::web::WebError;
+use crate::web::form::Form;
 use crate::web::layout::bare;
 use crate::web::session::{LOGIN_COOKIE, SESSION_COOKIE, WebUser, cookie, removal, same_secret};
 

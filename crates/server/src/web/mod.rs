@@ -9,6 +9,7 @@
 
 mod auth;
 mod chart;
+mod form;
 mod format;
 mod layout;
 mod live;

@@ -1,7 +1,6 @@
 //! The physician's and the patient's pages, and the forms that change a
 //! patient's limits and prescription.
 
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -12,6 +11,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::clock::now_ms;
+use crate::web::form::Form;
 use crate::web::{WebError, chart};
 
 /// How many of a patient's newest events the history charts show.
