@@ -81,32 +81,28 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
     }
     let store = db.open().await?;
     let now = now_ms();
+    let creating_admin = matches!(cmd, AdminCommand::CreateAdmin(_));
     match cmd {
-        AdminCommand::CreatePhysician {
-            username,
-            first_name,
-            last_name,
-            institution,
-            password_stdin: _,
-        } => {
+        AdminCommand::CreatePhysician(a) | AdminCommand::CreateAdmin(a) => {
+            let admin = creating_admin;
             let password_hash = hash(password_from_stdin()?).await?;
-            let id = store
-                .create_physician(
-                    NewPhysician {
-                        username: username.clone(),
-                        first_name,
-                        last_name,
-                        institution,
-                        password_hash,
-                    },
-                    ACTOR,
-                    now,
-                )
-                .await?;
+            let new = NewPhysician {
+                username: a.username.clone(),
+                first_name: a.first_name,
+                last_name: a.last_name,
+                institution: a.institution,
+                password_hash,
+            };
+            let id = if admin {
+                store.create_admin(new, ACTOR, now).await?
+            } else {
+                store.create_physician(new, ACTOR, now).await?
+            };
+            let role = if admin { "administrator" } else { "physician" };
             emit(
                 json_mode,
-                format!("created physician {username}"),
-                json!({"username": username, "account_id": id.0}),
+                format!("created {role} {}", a.username),
+                json!({"username": a.username, "account_id": id.0}),
             );
         }
         AdminCommand::CreatePatient {

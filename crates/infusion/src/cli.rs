@@ -177,23 +177,10 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Create a physician (and the institution, if new).
-    CreatePhysician {
-        /// Login name.
-        #[arg(long)]
-        username: String,
-        /// First name.
-        #[arg(long)]
-        first_name: String,
-        /// Last name.
-        #[arg(long)]
-        last_name: String,
-        /// Institution name.
-        #[arg(long)]
-        institution: String,
-        /// Read the password from standard input (required: never a flag).
-        #[arg(long, required = true)]
-        password_stdin: bool,
-    },
+    CreatePhysician(StaffArgs),
+    /// Create an administrator of the web application (accounts, devices;
+    /// no clinical data), and the institution if new.
+    CreateAdmin(StaffArgs),
     /// Create a patient treated by a physician; prints the patient_id.
     CreatePatient {
         /// Login name (what the pump logs in with).
@@ -268,6 +255,26 @@ pub enum AdminCommand {
         #[arg(long)]
         from: std::path::PathBuf,
     },
+}
+
+/// A physician's or administrator's account.
+#[derive(Debug, Args)]
+pub struct StaffArgs {
+    /// Login name.
+    #[arg(long)]
+    pub username: String,
+    /// First name.
+    #[arg(long)]
+    pub first_name: String,
+    /// Last name.
+    #[arg(long)]
+    pub last_name: String,
+    /// Institution name.
+    #[arg(long)]
+    pub institution: String,
+    /// Read the password from standard input (required: never a flag).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
 }
 
 /// `infusion pump`.

@@ -109,6 +109,23 @@ async fn admin_commands_build_a_patient_and_print_json(backend: Backend) {
     let patient = cli.seed();
     assert_eq!(patient["username"], "amy");
     assert!(patient["patient_id"].as_u64().unwrap() >= 1);
+    let admin = cli.ok(
+        &[
+            "admin",
+            "create-admin",
+            "--username",
+            "root",
+            "--first-name",
+            "Ada",
+            "--last-name",
+            "Admin",
+            "--institution",
+            "TARDIS General",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    assert_eq!(admin["username"], "root");
     let bound = cli.ok(
         &[
             "admin",

@@ -20,6 +20,7 @@ infusion_testkit::backend_tests!(
     alarms_stay_open_until_their_physician_acknowledges_them,
     suggestions_change_nothing_until_approved_and_stale_ones_are_refused,
     versions_show_their_delivery_state,
+    admin_manages_accounts_and_devices_and_sees_no_clinical_data,
 );
 
 /// A browser: keeps cookies, does not follow redirects.
@@ -500,6 +501,12 @@ async fn live_stream_carries_only_changes_of_visible_patients(backend: Backend) 
     };
     let anon = Browser::new(&app);
     assert_eq!(anon.get("/live").await.status, 303);
+    // With PostgreSQL the seeding's notifications may still be on their
+    // way; let the feed go quiet before listening.
+    let mut feed = app.store.changes();
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(std::time::Duration::from_millis(500), feed.recv()).await
+    {}
 
     for (who, hidden, shown) in [("dr.house", "carol", "alice"), ("alice", "bob", "alice")] {
         let b = Browser::logged_in(&app, who).await;
@@ -895,5 +902,157 @@ async fn versions_show_their_delivery_state(backend: Backend) {
     assert_eq!(
         delivery_of(&page().await, 2),
         "refused by the pump (limits_refused alarm)"
+    );
+}
+
+async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let hash = infusion_server::password::PasswordParams::INSECURE_FAST
+        .hash_blocking(PASSWORD)
+        .unwrap();
+    app.store
+        .create_admin(
+            infusion_store::NewPhysician {
+                username: "root".into(),
+                first_name: "Ada".into(),
+                last_name: "Admin".into(),
+                institution: "Test Clinic".into(),
+                password_hash: hash,
+            },
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+    let admin = Browser::logged_in(&app, "root").await;
+    assert_eq!(admin.get("/").await.location.as_deref(), Some("/admin"));
+    let overview = admin.get("/admin").await;
+    assert_eq!(overview.status, 200);
+    assert!(overview.body.contains("dr.house") && overview.body.contains("AA:BB:CC:00:00:01"));
+
+    // No clinical data for an administrator; nothing changes.
+    let before = snapshot(&app, "alice").await;
+    assert_eq!(admin.get("/dashboard").await.status, 403);
+    assert_eq!(admin.get("/patients/alice").await.status, 404);
+    let csrf = admin.csrf("/admin").await;
+    let p = admin
+        .post(
+            "/patients/alice/prescription",
+            &[
+                ("csrf", &csrf),
+                ("volume_ml", "3"),
+                ("rate_ml_h", "5"),
+                ("state", "run"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 404);
+    assert_eq!(snapshot(&app, "alice").await, before);
+
+    // Nobody else administers.
+    let physician_form = |csrf: &str, username: &str, password: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("username", username.to_owned()),
+            ("first_name", "New".to_owned()),
+            ("last_name", "Doctor".to_owned()),
+            ("institution", "Test Clinic".to_owned()),
+            ("password", password.to_owned()),
+        ]
+    };
+    for (who, own) in [("dr.house", "/dashboard"), ("alice", "/patients/alice")] {
+        let b = Browser::logged_in(&app, who).await;
+        assert_eq!(b.get("/admin").await.status, 403, "{who}");
+        let csrf = b.csrf(own).await;
+        let f = physician_form(&csrf, "dr.sneaky", PASSWORD);
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(b.post("/admin/physicians", &f).await.status, 403, "{who}");
+    }
+    assert_eq!(app.store.account("dr.sneaky").await.unwrap(), None);
+
+    let post = |path: &'static str, fields: Vec<(&'static str, String)>| {
+        let admin = &admin;
+        async move {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            admin.post(path, &f).await
+        }
+    };
+    let r = post(
+        "/admin/physicians",
+        physician_form(&csrf, "dr.new", "short"),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.body.contains("a password is 12 to 128 characters"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        "/admin/physicians",
+        physician_form(&csrf, "dr.house", PASSWORD),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("is taken"), "{}", r.body);
+    let r = post(
+        "/admin/physicians",
+        physician_form(&csrf, "dr.new", PASSWORD),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        app.store.account("dr.new").await.unwrap().unwrap().role,
+        infusion_store::Role::Physician
+    );
+
+    let r = post(
+        "/admin/patients",
+        vec![
+            ("csrf", csrf.clone()),
+            ("username", "dave".into()),
+            ("first_name", "Dave".into()),
+            ("last_name", "Patient".into()),
+            ("physician", "dr.new".into()),
+            ("password", PASSWORD.into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        app.store.patient("dave").await.unwrap().physician_username,
+        "dr.new"
+    );
+
+    for (mac, want, says) in [
+        ("zz", 422, "is not a MAC address"),
+        (common::MAC_A, 422, "bound to another account"),
+        ("02:00:00:00:00:dd", 200, "registered to dave"),
+    ] {
+        let r = post(
+            "/admin/devices",
+            vec![
+                ("csrf", csrf.clone()),
+                ("patient", "dave".into()),
+                ("mac", mac.into()),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, want, "{mac}: {}", r.body);
+        assert!(r.body.contains(says), "{mac}: {}", r.body);
+    }
+    let dave = app.store.patient("dave").await.unwrap();
+    assert_eq!(dave.device.unwrap().to_string(), "02:00:00:00:00:DD");
+    let by_root = app
+        .store
+        .audit_log(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.actor == "user:root" && !r.entry.action.as_str().starts_with("web_"))
+        .count();
+    assert_eq!(
+        by_root, 3,
+        "physician, patient and device, audited as the admin"
     );
 }

@@ -33,10 +33,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use infusion_protocol::{Event, Index, MacAddress, PatientId, PatientLimits};
 use infusion_store::{
-    AccountId, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, Decision, DeviceId, LoginRecord,
-    NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion, NewToken, NewWebSession,
-    PatientSummary, Prescription, ReportOutcome, Store, StoreError, StoreResult, StoredEvent,
-    Suggestion, TokenHash, TokenStatus, WebSession,
+    AccountId, AccountOverview, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, Decision,
+    DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion,
+    NewToken, NewWebSession, PatientSummary, Prescription, ReportOutcome, Role, Store, StoreError,
+    StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus, WebSession,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::broadcast;
@@ -156,7 +156,20 @@ impl Store for PgStore {
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<AccountId> {
-        ops::create_physician(&self.pool, new, actor, now_ms).await
+        ops::create_staff(&self.pool, new, Role::Physician, actor, now_ms).await
+    }
+
+    async fn create_admin(
+        &self,
+        new: NewPhysician,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<AccountId> {
+        ops::create_staff(&self.pool, new, Role::Admin, actor, now_ms).await
+    }
+
+    async fn accounts(&self) -> StoreResult<Vec<AccountOverview>> {
+        ops::accounts(&self.pool).await
     }
 
     async fn create_patient(

@@ -11,11 +11,12 @@ use infusion_protocol::{
     WireEvent,
 };
 use infusion_store::{
-    AccountId, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, Decision, DeviceId,
-    LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion, NewToken,
-    NewWebSession, PatientSummary, Prescription, PresentedToken, ReportOutcome, Role, StoreError,
-    StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus, WebSession, alarm_of,
-    check_account_names, check_institution, check_limits, check_prescription, check_presented,
+    AccountId, AccountOverview, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS,
+    Decision, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription,
+    NewSuggestion, NewToken, NewWebSession, PatientSummary, Prescription, PresentedToken,
+    ReportOutcome, Role, StoreError, StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus,
+    WebSession, alarm_of, check_account_names, check_institution, check_limits, check_prescription,
+    check_presented,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -99,9 +100,10 @@ async fn username_taken(conn: &mut PgConnection, username: &str) -> StoreResult<
         .map_err(db_error)
 }
 
-pub(crate) async fn create_physician(
+pub(crate) async fn create_staff(
     pool: &PgPool,
     new: NewPhysician,
+    role: Role,
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<AccountId> {
@@ -121,7 +123,7 @@ pub(crate) async fn create_physician(
     .map_err(db_error)?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
-         SELECT $1, $2, 'physician', $3, $4, id, $5 FROM institutions WHERE name = $6
+         SELECT $1, $2, $7, $3, $4, id, $5 FROM institutions WHERE name = $6
          RETURNING id",
     )
     .bind(&new.username)
@@ -130,6 +132,7 @@ pub(crate) async fn create_physician(
     .bind(&new.last_name)
     .bind(now_ms)
     .bind(&new.institution)
+    .bind(role.as_str())
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match db_error(e) {
@@ -138,7 +141,7 @@ pub(crate) async fn create_physician(
     })?;
     insert_audit_on(
         &mut tx,
-        &NewAudit::physician_created(now_ms, actor, &new.username, &new.institution),
+        &NewAudit::staff_created(now_ms, actor, role, &new.username, &new.institution),
     )
     .await?;
     tx.commit().await.map_err(db_error)?;
@@ -1319,4 +1322,34 @@ pub(crate) async fn decide_suggestion(
     notify(&mut tx, Change::Suggestion { patient }).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(decision)
+}
+
+pub(crate) async fn accounts(pool: &PgPool) -> StoreResult<Vec<AccountOverview>> {
+    sqlx::query(
+        "SELECT a.username, a.role, a.first_name, a.last_name, i.name, ph.username, d.mac
+         FROM accounts a
+         LEFT JOIN institutions i ON i.id = a.institution_id
+         LEFT JOIN patients p ON p.account_id = a.id
+         LEFT JOIN accounts ph ON ph.id = p.physician_id
+         LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
+         ORDER BY a.role, a.username",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(|r| {
+        let role: String = get(r, 1)?;
+        Ok(AccountOverview {
+            username: get(r, 0)?,
+            role: Role::parse(&role)
+                .ok_or_else(|| StoreError::Backend(format!("bad stored role {role:?}")))?,
+            first_name: get(r, 2)?,
+            last_name: get(r, 3)?,
+            institution: get(r, 4)?,
+            physician: get(r, 5)?,
+            device: get(r, 6)?,
+        })
+    })
+    .collect()
 }

@@ -20,10 +20,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use infusion_protocol::{Event, Index, MacAddress, PatientId, PatientLimits};
 use infusion_store::{
-    AccountId, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, Decision, DeviceId, LoginRecord,
-    NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion, NewToken, NewWebSession,
-    PatientSummary, Prescription, ReportOutcome, Store, StoreError, StoreResult, StoredEvent,
-    Suggestion, TokenHash, TokenStatus, WebSession,
+    AccountId, AccountOverview, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, Decision,
+    DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion,
+    NewToken, NewWebSession, PatientSummary, Prescription, ReportOutcome, Role, Store, StoreError,
+    StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus, WebSession,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
@@ -129,8 +129,24 @@ impl Store for SqliteStore {
     ) -> StoreResult<AccountId> {
         let actor = actor.to_owned();
         self.writer
-            .write(move |cx| ops::create_physician(cx, new, &actor, now_ms))
+            .write(move |cx| ops::create_staff(cx, new, Role::Physician, &actor, now_ms))
             .await
+    }
+
+    async fn create_admin(
+        &self,
+        new: NewPhysician,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<AccountId> {
+        let actor = actor.to_owned();
+        self.writer
+            .write(move |cx| ops::create_staff(cx, new, Role::Admin, &actor, now_ms))
+            .await
+    }
+
+    async fn accounts(&self) -> StoreResult<Vec<AccountOverview>> {
+        self.readers.read(ops::accounts).await
     }
 
     async fn create_patient(

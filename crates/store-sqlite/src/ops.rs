@@ -6,11 +6,12 @@ use infusion_protocol::{
     StateChange, Vitals,
 };
 use infusion_store::{
-    AccountId, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS, Decision, DeviceId,
-    LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion, NewToken,
-    NewWebSession, PatientSummary, Prescription, PresentedToken, ReportOutcome, Role, StoreError,
-    StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus, WebSession, alarm_of,
-    check_account_names, check_institution, check_limits, check_prescription, check_presented,
+    AccountId, AccountOverview, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS,
+    Decision, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription,
+    NewSuggestion, NewToken, NewWebSession, PatientSummary, Prescription, PresentedToken,
+    ReportOutcome, Role, StoreError, StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus,
+    WebSession, alarm_of, check_account_names, check_institution, check_limits, check_prescription,
+    check_presented,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -78,9 +79,10 @@ fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
     .map_err(backend)
 }
 
-pub(crate) fn create_physician(
+pub(crate) fn create_staff(
     cx: &mut WriteCtx<'_>,
     new: NewPhysician,
+    role: Role,
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<AccountId> {
@@ -97,14 +99,14 @@ pub(crate) fn create_physician(
     .map_err(backend)?;
     conn.execute(
         "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
-         SELECT ?1, ?2, 'physician', ?3, ?4, id, ?5 FROM institutions WHERE name = ?6",
-        params![new.username, new.password_hash, new.first_name, new.last_name, now_ms, new.institution],
+         SELECT ?1, ?2, ?7, ?3, ?4, id, ?5 FROM institutions WHERE name = ?6",
+        params![new.username, new.password_hash, new.first_name, new.last_name, now_ms, new.institution, role.as_str()],
     )
     .map_err(backend)?;
     let id = conn.last_insert_rowid();
     insert_audit(
         conn,
-        &NewAudit::physician_created(now_ms, actor, &new.username, &new.institution),
+        &NewAudit::staff_created(now_ms, actor, role, &new.username, &new.institution),
     )?;
     Ok(AccountId(id))
 }
@@ -1095,4 +1097,34 @@ pub(crate) fn decide_suggestion(
     )?;
     cx.announce(Change::Suggestion { patient });
     Ok(decision)
+}
+
+pub(crate) fn accounts(conn: &Connection) -> StoreResult<Vec<AccountOverview>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT a.username, a.role, a.first_name, a.last_name, i.name, ph.username, d.mac
+             FROM accounts a
+             LEFT JOIN institutions i ON i.id = a.institution_id
+             LEFT JOIN patients p ON p.account_id = a.id
+             LEFT JOIN accounts ph ON ph.id = p.physician_id
+             LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
+             ORDER BY a.role, a.username",
+        )
+        .map_err(backend)?;
+    st.query_map([], |r| {
+        let role: String = r.get(1)?;
+        Ok(AccountOverview {
+            username: r.get(0)?,
+            role: Role::parse(&role).ok_or_else(|| {
+                rusqlite::Error::InvalidColumnType(1, "role".into(), rusqlite::types::Type::Text)
+            })?,
+            first_name: r.get(2)?,
+            last_name: r.get(3)?,
+            institution: r.get(4)?,
+            physician: r.get(5)?,
+            device: r.get(6)?,
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(backend)
 }

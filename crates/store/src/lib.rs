@@ -34,6 +34,21 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> StoreResult<AccountId>;
 
+    /// Creates an administrator account at an institution (the same fields
+    /// as a physician's): accounts, institutions and devices, no clinical
+    /// data.
+    async fn create_admin(
+        &self,
+        new: NewPhysician,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<AccountId>;
+
+    /// Every physician and administrator account, and every patient, for
+    /// the administrator's overview: (account, role, physician of a
+    /// patient, bound device of a patient), by role then username.
+    async fn accounts(&self) -> StoreResult<Vec<AccountOverview>>;
+
     /// Creates a patient account bound to an existing physician, with limits
     /// equal to the pump's hard limits and no prescription (index version 0,
     /// `hold`).
@@ -220,7 +235,9 @@ pub trait Store: Send + Sync + 'static {
     async fn token_status(&self, hash: TokenHash) -> StoreResult<Option<TokenStatus>>;
 
     /// Subscribes to the change feed: every change committed from now on,
-    /// through any server instance on this database. A subscriber that
+    /// through any server instance on this database (with PostgreSQL,
+    /// changes committed just before subscribing may arrive too: the feed
+    /// tells what to reread, it is not a log). A subscriber that
     /// falls more than [`CHANGE_BACKLOG`] behind gets `Lagged` and should
     /// treat it like [`Change::Resync`].
     fn changes(&self) -> tokio::sync::broadcast::Receiver<Change>;

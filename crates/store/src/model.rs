@@ -585,3 +585,22 @@ pub enum Decision {
     /// Rejected: nothing changed but the suggestion's status.
     Rejected,
 }
+
+/// One account as the administrator's overview shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountOverview {
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Institution name, if any.
+    pub institution: Option<String>,
+    /// A patient's physician.
+    pub physician: Option<String>,
+    /// A patient's bound device.
+    pub device: Option<String>,
+}

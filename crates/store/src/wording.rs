@@ -4,7 +4,9 @@
 
 use infusion_protocol::{Alarm, MacAddress, PatientId, PatientLimits};
 
-use crate::{AuditAction, NewAudit, NewPrescription, NewSuggestion, Prescription, StoreError};
+use crate::{
+    AuditAction, NewAudit, NewPrescription, NewSuggestion, Prescription, Role, StoreError,
+};
 
 /// The audit actor of a device: `device:AA:BB:CC:DD:EE:FF`.
 pub fn device_actor(mac: &str) -> String {
@@ -29,14 +31,15 @@ impl NewAudit {
         }
     }
 
-    /// A physician account was created.
-    pub fn physician_created(
+    /// A physician or administrator account was created.
+    pub fn staff_created(
         at_ms: i64,
         actor: &str,
+        role: Role,
         username: &str,
         institution: &str,
     ) -> NewAudit {
-        let detail = format!("physician {username} at {institution}");
+        let detail = format!("{} {username} at {institution}", role.as_str());
         Self::of(at_ms, actor, AuditAction::AccountCreated, None, detail)
     }
 

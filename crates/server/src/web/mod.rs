@@ -7,6 +7,7 @@
 //! only their own record (read only). A patient who is not yours answers
 //! the same 404 as one that does not exist, so usernames cannot be probed.
 
+mod admin;
 mod auth;
 mod chart;
 mod form;
@@ -46,6 +47,10 @@ pub fn router() -> Router<AppState> {
             "/patients/{username}/suggestions/{id}/{decision}",
             post(pages::decide_suggestion),
         )
+        .route("/admin", get(admin::overview))
+        .route("/admin/physicians", post(admin::create_physician))
+        .route("/admin/patients", post(admin::create_patient))
+        .route("/admin/devices", post(admin::bind_device))
         .route("/live", get(live::live))
         .route("/static/app.css", get(layout::stylesheet))
         .route("/static/live.js", get(live::script))

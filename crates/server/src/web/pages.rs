@@ -28,9 +28,7 @@ pub async fn home(user: WebUser) -> Result<Redirect, WebError> {
             "/patients/{}",
             user.session.username
         ))),
-        Role::Admin => Err(WebError::forbidden(
-            "use the clinical pages (administration is done with `infusion admin`)",
-        )),
+        Role::Admin => Ok(Redirect::to("/admin")),
     }
 }
 

@@ -1,0 +1,257 @@
+//! `/admin`: the administrator's pages. Accounts and device registration,
+//! what `infusion admin` does, for an administrator in a browser; no
+//! clinical data (an administrator sees no patient page, limits or
+//! prescriptions).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use infusion_protocol::MacAddress;
+use infusion_store::{NewPatient, NewPhysician, Role, StoreError, check_password, user_actor};
+use maud::html;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::clock::now_ms;
+use crate::web::WebError;
+use crate::web::form::Form;
+use crate::web::layout::page;
+use crate::web::session::WebUser;
+
+fn admin_only(user: &WebUser) -> Result<(), WebError> {
+    if user.session.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(WebError::forbidden("administer accounts and devices"))
+    }
+}
+
+/// `GET /admin`.
+pub async fn overview(State(app): State<AppState>, user: WebUser) -> Result<Response, WebError> {
+    admin_only(&user)?;
+    Ok(render(&app, &user, None).await?.into_response())
+}
+
+async fn render(
+    app: &AppState,
+    user: &WebUser,
+    notice: Option<(bool, String)>,
+) -> Result<Response, WebError> {
+    let accounts = app.store.accounts().await?;
+    let physicians: Vec<_> = accounts
+        .iter()
+        .filter(|a| a.role == Role::Physician)
+        .collect();
+    let patients: Vec<_> = accounts
+        .iter()
+        .filter(|a| a.role == Role::Patient)
+        .collect();
+    let body = html! {
+        h1 { "Accounts and devices" }
+        @if let Some((ok, text)) = &notice {
+            @if *ok { p role="status" { (text) } } @else { p role="alert" { (text) } }
+        }
+        div class="table" {
+            table {
+                thead { tr {
+                    th scope="col" { "Username" } th scope="col" { "Role" } th scope="col" { "Name" }
+                    th scope="col" { "Institution" } th scope="col" { "Physician" } th scope="col" { "Device" }
+                } }
+                tbody { @for a in &accounts { tr {
+                    td { (a.username) } td { (a.role.as_str()) } td { (a.last_name) ", " (a.first_name) }
+                    td { (a.institution.as_deref().unwrap_or("—")) }
+                    td { (a.physician.as_deref().unwrap_or("—")) }
+                    td { (a.device.as_deref().unwrap_or("—")) }
+                } } }
+            }
+        }
+        h2 id="new-physician" { "New physician" }
+        form class="edit" method="post" action="/admin/physicians" aria-labelledby="new-physician" {
+            input type="hidden" name="csrf" value=(user.csrf);
+            label for="ph-username" { "Username" } input id="ph-username" name="username" required autocomplete="off";
+            label for="ph-first" { "First name" } input id="ph-first" name="first_name" required;
+            label for="ph-last" { "Last name" } input id="ph-last" name="last_name" required;
+            label for="ph-inst" { "Institution" } input id="ph-inst" name="institution" required;
+            label for="ph-password" { "Initial password (12 to 128 characters)" }
+            input id="ph-password" name="password" type="password" required autocomplete="new-password";
+            button type="submit" { "Create physician" }
+        }
+        h2 id="new-patient" { "New patient" }
+        form class="edit" method="post" action="/admin/patients" aria-labelledby="new-patient" {
+            input type="hidden" name="csrf" value=(user.csrf);
+            label for="pa-username" { "Username (the pump logs in with it)" } input id="pa-username" name="username" required autocomplete="off";
+            label for="pa-first" { "First name" } input id="pa-first" name="first_name" required;
+            label for="pa-last" { "Last name" } input id="pa-last" name="last_name" required;
+            label for="pa-physician" { "Physician" }
+            select id="pa-physician" name="physician" required {
+                @for ph in &physicians { option value=(ph.username) { (ph.last_name) ", " (ph.first_name) " (" (ph.username) ")" } }
+            }
+            label for="pa-password" { "Initial password (12 to 128 characters)" }
+            input id="pa-password" name="password" type="password" required autocomplete="new-password";
+            button type="submit" { "Create patient" }
+        }
+        h2 id="bind" { "Register a pump" }
+        p class="hint" { "Binding a pump replaces the patient's previous pump; a pump serves one patient at a time." }
+        form class="edit" method="post" action="/admin/devices" aria-labelledby="bind" {
+            input type="hidden" name="csrf" value=(user.csrf);
+            label for="dev-patient" { "Patient" }
+            select id="dev-patient" name="patient" required {
+                @for pa in &patients { option value=(pa.username) { (pa.last_name) ", " (pa.first_name) " (" (pa.username) ")" } }
+            }
+            label for="dev-mac" { "MAC address (AA:BB:CC:DD:EE:FF)" } input id="dev-mac" name="mac" required autocomplete="off";
+            button type="submit" { "Register pump" }
+        }
+    };
+    let status = match &notice {
+        Some((false, _)) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    Ok((status, page("Administration", user, None, body)).into_response())
+}
+
+/// Turns a store refusal into a message on the page; faults stay errors.
+fn refusal(e: StoreError) -> Result<String, WebError> {
+    match e {
+        StoreError::Invalid(m)
+        | StoreError::Conflict(m)
+        | StoreError::NotFound(m)
+        | StoreError::OutsideLimits(m) => Ok(m),
+        other => Err(other.into()),
+    }
+}
+
+async fn finish(
+    app: &AppState,
+    user: &WebUser,
+    outcome: Result<String, StoreError>,
+) -> Result<Response, WebError> {
+    let notice = match outcome {
+        Ok(text) => (true, text),
+        Err(e) => (false, refusal(e)?),
+    };
+    render(app, user, Some(notice)).await
+}
+
+/// The new physician form.
+#[derive(Debug, Deserialize)]
+pub struct PhysicianForm {
+    csrf: String,
+    username: String,
+    first_name: String,
+    last_name: String,
+    institution: String,
+    password: String,
+}
+
+/// `POST /admin/physicians`.
+pub async fn create_physician(
+    State(app): State<AppState>,
+    user: WebUser,
+    Form(f): Form<PhysicianForm>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&f.csrf)?;
+    admin_only(&user)?;
+    let outcome = async {
+        check_password(&f.password)?;
+        let password_hash = app
+            .passwords
+            .hash(&f.password)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let new = NewPhysician {
+            username: f.username.clone(),
+            first_name: f.first_name,
+            last_name: f.last_name,
+            institution: f.institution,
+            password_hash,
+        };
+        app.store
+            .create_physician(new, &user_actor(&user.session.username), now_ms())
+            .await?;
+        Ok(format!("Physician {} created.", f.username))
+    }
+    .await;
+    finish(&app, &user, outcome).await
+}
+
+/// The new patient form.
+#[derive(Debug, Deserialize)]
+pub struct PatientForm {
+    csrf: String,
+    username: String,
+    first_name: String,
+    last_name: String,
+    physician: String,
+    password: String,
+}
+
+/// `POST /admin/patients`.
+pub async fn create_patient(
+    State(app): State<AppState>,
+    user: WebUser,
+    Form(f): Form<PatientForm>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&f.csrf)?;
+    admin_only(&user)?;
+    let outcome = async {
+        check_password(&f.password)?;
+        let password_hash = app
+            .passwords
+            .hash(&f.password)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let new = NewPatient {
+            username: f.username.clone(),
+            first_name: f.first_name,
+            last_name: f.last_name,
+            physician_username: f.physician,
+            password_hash,
+        };
+        app.store
+            .create_patient(new, &user_actor(&user.session.username), now_ms())
+            .await?;
+        Ok(format!(
+            "Patient {} created; register their pump below.",
+            f.username
+        ))
+    }
+    .await;
+    finish(&app, &user, outcome).await
+}
+
+/// The pump registration form.
+#[derive(Debug, Deserialize)]
+pub struct DeviceForm {
+    csrf: String,
+    patient: String,
+    mac: String,
+}
+
+/// `POST /admin/devices`.
+pub async fn bind_device(
+    State(app): State<AppState>,
+    user: WebUser,
+    Form(f): Form<DeviceForm>,
+) -> Result<Response, WebError> {
+    user.check_csrf(&f.csrf)?;
+    admin_only(&user)?;
+    let outcome = async {
+        let mac = MacAddress::parse(f.mac.trim()).map_err(|_| {
+            StoreError::Invalid(format!(
+                "{:?} is not a MAC address like AA:BB:CC:DD:EE:FF",
+                f.mac
+            ))
+        })?;
+        app.store
+            .bind_device(
+                &f.patient,
+                mac,
+                &user_actor(&user.session.username),
+                now_ms(),
+            )
+            .await?;
+        Ok(format!("Pump {mac} registered to {}.", f.patient))
+    }
+    .await;
+    finish(&app, &user, outcome).await
+}
