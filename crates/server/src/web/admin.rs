@@ -51,7 +51,7 @@ async fn render(
         @if let Some((ok, text)) = &notice {
             @if *ok { p role="status" { (text) } } @else { p role="alert" { (text) } }
         }
-        div class="table" {
+        div class="table" tabindex="0" role="region" aria-label="Accounts" {
             table {
                 thead { tr {
                     th scope="col" { "Username" } th scope="col" { "Role" } th scope="col" { "Name" }
@@ -106,7 +106,7 @@ async fn render(
         Some((false, _)) => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::OK,
     };
-    Ok((status, page("Administration", user, None, body)).into_response())
+    Ok((status, page("Administration", user, "/admin", None, body)).into_response())
 }
 
 /// Turns a store refusal into a message on the page; faults stay errors.

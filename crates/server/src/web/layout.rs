@@ -15,14 +15,22 @@ use infusion_protocol::PatientId;
 use crate::web::session::WebUser;
 
 /// A page for a logged-in user: header with who is logged in and a logout
-/// button, then `body`. Its `data-live` regions are refreshed when the
-/// server reports a change (of `patient`'s data only, when given).
-pub fn page(title: &str, user: &WebUser, patient: Option<PatientId>, body: Markup) -> Markup {
+/// button, then `body`. Its `data-live` regions are refreshed from `path`
+/// (the page's own address, also when it is shown as the answer to a
+/// form) when the server reports a change (of `patient`'s data only, when
+/// given).
+pub fn page(
+    title: &str,
+    user: &WebUser,
+    path: &str,
+    patient: Option<PatientId>,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             (head(title))
-            body data-patient=[patient.map(|p| p.0)] {
+            body data-refresh=(path) data-patient=[patient.map(|p| p.0)] {
                 a class="skip" href="#main" { "Skip to content" }
                 header {
                     nav aria-label="Main" {

@@ -130,10 +130,12 @@ const SCRIPT: &str = r#"// Live regions: when the server says this page's data c
 // live regions, so what the user is typing is kept).
 (function () {
   var patient = document.body.getAttribute("data-patient");
+  // The page's own address: after a form, location is the form's target.
+  var path = document.body.getAttribute("data-refresh") || location.pathname;
   var pending = null;
   function refresh() {
     pending = null;
-    fetch(location.href, { credentials: "same-origin" }).then(function (r) {
+    fetch(path, { credentials: "same-origin" }).then(function (r) {
       if (r.redirected || r.status === 303) { location.href = "/login"; return null; }
       return r.ok ? r.text() : null;
     }).then(function (html) {

@@ -77,7 +77,7 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
         h1 { "My patients" }
         @if rows.is_empty() { p { "No patients are assigned to you." } }
         @else {
-            div class="table" id="patients" data-live {
+            div class="table" id="patients" tabindex="0" role="region" aria-label="My patients" data-live {
                 table {
                     caption class="hint" { "Newest report of each pump, updated live. Volumes in mL, rates in mL/h." }
                     thead { tr {
@@ -112,7 +112,7 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
             }
         }
     };
-    Ok(page("My patients", &user, None, body).into_response())
+    Ok(page("My patients", &user, "/dashboard", None, body).into_response())
 }
 
 fn prescription_text(p: &PatientSummary) -> String {
@@ -321,7 +321,7 @@ async fn patient_page(
         }
         section aria-labelledby="versions" {
             h2 id="versions" { "Prescription versions" }
-            div class="table" id="versions-live" data-live { table {
+            div class="table" id="versions-live" tabindex="0" role="region" aria-label="Prescription versions" data-live { table {
                 thead { tr { th scope="col" { "Version" } th scope="col" { "Volume" } th scope="col" { "Rate" } th scope="col" { "State" } th scope="col" { "Written" } th scope="col" { "By" } th scope="col" { "Delivery" } } }
                 tbody { @for v in versions.iter().rev() { tr {
                     td { (v.version) } td { (milli(v.volume_ul)) " mL" } td { (milli(v.rate_ul_h)) " mL/h" }
@@ -332,7 +332,7 @@ async fn patient_page(
         }
         section aria-labelledby="history" {
             h2 id="history" { "Recent pump reports" }
-            div class="table" id="history-live" data-live { table {
+            div class="table" id="history-live" tabindex="0" role="region" aria-label="Recent pump reports" data-live { table {
                 thead { tr { th scope="col" { "Received" } th scope="col" { "Event" } th scope="col" { "Detail" } } }
                 tbody { @for e in &events { tr {
                     td { (time(e.received_at_ms)) }
@@ -344,7 +344,7 @@ async fn patient_page(
         @if physician {
             section aria-labelledby="audit" {
                 h2 id="audit" { "Audit trail" }
-                div class="table" id="audit-live" data-live { table {
+                div class="table" id="audit-live" tabindex="0" role="region" aria-label="Audit trail" data-live { table {
                     thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
                     tbody { @for r in &audit { tr {
                         td { (time(r.entry.at_ms)) } td { (r.entry.actor) } td { (r.entry.action.as_str()) } td { (r.entry.detail) }
@@ -353,7 +353,8 @@ async fn patient_page(
             }
         }
     };
-    Ok(page(&title, user, Some(p.patient_id), body))
+    let path = format!("/patients/{}", p.username);
+    Ok(page(&title, user, &path, Some(p.patient_id), body))
 }
 
 /// Where a prescription version is on its way to the patient, from what
