@@ -468,6 +468,28 @@ async fn names_render_as_text(backend: Backend) {
     let mallory = Browser::logged_in(&app, "mallory").await;
     let own = mallory.get("/patients/mallory").await;
     assert!(!own.body.contains("<script>") && own.body.contains("&lt;script&gt;"));
+    // The administrator's account list shows every name too.
+    app.store
+        .create_admin(
+            infusion_store::NewPhysician {
+                username: "root".into(),
+                first_name: "Ada".into(),
+                last_name: "Admin".into(),
+                institution: "Test Clinic".into(),
+                password_hash: infusion_server::password::PasswordParams::INSECURE_FAST
+                    .hash_blocking(PASSWORD)
+                    .unwrap(),
+            },
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+    let admin = Browser::logged_in(&app, "root").await;
+    let list = admin.get("/admin").await;
+    assert_eq!(list.status, 200);
+    assert!(!list.body.contains("<script>") && !list.body.contains("<b>"));
+    assert!(list.body.contains("&lt;script&gt;"));
 }
 
 /// Reads the first `change` event's data from a server-sent event stream.
