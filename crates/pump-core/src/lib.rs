@@ -18,11 +18,13 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod dose;
 pub mod infusion;
 pub mod outbox;
 pub mod pump;
 pub mod session;
 
+pub use dose::{DosePlan, Drive, Microsteps, PlanError, Schedule, Syringe};
 pub use infusion::Infusion;
 pub use outbox::Outbox;
 pub use pump::{Pump, PumpConfig, Request};
