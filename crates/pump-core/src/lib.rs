@@ -19,6 +19,7 @@
 extern crate std;
 
 pub mod dose;
+pub mod drv8834;
 pub mod infusion;
 pub mod outbox;
 pub mod pump;
