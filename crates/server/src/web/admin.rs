@@ -132,6 +132,16 @@ async fn finish(
     render(app, user, Some(notice)).await
 }
 
+/// Checks a new account's password and hashes it (Argon2id, on the
+/// bounded blocking pool).
+async fn new_password_hash(app: &AppState, password: &str) -> Result<String, StoreError> {
+    check_password(password)?;
+    app.passwords
+        .hash(password)
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))
+}
+
 /// The new physician form.
 #[derive(Debug, Deserialize)]
 pub struct PhysicianForm {
@@ -152,12 +162,7 @@ pub async fn create_physician(
     user.check_csrf(&f.csrf)?;
     admin_only(&user)?;
     let outcome = async {
-        check_password(&f.password)?;
-        let password_hash = app
-            .passwords
-            .hash(&f.password)
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let password_hash = new_password_hash(&app, &f.password).await?;
         let new = NewPhysician {
             username: f.username.clone(),
             first_name: f.first_name,
@@ -194,12 +199,7 @@ pub async fn create_patient(
     user.check_csrf(&f.csrf)?;
     admin_only(&user)?;
     let outcome = async {
-        check_password(&f.password)?;
-        let password_hash = app
-            .passwords
-            .hash(&f.password)
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let password_hash = new_password_hash(&app, &f.password).await?;
         let new = NewPatient {
             username: f.username.clone(),
             first_name: f.first_name,

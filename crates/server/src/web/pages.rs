@@ -14,6 +14,9 @@ use crate::clock::now_ms;
 use crate::web::form::Form;
 use crate::web::{WebError, chart};
 
+/// How many of a patient's newest events the reports table shows.
+const RECENT_TABLE: usize = 100;
+
 /// How many of a patient's newest events the history charts show.
 const HISTORY: u32 = 3_000;
 use crate::web::format::{ago, milli, parse_milli, time};
@@ -187,17 +190,18 @@ async fn patient_page(
 ) -> Result<Markup, WebError> {
     let physician = user.session.role == Role::Physician;
     let versions = app.store.prescriptions(p.patient_id).await?;
-    let events = app.store.recent_events(p.patient_id, 100).await?;
-    // Oldest first, for the charts: the newest reports, up to a day's worth
-    // at the simulator's pace.
-    let mut history = app.store.recent_events(p.patient_id, HISTORY).await?;
-    history.reverse();
+    // One read serves both: the newest HISTORY reports (newest first), of
+    // which the table, the state summary and the delivery column use the
+    // newest 100, and the charts all of them, oldest first.
+    let newest = app.store.recent_events(p.patient_id, HISTORY).await?;
+    let events = &newest[..newest.len().min(RECENT_TABLE)];
+    let history: Vec<&StoredEvent> = newest.iter().rev().collect();
     let audit = if physician {
         app.store.audit_log(Some(p.patient_id), 50).await?
     } else {
         Vec::new()
     };
-    let l = latest(&events);
+    let l = latest(events);
     let alarms = app.store.open_alarms(p.patient_id).await?;
     let suggestions = app.store.pending_suggestions(p.patient_id).await?;
     let current_version = p.prescription.as_ref().map_or(0, |x| x.version);
@@ -326,7 +330,7 @@ async fn patient_page(
                 tbody { @for v in versions.iter().rev() { tr {
                     td { (v.version) } td { (milli(v.volume_ul)) " mL" } td { (milli(v.rate_ul_h)) " mL/h" }
                     td { (v.state.as_str()) } td { (time(v.created_at_ms)) } td { (v.created_by) }
-                    td { (delivery(v, current_version, &events)) }
+                    td { (delivery(v, current_version, events)) }
                 } } }
             } }
         }
@@ -334,7 +338,7 @@ async fn patient_page(
             h2 id="history" { "Recent pump reports" }
             div class="table" id="history-live" tabindex="0" role="region" aria-label="Recent pump reports" data-live { table {
                 thead { tr { th scope="col" { "Received" } th scope="col" { "Event" } th scope="col" { "Detail" } } }
-                tbody { @for e in &events { tr {
+                tbody { @for e in events { tr {
                     td { (time(e.received_at_ms)) }
                     td { (event_kind(&e.body)) }
                     td { (event_detail(&e.body)) }
