@@ -42,7 +42,7 @@ pub enum Microsteps {
 
 impl Microsteps {
     /// Microsteps per full step.
-    pub fn per_full_step(self) -> u32 {
+    pub const fn per_full_step(self) -> u32 {
         self as u32
     }
 }
@@ -69,6 +69,20 @@ pub enum PlanError {
     ExceedsSyringe,
 }
 
+/// The paper's syringe: a 10 mL syringe of 14.5 mm bore with 60 mm of
+/// plunger travel.
+pub const PAPER_SYRINGE: Syringe = Syringe {
+    inner_diameter_um: 14_500,
+    travel_um: 60_000,
+};
+
+/// The paper's drive: the Actuonix P8 (0.0018 mm per full step through its
+/// 165:1 gear) on a DRV8834 at 1/16 microsteps.
+pub const PAPER_DRIVE: Drive = Drive {
+    full_step_nm: 1_800,
+    microsteps: Microsteps::X16,
+};
+
 /// Attolitres per microlitre.
 pub const AL_PER_UL: u64 = 1_000_000_000_000;
 /// Microseconds per hour.
@@ -82,26 +96,36 @@ pub struct DosePlan {
 }
 
 impl DosePlan {
-    /// Plans for `syringe` on `drive`.
-    pub fn new(syringe: Syringe, drive: Drive) -> Result<DosePlan, PlanError> {
-        let d = u128::from(syringe.inner_diameter_um);
-        let step_nm = u128::from(drive.full_step_nm);
-        let micro = u128::from(drive.microsteps.per_full_step());
+    /// The paper's pump with its 10 mL syringe: 0.018577 µL per microstep,
+    /// 533,333 microsteps of travel.
+    pub const PAPER: DosePlan = match DosePlan::new(PAPER_SYRINGE, PAPER_DRIVE) {
+        Ok(plan) => plan,
+        Err(_) => panic!("the paper's geometry is valid"),
+    };
+
+    /// Plans for `syringe` on `drive`. A `const fn`, so a pump's fixed
+    /// hardware can be planned at compile time ([`DosePlan::PAPER`]).
+    pub const fn new(syringe: Syringe, drive: Drive) -> Result<DosePlan, PlanError> {
+        let d = syringe.inner_diameter_um as u128;
+        let step_nm = drive.full_step_nm as u128;
+        let micro = drive.microsteps.per_full_step() as u128;
+        if step_nm == 0 {
+            return Err(PlanError::Geometry);
+        }
         // Volume of one microstep: π d²/4 (µm²) × step (nm) / microsteps,
         // in µm²·nm = aL, with π = 355/113.
         let num = 355 * d * d * step_nm;
         let den = 113 * 4 * micro;
         let al_per_step = (num + den / 2) / den;
-        let al_per_step = u64::try_from(al_per_step).map_err(|_| PlanError::Geometry)?;
-        if al_per_step == 0 || syringe.travel_um == 0 {
+        if al_per_step == 0 || al_per_step > u64::MAX as u128 || syringe.travel_um == 0 {
             return Err(PlanError::Geometry);
         }
         // Whole microsteps of travel: travel (µm → nm) / nm per microstep.
-        let capacity_steps = u64::try_from(u128::from(syringe.travel_um) * 1000 * micro / step_nm)
-            .map_err(|_| PlanError::Geometry)?;
+        let capacity_steps = (syringe.travel_um as u128) * 1000 * micro / step_nm;
         Ok(DosePlan {
-            al_per_step,
-            capacity_steps,
+            // Both checked to fit above (the capacity is below 2^32 · 2^5).
+            al_per_step: al_per_step as u64,
+            capacity_steps: capacity_steps as u64,
         })
     }
 
@@ -208,6 +232,30 @@ impl Schedule {
         take
     }
 
+    /// The same line at a new rate and a new number of steps still to take,
+    /// from the last call's time on: what a new index mid-infusion makes.
+    /// The part of a step already accumulated is kept, so a rate change
+    /// neither loses nor doubles a step, however often it happens.
+    pub fn continue_with(&self, remaining: u64, rate_ul_h: u32) -> Result<Schedule, PlanError> {
+        if rate_ul_h == 0 {
+            return Err(PlanError::NoRate);
+        }
+        Ok(Schedule {
+            num: u128::from(rate_ul_h) * u128::from(AL_PER_UL),
+            den: self.den,
+            total: remaining,
+            done: 0,
+            err: self.err.min(self.den.saturating_sub(1)),
+            at_us: self.at_us,
+        })
+    }
+
+    /// Restarts the clock at `now_us` after a pause: paused time delivers
+    /// nothing, and the part of a step accumulated before it is kept.
+    pub fn resume_at(&mut self, now_us: u64) {
+        self.at_us = self.at_us.max(now_us);
+    }
+
     /// When the next step falls due, or `None` when all are taken.
     pub fn next_step_at(&self) -> Option<u64> {
         if self.done >= self.total {
@@ -250,17 +298,7 @@ mod tests {
 
     /// A 10 mL syringe (14.5 mm) on the paper's drive at 1/16 steps.
     fn paper() -> DosePlan {
-        DosePlan::new(
-            Syringe {
-                inner_diameter_um: 14_500,
-                travel_um: 60_000,
-            },
-            Drive {
-                full_step_nm: 1_800,
-                microsteps: Microsteps::X16,
-            },
-        )
-        .unwrap()
+        DosePlan::PAPER
     }
 
     #[test]

@@ -23,10 +23,12 @@ pub mod drv8834;
 pub mod infusion;
 pub mod outbox;
 pub mod pump;
+pub mod sensors;
 pub mod session;
 
 pub use dose::{DosePlan, Drive, Microsteps, PlanError, Schedule, Syringe};
-pub use infusion::Infusion;
+pub use infusion::{Infusion, Phase};
 pub use outbox::Outbox;
-pub use pump::{Pump, PumpConfig, Request};
+pub use pump::{CommLossPolicy, Pump, PumpConfig, Request};
+pub use sensors::Sensors;
 pub use session::{Failure, Session};

@@ -2,13 +2,28 @@
 
 use infusion_protocol::limits::{MAX_RATE_UL_H, MIN_RATE_UL_H};
 use infusion_protocol::{
-    Alarm, ErrorCode, Event, EventBody, Index, IndexResponse, InfusionState, LoginResponse,
-    PatientId, Progress, ReportResponse, StateChange, Token, Vitals,
+    Alarm, ErrorCode, Event, EventBody, Index, IndexResponse, LoginResponse, PatientId, Progress,
+    ReportResponse, StateChange, Token, Vitals,
 };
 
-use crate::infusion::{Infusion, Phase};
+use crate::dose::DosePlan;
+use crate::infusion::{Advanced, Infusion, Phase};
 use crate::outbox::Outbox;
+use crate::sensors::{AlarmWatch, Sensors};
 use crate::session::{Failure, InFlight, Session};
+
+/// What the pump does with a running infusion when the server cannot be
+/// reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommLossPolicy {
+    /// Keep infusing to the programmed volume (the paper's pump, and the
+    /// safe choice for drugs that must not stop abruptly).
+    Continue,
+    /// Stop after this many consecutive failed requests (for drugs that
+    /// must not run unsupervised). The infusion resumes when an index
+    /// answer arrives again.
+    StopAfter(u32),
+}
 
 /// Timing of the pump's conversation with the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +44,12 @@ pub struct PumpConfig {
     pub first_seq: u32,
     /// Seed for back-off jitter (from a hardware RNG or the MAC).
     pub seed: u32,
+    /// The loaded syringe on this pump's drive.
+    pub plan: DosePlan,
+    /// What happens to a running infusion when the link is lost.
+    pub comm_loss: CommLossPolicy,
+    /// Battery voltage under which `battery_low` is raised, mV.
+    pub battery_low_mv: u16,
 }
 
 impl Default for PumpConfig {
@@ -42,6 +63,10 @@ impl Default for PumpConfig {
             comm_lost_after: 3,
             first_seq: 1,
             seed: 0x9E37_79B9,
+            plan: DosePlan::PAPER,
+            comm_loss: CommLossPolicy::Continue,
+            // A single Li-ion cell with about 10 % left.
+            battery_low_mv: 3_500,
         }
     }
 }
@@ -79,6 +104,7 @@ pub struct Pump<const N: usize> {
     refused_version: u32,
     comm_lost_raised: bool,
     last_index: Option<Index>,
+    watch: AlarmWatch,
 }
 
 impl<const N: usize> Pump<N> {
@@ -86,13 +112,14 @@ impl<const N: usize> Pump<N> {
     pub fn new(cfg: PumpConfig) -> Self {
         Pump {
             session: Session::new(cfg.seed),
-            infusion: Infusion::default(),
+            infusion: Infusion::new(cfg.plan),
             outbox: Outbox::new(cfg.first_seq),
             last_progress_ms: 0,
             next_report_ms: 0,
             refused_version: 0,
             comm_lost_raised: false,
             last_index: None,
+            watch: AlarmWatch::default(),
             cfg,
         }
     }
@@ -118,15 +145,97 @@ impl<const N: usize> Pump<N> {
     }
 
     /// Advances the infusion to `now_ms` and queues progress when due.
+    /// Steps that fall due wait for [`Pump::take_steps`].
     pub fn tick(&mut self, now_ms: u64) {
-        if let Some(change) = self.infusion.advance(now_ms) {
-            self.queue_state(now_ms, change);
-        }
+        let event = self.infusion.advance(now_ms.saturating_mul(1_000));
+        self.advanced(now_ms, event);
         if self.infusion.phase() == Phase::Running
             && now_ms.saturating_sub(self.last_progress_ms) >= self.cfg.progress_interval_ms
         {
             self.queue_progress(now_ms);
         }
+    }
+
+    /// The motor edge's call: advances to `now_us` and returns how many
+    /// steps to pulse now. Call it at (or after) [`Pump::next_step_at_us`].
+    pub fn take_steps(&mut self, now_us: u64) -> u64 {
+        let (steps, event) = self.infusion.take_steps(now_us);
+        self.advanced(now_us / 1_000, event);
+        steps
+    }
+
+    /// When the motor's next step falls due, µs, while it runs.
+    pub fn next_step_at_us(&self) -> Option<u64> {
+        self.infusion.next_step_at_us()
+    }
+
+    fn advanced(&mut self, now_ms: u64, event: Option<Advanced>) {
+        match event {
+            Some(Advanced::Completed) => self.queue_state(now_ms, StateChange::Completed),
+            Some(Advanced::SyringeEmpty) => {
+                self.raise_alarm(now_ms, Alarm::SyringeEmpty);
+                self.queue_state(now_ms, StateChange::Paused);
+            }
+            None => {}
+        }
+    }
+
+    /// Takes a reading of the hardware inputs. A new occlusion, driver
+    /// fault or end of travel stops the motor and raises its alarm; a low
+    /// battery raises `battery_low` and lets the infusion go on.
+    pub fn sense(&mut self, now_ms: u64, sensors: Sensors) {
+        self.tick(now_ms);
+        for alarm in self.watch.read(sensors, self.cfg.battery_low_mv) {
+            self.raise_alarm(now_ms, alarm);
+            if alarm != Alarm::BatteryLow {
+                self.stop(now_ms, alarm);
+            }
+        }
+    }
+
+    /// The latest hardware reading.
+    pub fn sensors(&self) -> &Sensors {
+        self.watch.last()
+    }
+
+    fn stop(&mut self, now_ms: u64, alarm: Alarm) {
+        if let Some(change) = self.infusion.stop(alarm, now_ms.saturating_mul(1_000)) {
+            self.queue_state(now_ms, change);
+        }
+    }
+
+    /// Ends an alarm stop, if `allowed`, nothing hazardous is sensed and
+    /// the plunger has travel left: the infusion returns to what the last
+    /// accepted index says. True when it did.
+    fn try_clear(&mut self, now_ms: u64, allowed: fn(Alarm) -> bool) -> bool {
+        let Phase::Alarm(alarm) = self.infusion.phase() else {
+            return false;
+        };
+        let empty = self.infusion.plunger_steps() >= self.infusion.plan().capacity_steps();
+        if !allowed(alarm) || self.watch.last().hazard() || empty {
+            return false;
+        }
+        if let Some(change) = self.infusion.clear(now_ms.saturating_mul(1_000)) {
+            self.queue_state(now_ms, change);
+        }
+        true
+    }
+
+    /// The operator at the bedside confirms an alarm: an occlusion, motor
+    /// fault, empty syringe or lost link ends once its cause is gone. A
+    /// refused index is not the operator's to overrule: it ends only with
+    /// a new index inside the limits. True when the infusion went back to
+    /// its prescribed state.
+    pub fn clear_alarm(&mut self, now_ms: u64) -> bool {
+        self.tick(now_ms);
+        self.try_clear(now_ms, |a| a != Alarm::LimitsRefused)
+    }
+
+    /// A full syringe was loaded: the plunger is back at its start. An
+    /// empty-syringe stop still needs [`Pump::clear_alarm`] or a new index.
+    pub fn load_syringe(&mut self, now_ms: u64) {
+        self.tick(now_ms);
+        self.infusion.load_syringe();
     }
 
     /// Queues vital signs measured by the wearable.
@@ -202,6 +311,10 @@ impl<const N: usize> Pump<N> {
         if self.infusion.phase() == Phase::Running {
             at = at.min(self.last_progress_ms + self.cfg.progress_interval_ms);
         }
+        if let Some(step_us) = self.infusion.next_step_at_us() {
+            // Completion and the end of travel are seen at a step.
+            at = at.min(step_us.div_ceil(1_000));
+        }
         at
     }
 
@@ -225,6 +338,13 @@ impl<const N: usize> Pump<N> {
                 if self.session.failures >= self.cfg.comm_lost_after && !self.comm_lost_raised {
                     self.comm_lost_raised = true;
                     self.raise_alarm(now_ms, Alarm::CommLost);
+                }
+                if let CommLossPolicy::StopAfter(n) = self.cfg.comm_loss
+                    && self.session.failures >= n
+                    && self.infusion.phase() == Phase::Running
+                {
+                    self.tick(now_ms);
+                    self.stop(now_ms, Alarm::CommLost);
                 }
             }
         }
@@ -261,34 +381,23 @@ impl<const N: usize> Pump<N> {
         self.session.next_poll_ms = now_ms + self.cfg.poll_interval_ms;
         let index = r.index;
         self.last_index = Some(index);
-        if index.version == self.infusion.version() || index.version == self.refused_version {
-            return;
-        }
         self.tick(now_ms);
-        if !index_acceptable(&index) {
+        let new = index.version != self.infusion.version() && index.version != self.refused_version;
+        if new && !index_acceptable(&index, self.infusion.plan()) {
+            // Keep what runs out of the refused values: stop and say so.
             self.refused_version = index.version;
             self.raise_alarm(now_ms, Alarm::LimitsRefused);
-            let hold = Index {
-                state: InfusionState::Hold,
-                ..index
-            };
-            // Hold what runs, without taking the refused values.
-            if self.infusion.phase() == Phase::Running {
-                let keep = Index {
-                    version: index.version,
-                    volume_ul: u32::MAX,
-                    rate_ul_h: self.infusion.current_rate_ul_h(),
-                    ..hold
-                };
-                if let Some(change) = self.infusion.apply(&keep, now_ms) {
-                    self.queue_state(now_ms, change);
-                }
+            self.stop(now_ms, Alarm::LimitsRefused);
+        } else if new {
+            if let Some(change) = self.infusion.apply(&index, now_ms.saturating_mul(1_000)) {
+                self.queue_state(now_ms, change);
             }
-            return;
+            // A clinician's new order, inside the limits, ends any alarm
+            // stop whose cause is gone.
+            self.try_clear(now_ms, |_| true);
         }
-        if let Some(change) = self.infusion.apply(&index, now_ms) {
-            self.queue_state(now_ms, change);
-        }
+        // The link is back: a stop for its loss ends.
+        self.try_clear(now_ms, |a| a == Alarm::CommLost);
     }
 
     /// Consumes the answer to [`Request::Report`]: a 200 removes the
@@ -318,19 +427,21 @@ impl<const N: usize> Pump<N> {
     }
 }
 
-/// An index the pump may run: rate within the hardware's range and, with
-/// its volume, within the patient's limits. Version 0 (nothing prescribed)
-/// is acceptable and changes nothing.
-pub fn index_acceptable(index: &Index) -> bool {
+/// An index the pump may run: rate within the hardware's range, volume
+/// within what the loaded syringe holds, and both within the patient's
+/// limits. Version 0 (nothing prescribed) is acceptable and changes
+/// nothing.
+pub fn index_acceptable(index: &Index, plan: &DosePlan) -> bool {
     index.version == 0
         || ((MIN_RATE_UL_H..=MAX_RATE_UL_H).contains(&index.rate_ul_h)
+            && u64::from(index.volume_ul) <= plan.capacity_ul()
             && index.limits.allows(index.volume_ul, index.rate_ul_h))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use infusion_protocol::PatientLimits;
+    use infusion_protocol::{InfusionState, PatientLimits};
 
     fn token(c: char) -> Token {
         let s: std::string::String = core::iter::repeat_n(c, 43).collect();
@@ -436,7 +547,8 @@ mod tests {
             );
         }
         p.handle_index(at, Ok(&index(2, 2_000, 50_000)));
-        assert_eq!(p.infusion().phase(), Phase::Paused);
+        assert_eq!(p.infusion().phase(), Phase::Alarm(Alarm::LimitsRefused));
+        assert!(!p.clear_alarm(at), "not the operator's to overrule");
         p.tick(at + 600_000);
         assert_eq!(p.infusion().delivered_ul(), before);
         assert!(
@@ -445,5 +557,163 @@ mod tests {
                 .iter()
                 .any(|e| e.body == EventBody::Alarm(Alarm::LimitsRefused))
         );
+    }
+
+    /// A pump logged in and running `index(1, 2_000, 4_000)` since 0, with
+    /// its outbox emptied; `token` answers every report.
+    fn running(cfg: PumpConfig) -> Pump<64> {
+        let mut p: Pump<64> = Pump::new(cfg);
+        p.poll_request(0);
+        p.handle_login(0, Ok(&login()));
+        p.poll_request(0);
+        p.handle_index(0, Ok(&index(1, 2_000, 4_000)));
+        drain(&mut p, 0);
+        p
+    }
+
+    /// Answers every request due at `at`: reports with 200, index polls
+    /// with version 1.
+    fn drain(p: &mut Pump<64>, at: u64) {
+        while let Some(r) = p.poll_request(at) {
+            if let Request::Index { .. } = r {
+                p.handle_index(at, Ok(&index(1, 2_000, 4_000)));
+                continue;
+            }
+            p.handle_report(
+                at,
+                Ok(&ReportResponse {
+                    accepted: 1,
+                    duplicates: 0,
+                    token: token('c'),
+                    expires_in_s: 300,
+                }),
+            );
+        }
+    }
+
+    fn queued(p: &Pump<64>) -> std::vec::Vec<EventBody> {
+        p.outbox().batch().iter().map(|e| e.body).collect()
+    }
+
+    #[test]
+    fn an_occlusion_stops_the_motor_until_its_cause_is_gone_and_confirmed() {
+        let mut p = running(PumpConfig::default());
+        p.sense(60_000, Sensors::default());
+        let stalled = Sensors {
+            stalled: true,
+            ..Sensors::default()
+        };
+        p.sense(60_000, stalled);
+        assert_eq!(p.infusion().phase(), Phase::Alarm(Alarm::Occlusion));
+        assert!(queued(&p).contains(&EventBody::Alarm(Alarm::Occlusion)));
+        assert!(queued(&p).contains(&EventBody::State(StateChange::Paused)));
+        let before = p.take_steps(60_000_000);
+        assert_eq!(p.take_steps(600_000_000), 0, "no step while occluded");
+        assert!(!p.clear_alarm(600_000), "still stalled");
+        p.sense(600_000, Sensors::default());
+        assert_eq!(p.infusion().phase(), Phase::Alarm(Alarm::Occlusion));
+        assert!(p.clear_alarm(600_000));
+        assert_eq!(p.infusion().phase(), Phase::Running);
+        assert!(p.take_steps(660_000_000) > 0);
+        let _ = before;
+    }
+
+    #[test]
+    fn a_low_battery_warns_and_lets_the_infusion_run() {
+        let mut p = running(PumpConfig::default());
+        p.sense(
+            1_000,
+            Sensors {
+                battery_mv: 3_300,
+                ..Sensors::default()
+            },
+        );
+        assert_eq!(p.infusion().phase(), Phase::Running);
+        assert_eq!(queued(&p), [EventBody::Alarm(Alarm::BatteryLow)]);
+    }
+
+    /// Ticks from `at` until the pump asks for something; returns when.
+    fn next_request(p: &mut Pump<64>, mut at: u64) -> (u64, Request) {
+        loop {
+            at = at.max(p.poll_timeout());
+            p.tick(at);
+            if let Some(r) = p.poll_request(at) {
+                return (at, r);
+            }
+            at += 1;
+            assert!(at < 100_000_000, "no request: {:?}", p.session());
+        }
+    }
+
+    #[test]
+    fn comm_loss_continues_by_default_and_stops_when_configured() {
+        for (policy, stops) in [
+            (CommLossPolicy::Continue, false),
+            (CommLossPolicy::StopAfter(4), true),
+        ] {
+            let mut p = running(PumpConfig {
+                comm_loss: policy,
+                ..PumpConfig::default()
+            });
+            let mut at = 5_000;
+            for _ in 0..6 {
+                let (t, r) = next_request(&mut p, at);
+                at = t;
+                match r {
+                    Request::Report { .. } => p.handle_report(at, Err(Failure::Network)),
+                    _ => p.handle_index(at, Err(Failure::Network)),
+                }
+            }
+            let expected = if stops {
+                Phase::Alarm(Alarm::CommLost)
+            } else {
+                Phase::Running
+            };
+            assert_eq!(p.infusion().phase(), expected, "{policy:?}");
+            assert!(queued(&p).contains(&EventBody::Alarm(Alarm::CommLost)));
+            // The link comes back: the comm_lost alarm is reported and a
+            // stopped infusion resumes under the same index.
+            let (at, r) = next_request(&mut p, at);
+            assert!(matches!(r, Request::Report { .. }), "urgent events first");
+            assert!(
+                p.report_events()
+                    .iter()
+                    .any(|e| e.body == EventBody::Alarm(Alarm::CommLost))
+            );
+            p.handle_report(
+                at,
+                Ok(&ReportResponse {
+                    accepted: 1,
+                    duplicates: 0,
+                    token: token('e'),
+                    expires_in_s: 300,
+                }),
+            );
+            drain(&mut p, at);
+            let (at, r) = next_request(&mut p, at);
+            assert!(matches!(r, Request::Index { .. }));
+            p.handle_index(at, Ok(&index(1, 2_000, 4_000)));
+            assert_eq!(p.infusion().phase(), Phase::Running, "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_more_than_the_syringe_holds_even_within_patient_limits() {
+        let mut p = running(PumpConfig::default());
+        let mut big = index(2, 9_999, 4_000);
+        big.index.limits.max_volume_ul = 50_000;
+        assert!(DosePlan::PAPER.capacity_ul() < 9_999);
+        p.poll_request(1_000);
+        p.handle_index(1_000, Ok(&big));
+        assert_eq!(p.infusion().phase(), Phase::Alarm(Alarm::LimitsRefused));
+        // The physician corrects it: a new version within limits runs.
+        let mut fixed = index(3, 5_000, 4_000);
+        fixed.index.limits.max_volume_ul = 50_000;
+        drain(&mut p, 1_000);
+        let (at, r) = next_request(&mut p, 1_000);
+        assert!(matches!(r, Request::Index { .. }));
+        p.handle_index(at, Ok(&fixed));
+        assert_eq!(p.infusion().phase(), Phase::Running);
+        assert_eq!(p.infusion().version(), 3);
     }
 }

@@ -4,7 +4,6 @@ use std::future::Future;
 
 use infusion_protocol::limits::{PASSWORD_MAX, USERNAME_MAX};
 use infusion_protocol::{Index, LoginRequest, MacAddress, PatientId};
-use infusion_pump_core::infusion::Phase;
 use infusion_pump_core::{Pump, PumpConfig, Request};
 use tokio::sync::watch;
 
@@ -67,7 +66,7 @@ pub struct Snapshot {
     pub patient_id: Option<PatientId>,
     /// The last index received.
     pub index: Option<Index>,
-    /// `idle`, `running`, `paused` or `completed`.
+    /// `idle`, `running`, `paused`, `completed` or `alarm`.
     pub phase: &'static str,
     /// Delivered so far, µL.
     pub delivered_ul: u32,
@@ -170,12 +169,7 @@ impl SimPump {
             snap.logged_in = pump.session().is_logged_in();
             snap.patient_id = pump.session().patient();
             snap.index = pump.last_index().copied();
-            snap.phase = match pump.infusion().phase() {
-                Phase::Idle => "idle",
-                Phase::Running => "running",
-                Phase::Paused => "paused",
-                Phase::Completed => "completed",
-            };
+            snap.phase = pump.infusion().phase().as_str();
             snap.delivered_ul = pump.infusion().delivered_ul();
             snap.rate_ul_h = pump.infusion().current_rate_ul_h();
             snap.unacked_events = pump.outbox().batch().len();
