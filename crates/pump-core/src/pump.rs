@@ -301,7 +301,8 @@ impl<const N: usize> Pump<N> {
     }
 
     /// When the caller should call [`Pump::tick`] and
-    /// [`Pump::poll_request`] next, at the latest.
+    /// [`Pump::poll_request`] next, at the latest. The motor's own timer
+    /// follows [`Pump::next_step_at_us`] instead.
     pub fn poll_timeout(&self) -> u64 {
         let s = &self.session;
         let mut at = s.not_before_ms.max(s.next_poll_ms);
@@ -310,10 +311,6 @@ impl<const N: usize> Pump<N> {
         }
         if self.infusion.phase() == Phase::Running {
             at = at.min(self.last_progress_ms + self.cfg.progress_interval_ms);
-        }
-        if let Some(step_us) = self.infusion.next_step_at_us() {
-            // Completion and the end of travel are seen at a step.
-            at = at.min(step_us.div_ceil(1_000));
         }
         at
     }

@@ -8,6 +8,7 @@
 //! edges are the Wi-Fi stack, a hardware timer and the sensors.
 
 pub mod clock;
+pub mod physics;
 pub mod pump;
 pub mod transport;
 pub mod vitals;

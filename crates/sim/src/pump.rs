@@ -4,10 +4,11 @@ use std::future::Future;
 
 use infusion_protocol::limits::{PASSWORD_MAX, USERNAME_MAX};
 use infusion_protocol::{Index, LoginRequest, MacAddress, PatientId};
-use infusion_pump_core::{Pump, PumpConfig, Request};
+use infusion_pump_core::{Phase, Pump, PumpConfig, Request};
 use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::physics::Bench;
 use crate::transport::Transport;
 use crate::vitals::VitalsModel;
 
@@ -41,6 +42,9 @@ pub struct SimConfig {
     pub pump: PumpConfig,
     /// Pump time runs this many times faster than real time.
     pub time_scale: u32,
+    /// Run on virtual time instead ([`Clock::Virtual`]): waits take no
+    /// time at all, and the pump wakes at every motor step.
+    pub virtual_time: bool,
     /// Vital signs are measured this often, pump time.
     pub vitals_interval_ms: u64,
 }
@@ -50,6 +54,7 @@ impl Default for SimConfig {
         SimConfig {
             pump: PumpConfig::default(),
             time_scale: 1,
+            virtual_time: false,
             vitals_interval_ms: 30_000,
         }
     }
@@ -78,6 +83,10 @@ pub struct Snapshot {
     pub requests_ok: u64,
     /// Requests that failed.
     pub requests_failed: u64,
+    /// Pump time the infusion started (the stopwatch's start), ms.
+    pub started_at_ms: Option<u64>,
+    /// Pump time the infusion completed (the stopwatch's stop), ms.
+    pub completed_at_ms: Option<u64>,
 }
 
 /// A simulated pump ready to run.
@@ -132,7 +141,34 @@ impl SimPump {
 
     /// Runs until `shutdown` completes; returns the final snapshot.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Snapshot {
-        let clock = Clock::new(self.cfg.time_scale);
+        self.drive(shutdown, None, |_| false).await
+    }
+
+    /// Runs with `bench` at the end of the line until `done` says so (it
+    /// sees every snapshot); returns the last snapshot and the bench with
+    /// its readings.
+    pub async fn run_bench(
+        self,
+        mut bench: Bench,
+        done: impl FnMut(&Snapshot) -> bool,
+    ) -> (Snapshot, Bench) {
+        let snap = self
+            .drive(std::future::pending(), Some(&mut bench), done)
+            .await;
+        (snap, bench)
+    }
+
+    async fn drive(
+        self,
+        shutdown: impl Future<Output = ()>,
+        mut bench: Option<&mut Bench>,
+        mut done: impl FnMut(&Snapshot) -> bool,
+    ) -> Snapshot {
+        let clock = if self.cfg.virtual_time {
+            Clock::virtual_time()
+        } else {
+            Clock::new(self.cfg.time_scale)
+        };
         let mut pump: Pump<OUTBOX> = Pump::new(self.cfg.pump);
         let seed = self
             .creds
@@ -149,8 +185,13 @@ impl SimPump {
         };
         tokio::pin!(shutdown);
         loop {
-            let now = clock.now_ms();
+            let now_us = clock.now_us();
+            let now = now_us / 1_000;
             pump.tick(now);
+            let steps = pump.take_steps(now_us);
+            if let Some(bench) = bench.as_mut() {
+                bench.advance(now_us, steps);
+            }
             if now >= next_vitals_ms {
                 pump.record_vitals(now, vitals.measure());
                 next_vitals_ms = now + self.cfg.vitals_interval_ms;
@@ -165,27 +206,55 @@ impl SimPump {
                     snap.requests_failed += 1;
                 }
             }
-            snap.now_ms = clock.now_ms();
-            snap.logged_in = pump.session().is_logged_in();
-            snap.patient_id = pump.session().patient();
-            snap.index = pump.last_index().copied();
-            snap.phase = pump.infusion().phase().as_str();
-            snap.delivered_ul = pump.infusion().delivered_ul();
-            snap.rate_ul_h = pump.infusion().current_rate_ul_h();
-            snap.unacked_events = pump.outbox().batch().len();
-            self.status.send_replace(snap.clone());
+            self.observe(&pump, &clock, &mut snap);
+            if done(&snap) {
+                return snap;
+            }
             if sent {
                 // An answer may make the next request due at once (a report
                 // after a new index, a login after a token refusal).
                 continue;
             }
-            let wake = pump.poll_timeout().min(next_vitals_ms);
-            let nap = clock.until(wake).max(std::time::Duration::from_millis(2));
+            let mut wake_us = pump
+                .poll_timeout()
+                .min(next_vitals_ms)
+                .saturating_mul(1_000);
+            if let Some(bench) = &bench {
+                wake_us = wake_us.min(bench.next_sample_us());
+            }
+            if self.cfg.virtual_time
+                && let Some(step_us) = pump.next_step_at_us()
+            {
+                wake_us = wake_us.min(step_us);
+            }
             tokio::select! {
                 _ = &mut shutdown => return snap,
-                _ = tokio::time::sleep(nap) => {}
+                _ = clock.sleep_until(wake_us) => {}
             }
         }
+    }
+
+    /// Updates and publishes the snapshot.
+    fn observe(&self, pump: &Pump<OUTBOX>, clock: &Clock, snap: &mut Snapshot) {
+        snap.now_ms = clock.now_ms();
+        snap.logged_in = pump.session().is_logged_in();
+        snap.patient_id = pump.session().patient();
+        snap.index = pump.last_index().copied();
+        let phase = pump.infusion().phase();
+        snap.phase = phase.as_str();
+        match phase {
+            Phase::Running if snap.started_at_ms.is_none() => {
+                snap.started_at_ms = Some(snap.now_ms)
+            }
+            Phase::Completed if snap.completed_at_ms.is_none() => {
+                snap.completed_at_ms = Some(snap.now_ms)
+            }
+            _ => {}
+        }
+        snap.delivered_ul = pump.infusion().delivered_ul();
+        snap.rate_ul_h = pump.infusion().current_rate_ul_h();
+        snap.unacked_events = pump.outbox().batch().len();
+        self.status.send_replace(snap.clone());
     }
 
     /// Sends one request and hands the answer to the core. True on a 200.
