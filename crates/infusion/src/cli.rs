@@ -118,9 +118,44 @@ pub enum Command {
     Pump(PumpArgs),
     /// Start a server on a fresh SQLite file with demo accounts and two simulated pumps.
     Demo(DemoArgs),
-    /// Measure the server.
+    /// Measure the server and the pump.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Analyse a gravimetric bench's scale log.
+    #[command(subcommand)]
+    Accuracy(AccuracyCommand),
+}
+
+/// `infusion accuracy ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccuracyCommand {
+    /// The paper's Table III figures and the IEC 60601-2-24 curves of one
+    /// run, from a scale log (CSV: time_s,mass_g; a header line is allowed).
+    Analyze(AnalyzeArgs),
+}
+
+/// `infusion accuracy analyze`.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// The scale log: one `time_s,mass_g` reading per line, from the start
+    /// of the infusion.
+    #[arg(long)]
+    pub log: std::path::PathBuf,
+    /// The volume the pump was set to infuse, mL.
+    #[arg(long)]
+    pub volume_ml: f64,
+    /// The rate the pump was set to, mL/h.
+    #[arg(long)]
+    pub rate_ml_h: f64,
+    /// Density of the fluid, g/mL (water at 20 °C: 0.998).
+    #[arg(long, default_value_t = 0.998)]
+    pub density_g_ml: f64,
+    /// IEC sampling interval S, s.
+    #[arg(long, default_value_t = 30.0)]
+    pub interval_s: f64,
+    /// Also write the start-up and trumpet curves as SVG into this directory.
+    #[arg(long)]
+    pub plots: Option<std::path::PathBuf>,
 }
 
 /// `infusion bench ...`.
@@ -128,6 +163,78 @@ pub enum Command {
 pub enum BenchCommand {
     /// Closed-loop throughput and latency of the index chain on a fresh SQLite file.
     Index(BenchIndexArgs),
+    /// The paper's gravimetric test (Table III, Figs. 10 to 13) and the
+    /// IEC 60601-2-24 curves, with simulated pumps on a simulated bench
+    /// against a real server, on virtual time.
+    Accuracy(BenchAccuracyArgs),
+}
+
+/// `infusion bench accuracy`.
+#[derive(Debug, Args)]
+pub struct BenchAccuracyArgs {
+    /// Runs per setting (the paper: five).
+    #[arg(long, default_value_t = 5)]
+    pub runs: u32,
+    /// Settings, as VOLUME_ML@RATE_ML_H, comma separated (the paper: 2 mL
+    /// at 4 mL/h and 5 mL at 5 mL/h).
+    #[arg(long, value_delimiter = ',', default_value = "2@4,5@5")]
+    pub settings: Vec<String>,
+    /// Directory for the scale logs, the figures and summary.json.
+    #[arg(long, default_value = "accuracy-report")]
+    pub out: std::path::PathBuf,
+    /// Seed of the physical model; run k of setting s uses seed + 100 s + k.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The pump's index poll interval, ms of pump time.
+    #[arg(long, default_value_t = 5_000)]
+    pub poll_interval_ms: u64,
+    /// How long the scale keeps reading after the pump completes, s.
+    #[arg(long, default_value_t = 60)]
+    pub settle_s: u64,
+    /// The physical model.
+    #[command(flatten)]
+    pub physics: PhysicsArgs,
+}
+
+/// The simulated bench's parameters (see `infusion_sim::physics`).
+#[derive(Debug, Clone, Args)]
+pub struct PhysicsArgs {
+    /// Syringe bore: standard deviation from nominal, %.
+    #[arg(long, default_value_t = 0.5)]
+    pub diameter_sd_pct: f64,
+    /// Plunger start-up compliance: mean volume taken up before flow, µL.
+    #[arg(long, default_value_t = 15.0)]
+    pub startup_ul: f64,
+    /// Standard deviation of the start-up compliance, µL.
+    #[arg(long, default_value_t = 5.0)]
+    pub startup_sd_ul: f64,
+    /// Lead-screw pitch: standard deviation of its systematic error, %.
+    #[arg(long, default_value_t = 0.5)]
+    pub lead_pitch_sd_pct: f64,
+    /// Lead-screw periodic error amplitude, %.
+    #[arg(long, default_value_t = 1.0)]
+    pub lead_periodic_pct: f64,
+    /// Lead-screw travel per turn, mm.
+    #[arg(long, default_value_t = 1.0)]
+    pub lead_period_mm: f64,
+    /// Mean drop volume at the end of the line, µL.
+    #[arg(long, default_value_t = 30.0)]
+    pub drop_ul: f64,
+    /// Standard deviation of the drop volume, µL.
+    #[arg(long, default_value_t = 2.0)]
+    pub drop_sd_ul: f64,
+    /// Scale resolution, g.
+    #[arg(long, default_value_t = 0.01)]
+    pub scale_resolution_g: f64,
+    /// Fluid density, g/mL.
+    #[arg(long, default_value_t = 0.998)]
+    pub density_g_ml: f64,
+    /// Evaporation from the beaker, mg/h.
+    #[arg(long, default_value_t = 2.0)]
+    pub evaporation_mg_h: f64,
+    /// Scale sampling interval, s (also the IEC interval S).
+    #[arg(long, default_value_t = 30.0)]
+    pub sample_interval_s: f64,
 }
 
 /// `infusion bench index`.

@@ -1,6 +1,7 @@
 //! `infusion`: the one command of the system. Glue only: parse the command
 //! line, open the store, call the libraries.
 
+mod accuracy;
 mod admin;
 mod backup;
 mod bench;
@@ -48,6 +49,12 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Pump(args) => pump::run(args).await,
         cli::Command::Bench(cli::BenchCommand::Index(args)) => {
             bench::index(args, db?.pg, cli.json).await
+        }
+        cli::Command::Bench(cli::BenchCommand::Accuracy(args)) => {
+            accuracy::bench(args, cli.json).await
+        }
+        cli::Command::Accuracy(cli::AccuracyCommand::Analyze(args)) => {
+            accuracy::analyze(args, cli.json)
         }
         cli::Command::Demo(args) => {
             let db = if cli.database_url_given {

@@ -280,6 +280,7 @@ async fn clinicians_and_patients_in_a_real_browser() {
             },
             time_scale: 10,
             vitals_interval_ms: 30_000,
+            ..SimConfig::default()
         },
     );
     let (stop_pump, pump_stopped) = tokio::sync::oneshot::channel::<()>();

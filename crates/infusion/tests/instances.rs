@@ -197,6 +197,7 @@ fn pump(i: usize, base: &str, pump: PumpConfig, time_scale: u32) -> SimPump {
             },
             time_scale,
             vitals_interval_ms: 2_000,
+            ..SimConfig::default()
         },
     )
 }

@@ -8,6 +8,7 @@
 //! a run exactly. [`PhysicsConfig`] documents each parameter and its
 //! default; the `infusion bench accuracy` command has a flag for each.
 
+use infusion_accuracy::Sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -69,15 +70,6 @@ impl Default for PhysicsConfig {
     }
 }
 
-/// One reading of the scale.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Reading {
-    /// Seconds since the pump was started.
-    pub time_s: f64,
-    /// The scale's display, g (a multiple of its resolution).
-    pub mass_g: f64,
-}
-
 /// A syringe, line and scale for one run.
 #[derive(Debug, Clone)]
 pub struct Bench {
@@ -99,8 +91,9 @@ pub struct Bench {
     /// Fluid in the beaker, µL (before evaporation).
     beaker_ul: f64,
     next_sample_us: u64,
-    readings: Vec<Reading>,
+    readings: Vec<Sample>,
     drops: u64,
+    steps: u64,
 }
 
 impl Bench {
@@ -127,21 +120,23 @@ impl Bench {
             next_sample_us: 0,
             readings: Vec::new(),
             drops: 0,
+            steps: 0,
         };
         bench.sample(0);
         bench
     }
 
     /// The motor took `steps` microsteps at `now_us`. Readings that fell
-    /// due before `now_us` are taken first; each drop that falls is read
-    /// at once.
+    /// due up to `now_us` are taken first; each drop that falls is read at
+    /// once.
     pub fn advance(&mut self, now_us: u64, steps: u64) {
-        while self.next_sample_us < now_us {
+        while self.next_sample_us <= now_us {
             self.sample(self.next_sample_us);
         }
         if steps == 0 {
             return;
         }
+        self.steps += steps;
         let period = self.cfg.lead_period_mm.max(1e-6);
         let amplitude = self.cfg.lead_periodic_pct / 100.0;
         let from = self.travel_mm;
@@ -163,9 +158,6 @@ impl Bench {
             self.next_drop_ul = drop_size(&mut self.rng, &self.cfg);
             self.read(now_us);
         }
-        if self.next_sample_us == now_us {
-            self.sample(now_us);
-        }
     }
 
     /// When the next periodic reading is due, µs.
@@ -185,15 +177,20 @@ impl Bench {
             - self.cfg.evaporation_mg_h * hours / 1_000.0;
         let resolution = self.cfg.scale_resolution_g.max(1e-9);
         let shown = (grams.max(0.0) / resolution).round() * resolution;
-        self.readings.push(Reading {
+        self.readings.push(Sample {
             time_s: at_us as f64 / 1e6,
             mass_g: shown,
         });
     }
 
     /// Every reading so far, in time order.
-    pub fn readings(&self) -> &[Reading] {
+    pub fn readings(&self) -> &[Sample] {
         &self.readings
+    }
+
+    /// Motor steps the plunger has been driven so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
     }
 
     /// Drops fallen so far.
@@ -250,7 +247,7 @@ mod tests {
         }
         assert!((b.delivered_ul() - 2_000.0).abs() < 0.02);
         assert_eq!(b.drops(), 66, "2,000 µL in drops of 30");
-        let last = b.readings().last().copied().unwrap_or(Reading {
+        let last = b.readings().last().copied().unwrap_or(Sample {
             time_s: 0.0,
             mass_g: 0.0,
         });

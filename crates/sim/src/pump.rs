@@ -75,6 +75,8 @@ pub struct Snapshot {
     pub phase: &'static str,
     /// Delivered so far, µL.
     pub delivered_ul: u32,
+    /// Motor steps taken so far in this infusion.
+    pub delivered_steps: u64,
     /// Motor rate now, µL/h.
     pub rate_ul_h: u32,
     /// Events waiting for acknowledgement.
@@ -227,6 +229,9 @@ impl SimPump {
             {
                 wake_us = wake_us.min(step_us);
             }
+            // Time always moves on, even if something asked to be woken
+            // in the past.
+            let wake_us = wake_us.max(clock.now_us() + 1);
             tokio::select! {
                 _ = &mut shutdown => return snap,
                 _ = clock.sleep_until(wake_us) => {}
@@ -252,6 +257,7 @@ impl SimPump {
             _ => {}
         }
         snap.delivered_ul = pump.infusion().delivered_ul();
+        snap.delivered_steps = pump.infusion().delivered_steps();
         snap.rate_ul_h = pump.infusion().current_rate_ul_h();
         snap.unacked_events = pump.outbox().batch().len();
         self.status.send_replace(snap.clone());
