@@ -713,4 +713,13 @@ mod tests {
         assert_eq!(p.infusion().phase(), Phase::Running);
         assert_eq!(p.infusion().version(), 3);
     }
+
+    #[test]
+    fn the_whole_pump_state_fits_a_small_ram_budget() {
+        // A 64-event outbox with everything else: well inside the 400 KiB
+        // of SRAM of an ESP32-C3, next to a Wi-Fi stack.
+        let bytes = core::mem::size_of::<Pump<64>>();
+        std::println!("Pump<64>: {bytes} bytes");
+        assert!(bytes <= 8 * 1024, "{bytes}");
+    }
 }
