@@ -68,7 +68,9 @@ impl DelayNs for Delay {
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+    loop {
+        core::hint::spin_loop();
+    }
 }
 
 fn answer<T: serde::de::DeserializeOwned>(buf: &[u8]) -> Result<T, Failure> {
