@@ -84,7 +84,7 @@ pub extern "C" fn _start() -> ! {
     let mut pump: Pump<64> = Pump::new(PumpConfig::default());
     let mut delay = Delay;
     let Ok(mut motor) = Drv8834::new(Pin(0), Pin(1), Pin(2), Pin(3), Pin(4), Pin(5)) else {
-        loop {}
+        panic!("the GPIO pins are infallible");
     };
     let _ = motor.set_microsteps(Microsteps::X16, &mut delay);
     let _ = motor.wake(&mut delay);
