@@ -413,6 +413,11 @@ pub struct PumpArgs {
     /// Stop after this many seconds of real time (default: until Ctrl-C).
     #[arg(long)]
     pub duration_s: Option<u64>,
+    /// Stop a running infusion after this many consecutive failed requests
+    /// to the server (it resumes when an index answer arrives again).
+    /// Without it, the pump keeps infusing to the programmed volume.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stop_after_failures: Option<u32>,
 }
 
 /// `infusion demo`.

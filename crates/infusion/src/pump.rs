@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use infusion_protocol::MacAddress;
-use infusion_pump_core::PumpConfig;
+use infusion_pump_core::{CommLossPolicy, PumpConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump};
 
 use crate::cli::PumpArgs;
@@ -30,6 +30,10 @@ pub async fn run(args: PumpArgs) -> anyhow::Result<()> {
         pump: PumpConfig {
             poll_interval_ms: args.poll_interval_ms,
             first_seq: args.first_seq,
+            comm_loss: match args.stop_after_failures {
+                Some(n) => CommLossPolicy::StopAfter(n),
+                None => CommLossPolicy::Continue,
+            },
             ..PumpConfig::default()
         },
         time_scale: args.time_scale,

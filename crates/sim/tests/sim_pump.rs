@@ -1,16 +1,19 @@
 //! The simulated pump (the core over HTTP) against the real server: it
-//! infuses, follows a new prescription version, completes, and recovers
-//! from expired tokens by logging in again.
+//! infuses, follows a new prescription version, completes, recovers from
+//! expired tokens by logging in again, and rides out a server outage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use infusion_protocol::Alarm;
 use infusion_protocol::{EventBody, InfusionState, MacAddress, PatientLimits, StateChange};
-use infusion_pump_core::PumpConfig;
+use infusion_pump_core::{CommLossPolicy, PumpConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
 use infusion_store::{NewPrescription, Store};
-use infusion_testkit::{Backend, Served, TestDb, seed_patient, seed_physician, serve, test_config};
+use infusion_testkit::{
+    Backend, Served, TestDb, seed_patient, seed_physician, serve, serve_on, test_config,
+};
 use tokio::sync::watch;
 
 const PASSWORD: &str = "a long enough password";
@@ -19,6 +22,7 @@ const MAC: &str = "02:00:00:00:00:42";
 infusion_testkit::backend_tests!(
     pump_infuses_adjusts_to_a_new_version_and_completes,
     pump_logs_in_again_when_its_token_expires,
+    pump_stops_on_a_lost_link_when_told_and_reports_it_when_back,
 );
 
 async fn server(backend: Backend, token_ttl: Duration) -> (Served, Arc<dyn Store>, TestDb) {
@@ -178,4 +182,58 @@ async fn pump_logs_in_again_when_its_token_expires(backend: Backend) {
         .count();
     assert!(expired >= 1, "{audit:?}");
     assert!(logins >= 2, "{audit:?}");
+}
+
+async fn pump_stops_on_a_lost_link_when_told_and_reports_it_when_back(backend: Backend) {
+    let (server, store, _db) = server(backend, Duration::from_secs(300)).await;
+    let addr = server.addr;
+    store
+        .set_prescription("pat", prescription(5_000, 4_000), "doc", 0)
+        .await
+        .unwrap();
+    let cfg = SimConfig {
+        pump: PumpConfig {
+            poll_interval_ms: 1_000,
+            comm_loss: CommLossPolicy::StopAfter(3),
+            ..PumpConfig::default()
+        },
+        time_scale: 20,
+        ..SimConfig::default()
+    };
+    let sim = pump(&server.base, cfg);
+    let mut view = sim.subscribe();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sim.run(async move {
+        let _ = stopped.await;
+    }));
+    wait_for(&mut view, "running and reported", |s| {
+        s.phase == "running" && s.unacked_events == 0
+    })
+    .await;
+    // The server goes away: after three failed requests the pump stops.
+    drop(server);
+    wait_for(&mut view, "stopped for the lost link", |s| {
+        s.phase == "alarm"
+    })
+    .await;
+    let held = view.borrow().delivered_ul;
+    // It comes back on the same address: the pump resumes, and the alarm
+    // and the stop it queued while away reach the record.
+    let config = test_config(Duration::from_secs(300));
+    let _back = serve_on(store.clone(), config, addr).await;
+    wait_for(&mut view, "running again, everything reported", |s| {
+        s.phase == "running" && s.unacked_events == 0 && s.delivered_ul > held
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    let patient = store.patient("pat").await.unwrap();
+    let events = store.events(patient.patient_id, 0, 10_000).await.unwrap();
+    let bodies: Vec<EventBody> = events.iter().map(|e| e.body).collect();
+    let at = |b: EventBody| bodies.iter().position(|x| *x == b);
+    let lost = at(EventBody::Alarm(Alarm::CommLost)).expect("comm_lost reported");
+    let paused = at(EventBody::State(StateChange::Paused)).expect("the stop reported");
+    let resumed = at(EventBody::State(StateChange::Resumed)).expect("the restart reported");
+    assert!(lost < resumed && paused < resumed, "{bodies:?}");
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
 }

@@ -249,10 +249,14 @@ pub struct Served {
 
 /// Serves `store` with `config` on a free loopback port.
 pub async fn serve(store: Arc<dyn Store>, config: ServerConfig) -> Served {
+    serve_on(store, config, "127.0.0.1:0".parse().unwrap()).await
+}
+
+/// Serves on `addr`: a server stopped by dropping its [`Served`] can come
+/// back on the same address, as a restarted server would for its pumps.
+pub async fn serve_on(store: Arc<dyn Store>, config: ServerConfig, addr: SocketAddr) -> Served {
     let state = AppState::new(store, config).unwrap();
-    let app = Application::bind("127.0.0.1:0".parse().unwrap(), state)
-        .await
-        .unwrap();
+    let app = Application::bind(addr, state).await.unwrap();
     let addr = app.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
