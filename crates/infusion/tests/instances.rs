@@ -103,7 +103,7 @@ async fn seed(store: &dyn Store, n: usize) {
         let name = format!("p{i}");
         seed_patient(store, &name, "P", "doc", &hash, &mac(i), limits()).await;
         store
-            .set_prescription(&name, run_at(50_000, 20_000), "doc", 0)
+            .set_prescription(&name, run_at(9_000, 20_000), "doc", 0)
             .await
             .unwrap();
     }
@@ -253,7 +253,7 @@ async fn pumps_on_two_instances_follow_a_change_made_through_one() {
     // Through instance A only.
     for i in 0..4 {
         let v = store_a
-            .set_prescription(&format!("p{i}"), run_at(40_000, 30_000), "doc", 1)
+            .set_prescription(&format!("p{i}"), run_at(8_000, 30_000), "doc", 1)
             .await
             .unwrap();
         assert_eq!(v, 2);

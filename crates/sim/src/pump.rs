@@ -246,6 +246,11 @@ impl SimPump {
         snap.patient_id = pump.session().patient();
         snap.index = pump.last_index().copied();
         let phase = pump.infusion().phase();
+        if let Phase::Alarm(alarm) = phase
+            && snap.phase != "alarm"
+        {
+            tracing::warn!(pump = %self.name, alarm = alarm.as_str(), "infusion stopped by an alarm");
+        }
         snap.phase = phase.as_str();
         match phase {
             Phase::Running if snap.started_at_ms.is_none() => {
