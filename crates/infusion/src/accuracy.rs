@@ -144,6 +144,7 @@ pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> anyhow::Result<(
         PASSWORD,
         &patients,
         "bench",
+        infusion_server::password::PasswordParams::default(),
     )
     .await?;
     let state = AppState::new(Arc::clone(&store), ServerConfig::default())?;

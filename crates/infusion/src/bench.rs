@@ -47,6 +47,7 @@ async fn seed(store: &Arc<dyn Store>, users: u32) -> anyhow::Result<()> {
         PASSWORD,
         &patients,
         "bench",
+        infusion_server::password::PasswordParams::default(),
     )
     .await
 }
@@ -100,40 +101,62 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 /// A fresh database for one measurement, deleted afterwards.
-enum Fresh {
-    Sqlite { _dir: tempfile::TempDir },
+pub(crate) enum Fresh {
+    Sqlite { dir: tempfile::TempDir },
     Postgres(ScratchDatabase),
 }
 
-async fn fresh(
+pub(crate) async fn fresh(
     backend: BenchBackend,
-    args: &BenchIndexArgs,
+    postgres_url: Option<&str>,
     pg: &PgConfig,
-) -> anyhow::Result<(Arc<dyn Store>, Fresh)> {
+) -> anyhow::Result<(Arc<dyn Store>, Fresh, String)> {
     match backend {
         BenchBackend::Sqlite => {
             let dir = tempfile::tempdir()?;
+            let path = dir.path().join("bench.db");
+            let url = format!("sqlite://{}", path.display());
             let store = Database {
-                url: DatabaseUrl::Sqlite(dir.path().join("bench.db")),
+                url: DatabaseUrl::Sqlite(path),
                 pg: pg.clone(),
             }
             .open()
             .await?;
-            Ok((store, Fresh::Sqlite { _dir: dir }))
+            Ok((store, Fresh::Sqlite { dir }, url))
         }
         BenchBackend::Postgres => {
-            let admin = args.postgres_url.as_deref().context(
+            let admin = postgres_url.context(
                 "--backend postgres needs --postgres-url (or INFUSION_BENCH_POSTGRES_URL)",
             )?;
             let scratch = ScratchDatabase::create(admin, "bench").await?;
+            let url = scratch.url().to_owned();
             let store = Database {
-                url: DatabaseUrl::Postgres(scratch.url().to_owned()),
+                url: DatabaseUrl::Postgres(url.clone()),
                 pg: pg.clone(),
             }
             .open()
             .await?;
-            Ok((store, Fresh::Postgres(scratch)))
+            Ok((store, Fresh::Postgres(scratch), url))
         }
+    }
+}
+
+impl Fresh {
+    /// The SQLite file's directory, for side measurements next to it.
+    pub(crate) fn sqlite_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Fresh::Sqlite { dir } => Some(dir.path()),
+            Fresh::Postgres(_) => None,
+        }
+    }
+
+    /// Drops a scratch PostgreSQL database; a SQLite directory goes with
+    /// the value.
+    pub(crate) async fn remove(self) -> anyhow::Result<()> {
+        if let Fresh::Postgres(scratch) = self {
+            scratch.remove().await?;
+        }
+        Ok(())
     }
 }
 
@@ -163,12 +186,9 @@ pub async fn index(args: BenchIndexArgs, pg: PgConfig, json_mode: bool) -> anyho
     }
     for &backend in &args.backend {
         for &users in &args.users {
-            let (store, fresh_db) = fresh(backend, &args, &pg).await?;
+            let (store, fresh_db, _) = fresh(backend, args.postgres_url.as_deref(), &pg).await?;
             let result = measure(store, users, args.duration_s).await?;
-            let name = match backend {
-                BenchBackend::Sqlite => "sqlite",
-                BenchBackend::Postgres => "postgres",
-            };
+            let name = backend.name();
             if json_mode {
                 let mut r = result;
                 r["backend"] = json!(name);
@@ -187,9 +207,7 @@ pub async fn index(args: BenchIndexArgs, pg: PgConfig, json_mode: bool) -> anyho
                     result["max_ms"].as_f64().unwrap_or_default(),
                 );
             }
-            if let Fresh::Postgres(scratch) = fresh_db {
-                scratch.remove().await?;
-            }
+            fresh_db.remove().await?;
         }
     }
     Ok(())

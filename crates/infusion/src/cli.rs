@@ -163,10 +163,62 @@ pub struct AnalyzeArgs {
 pub enum BenchCommand {
     /// Closed-loop throughput and latency of the index chain on a fresh SQLite file.
     Index(BenchIndexArgs),
+    /// The paper's load test (Table II, Figs. 7 and 8), closed-loop
+    /// saturation and an open-loop fleet, each beside a health-check
+    /// baseline measured in the same run.
+    Load(BenchLoadArgs),
     /// The paper's gravimetric test (Table III, Figs. 10 to 13) and the
     /// IEC 60601-2-24 curves, with simulated pumps on a simulated bench
     /// against a real server, on virtual time.
     Accuracy(BenchAccuracyArgs),
+}
+
+/// How `bench load` drives its users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadMode {
+    /// The paper's protocol: each user sends about one request a second,
+    /// waiting for each answer.
+    Paper,
+    /// The same users as fast as the server answers: saturation.
+    Closed,
+    /// `--pumps` pumps polling every `--poll-interval` on a fixed schedule
+    /// (open loop), response time from the scheduled time.
+    Fleet,
+}
+
+/// `infusion bench load`.
+#[derive(Debug, Args)]
+pub struct BenchLoadArgs {
+    /// paper, closed or fleet.
+    #[arg(long, value_enum, default_value = "paper")]
+    pub mode: LoadMode,
+    /// Users per measurement (paper and closed), a list; one in ten is a
+    /// physician, the rest are pumps.
+    #[arg(long, value_delimiter = ',', default_value = "20,50,100")]
+    pub users: Vec<u32>,
+    /// Pumps per measurement (fleet), a list.
+    #[arg(long, value_delimiter = ',', default_value = "10000")]
+    pub pumps: Vec<u32>,
+    /// How often each fleet pump polls its index.
+    #[arg(long, default_value = "10s")]
+    pub poll_interval: humantime::Duration,
+    /// How long each measurement lasts (the paper: 10m).
+    #[arg(long, default_value = "30s")]
+    pub duration: humantime::Duration,
+    /// How long the health-check baseline of each measurement lasts (at
+    /// most the measurement's duration).
+    #[arg(long, default_value = "10s")]
+    pub baseline: humantime::Duration,
+    /// Store backends, each on a fresh database: sqlite, postgres or both.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite")]
+    pub backend: Vec<BenchBackend>,
+    /// PostgreSQL server for `--backend postgres` (a role that may create
+    /// databases).
+    #[arg(long, env = "INFUSION_BENCH_POSTGRES_URL")]
+    pub postgres_url: Option<String>,
+    /// Directory for results.json and the figures (SVG).
+    #[arg(long, default_value = "load-report")]
+    pub out: std::path::PathBuf,
 }
 
 /// `infusion bench accuracy`.
@@ -264,6 +316,16 @@ pub enum BenchBackend {
     Sqlite,
     /// A scratch database on `--postgres-url`.
     Postgres,
+}
+
+impl BenchBackend {
+    /// The name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchBackend::Sqlite => "sqlite",
+            BenchBackend::Postgres => "postgres",
+        }
+    }
 }
 
 /// `infusion serve`.

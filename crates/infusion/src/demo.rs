@@ -50,6 +50,7 @@ async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<()> {
         PASSWORD,
         &patients,
         "demo",
+        infusion_server::password::PasswordParams::default(),
     )
     .await
 }

@@ -8,6 +8,7 @@ mod bench;
 mod cli;
 mod database;
 mod demo;
+mod load;
 mod pump;
 mod seed;
 mod serve;
@@ -49,6 +50,9 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Pump(args) => pump::run(args).await,
         cli::Command::Bench(cli::BenchCommand::Index(args)) => {
             bench::index(args, db?.pg, cli.json).await
+        }
+        cli::Command::Bench(cli::BenchCommand::Load(args)) => {
+            load::bench(args, db?.pg, cli.json).await
         }
         cli::Command::Bench(cli::BenchCommand::Accuracy(args)) => {
             accuracy::bench(args, cli.json).await

@@ -9,6 +9,7 @@ use infusion_server::password::PasswordParams;
 use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store};
 
 /// One patient to create.
+#[derive(Debug, Clone)]
 pub struct Patient {
     /// Login name.
     pub username: String,
@@ -25,8 +26,10 @@ pub struct Patient {
 }
 
 /// Creates `physician` at `institution` and each patient under them, all
-/// with `password`, and returns nothing but success. `actor` names the
-/// writer in the audit log.
+/// with `password` hashed with `params`, and returns nothing but success.
+/// `actor` names the writer in the audit log. Patients are created many at
+/// a time, so that the store's group commit can batch them: a fleet of
+/// thousands takes seconds, not minutes.
 pub async fn seed(
     store: &Arc<dyn Store>,
     physician: &str,
@@ -34,10 +37,9 @@ pub async fn seed(
     password: &'static str,
     patients: &[Patient],
     actor: &str,
+    params: PasswordParams,
 ) -> anyhow::Result<()> {
-    let hash =
-        tokio::task::spawn_blocking(move || PasswordParams::default().hash_blocking(password))
-            .await??;
+    let hash = tokio::task::spawn_blocking(move || params.hash_blocking(password)).await??;
     let now = now_ms();
     store
         .create_physician(
@@ -52,36 +54,56 @@ pub async fn seed(
             now,
         )
         .await?;
-    for p in patients {
-        store
-            .create_patient(
-                NewPatient {
-                    username: p.username.clone(),
-                    first_name: p.first_name.clone(),
-                    last_name: "Patient".into(),
-                    physician_username: physician.into(),
-                    password_hash: hash.clone(),
-                },
-                actor,
-                now,
-            )
-            .await?;
-        store.bind_device(&p.username, p.mac, actor, now).await?;
-        if let Some(limits) = p.limits {
-            store.set_limits(&p.username, limits, actor, now).await?;
+    for chunk in patients.chunks(64) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for p in chunk.iter().cloned() {
+            let store = Arc::clone(store);
+            let (hash, physician, actor) = (hash.clone(), physician.to_owned(), actor.to_owned());
+            tasks.spawn(async move { patient(&store, p, &hash, &physician, &actor, now).await });
         }
-        store
-            .set_prescription(
-                &p.username,
-                NewPrescription {
-                    volume_ul: p.volume_ul,
-                    rate_ul_h: p.rate_ul_h,
-                    state: InfusionState::Run,
-                },
-                physician,
-                now,
-            )
-            .await?;
+        for done in tasks.join_all().await {
+            done?;
+        }
     }
+    Ok(())
+}
+
+async fn patient(
+    store: &Arc<dyn Store>,
+    p: Patient,
+    hash: &str,
+    physician: &str,
+    actor: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    store
+        .create_patient(
+            NewPatient {
+                username: p.username.clone(),
+                first_name: p.first_name.clone(),
+                last_name: "Patient".into(),
+                physician_username: physician.into(),
+                password_hash: hash.into(),
+            },
+            actor,
+            now,
+        )
+        .await?;
+    store.bind_device(&p.username, p.mac, actor, now).await?;
+    if let Some(limits) = p.limits {
+        store.set_limits(&p.username, limits, actor, now).await?;
+    }
+    store
+        .set_prescription(
+            &p.username,
+            NewPrescription {
+                volume_ul: p.volume_ul,
+                rate_ul_h: p.rate_ul_h,
+                state: InfusionState::Run,
+            },
+            physician,
+            now,
+        )
+        .await?;
     Ok(())
 }

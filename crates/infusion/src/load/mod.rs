@@ -1,0 +1,481 @@
+//! `infusion bench load`: the paper's load test (Table II, Figs. 7 and 8),
+//! closed-loop saturation, and an open-loop fleet of pumps.
+//!
+//! Each measurement gets a fresh database (SQLite file or scratch
+//! PostgreSQL database), seeded through the store, and its own server
+//! process (`infusion serve`, so the server's CPU and memory are measured
+//! apart from the load generator's). It first runs the **baseline**: the
+//! same number of users with the same pacing asking `GET /api/v1/health`,
+//! what the HTTP stack alone does on this machine. Then the **workload**:
+//!
+//! - pumps (`users::pump`): log in, poll the index with each answer's
+//!   token, report a progress and a vitals event every fifth request, and
+//!   log in again when a token is refused;
+//! - physicians (`users::physician`, one user in ten in `paper` and
+//!   `closed`): log in to the web application, read the dashboard, and
+//!   every fifth time open a patient's page and change the prescription.
+//!
+//! Response times go into HdrHistograms, measured from the moment a
+//! request was meant to go: in `fleet` mode requests go on a fixed
+//! schedule whether or not the server keeps up, so queueing shows.
+
+mod server;
+mod users;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use infusion_accuracy::plot::{Chart, Series, write_svg};
+use infusion_server::password::PasswordParams;
+use infusion_store_postgres::PgConfig;
+use serde_json::{Value, json};
+
+use crate::bench::fresh;
+use crate::cli::{BenchLoadArgs, LoadMode};
+use crate::seed;
+use server::{ServerProcess, cpu_percent};
+use users::{Pace, Run, Stats, pump_account};
+
+const PASSWORD: &str = "load-password-1";
+
+/// The paper's Table II: users, requests, average, maximum and minimum
+/// response time (ms), requests per second.
+const PAPER: [(u32, u64, f64, f64, f64, f64); 3] = [
+    (20, 10_454, 62.0, 1_305.0, 42.0, 17.02),
+    (50, 25_483, 66.0, 2_798.0, 41.0, 41.32),
+    (100, 38_875, 184.0, 16_424.0, 42.0, 63.21),
+];
+
+/// The shape of one measurement.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    pumps: u32,
+    physicians: u32,
+    pace: Pace,
+}
+
+/// Seeds `shape`'s accounts: physician `j` looks after the pumps whose
+/// number is `j` modulo the number of physicians (a ward each).
+async fn seed_accounts(
+    store: &Arc<dyn infusion_store::Store>,
+    shape: Shape,
+    fleet: bool,
+) -> anyhow::Result<()> {
+    // A fleet logs in ten thousand pumps; the cost of Argon2 at full
+    // strength would be the whole measurement, so fleet accounts use the
+    // cheapest parameters (login cost is not what the fleet measures).
+    let params = if fleet {
+        PasswordParams::INSECURE_FAST
+    } else {
+        PasswordParams::default()
+    };
+    let wards = shape.physicians.max(1);
+    for j in 0..wards {
+        let patients: Vec<seed::Patient> = (0..shape.pumps)
+            .filter(|i| i % wards == j)
+            .map(|i| {
+                let (username, mac) = pump_account(i);
+                seed::Patient {
+                    username,
+                    first_name: "Load".into(),
+                    mac,
+                    limits: None,
+                    volume_ul: 9_000,
+                    rate_ul_h: 4_000,
+                }
+            })
+            .collect();
+        seed::seed(
+            store,
+            &format!("load.physician.{j}"),
+            "Load",
+            PASSWORD,
+            &patients,
+            "bench",
+            params,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Runs the users of `shape` (or, for the baseline, as many health-check
+/// users with the same pacing) against `base` for `duration`.
+async fn drive(
+    base: &str,
+    shape: Shape,
+    duration: Duration,
+    baseline: bool,
+) -> anyhow::Result<(Stats, f64)> {
+    let template = Stats::new()?;
+    let start = Instant::now() + Duration::from_millis(200);
+    let run = Run {
+        base: base.to_owned(),
+        start,
+        until: start + duration,
+        pace: shape.pace,
+        password: PASSWORD,
+    };
+    let users = shape.pumps + shape.physicians;
+    // Spread first sends over one period so users do not march in step.
+    let period = match shape.pace {
+        Pace::Closed => Duration::ZERO,
+        Pace::Paced(p) | Pace::Open(p) => p,
+    };
+    let first = |k: u32| start + period.mul_f64(f64::from(k) / f64::from(users.max(1)));
+    // A fleet shares one connection pool (its concurrency is low); paper
+    // and closed users each hold their own connection, like pumps.
+    // Redirects are not followed: a web login's session cookie comes on
+    // its 303.
+    let builder = || reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    let shared = builder().build()?;
+    let client = || match shape.pace {
+        Pace::Open(_) => Ok(shared.clone()),
+        _ => builder().pool_max_idle_per_host(1).build(),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..shape.pumps {
+        let (stats, http, run) = (template.empty(), client()?, run.clone());
+        if baseline {
+            tasks.spawn(users::health(stats, http, run, first(i)));
+        } else {
+            tasks.spawn(users::pump(stats, http, run, i, first(i), 5));
+        }
+    }
+    let wards = shape.physicians;
+    for j in 0..wards {
+        let (stats, http, run) = (template.empty(), client()?, run.clone());
+        let k = shape.pumps + j;
+        if baseline {
+            tasks.spawn(users::health(stats, http, run, first(k)));
+        } else {
+            let patients = (0..shape.pumps)
+                .filter(|i| i % wards == j)
+                .map(|i| pump_account(i).0)
+                .collect();
+            tasks.spawn(users::physician(
+                stats,
+                http,
+                run,
+                format!("load.physician.{j}"),
+                patients,
+                first(k),
+            ));
+        }
+    }
+    let mut all = template.empty();
+    for stats in tasks.join_all().await {
+        all.merge(stats);
+    }
+    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
+    Ok((all, elapsed))
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1_000.0
+}
+
+/// The figures of one phase as JSON.
+fn figures(stats: &Stats, elapsed: f64) -> Value {
+    let h = &stats.hist;
+    json!({
+        "requests": h.len(),
+        "errors": stats.errors,
+        "requests_per_s": h.len() as f64 / elapsed,
+        "mean_ms": h.mean() / 1_000.0,
+        "min_ms": ms(h.min()),
+        "p50_ms": ms(h.value_at_quantile(0.50)),
+        "p95_ms": ms(h.value_at_quantile(0.95)),
+        "p99_ms": ms(h.value_at_quantile(0.99)),
+        "max_ms": ms(h.max()),
+        "by_kind": stats.kinds,
+    })
+}
+
+/// The raw sequential durable-transaction rate of SQLite on this disk:
+/// one connection, WAL, `synchronous=FULL`, one-row transactions in a
+/// tight loop for two seconds. The bar the group-committing writer must
+/// beat.
+fn sqlite_durable_rate(dir: &std::path::Path) -> anyhow::Result<f64> {
+    let conn = rusqlite::Connection::open(dir.join("raw-commit-rate.db"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)", [])?;
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(2) {
+        conn.execute_batch("BEGIN; INSERT INTO t (v) VALUES (1); COMMIT;")?;
+        n += 1;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// One measurement: fresh database, server process, baseline, workload.
+async fn measure(
+    args: &BenchLoadArgs,
+    pg: &PgConfig,
+    backend: crate::cli::BenchBackend,
+    shape: Shape,
+) -> anyhow::Result<(Value, Stats)> {
+    let fleet = matches!(shape.pace, Pace::Open(_));
+    let (store, fresh_db, url) = fresh(backend, args.postgres_url.as_deref(), pg).await?;
+    let seeding = Instant::now();
+    seed_accounts(&store, shape, fleet).await?;
+    let seed_s = seeding.elapsed().as_secs_f64();
+    drop(store);
+    let raw_commits = match fresh_db.sqlite_dir() {
+        Some(dir) if args.mode == LoadMode::Closed => Some(sqlite_durable_rate(dir)?),
+        _ => None,
+    };
+    let server = ServerProcess::start(&url).await?;
+    let duration: Duration = args.duration.into();
+    let baseline_for: Duration = Duration::from(args.baseline).min(duration);
+    let (base_stats, base_elapsed) = drive(&server.base, shape, baseline_for, true).await?;
+    // Sample the server's memory every second while the workload runs.
+    let before = server.sample();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watch = {
+        let peak = Arc::clone(&peak);
+        let stop = Instant::now() + duration + Duration::from_millis(200);
+        let pid_path = server.status_path();
+        tokio::spawn(async move {
+            while Instant::now() < stop {
+                if let Some(rss) = server::rss_of(&pid_path) {
+                    peak.fetch_max(rss, std::sync::atomic::Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let (stats, elapsed) = drive(&server.base, shape, duration, false).await?;
+    let after = server.sample();
+    let _ = watch.await;
+    server.stop().await;
+    fresh_db.remove().await?;
+
+    let work = figures(&stats, elapsed);
+    let base = figures(&base_stats, base_elapsed);
+    let ratio = |key: &str| {
+        let (w, b) = (
+            work[key].as_f64().unwrap_or(0.0),
+            base[key].as_f64().unwrap_or(0.0),
+        );
+        if b > 0.0 { Some(w / b) } else { None }
+    };
+    let server_figures = match (before, after) {
+        (Some(a), Some(b)) => json!({
+            "cpu_percent": cpu_percent(&a, &b),
+            "rss_mb_end": b.rss_bytes as f64 / 1_048_576.0,
+            "rss_mb_peak": peak.load(std::sync::atomic::Ordering::Relaxed).max(b.rss_bytes) as f64 / 1_048_576.0,
+        }),
+        _ => Value::Null,
+    };
+    let row = json!({
+        "backend": backend.name(),
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "users": shape.pumps + shape.physicians,
+        "pumps": shape.pumps,
+        "physicians": shape.physicians,
+        "duration_s": elapsed,
+        "seed_s": seed_s,
+        "workload": work,
+        "baseline": base,
+        "throughput_ratio": ratio("requests_per_s"),
+        "p50_ratio": ratio("p50_ms"),
+        "p99_ratio": ratio("p99_ms"),
+        "sqlite_raw_durable_tx_per_s": raw_commits,
+        "server": server_figures,
+    });
+    Ok((row, stats))
+}
+
+/// Runs every measurement the arguments ask for and reports them.
+pub async fn bench(args: BenchLoadArgs, pg: PgConfig, json_mode: bool) -> anyhow::Result<()> {
+    let sizes = match args.mode {
+        LoadMode::Fleet => &args.pumps,
+        LoadMode::Paper | LoadMode::Closed => &args.users,
+    };
+    if sizes.is_empty() || sizes.contains(&0) {
+        anyhow::bail!("--users and --pumps must list counts of at least 1");
+    }
+    let poll: Duration = args.poll_interval.into();
+    if args.mode == LoadMode::Fleet && poll.is_zero() {
+        anyhow::bail!("--poll-interval must be longer than zero");
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut rows = Vec::new();
+    let mut timelines: Vec<(String, Stats)> = Vec::new();
+    for &backend in &args.backend {
+        for &n in sizes {
+            let shape = match args.mode {
+                LoadMode::Fleet => Shape {
+                    pumps: n,
+                    physicians: 0,
+                    pace: Pace::Open(poll),
+                },
+                LoadMode::Paper => Shape {
+                    pumps: n - n / 10,
+                    physicians: n / 10,
+                    pace: Pace::Paced(Duration::from_secs(1)),
+                },
+                LoadMode::Closed => Shape {
+                    pumps: n - n / 10,
+                    physicians: n / 10,
+                    pace: Pace::Closed,
+                },
+            };
+            if !json_mode {
+                eprintln!(
+                    "measuring {} with {n} {} ...",
+                    backend.name(),
+                    if args.mode == LoadMode::Fleet {
+                        "pumps"
+                    } else {
+                        "users"
+                    }
+                );
+            }
+            let (row, stats) = measure(&args, &pg, backend, shape).await?;
+            if json_mode {
+                println!("{row}");
+            }
+            timelines.push((format!("{} {n}", backend.name()), stats));
+            rows.push(row);
+        }
+    }
+    let figures = write_figures(&args.out, &timelines)?;
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(
+            &json!({"mode": format!("{:?}", args.mode).to_lowercase(), "rows": rows, "figures": figures}),
+        )?,
+    )?;
+    if !json_mode {
+        print_table(&args, &rows);
+        println!(
+            "figures: {}; results.json in {}",
+            figures.join(", "),
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+fn print_table(args: &BenchLoadArgs, rows: &[Value]) {
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    println!();
+    println!(
+        "{:<8} {:>6} {:>9} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>7} {:>6} | {:>9} {:>6} {:>6} {:>7} {:>7}",
+        "backend",
+        "users",
+        "requests",
+        "avg ms",
+        "max ms",
+        "min ms",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+        "base r/s",
+        "x r/s",
+        "x p50",
+        "cpu %",
+        "rss MB"
+    );
+    for r in rows {
+        let w = &r["workload"];
+        println!(
+            "{:<8} {:>6} {:>9} {:>8.2} {:>8.2} {:>7.2} {:>8.1} {:>7.2} {:>7.2} {:>7.2} {:>6} | {:>9.1} {:>6.2} {:>6.2} {:>7.0} {:>7.1}",
+            r["backend"].as_str().unwrap_or(""),
+            r["users"].as_u64().unwrap_or(0),
+            w["requests"].as_u64().unwrap_or(0),
+            f(&w["mean_ms"]),
+            f(&w["max_ms"]),
+            f(&w["min_ms"]),
+            f(&w["requests_per_s"]),
+            f(&w["p50_ms"]),
+            f(&w["p95_ms"]),
+            f(&w["p99_ms"]),
+            w["errors"].as_u64().unwrap_or(0),
+            f(&r["baseline"]["requests_per_s"]),
+            f(&r["throughput_ratio"]),
+            f(&r["p50_ratio"]),
+            f(&r["server"]["cpu_percent"]),
+            f(&r["server"]["rss_mb_peak"]),
+        );
+        if let Some(raw) = r["sqlite_raw_durable_tx_per_s"].as_f64() {
+            println!(
+                "         raw SQLite durable commits, one connection: {raw:.0}/s; the index chain did {:.2} times that",
+                f(&w["requests_per_s"]) / raw
+            );
+        }
+    }
+    if args.mode == LoadMode::Paper {
+        println!();
+        println!("the paper's Table II (10 minutes per row):");
+        println!(
+            "{:>6} {:>9} {:>8} {:>8} {:>7} {:>8}",
+            "users", "requests", "avg ms", "max ms", "min ms", "req/s"
+        );
+        for (users, requests, avg, max, min, rate) in PAPER {
+            println!("{users:>6} {requests:>9} {avg:>8.0} {max:>8.0} {min:>7.0} {rate:>8.2}");
+        }
+    }
+}
+
+/// Figs. 7 and 8: throughput and mean response time per second, one line
+/// per measurement.
+fn write_figures(
+    out: &std::path::Path,
+    timelines: &[(String, Stats)],
+) -> anyhow::Result<Vec<String>> {
+    let series = |f: &dyn Fn(u64, u64) -> f64| -> Vec<Series> {
+        timelines
+            .iter()
+            .enumerate()
+            .map(|(i, (name, stats))| Series {
+                name: name.clone(),
+                color: i,
+                reference: false,
+                points: stats
+                    .timeline
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (n, _))| *n > 0)
+                    .map(|(s, &(n, sum))| (s as f64, f(n, sum)))
+                    .collect(),
+            })
+            .collect()
+    };
+    let charts = [
+        (
+            "throughput.svg",
+            "Throughput over the run (Fig. 7)",
+            "requests/s",
+            series(&|n, _| n as f64),
+        ),
+        (
+            "response-time.svg",
+            "Mean response time over the run (Fig. 8)",
+            "ms",
+            series(&|n, sum| sum as f64 / n as f64 / 1_000.0),
+        ),
+    ];
+    let mut written = Vec::new();
+    for (file, title, y, s) in charts {
+        write_svg(
+            &out.join(file),
+            &Chart {
+                title: title.into(),
+                x_label: "time, s".into(),
+                y_label: y.into(),
+                series: s,
+            },
+        )?;
+        written.push(file.to_owned());
+    }
+    Ok(written)
+}
