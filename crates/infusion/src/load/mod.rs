@@ -189,7 +189,12 @@ fn figures(stats: &Stats, elapsed: f64) -> Value {
         "p95_ms": ms(h.value_at_quantile(0.95)),
         "p99_ms": ms(h.value_at_quantile(0.99)),
         "max_ms": ms(h.max()),
-        "by_kind": stats.kinds,
+        "by_kind": stats.kinds.iter().map(|(k, h)| (k.to_string(), json!({
+            "count": h.len(),
+            "p50_ms": ms(h.value_at_quantile(0.50)),
+            "p99_ms": ms(h.value_at_quantile(0.99)),
+            "max_ms": ms(h.max()),
+        }))).collect::<serde_json::Map<String, Value>>(),
     })
 }
 
@@ -406,6 +411,18 @@ fn print_table(args: &BenchLoadArgs, rows: &[Value]) {
             f(&r["server"]["cpu_percent"]),
             f(&r["server"]["rss_mb_peak"]),
         );
+        let kinds = &w["by_kind"];
+        let kind = |k: &str| {
+            let v = &kinds[k];
+            format!(
+                "{k} p99 {:.2} ms (max {:.2})",
+                f(&v["p99_ms"]),
+                f(&v["max_ms"])
+            )
+        };
+        if kinds.get("index").is_some() {
+            println!("         {}; {}", kind("index"), kind("login"));
+        }
         if let Some(raw) = r["sqlite_raw_durable_tx_per_s"].as_f64() {
             println!(
                 "         raw SQLite durable commits, one connection: {raw:.0}/s; the index chain did {:.2} times that",

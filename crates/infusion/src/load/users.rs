@@ -20,8 +20,8 @@ pub struct Stats {
     pub errors: u64,
     /// Per second of the run: (answers, sum of response times in µs).
     pub timeline: Vec<(u64, u64)>,
-    /// Answers by kind of request.
-    pub kinds: std::collections::BTreeMap<&'static str, u64>,
+    /// Response times by kind of request (login, index, dashboard...).
+    pub kinds: std::collections::BTreeMap<&'static str, Histogram<u64>>,
 }
 
 impl Stats {
@@ -57,7 +57,15 @@ impl Stats {
         if !ok {
             self.errors += 1;
         }
-        *self.kinds.entry(kind).or_default() += 1;
+        let empty = || {
+            let mut h = self.hist.clone();
+            h.reset();
+            h
+        };
+        self.kinds
+            .entry(kind)
+            .or_insert_with(empty)
+            .saturating_record(us.max(1));
         let second =
             usize::try_from(done.saturating_duration_since(run_start).as_secs()).unwrap_or(0);
         if self.timeline.len() <= second {
@@ -78,8 +86,15 @@ impl Stats {
             self.timeline[i].0 += n;
             self.timeline[i].1 += sum;
         }
-        for (k, n) in other.kinds {
-            *self.kinds.entry(k).or_default() += n;
+        for (k, h) in other.kinds {
+            match self.kinds.entry(k) {
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    let _ = e.get_mut().add(&h);
+                }
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(h);
+                }
+            }
         }
     }
 }
