@@ -1,10 +1,15 @@
 //! Password hashing with Argon2id, off the async threads and bounded.
+//!
+//! Hashes run on a few dedicated threads (one per core), never on the
+//! shared blocking pool. Each Argon2id hash needs 19 MiB; the allocator
+//! keeps freed memory in a per-thread arena, so hashes spread over the
+//! blocking pool's many threads once held a gigabyte after a burst of
+//! logins. On a fixed set of threads each reuses its own buffer.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 
@@ -56,15 +61,67 @@ impl PasswordParams {
 }
 
 /// Verifies passwords without letting hashing starve the server: at most
-/// one hash per core runs at once (each holds m_cost of memory), on the
-/// blocking pool. An unknown user is verified against a dummy hash of the
+/// one hash per core runs at once (each holds m_cost of memory), on
+/// dedicated hashing threads. An unknown user is verified against a dummy hash of the
 /// same cost, so that a wrong username and a wrong password take equally
 /// long and cannot be told apart.
 #[derive(Clone)]
 pub struct Passwords {
     params: PasswordParams,
-    permits: Arc<Semaphore>,
+    pool: HashPool,
     dummy_hash: Arc<str>,
+}
+
+/// A job for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The dedicated hashing threads; they end when the last handle is
+/// dropped.
+#[derive(Clone)]
+struct HashPool {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl HashPool {
+    fn new(threads: usize) -> Result<HashPool, ApiError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only to take the next job.
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| ApiError::internal(format!("starting a hashing thread: {e}")))?;
+        }
+        Ok(HashPool { jobs })
+    }
+
+    /// Runs `f` on a hashing thread and waits for its answer.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| ApiError::internal("password threads stopped"))?;
+        rx.await
+            .map_err(|_| ApiError::internal("password task failed"))?
+    }
 }
 
 impl Passwords {
@@ -78,7 +135,7 @@ impl Passwords {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Passwords {
             params,
-            permits: Arc::new(Semaphore::new(cores)),
+            pool: HashPool::new(cores)?,
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -91,37 +148,26 @@ impl Passwords {
     /// True when `password` matches `hash`; with no hash (unknown user) it
     /// spends the same work on the dummy hash and answers false.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ApiError::internal("password verifier closed"))?;
         let known = hash.is_some();
         let hash: Arc<str> = hash.map_or_else(|| self.dummy_hash.clone(), Arc::from);
         let password = password.to_owned();
         let params = self.params;
-        let matched = tokio::task::spawn_blocking(move || {
-            params
-                .argon2()
-                .map(|a| a.verify_password(password.as_bytes(), &*hash).is_ok())
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("password task failed: {e}")))??;
+        let matched = self
+            .pool
+            .run(move || {
+                params
+                    .argon2()
+                    .map(|a| a.verify_password(password.as_bytes(), &*hash).is_ok())
+            })
+            .await?;
         Ok(known && matched)
     }
 
-    /// Hashes a password on the blocking pool.
+    /// Hashes a password on a hashing thread.
     pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ApiError::internal("password hasher closed"))?;
         let password = password.to_owned();
         let params = self.params;
-        tokio::task::spawn_blocking(move || params.hash_blocking(&password))
-            .await
-            .map_err(|e| ApiError::internal(format!("password task failed: {e}")))?
+        self.pool.run(move || params.hash_blocking(&password)).await
     }
 }
 
