@@ -192,13 +192,21 @@ pub struct BenchLoadArgs {
     /// paper, closed or fleet.
     #[arg(long, value_enum, default_value = "paper")]
     pub mode: LoadMode,
-    /// Users per measurement (paper and closed), a list; one in ten is a
-    /// physician, the rest are pumps.
+    /// Users per measurement (paper and closed), a list; see
+    /// `--physicians-every` for how many are physicians.
     #[arg(long, value_delimiter = ',', default_value = "20,50,100")]
     pub users: Vec<u32>,
+    /// One user in this many is a physician (paper and closed); 0 makes
+    /// every user a pump.
+    #[arg(long, default_value_t = 10)]
+    pub physicians_every: u32,
     /// Pumps per measurement (fleet), a list.
     #[arg(long, value_delimiter = ',', default_value = "10000")]
     pub pumps: Vec<u32>,
+    /// Most requests in flight at once (a load balancer's connection
+    /// limit); waiting for a slot counts in the response time.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_in_flight: usize,
     /// How often each fleet pump polls its index.
     #[arg(long, default_value = "10s")]
     pub poll_interval: humantime::Duration,

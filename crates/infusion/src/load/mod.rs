@@ -12,7 +12,7 @@
 //!   token, report a progress and a vitals event every fifth request, and
 //!   log in again when a token is refused;
 //! - physicians (`users::physician`, one user in ten in `paper` and
-//!   `closed`): log in to the web application, read the dashboard, and
+//!   `closed`, `--physicians-every`): log in to the web application, read the dashboard, and
 //!   every fifth time open a patient's page and change the prescription.
 //!
 //! Response times go into HdrHistograms, measured from the moment a
@@ -35,7 +35,7 @@ use crate::bench::fresh;
 use crate::cli::{BenchLoadArgs, LoadMode};
 use crate::seed;
 use server::{ServerProcess, cpu_percent};
-use users::{Pace, Run, Stats, pump_account};
+use users::{Pace, Recorder, Run, Stats, pump_account};
 
 const PASSWORD: &str = "load-password-1";
 
@@ -107,8 +107,9 @@ async fn drive(
     shape: Shape,
     duration: Duration,
     baseline: bool,
+    max_in_flight: usize,
 ) -> anyhow::Result<(Stats, f64)> {
-    let template = Stats::new()?;
+    let rec: Recorder = Arc::new(std::sync::Mutex::new(Stats::new()?));
     let start = Instant::now() + Duration::from_millis(200);
     let run = Run {
         base: base.to_owned(),
@@ -116,6 +117,7 @@ async fn drive(
         until: start + duration,
         pace: shape.pace,
         password: PASSWORD,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
     };
     let users = shape.pumps + shape.physicians;
     // Spread first sends over one period so users do not march in step.
@@ -136,7 +138,7 @@ async fn drive(
     };
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..shape.pumps {
-        let (stats, http, run) = (template.empty(), client()?, run.clone());
+        let (stats, http, run) = (Arc::clone(&rec), client()?, run.clone());
         if baseline {
             tasks.spawn(users::health(stats, http, run, first(i)));
         } else {
@@ -145,7 +147,7 @@ async fn drive(
     }
     let wards = shape.physicians;
     for j in 0..wards {
-        let (stats, http, run) = (template.empty(), client()?, run.clone());
+        let (stats, http, run) = (Arc::clone(&rec), client()?, run.clone());
         let k = shape.pumps + j;
         if baseline {
             tasks.spawn(users::health(stats, http, run, first(k)));
@@ -164,10 +166,11 @@ async fn drive(
             ));
         }
     }
-    let mut all = template.empty();
-    for stats in tasks.join_all().await {
-        all.merge(stats);
-    }
+    tasks.join_all().await;
+    let all = Arc::try_unwrap(rec)
+        .ok()
+        .and_then(|m| m.into_inner().ok())
+        .context("the users' record is still shared")?;
     let elapsed = start.elapsed().as_secs_f64().max(1e-9);
     Ok((all, elapsed))
 }
@@ -236,7 +239,8 @@ async fn measure(
     let server = ServerProcess::start(&url).await?;
     let duration: Duration = args.duration.into();
     let baseline_for: Duration = Duration::from(args.baseline).min(duration);
-    let (base_stats, base_elapsed) = drive(&server.base, shape, baseline_for, true).await?;
+    let (base_stats, base_elapsed) =
+        drive(&server.base, shape, baseline_for, true, args.max_in_flight).await?;
     // Sample the server's memory every second while the workload runs.
     let before = server.sample();
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -253,7 +257,7 @@ async fn measure(
             }
         })
     };
-    let (stats, elapsed) = drive(&server.base, shape, duration, false).await?;
+    let (stats, elapsed) = drive(&server.base, shape, duration, false, args.max_in_flight).await?;
     let after = server.sample();
     let _ = watch.await;
     server.stop().await;
@@ -310,6 +314,7 @@ pub async fn bench(args: BenchLoadArgs, pg: PgConfig, json_mode: bool) -> anyhow
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    let physicians = |n: u32| n.checked_div(args.physicians_every).unwrap_or(0);
     let mut rows = Vec::new();
     let mut timelines: Vec<(String, Stats)> = Vec::new();
     for &backend in &args.backend {
@@ -321,13 +326,13 @@ pub async fn bench(args: BenchLoadArgs, pg: PgConfig, json_mode: bool) -> anyhow
                     pace: Pace::Open(poll),
                 },
                 LoadMode::Paper => Shape {
-                    pumps: n - n / 10,
-                    physicians: n / 10,
+                    pumps: n - physicians(n),
+                    physicians: physicians(n),
                     pace: Pace::Paced(Duration::from_secs(1)),
                 },
                 LoadMode::Closed => Shape {
-                    pumps: n - n / 10,
-                    physicians: n / 10,
+                    pumps: n - physicians(n),
+                    physicians: physicians(n),
                     pace: Pace::Closed,
                 },
             };

@@ -2,8 +2,9 @@
 //! chain, physicians that read their dashboard and change prescriptions,
 //! and the baseline user that asks the health check.
 //!
-//! Every user records into its own [`Stats`]; the measurement merges them
-//! at the end, so recording never contends.
+//! Every user records into the measurement's one [`Recorder`]: a fleet of
+//! tens of thousands of users cannot each own a histogram (hundreds of KB
+//! apiece), and the lock is held for a few hundred nanoseconds per answer.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,17 @@ use hdrhistogram::Histogram;
 use infusion_protocol::MacAddress;
 use serde_json::{Value, json};
 
-/// What one user (or, merged, a whole measurement) saw.
+/// The shared record of one measurement.
+pub type Recorder = std::sync::Arc<std::sync::Mutex<Stats>>;
+
+/// Records one answer into `rec`.
+fn note(rec: &Recorder, run: &Run, intended: Instant, kind: &'static str, ok: bool) {
+    if let Ok(mut stats) = rec.lock() {
+        stats.record(run.start, intended, kind, ok);
+    }
+}
+
+/// What a measurement saw.
 pub struct Stats {
     /// Response times, µs, from the intended send time.
     pub hist: Histogram<u64>,
@@ -34,18 +45,6 @@ impl Stats {
             timeline: Vec::new(),
             kinds: Default::default(),
         })
-    }
-
-    /// An empty copy, with the same histogram bounds.
-    pub fn empty(&self) -> Stats {
-        let mut hist = self.hist.clone();
-        hist.reset();
-        Stats {
-            hist,
-            errors: 0,
-            timeline: Vec::new(),
-            kinds: Default::default(),
-        }
     }
 
     /// Records one answer to a request meant to go at `intended`.
@@ -73,29 +72,6 @@ impl Stats {
         }
         self.timeline[second].0 += 1;
         self.timeline[second].1 += us;
-    }
-
-    /// Adds `other` into this one.
-    pub fn merge(&mut self, other: Stats) {
-        let _ = self.hist.add(&other.hist);
-        self.errors += other.errors;
-        if self.timeline.len() < other.timeline.len() {
-            self.timeline.resize(other.timeline.len(), (0, 0));
-        }
-        for (i, (n, sum)) in other.timeline.into_iter().enumerate() {
-            self.timeline[i].0 += n;
-            self.timeline[i].1 += sum;
-        }
-        for (k, h) in other.kinds {
-            match self.kinds.entry(k) {
-                std::collections::btree_map::Entry::Occupied(mut e) => {
-                    let _ = e.get_mut().add(&h);
-                }
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(h);
-                }
-            }
-        }
     }
 }
 
@@ -125,6 +101,10 @@ pub struct Run {
     pub pace: Pace,
     /// The accounts' password.
     pub password: &'static str,
+    /// Requests in flight at once across all users, like the connection
+    /// limit of a load balancer in front of the server: a request waits
+    /// for a slot, and that wait counts in its response time.
+    pub in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Run {
@@ -197,24 +177,27 @@ async fn device_login(http: &reqwest::Client, run: &Run, i: u32) -> anyhow::Resu
 /// time, reports a progress and a vitals event; logs in again whenever a
 /// token is refused. `first` is its first send time (open loop).
 pub async fn pump(
-    mut stats: Stats,
+    rec: Recorder,
     http: reqwest::Client,
     run: Run,
     i: u32,
     first: Instant,
     report_every: u32,
-) -> Stats {
+) {
     let mut next = first;
     let mut chain: Option<Chain> = None;
     let mut seq = 1u32;
     let mut n = 0u32;
     loop {
         let Some(intended) = run.next_send(&mut next).await else {
-            return stats;
+            return;
+        };
+        let Ok(_slot) = run.in_flight.clone().acquire_owned().await else {
+            return;
         };
         let Some(c) = chain.as_mut() else {
             let result = device_login(&http, &run, i).await;
-            stats.record(run.start, intended, "login", result.is_ok());
+            note(&rec, &run, intended, "login", result.is_ok());
             chain = result.ok();
             continue;
         };
@@ -245,7 +228,7 @@ pub async fn pump(
                 .and_then(|v| v["token"].as_str().map(str::to_owned)),
             _ => None,
         };
-        stats.record(run.start, intended, kind, next_token.is_some());
+        note(&rec, &run, intended, kind, next_token.is_some());
         match next_token {
             Some(t) => c.token = t,
             None => chain = None,
@@ -254,17 +237,20 @@ pub async fn pump(
 }
 
 /// The baseline: the same client asking the health check.
-pub async fn health(mut stats: Stats, http: reqwest::Client, run: Run, first: Instant) -> Stats {
+pub async fn health(rec: Recorder, http: reqwest::Client, run: Run, first: Instant) {
     let mut next = first;
     loop {
         let Some(intended) = run.next_send(&mut next).await else {
-            return stats;
+            return;
+        };
+        let Ok(_slot) = run.in_flight.clone().acquire_owned().await else {
+            return;
         };
         let ok = match http.get(format!("{}/api/v1/health", run.base)).send().await {
             Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
             Err(_) => false,
         };
-        stats.record(run.start, intended, "health", ok);
+        note(&rec, &run, intended, "health", ok);
     }
 }
 
@@ -309,23 +295,26 @@ async fn web_login(http: &reqwest::Client, run: &Run, username: &str) -> anyhow:
 /// every fifth time also opens a patient's page and changes the
 /// prescription (alternating 2 mL at 4 and 5 mL/h).
 pub async fn physician(
-    mut stats: Stats,
+    rec: Recorder,
     http: reqwest::Client,
     run: Run,
     username: String,
     patients: Vec<String>,
     first: Instant,
-) -> Stats {
+) {
     let mut next = first;
     let mut session: Option<String> = None;
     let mut n = 0usize;
     loop {
         let Some(intended) = run.next_send(&mut next).await else {
-            return stats;
+            return;
+        };
+        let Ok(_slot) = run.in_flight.clone().acquire_owned().await else {
+            return;
         };
         let Some(cookie_header) = session.clone() else {
             let result = web_login(&http, &run, &username).await;
-            stats.record(run.start, intended, "web_login", result.is_ok());
+            note(&rec, &run, intended, "web_login", result.is_ok());
             session = result.ok();
             continue;
         };
@@ -341,7 +330,7 @@ pub async fn physician(
                 Ok(p) if p.status().is_success() => p.text().await.ok().and_then(|t| csrf(&t)),
                 _ => None,
             };
-            stats.record(run.start, intended, "patient_page", token.is_some());
+            note(&rec, &run, intended, "patient_page", token.is_some());
             let Some(token) = token else {
                 session = None;
                 continue;
@@ -360,7 +349,7 @@ pub async fn physician(
                 .send()
                 .await;
             let ok = r.is_ok_and(|r| r.status().is_success() || r.status().is_redirection());
-            stats.record(run.start, sent, "prescription", ok);
+            note(&rec, &run, sent, "prescription", ok);
             ok
         } else {
             let r = http
@@ -372,7 +361,7 @@ pub async fn physician(
                 Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                 Err(_) => false,
             };
-            stats.record(run.start, intended, "dashboard", ok);
+            note(&rec, &run, intended, "dashboard", ok);
             ok
         };
         if !ok {
