@@ -56,8 +56,15 @@ fn configure(conn: &Connection) -> StoreResult<()> {
     // report promises the events are durable.
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(backend)?;
+    // Every statement of the store stays prepared: rusqlite's default of
+    // 16 made the writer re-parse SQL on most jobs (10 % of the server's
+    // CPU in a closed-loop profile).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
 }
+
+/// Prepared statements kept per connection: more than the store has.
+const STATEMENT_CACHE: usize = 256;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, applies pending

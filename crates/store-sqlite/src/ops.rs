@@ -15,7 +15,7 @@ use infusion_store::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::writer::{WriteCtx, backend};
+use crate::writer::{Cached, WriteCtx, backend};
 
 fn db_patient_id(id: PatientId) -> Option<i64> {
     i64::try_from(id.0).ok()
@@ -69,7 +69,7 @@ pub(crate) fn insert_audit(conn: &Connection, e: &NewAudit) -> StoreResult<()> {
 }
 
 fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
-    conn.query_row(
+    conn.row(
         "SELECT 1 FROM accounts WHERE username = ?1",
         [username],
         |_| Ok(()),
@@ -92,12 +92,12 @@ pub(crate) fn create_staff(
     if username_taken(conn, &new.username)? {
         return Err(StoreError::username_taken(&new.username));
     }
-    conn.execute(
+    conn.exec(
         "INSERT INTO institutions (name, created_at_ms) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
         params![new.institution, now_ms],
     )
     .map_err(backend)?;
-    conn.execute(
+    conn.exec(
         "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
          SELECT ?1, ?2, ?7, ?3, ?4, id, ?5 FROM institutions WHERE name = ?6",
         params![new.username, new.password_hash, new.first_name, new.last_name, now_ms, new.institution, role.as_str()],
@@ -133,20 +133,20 @@ pub(crate) fn create_patient(
     if username_taken(conn, &new.username)? {
         return Err(StoreError::username_taken(&new.username));
     }
-    conn.execute(
+    conn.exec(
         "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
          VALUES (?1, ?2, 'patient', ?3, ?4, ?5, ?6)",
         params![new.username, new.password_hash, new.first_name, new.last_name, institution_id, now_ms],
     )
     .map_err(backend)?;
     let account_id = conn.last_insert_rowid();
-    conn.execute(
+    conn.exec(
         "INSERT INTO patients (account_id, physician_id) VALUES (?1, ?2)",
         params![account_id, physician_id],
     )
     .map_err(backend)?;
     let pid = conn.last_insert_rowid();
-    conn.execute(
+    conn.exec(
         "INSERT INTO limits (patient_id, min_rate_ul_h, max_rate_ul_h, max_volume_ul, updated_at_ms, updated_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -174,7 +174,7 @@ pub(crate) fn create_patient(
 }
 
 fn patient_by_username(conn: &Connection, username: &str) -> StoreResult<PatientId> {
-    conn.query_row(
+    conn.row(
         "SELECT p.id FROM patients p JOIN accounts a ON a.id = p.account_id WHERE a.username = ?1",
         [username],
         |r| r.get::<_, i64>(0),
@@ -211,12 +211,12 @@ pub(crate) fn bind_device(
         }
         None => {}
     }
-    conn.execute(
+    conn.exec(
         "UPDATE devices SET retired_at_ms = ?1 WHERE patient_id = ?2 AND retired_at_ms IS NULL",
         params![now_ms, pid],
     )
     .map_err(backend)?;
-    conn.execute(
+    conn.exec(
         "INSERT INTO devices (patient_id, mac, registered_at_ms) VALUES (?1, ?2, ?3)",
         params![pid, mac_text, now_ms],
     )
@@ -283,7 +283,7 @@ pub(crate) fn set_limits(
     {
         return Err(StoreError::limits_exclude(&p));
     }
-    conn.execute(
+    conn.exec(
         "UPDATE limits SET min_rate_ul_h = ?1, max_rate_ul_h = ?2, max_volume_ul = ?3, updated_at_ms = ?4, updated_by = ?5
          WHERE patient_id = ?6",
         params![limits.min_rate_ul_h, limits.max_rate_ul_h, limits.max_volume_ul, now_ms, actor, pid],
@@ -308,7 +308,7 @@ pub(crate) fn set_prescription(
     check_prescription(&p, &limits_of(conn, pid)?)?;
     let version = current_prescription(conn, pid)?.map_or(0, |c| c.version) + 1;
     cx.announce(Change::Prescription { patient, version });
-    conn.execute(
+    conn.exec(
         "INSERT INTO prescriptions (patient_id, version, volume_ul, rate_ul_h, state, created_at_ms, created_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![pid, version, p.volume_ul, p.rate_ul_h, p.state.as_str(), now_ms, actor],
@@ -388,7 +388,7 @@ pub(crate) fn start_device_session(
         return Err(StoreError::Forbidden);
     };
     insert_token(conn, &token, device.0, pid, now_ms)?;
-    conn.execute(
+    conn.exec(
         "UPDATE devices SET last_seen_ms = ?1 WHERE id = ?2",
         params![now_ms, device.0],
     )
@@ -779,7 +779,7 @@ pub(crate) fn audit_log(
 }
 
 pub(crate) fn token_status(conn: &Connection, hash: TokenHash) -> StoreResult<Option<TokenStatus>> {
-    conn.query_row(
+    conn.row(
         "SELECT device_id, patient_id, expires_at_ms, used_at_ms FROM tokens WHERE hash = ?1",
         [&hash.0[..]],
         |r| {
@@ -835,7 +835,7 @@ pub(crate) fn start_web_session(
         .optional()
         .map_err(backend)?;
     let username = username.ok_or_else(|| StoreError::NotFound("no such account".into()))?;
-    conn.execute(
+    conn.exec(
         "INSERT INTO web_sessions (hash, account_id, created_at_ms, last_seen_ms, expires_at_ms)
          VALUES (?1, ?2, ?3, ?3, ?4)",
         params![
@@ -966,7 +966,7 @@ pub(crate) fn acknowledge_alarm(
 }
 
 pub(crate) fn username_of(conn: &Connection, patient: PatientId) -> StoreResult<String> {
-    conn.query_row(
+    conn.row(
         "SELECT a.username FROM patients p JOIN accounts a ON a.id = p.account_id WHERE p.id = ?1",
         [db_patient_id(patient).unwrap_or(-1)],
         |r| r.get(0),
@@ -998,7 +998,7 @@ pub(crate) fn suggest(
     match pending {
         Some((_, v)) if v == i64::from(current) => return Ok(None),
         Some((id, _)) => {
-            conn.execute(
+            conn.exec(
                 "UPDATE suggestions SET status = 'superseded', decided_at_ms = ?2 WHERE id = ?1",
                 params![id, now_ms],
             )
@@ -1006,7 +1006,7 @@ pub(crate) fn suggest(
         }
         None => {}
     }
-    conn.execute(
+    conn.exec(
         "INSERT INTO suggestions (patient_id, based_on_version, volume_ul, rate_ul_h, reason, created_at_ms, status)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
         params![pid, s.based_on_version, s.volume_ul, s.rate_ul_h, s.reason, now_ms],
@@ -1086,7 +1086,7 @@ pub(crate) fn decide_suggestion(
         Decision::Approved(v) => ("approved", Some(v)),
         Decision::Rejected => ("rejected", None),
     };
-    conn.execute(
+    conn.exec(
         "UPDATE suggestions SET status = ?2, decided_at_ms = ?3, decided_by = ?4, approved_version = ?5 WHERE id = ?1",
         params![id, status, now_ms, actor, version],
     )

@@ -155,10 +155,10 @@ fn commit_batch(
     batch: &mut [Box<dyn Job>],
     changes: &mut Vec<Change>,
 ) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(backend)?;
+    control(conn, "BEGIN IMMEDIATE")?;
     let result = (|| {
         for job in batch.iter_mut() {
-            conn.execute_batch("SAVEPOINT job").map_err(backend)?;
+            control(conn, "SAVEPOINT job")?;
             let mut cx = WriteCtx {
                 conn,
                 kept_audit: Vec::new(),
@@ -168,21 +168,60 @@ fn commit_batch(
             if keep {
                 changes.append(&mut cx.announced);
             } else {
-                conn.execute_batch("ROLLBACK TO job").map_err(backend)?;
+                control(conn, "ROLLBACK TO job")?;
             }
             for entry in &cx.kept_audit {
                 insert_audit(conn, entry)?;
             }
-            conn.execute_batch("RELEASE job").map_err(backend)?;
+            control(conn, "RELEASE job")?;
         }
-        conn.execute_batch("COMMIT").map_err(backend)
+        control(conn, "COMMIT")
     })();
     if result.is_err() {
         // Leaves the connection usable for the next batch; if the rollback
         // itself fails there is nothing better to do than report the first error.
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = control(conn, "ROLLBACK");
     }
     result
+}
+
+/// Runs one transaction-control statement from the statement cache: they
+/// run several times per batch, and parsing them each time showed in the
+/// profile.
+fn control(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.execute([]))
+        .map(|_| ())
+        .map_err(backend)
+}
+
+/// Statements through the connection's statement cache (rusqlite's
+/// `Connection::execute` and `query_row` prepare anew every time).
+pub(crate) trait Cached {
+    /// `execute`, prepared once.
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize>;
+    /// `query_row`, prepared once.
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
 }
 
 /// Maps a SQLite failure to the store's error, naming "busy" or I/O
