@@ -245,7 +245,8 @@ pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> anyhow::Result<(
     for (s, set_runs) in runs.iter_mut().enumerate() {
         set_runs.sort_by_key(|r| r.number);
         let setting = settings[s].0;
-        let figures = figures(&args.out, setting, set_runs, physics.density_g_ml)?;
+        let curves: Vec<Curve<'_>> = set_runs.iter().map(Run::curve).collect();
+        let figures = figures(&args.out, setting, &curves, physics.density_g_ml)?;
         summary.push(report(setting, set_runs, &figures, json_mode));
     }
     let elapsed = began.elapsed().as_secs_f64();
@@ -267,7 +268,7 @@ pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> anyhow::Result<(
 }
 
 fn mac_of(setting: usize, run: u32) -> MacAddress {
-    MacAddress([0x02, 0xAC, 0, 0, setting as u8, run as u8])
+    seed::mac(0xAC, (setting as u32) << 8 | (run & 0xFF))
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -395,17 +396,34 @@ fn smoothed(iec: &Iec, m: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// What a figure draws of one run: its readings and their IEC analysis.
+struct Curve<'a> {
+    number: u32,
+    samples: &'a [Sample],
+    iec: &'a Iec,
+}
+
+impl Run {
+    fn curve(&self) -> Curve<'_> {
+        Curve {
+            number: self.number,
+            samples: &self.samples,
+            iec: &self.iec,
+        }
+    }
+}
+
 /// Writes the figures of one setting; returns their file names.
 fn figures(
     out: &Path,
     setting: Setting,
-    runs: &[Run],
+    runs: &[Curve<'_>],
     density: f64,
 ) -> anyhow::Result<Vec<String>> {
     let name = slug(setting);
     let title = format!("{} mL at {} mL/h", setting.volume_ml, setting.rate_ml_h);
     let nominal_min = setting.volume_ml / setting.rate_ml_h * 60.0;
-    let run_series = |points: &dyn Fn(&Run) -> Vec<(f64, f64)>| -> Vec<Series> {
+    let run_series = |points: &dyn Fn(&Curve<'_>) -> Vec<(f64, f64)>| -> Vec<Series> {
         runs.iter()
             .enumerate()
             .map(|(i, r)| Series {
@@ -433,7 +451,7 @@ fn figures(
         "set",
         vec![(0.0, 0.0), (nominal_min, setting.volume_ml)],
     ));
-    let mut rate = run_series(&|r| smoothed(&r.iec, 10));
+    let mut rate = run_series(&|r| smoothed(r.iec, 10));
     rate.push(reference(
         "set",
         vec![(0.0, setting.rate_ml_h), (nominal_min, setting.rate_ml_h)],
@@ -544,18 +562,12 @@ pub fn analyze(args: AnalyzeArgs, json_mode: bool) -> anyhow::Result<()> {
     let mut figures = Vec::new();
     if let Some(dir) = &args.plots {
         std::fs::create_dir_all(dir)?;
-        let run = Run {
+        let run = Curve {
             number: 1,
-            seed: 0,
-            result,
-            iec: iec.clone(),
-            samples: samples.clone(),
-            drops: 0,
-            steps_motor: 0,
-            steps_pump: 0,
-            requests: 0,
+            samples: &samples,
+            iec: &iec,
         };
-        figures = self::figures(dir, setting, std::slice::from_ref(&run), args.density_g_ml)?;
+        figures = self::figures(dir, setting, &[run], args.density_g_ml)?;
     }
     let trumpet: Vec<Value> = iec
         .trumpet

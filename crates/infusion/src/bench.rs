@@ -26,7 +26,7 @@ use crate::seed;
 const PASSWORD: &str = "bench-password-1";
 
 fn mac_of(i: u32) -> MacAddress {
-    MacAddress([0x02, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8])
+    seed::mac(0, i)
 }
 
 async fn seed(store: &Arc<dyn Store>, users: u32) -> anyhow::Result<()> {

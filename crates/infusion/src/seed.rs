@@ -8,6 +8,14 @@ use infusion_server::clock::now_ms;
 use infusion_server::password::PasswordParams;
 use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store};
 
+/// A locally administered MAC address for seeded pump number `n` of a
+/// family `kind` (one byte per tool: bench, load, accuracy), unique for
+/// every `n` below 2^32.
+pub fn mac(kind: u8, n: u32) -> MacAddress {
+    let [a, b, c, d] = n.to_be_bytes();
+    MacAddress([0x02, kind, a, b, c, d])
+}
+
 /// One patient to create.
 #[derive(Debug, Clone)]
 pub struct Patient {

@@ -241,7 +241,7 @@ async fn measure(
     let baseline_for: Duration = Duration::from(args.baseline).min(duration);
     let (base_stats, base_elapsed) =
         drive(&server.base, shape, baseline_for, true, args.max_in_flight).await?;
-    // Sample the server's memory every second while the workload runs.
+    // Sample the server's memory twice a second while the workload runs.
     let before = server.sample();
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let watch = {

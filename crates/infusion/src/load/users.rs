@@ -108,10 +108,14 @@ pub struct Run {
 }
 
 impl Run {
-    /// Waits for the next send time and returns the intended time to
-    /// measure from, or `None` when the run ends first. `next` is the
+    /// Waits for the next send time and a free in-flight slot; returns the
+    /// intended time to measure from and the slot to hold while the
+    /// request is out, or `None` when the run ends first. `next` is the
     /// schedule's cursor.
-    async fn next_send(&self, next: &mut Instant) -> Option<Instant> {
+    async fn next_send(
+        &self,
+        next: &mut Instant,
+    ) -> Option<(Instant, tokio::sync::OwnedSemaphorePermit)> {
         let intended = match self.pace {
             Pace::Closed => Instant::now(),
             Pace::Paced(period) => {
@@ -129,7 +133,8 @@ impl Run {
             return None;
         }
         tokio::time::sleep_until(intended.into()).await;
-        Some(intended)
+        let slot = self.in_flight.clone().acquire_owned().await.ok()?;
+        Some((intended, slot))
     }
 }
 
@@ -189,10 +194,7 @@ pub async fn pump(
     let mut seq = 1u32;
     let mut n = 0u32;
     loop {
-        let Some(intended) = run.next_send(&mut next).await else {
-            return;
-        };
-        let Ok(_slot) = run.in_flight.clone().acquire_owned().await else {
+        let Some((intended, _slot)) = run.next_send(&mut next).await else {
             return;
         };
         let Some(c) = chain.as_mut() else {
@@ -240,10 +242,7 @@ pub async fn pump(
 pub async fn health(rec: Recorder, http: reqwest::Client, run: Run, first: Instant) {
     let mut next = first;
     loop {
-        let Some(intended) = run.next_send(&mut next).await else {
-            return;
-        };
-        let Ok(_slot) = run.in_flight.clone().acquire_owned().await else {
+        let Some((intended, _slot)) = run.next_send(&mut next).await else {
             return;
         };
         let ok = match http.get(format!("{}/api/v1/health", run.base)).send().await {
@@ -306,10 +305,7 @@ pub async fn physician(
     let mut session: Option<String> = None;
     let mut n = 0usize;
     loop {
-        let Some(intended) = run.next_send(&mut next).await else {
-            return;
-        };
-        let Ok(_slot) = run.in_flight.clone().acquire_owned().await else {
+        let Some((intended, _slot)) = run.next_send(&mut next).await else {
             return;
         };
         let Some(cookie_header) = session.clone() else {
