@@ -4,28 +4,30 @@
 //! answer is worked out by hand, and refusals of bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{command, json_stdout, refused};
 use serde_json::Value;
 
-fn infusion(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infusion"))
-        .args(args)
-        .output()
-        .unwrap()
+fn json(args: &[&str]) -> Value {
+    serde_json::from_str(&json_stdout(args)).unwrap()
 }
 
-fn json(args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = infusion(&all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+/// `accuracy analyze` of `log` set to `volume` mL at 4 mL/h, expected to
+/// be refused; returns the message.
+fn analyze_refused(log: &Path, volume: &str) -> String {
+    refused(command(&[
+        "accuracy",
+        "analyze",
+        "--log",
+        log.to_str().unwrap(),
+        "--volume-ml",
+        volume,
+        "--rate-ml-h",
+        "4",
+    ]))
 }
 
 fn close(a: &Value, b: f64) -> bool {
@@ -158,53 +160,20 @@ fn bad_logs_and_settings_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("bad.csv");
     std::fs::write(&log, "time_s,mass_g\n0,0\n30,0.05\n20,0.07\n").unwrap();
-    let out = infusion(&[
-        "accuracy",
-        "analyze",
-        "--log",
-        log.to_str().unwrap(),
-        "--volume-ml",
-        "2",
-        "--rate-ml-h",
-        "4",
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = analyze_refused(&log, "2");
     assert!(err.contains("line 4") && err.contains("backwards"), "{err}");
-    let missing = dir.path().join("none.csv");
-    let out = infusion(&[
-        "accuracy",
-        "analyze",
-        "--log",
-        missing.to_str().unwrap(),
-        "--volume-ml",
-        "2",
-        "--rate-ml-h",
-        "4",
-    ]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("none.csv"));
-    let out = infusion(&[
-        "accuracy",
-        "analyze",
-        "--log",
-        log.to_str().unwrap(),
-        "--volume-ml",
-        "0",
-        "--rate-ml-h",
-        "4",
-    ]);
-    assert!(!out.status.success());
+    let err = analyze_refused(&dir.path().join("none.csv"), "2");
+    assert!(err.contains("none.csv"), "{err}");
+    analyze_refused(&log, "0");
+    let out = dir.path().join("o");
     for bad in ["2", "2@900", "20@4", "x@4"] {
-        let out = infusion(&[
+        refused(command(&[
             "bench",
             "accuracy",
             "--settings",
             bad,
             "--out",
-            dir.path().join("o").to_str().unwrap(),
-        ]);
-        assert!(!out.status.success(), "{bad}");
-        assert!(!String::from_utf8_lossy(&out.stderr).is_empty(), "{bad}");
+            out.to_str().unwrap(),
+        ]));
     }
 }

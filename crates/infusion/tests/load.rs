@@ -4,28 +4,16 @@
 //! kind of user did its work, nothing failed, the report files exist).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+mod common;
 
+use common::{command, json_stdout, refused};
 use serde_json::Value;
 
-fn infusion(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infusion"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// Runs with `--json`; returns one row per measurement.
+/// Runs `bench load` with `--json`; returns one row per measurement.
 fn rows(args: &[&str]) -> Vec<Value> {
-    let mut all = vec!["--json", "bench", "load"];
+    let mut all = vec!["bench", "load"];
     all.extend_from_slice(args);
-    let out = infusion(&all);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    json_stdout(&all)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
@@ -136,12 +124,8 @@ fn bad_arguments_are_refused() {
             dir,
         ],
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_infusion"))
-            .args(&args)
-            .env_remove("INFUSION_BENCH_POSTGRES_URL")
-            .output()
-            .unwrap();
-        assert!(!o.status.success(), "{args:?}");
-        assert!(!o.stderr.is_empty(), "{args:?}");
+        let mut c = command(&args);
+        c.env_remove("INFUSION_BENCH_POSTGRES_URL");
+        refused(c);
     }
 }

@@ -1,0 +1,39 @@
+//! Running the `infusion` binary from its integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses a part
+
+use std::process::{Command, Output};
+
+/// The binary with `args`, ready to adjust (environment) and run.
+pub fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_infusion"));
+    c.args(args);
+    c
+}
+
+/// Runs the binary with `args` and returns what it did.
+pub fn run(args: &[&str]) -> Output {
+    command(args).output().unwrap()
+}
+
+/// Runs with `--json` before `args`, expects success, returns stdout.
+pub fn json_stdout(args: &[&str]) -> String {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `c`, expects a refusal: a non-zero exit with something on stderr,
+/// which it returns.
+pub fn refused(mut c: Command) -> String {
+    let out = c.output().unwrap();
+    assert!(!out.status.success(), "{c:?} succeeded");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.is_empty(), "{c:?}: no message");
+    err
+}
