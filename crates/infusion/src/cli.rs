@@ -227,6 +227,20 @@ pub struct BenchLoadArgs {
     /// Directory for results.json and the figures (SVG).
     #[arg(long, default_value = "load-report")]
     pub out: std::path::PathBuf,
+    /// Users start evenly over this span, each with its login, as a load
+    /// tool's ramp-up does (it counts in `--duration`). Default: 10s for
+    /// paper (ten Argon2id logins a second instead of a hundred at once),
+    /// 0s for closed (saturation from the start), one `--poll-interval`
+    /// for fleet.
+    #[arg(long)]
+    pub ramp_up: Option<humantime::Duration>,
+    /// Load a server already running at this URL (`http://HOST:PORT`)
+    /// instead of starting one. The accounts are seeded into
+    /// `--database-url`, which must be that server's database and hold no
+    /// bench accounts yet; one size per run, and the server's CPU and
+    /// memory are not measured (it may be on another machine).
+    #[arg(long, conflicts_with = "backend")]
+    pub server: Option<String>,
 }
 
 /// `infusion bench accuracy`.

@@ -52,7 +52,15 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
             bench::index(args, db?.pg, cli.json).await
         }
         cli::Command::Bench(cli::BenchCommand::Load(args)) => {
-            load::bench(args, db?.pg, cli.json).await
+            let db = db?;
+            let seed_into = match &args.server {
+                Some(_) if !cli.database_url_given => anyhow::bail!(
+                    "--server needs --database-url naming that server's database, to seed the bench accounts into"
+                ),
+                Some(_) => Some(db.clone()),
+                None => None,
+            };
+            load::bench(args, db.pg, seed_into, cli.json).await
         }
         cli::Command::Bench(cli::BenchCommand::Accuracy(args)) => {
             accuracy::bench(args, cli.json).await

@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 
 use crate::bench::fresh;
 use crate::cli::{BenchLoadArgs, LoadMode};
+use crate::database::Database;
 use crate::seed;
 use server::{ServerProcess, cpu_percent};
 use users::{Pace, Recorder, Run, Stats, pump_account};
@@ -106,6 +107,7 @@ async fn drive(
     base: &str,
     shape: Shape,
     duration: Duration,
+    ramp_up: Duration,
     baseline: bool,
     max_in_flight: usize,
 ) -> anyhow::Result<(Stats, f64)> {
@@ -120,12 +122,25 @@ async fn drive(
         in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
     };
     let users = shape.pumps + shape.physicians;
-    // Spread first sends over one period so users do not march in step.
+    // Users start over the ramp-up, each at its own phase of the period
+    // so that they never march in step: user k sends at phase k/users of
+    // the period, starting in cycle k mod (ramp-up / period). (Starting
+    // user k at k/users of the ramp-up would put ten users on each phase
+    // for a 10-period ramp, in bursts that queue behind each other.)
     let period = match shape.pace {
         Pace::Closed => Duration::ZERO,
         Pace::Paced(p) | Pace::Open(p) => p,
     };
-    let first = |k: u32| start + period.mul_f64(f64::from(k) / f64::from(users.max(1)));
+    let n = f64::from(users.max(1));
+    let first = |k: u32| {
+        if period.is_zero() {
+            return start + ramp_up.mul_f64(f64::from(k) / n);
+        }
+        let cycles = (ramp_up.as_secs_f64() / period.as_secs_f64())
+            .floor()
+            .max(1.0) as u32;
+        start + period.mul_f64(f64::from(k % cycles) + f64::from(k) / n)
+    };
     // A fleet shares one connection pool (its concurrency is low); paper
     // and closed users each hold their own connection, like pumps.
     // Redirects are not followed: a web login's session cookie comes on
@@ -220,31 +235,59 @@ fn sqlite_durable_rate(dir: &std::path::Path) -> anyhow::Result<f64> {
 }
 
 /// One measurement: fresh database, server process, baseline, workload.
+/// Where a measurement's load goes.
+enum Target<'a> {
+    /// A fresh database and a server process of our own.
+    Own(crate::cli::BenchBackend),
+    /// `--server URL`, seeded through its database.
+    External { base: &'a str, db: &'a Database },
+}
+
 async fn measure(
     args: &BenchLoadArgs,
     pg: &PgConfig,
-    backend: crate::cli::BenchBackend,
+    target: Target<'_>,
     shape: Shape,
 ) -> anyhow::Result<(Value, Stats)> {
     let fleet = matches!(shape.pace, Pace::Open(_));
-    let (store, fresh_db, url) = fresh(backend, args.postgres_url.as_deref(), pg).await?;
+    let (store, fresh_db, url, backend) = match target {
+        Target::Own(backend) => {
+            let (store, fresh_db, url) = fresh(backend, args.postgres_url.as_deref(), pg).await?;
+            (store, Some(fresh_db), url, backend.name())
+        }
+        Target::External { base, db } => (db.open().await?, None, base.to_owned(), "external"),
+    };
     let seeding = Instant::now();
-    seed_accounts(&store, shape, fleet).await?;
+    seed_accounts(&store, shape, fleet)
+        .await
+        .context("seeding the bench accounts (with --server, the database must hold none yet)")?;
     let seed_s = seeding.elapsed().as_secs_f64();
     drop(store);
-    let raw_commits = match fresh_db.sqlite_dir() {
+    let raw_commits = match fresh_db.as_ref().and_then(|f| f.sqlite_dir()) {
         Some(dir) if args.mode == LoadMode::Closed => Some(sqlite_durable_rate(dir)?),
         _ => None,
     };
-    let server = ServerProcess::start(&url).await?;
+    let server = match fresh_db {
+        Some(_) => Some(ServerProcess::start(&url).await?),
+        None => None,
+    };
+    let base_url = server.as_ref().map_or(url.as_str(), |s| s.base.as_str());
     let duration: Duration = args.duration.into();
+    let ramp_up = ramp_up(args, shape);
     let baseline_for: Duration = Duration::from(args.baseline).min(duration);
-    let (base_stats, base_elapsed) =
-        drive(&server.base, shape, baseline_for, true, args.max_in_flight).await?;
+    let (base_stats, base_elapsed) = drive(
+        base_url,
+        shape,
+        baseline_for,
+        ramp_up.min(baseline_for),
+        true,
+        args.max_in_flight,
+    )
+    .await?;
     // Sample the server's memory twice a second while the workload runs.
-    let before = server.sample();
+    let before = server.as_ref().and_then(ServerProcess::sample);
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let watch = {
+    let watch = server.as_ref().map(|server| {
         let peak = Arc::clone(&peak);
         let stop = Instant::now() + duration + Duration::from_millis(200);
         let pid_path = server.status_path();
@@ -256,12 +299,26 @@ async fn measure(
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         })
-    };
-    let (stats, elapsed) = drive(&server.base, shape, duration, false, args.max_in_flight).await?;
-    let after = server.sample();
-    let _ = watch.await;
-    server.stop().await;
-    fresh_db.remove().await?;
+    });
+    let (stats, elapsed) = drive(
+        base_url,
+        shape,
+        duration,
+        ramp_up,
+        false,
+        args.max_in_flight,
+    )
+    .await?;
+    let after = server.as_ref().and_then(ServerProcess::sample);
+    if let Some(watch) = watch {
+        let _ = watch.await;
+    }
+    if let Some(server) = server {
+        server.stop().await;
+    }
+    if let Some(fresh_db) = fresh_db {
+        fresh_db.remove().await?;
+    }
 
     let work = figures(&stats, elapsed);
     let base = figures(&base_stats, base_elapsed);
@@ -281,12 +338,13 @@ async fn measure(
         _ => Value::Null,
     };
     let row = json!({
-        "backend": backend.name(),
+        "backend": backend,
         "mode": format!("{:?}", args.mode).to_lowercase(),
         "users": shape.pumps + shape.physicians,
         "pumps": shape.pumps,
         "physicians": shape.physicians,
         "duration_s": elapsed,
+        "ramp_up_s": ramp_up.as_secs_f64(),
         "seed_s": seed_s,
         "workload": work,
         "baseline": base,
@@ -299,14 +357,44 @@ async fn measure(
     Ok((row, stats))
 }
 
+/// The ramp-up `--ramp-up` gives, or the mode's default.
+fn ramp_up(args: &BenchLoadArgs, shape: Shape) -> Duration {
+    match (args.ramp_up, shape.pace) {
+        (Some(r), _) => r.into(),
+        (None, Pace::Paced(_)) => Duration::from_secs(10),
+        (None, Pace::Closed) => Duration::ZERO,
+        (None, Pace::Open(period)) => period,
+    }
+}
+
 /// Runs every measurement the arguments ask for and reports them.
-pub async fn bench(args: BenchLoadArgs, pg: PgConfig, json_mode: bool) -> anyhow::Result<()> {
+/// `seed_into` is `--server`'s database.
+pub async fn bench(
+    args: BenchLoadArgs,
+    pg: PgConfig,
+    seed_into: Option<Database>,
+    json_mode: bool,
+) -> anyhow::Result<()> {
     let sizes = match args.mode {
         LoadMode::Fleet => &args.pumps,
         LoadMode::Paper | LoadMode::Closed => &args.users,
     };
     if sizes.is_empty() || sizes.contains(&0) {
         anyhow::bail!("--users and --pumps must list counts of at least 1");
+    }
+    if let Some(base) = &args.server {
+        if sizes.len() != 1 {
+            anyhow::bail!("--server takes one size per run (its database is seeded once)");
+        }
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            anyhow::bail!("--server must be an http:// or https:// URL, not {base:?}");
+        }
+    }
+    if args
+        .ramp_up
+        .is_some_and(|r| Duration::from(r) >= Duration::from(args.duration))
+    {
+        anyhow::bail!("--ramp-up must be shorter than --duration");
     }
     let poll: Duration = args.poll_interval.into();
     if args.mode == LoadMode::Fleet && poll.is_zero() {
@@ -317,7 +405,12 @@ pub async fn bench(args: BenchLoadArgs, pg: PgConfig, json_mode: bool) -> anyhow
     let physicians = |n: u32| n.checked_div(args.physicians_every).unwrap_or(0);
     let mut rows = Vec::new();
     let mut timelines: Vec<(String, Stats)> = Vec::new();
-    for &backend in &args.backend {
+    let backends: Vec<Option<crate::cli::BenchBackend>> = match &args.server {
+        Some(_) => vec![None],
+        None => args.backend.iter().copied().map(Some).collect(),
+    };
+    for &backend in &backends {
+        let name = backend.map_or("external", |b| b.name());
         for &n in sizes {
             let shape = match args.mode {
                 LoadMode::Fleet => Shape {
@@ -338,8 +431,7 @@ pub async fn bench(args: BenchLoadArgs, pg: PgConfig, json_mode: bool) -> anyhow
             };
             if !json_mode {
                 eprintln!(
-                    "measuring {} with {n} {} ...",
-                    backend.name(),
+                    "measuring {name} with {n} {} ...",
                     if args.mode == LoadMode::Fleet {
                         "pumps"
                     } else {
@@ -347,11 +439,19 @@ pub async fn bench(args: BenchLoadArgs, pg: PgConfig, json_mode: bool) -> anyhow
                     }
                 );
             }
-            let (row, stats) = measure(&args, &pg, backend, shape).await?;
+            let target = match (backend, &args.server, &seed_into) {
+                (Some(b), _, _) => Target::Own(b),
+                (None, Some(base), Some(db)) => Target::External {
+                    base: base.trim_end_matches('/'),
+                    db,
+                },
+                _ => anyhow::bail!("--server needs the database to seed"),
+            };
+            let (row, stats) = measure(&args, &pg, target, shape).await?;
             if json_mode {
                 println!("{row}");
             }
-            timelines.push((format!("{} {n}", backend.name()), stats));
+            timelines.push((format!("{name} {n}"), stats));
             rows.push(row);
         }
     }
