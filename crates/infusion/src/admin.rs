@@ -54,6 +54,9 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
         );
         return Ok(());
     }
+    if let AdminCommand::VerifyAudit { anchor } = &cmd {
+        return verify_audit(db, json_mode, anchor.as_deref()).await;
+    }
     match &cmd {
         AdminCommand::Backup { to } => {
             let bytes = crate::backup::backup(db, to).await?;
@@ -196,7 +199,75 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
                 json!({"patient": patient, "version": version}),
             );
         }
-        AdminCommand::Migrate | AdminCommand::Backup { .. } | AdminCommand::Restore { .. } => {}
+        AdminCommand::Migrate
+        | AdminCommand::VerifyAudit { .. }
+        | AdminCommand::Backup { .. }
+        | AdminCommand::Restore { .. } => {}
     }
     Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `admin verify-audit`: walks the chain, prints the verdict and every
+/// fault, and fails when the log is not intact.
+async fn verify_audit(db: &Database, json_mode: bool, anchor: Option<&str>) -> anyhow::Result<()> {
+    let anchor = anchor
+        .map(|a| {
+            let a = a.trim().to_ascii_lowercase();
+            if a.len() != 64 || !a.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("--anchor must be 64 hex digits (a head hash printed by verify-audit)");
+            }
+            Ok(a)
+        })
+        .transpose()?;
+    let store = db.open().await?;
+    let v = infusion_store::audit_chain::verify_audit(&*store).await?;
+    let mut faults: Vec<String> = v.faults.iter().map(ToString::to_string).collect();
+    if let Some(anchor) = &anchor {
+        let mut found = hex(&v.head.hash) == *anchor;
+        let mut after = 0;
+        while !found {
+            let page = store.audit_chain(after, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            found = page
+                .iter()
+                .any(|r| r.hash.is_some_and(|h| hex(&h) == *anchor));
+        }
+        if !found {
+            faults.push(format!(
+                "the anchor {anchor} is no longer in the chain: the log was rewritten since it was recorded"
+            ));
+        }
+    }
+    let head = hex(&v.head.hash);
+    if json_mode {
+        println!(
+            "{}",
+            json!({"intact": faults.is_empty(), "rows": v.rows, "head_last_id": v.head.last_id,
+                   "head_hash": head, "faults": faults})
+        );
+    } else {
+        for f in &faults {
+            println!("FAULT: {f}");
+        }
+        println!(
+            "{} rows, head row {} hash {head}: {}",
+            v.rows,
+            v.head.last_id,
+            if faults.is_empty() {
+                "intact"
+            } else {
+                "NOT intact"
+            }
+        );
+    }
+    if faults.is_empty() {
+        Ok(())
+    } else {
+        bail!("the audit log is not intact ({} fault(s))", faults.len())
+    }
 }

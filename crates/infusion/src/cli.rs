@@ -431,6 +431,16 @@ pub enum AdminCommand {
     },
     /// Apply pending database migrations.
     Migrate,
+    /// Check the audit log's hash chain and name every row that was
+    /// edited, inserted or deleted; exits non-zero if any was. Prints the
+    /// head hash: keep it elsewhere and pass it back as `--anchor` later,
+    /// so that even a chain recomputed from scratch is caught.
+    VerifyAudit {
+        /// A head hash printed by an earlier run (64 hex digits): it must
+        /// still be the hash of some row.
+        #[arg(long)]
+        anchor: Option<String>,
+    },
     /// Copy the database to a new file while the server keeps running
     /// (SQLite: online backup API; PostgreSQL: `pg_dump --format=custom`).
     Backup {

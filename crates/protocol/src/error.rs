@@ -22,6 +22,9 @@ pub enum ErrorCode {
     TokenExpired,
     /// 401: no such token, or not a token at all. Log in again.
     TokenInvalid,
+    /// 401: the token was revoked because an earlier token of this
+    /// device's chain was presented twice (a replay). Log in again.
+    TokenRevoked,
     /// 403: the patient is not this account's.
     Forbidden,
     /// 400: the body is not JSON.
@@ -42,6 +45,9 @@ pub enum ErrorCode {
     /// 409: the request conflicts with the current state (for example a
     /// username or MAC address that is already taken).
     Conflict,
+    /// 429: too many login attempts for this account or from this address;
+    /// try again after the `Retry-After` header's seconds.
+    TooManyRequests,
     /// 503: the database cannot be reached; try again later.
     DatabaseUnavailable,
     /// 500: a fault on the server; details are in its log, never in the body.
@@ -61,6 +67,7 @@ impl ErrorCode {
             ErrorCode::TokenUsed => "token_used",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::TokenInvalid => "token_invalid",
+            ErrorCode::TokenRevoked => "token_revoked",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::MalformedJson => "malformed_json",
             ErrorCode::InvalidBody => "invalid_body",
@@ -70,6 +77,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::OutsideLimits => "outside_limits",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
@@ -81,7 +89,10 @@ impl ErrorCode {
     pub fn requires_login(self) -> bool {
         matches!(
             self,
-            ErrorCode::TokenUsed | ErrorCode::TokenExpired | ErrorCode::TokenInvalid
+            ErrorCode::TokenUsed
+                | ErrorCode::TokenExpired
+                | ErrorCode::TokenInvalid
+                | ErrorCode::TokenRevoked
         )
     }
 }
@@ -121,6 +132,7 @@ mod tests {
             ErrorCode::TokenUsed,
             ErrorCode::TokenExpired,
             ErrorCode::TokenInvalid,
+            ErrorCode::TokenRevoked,
             ErrorCode::Forbidden,
             ErrorCode::MalformedJson,
             ErrorCode::InvalidBody,
@@ -130,6 +142,7 @@ mod tests {
             ErrorCode::MethodNotAllowed,
             ErrorCode::OutsideLimits,
             ErrorCode::Conflict,
+            ErrorCode::TooManyRequests,
             ErrorCode::DatabaseUnavailable,
             ErrorCode::Internal,
         ] {

@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(crate::headers::add))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -90,9 +91,13 @@ impl Application {
     ) -> std::io::Result<()> {
         let pruner = tokio::spawn(prune_tokens(self.state.clone()));
         let app = router(self.state);
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // The peer address reaches handlers (login throttling per address).
+        let result = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         pruner.abort();
         result
     }

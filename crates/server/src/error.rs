@@ -15,6 +15,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// The message sent to the client.
     pub message: String,
+    /// Seconds a throttled client must wait (`Retry-After`).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +25,22 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    /// Too many login attempts: locked for `retry_after_ms` more.
+    pub fn throttled(retry_after_ms: i64) -> ApiError {
+        let secs = u64::try_from(retry_after_ms.max(0))
+            .unwrap_or(0)
+            .div_ceil(1_000)
+            .max(1);
+        ApiError {
+            retry_after_s: Some(secs),
+            ..ApiError::new(
+                ErrorCode::TooManyRequests,
+                format!("too many login attempts; try again in {secs} s"),
+            )
         }
     }
 
@@ -39,7 +57,8 @@ impl ApiError {
             ErrorCode::InvalidCredentials
             | ErrorCode::TokenUsed
             | ErrorCode::TokenExpired
-            | ErrorCode::TokenInvalid => StatusCode::UNAUTHORIZED,
+            | ErrorCode::TokenInvalid
+            | ErrorCode::TokenRevoked => StatusCode::UNAUTHORIZED,
             ErrorCode::DeviceNotRegistered | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::MalformedJson => StatusCode::BAD_REQUEST,
             ErrorCode::InvalidBody | ErrorCode::OutsideLimits => StatusCode::UNPROCESSABLE_ENTITY,
@@ -48,6 +67,7 @@ impl ApiError {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,6 +95,10 @@ impl From<StoreError> for ApiError {
             StoreError::TokenExpired => ApiError::new(
                 ErrorCode::TokenExpired,
                 "this token has expired; log in again",
+            ),
+            StoreError::TokenRevoked => ApiError::new(
+                ErrorCode::TokenRevoked,
+                "this token was revoked after a replay of this device's chain; log in again",
             ),
             StoreError::Forbidden => {
                 ApiError::new(ErrorCode::Forbidden, "that patient is not this account's")
@@ -104,6 +128,11 @@ impl IntoResponse for ApiError {
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(secs) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }

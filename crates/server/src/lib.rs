@@ -15,7 +15,9 @@ pub mod config;
 pub mod decision;
 pub mod error;
 mod extract;
+pub mod headers;
 pub mod password;
+pub mod throttle;
 pub mod token;
 pub mod web;
 

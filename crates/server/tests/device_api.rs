@@ -1,6 +1,6 @@
 //! The device API against the real server and a real database: the token
-//! chain, every refusal with its code, the single-use race, report
-//! idempotency and malformed input. Each refusal is checked to change
+//! chain, every refusal with its code, report idempotency and malformed
+//! input (replays and the single-use race are in `attacks.rs`). Each refusal is checked to change
 //! nothing in the database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,12 +15,10 @@ use serde_json::json;
 
 infusion_testkit::backend_tests!(
     full_chain_of_fifty_polls_reports_and_a_new_version,
-    used_token_is_refused_and_changes_nothing,
     expired_token_is_refused,
     garbage_and_missing_tokens_are_invalid,
     token_of_one_patient_cannot_serve_another,
     login_refusals_are_indistinguishable_and_issue_nothing,
-    concurrent_uses_of_one_token_succeed_exactly_once,
     resent_and_overlapping_report_batches_are_stored_once,
     malformed_bodies_are_refused_with_their_codes,
     unknown_routes_and_methods_answer_json,
@@ -87,37 +85,6 @@ async fn full_chain_of_fifty_polls_reports_and_a_new_version(backend: Backend) {
         app.audit_actions(&app.a)
             .await
             .contains(&"device_login".to_owned())
-    );
-}
-
-async fn used_token_is_refused_and_changes_nothing(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let token = app.login(&app.a).await;
-    let (status, first) = app.index(&app.a, &token).await;
-    assert_eq!(status, 200);
-    let events_before = app.event_count(&app.a).await;
-    for path in ["/api/v1/device/index", "/api/v1/device/report"] {
-        let body = json!({"patient_id": app.a.id.0, "events": progress_events(1, 2)});
-        let body = if path.ends_with("index") {
-            json!({"patient_id": app.a.id.0})
-        } else {
-            body
-        };
-        let (status, err) = app.post(path, Some(&token), &body).await;
-        assert_eq!(status, 401, "{err}");
-        assert_eq!(err["error"], "token_used");
-        assert!(err["message"].as_str().is_some());
-    }
-    assert_eq!(app.event_count(&app.a).await, events_before);
-    // The genuine chain goes on: the token from the first answer still works.
-    let next = first["token"].as_str().unwrap();
-    assert_eq!(app.token_used(next).await, Some(false));
-    let (status, _) = app.index(&app.a, next).await;
-    assert_eq!(status, 200);
-    assert!(
-        app.audit_actions(&app.a)
-            .await
-            .contains(&"token_refused".to_owned())
     );
 }
 
@@ -230,44 +197,6 @@ async fn login_refusals_are_indistinguishable_and_issue_nothing(backend: Backend
         3,
         "{actions:?}"
     );
-}
-
-async fn concurrent_uses_of_one_token_succeed_exactly_once(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let mut token = app.login(&app.a).await;
-    for round in 0..20 {
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..50 {
-            let (http, url, token, id) = (
-                app.http.clone(),
-                app.url("/api/v1/device/index"),
-                token.clone(),
-                app.a.id.0,
-            );
-            tasks.spawn(async move {
-                let resp = http
-                    .post(url)
-                    .bearer_auth(token)
-                    .json(&json!({"patient_id": id}))
-                    .send()
-                    .await
-                    .unwrap();
-                let status = resp.status().as_u16();
-                (status, resp.json::<serde_json::Value>().await.unwrap())
-            });
-        }
-        let results = tasks.join_all().await;
-        let winners: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
-        assert_eq!(winners.len(), 1, "round {round}");
-        assert!(
-            results
-                .iter()
-                .filter(|(s, _)| *s != 200)
-                .all(|(s, b)| *s == 401 && b["error"] == "token_used"),
-            "round {round}"
-        );
-        token = winners[0].1["token"].as_str().unwrap().to_owned();
-    }
 }
 
 async fn resent_and_overlapping_report_batches_are_stored_once(backend: Backend) {

@@ -21,6 +21,7 @@ infusion_testkit::backend_tests!(
     suggestions_change_nothing_until_approved_and_stale_ones_are_refused,
     versions_show_their_delivery_state,
     admin_manages_accounts_and_devices_and_sees_no_clinical_data,
+    sql_and_script_in_every_text_field_are_stored_and_shown_verbatim,
 );
 
 /// A browser: keeps cookies, does not follow redirects.
@@ -1077,4 +1078,126 @@ async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: B
         by_root, 3,
         "physician, patient and device, audited as the admin"
     );
+}
+
+/// Threats T4 and T5 (injection): SQL metacharacters and script tags in
+/// every free-text field an administrator types (names, institution), and
+/// in the username of a refused login (which reaches the audit trail), are
+/// stored exactly as typed, shown escaped, and never executed: every table
+/// is still there afterwards.
+async fn sql_and_script_in_every_text_field_are_stored_and_shown_verbatim(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.store
+        .create_admin(
+            infusion_store::NewPhysician {
+                username: "root".into(),
+                first_name: "Ada".into(),
+                last_name: "Admin".into(),
+                institution: "Test Clinic".into(),
+                password_hash: infusion_server::password::PasswordParams::INSECURE_FAST
+                    .hash_blocking(PASSWORD)
+                    .unwrap(),
+            },
+            "test",
+            0,
+        )
+        .await
+        .unwrap();
+    let payloads = [
+        "Robert'); DROP TABLE accounts;--",
+        "<script>alert(1)</script>",
+        "\" OR 1=1 -- <img src=x onerror=alert(2)>",
+        "'; DELETE FROM audit; SELECT '",
+    ];
+    let admin = Browser::logged_in(&app, "root").await;
+    for (i, evil) in payloads.iter().enumerate() {
+        let csrf = admin.csrf("/admin").await;
+        let username = format!("doc{i}");
+        let done = admin
+            .post(
+                "/admin/physicians",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("username", &username),
+                    ("first_name", evil),
+                    ("last_name", evil),
+                    ("institution", evil),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert!(
+            done.status == 200 || done.status == 303,
+            "{evil}: {}",
+            done.status
+        );
+        let csrf = admin.csrf("/admin").await;
+        let patient = format!("pat{i}");
+        admin
+            .post(
+                "/admin/patients",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("username", &patient),
+                    ("first_name", evil),
+                    ("last_name", evil),
+                    ("physician", &username),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        // Stored exactly as typed.
+        let stored = app.store.patient(&patient).await.unwrap();
+        assert_eq!(
+            (stored.first_name.as_str(), stored.last_name.as_str()),
+            (*evil, *evil)
+        );
+        let account = app.store.account(&username).await.unwrap().unwrap();
+        assert_eq!(account.first_name, *evil);
+        // A refused web login under the payload as username reaches the
+        // audit log as text.
+        let stranger = Browser::new(&app);
+        let refused = stranger.login(evil, "not the password at all").await;
+        assert_eq!(refused.status, 401, "{evil}");
+        assert!(!refused.body.contains("<script>") && !refused.body.contains("<img"));
+    }
+    for path in ["/admin"] {
+        let page = admin.get(path).await;
+        assert_eq!(page.status, 200);
+        assert!(
+            !page.body.contains("<script>alert") && !page.body.contains("<img src=x"),
+            "{path}"
+        );
+        assert!(
+            page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path}"
+        );
+        assert!(
+            page.body.contains("Robert&#39;); DROP TABLE accounts;--")
+                || page.body.contains("Robert'); DROP TABLE accounts;--"),
+            "{path}"
+        );
+    }
+    for i in 0..payloads.len() {
+        let doc = Browser::logged_in(&app, &format!("doc{i}")).await;
+        for path in ["/dashboard".to_owned(), format!("/patients/pat{i}")] {
+            let page = doc.get(&path).await;
+            assert_eq!(page.status, 200, "{path}");
+            assert!(
+                !page.body.contains("<script>alert") && !page.body.contains("<img src=x"),
+                "{path}"
+            );
+        }
+    }
+    // Nothing was executed: every table is intact and the audit log too.
+    assert!(app.store.accounts().await.unwrap().len() > 2 * payloads.len());
+    let log = app.store.audit_log(None, 1_000).await.unwrap();
+    assert!(
+        log.iter().any(|r| r.entry.actor.contains(payloads[3])),
+        "the refused login names the typed username verbatim"
+    );
+    let v = infusion_store::audit_chain::verify_audit(&*app.store)
+        .await
+        .unwrap();
+    assert!(v.faults.is_empty(), "{:?}", v.faults);
 }

@@ -1,6 +1,7 @@
 //! The simulated pump (the core over HTTP) against the real server: it
 //! infuses, follows a new prescription version, completes, recovers from
-//! expired tokens by logging in again, and rides out a server outage.
+//! expired tokens by logging in again, rides out a server outage, and
+//! survives an attacker replaying a token captured off the wire.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ infusion_testkit::backend_tests!(
     pump_infuses_adjusts_to_a_new_version_and_completes,
     pump_logs_in_again_when_its_token_expires,
     pump_stops_on_a_lost_link_when_told_and_reports_it_when_back,
+    pump_logs_in_again_after_its_captured_token_is_replayed_and_completes,
 );
 
 async fn server(backend: Backend, token_ttl: Duration) -> (Served, Arc<dyn Store>, TestDb) {
@@ -235,5 +237,111 @@ async fn pump_stops_on_a_lost_link_when_told_and_reports_it_when_back(backend: B
     let paused = at(EventBody::State(StateChange::Paused)).expect("the stop reported");
     let resumed = at(EventBody::State(StateChange::Resumed)).expect("the restart reported");
     assert!(lost < resumed && paused < resumed, "{bodies:?}");
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+/// A man in the middle on the pump's plain-HTTP link: forwards every
+/// request to `upstream` unchanged and keeps a copy of each bearer token.
+async fn capturing_proxy(upstream: String) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::body::{Body, to_bytes};
+    use axum::extract::Request;
+    use axum::response::Response;
+    let captured = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (seen, http) = (Arc::clone(&captured), reqwest::Client::new());
+    let forward = move |req: Request| {
+        let (seen, http, upstream) = (Arc::clone(&seen), http.clone(), upstream.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = to_bytes(body, 1 << 20).await.unwrap();
+            let mut out = http.request(parts.method, format!("{upstream}{}", parts.uri));
+            for name in ["authorization", "content-type"] {
+                if let Some(v) = parts.headers.get(name) {
+                    out = out.header(name, v.clone());
+                    if let Some(t) = v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
+                        seen.lock().unwrap().push(t.to_owned());
+                    }
+                }
+            }
+            let answer = out.body(body).send().await.unwrap();
+            let status = answer.status();
+            let ct = answer.headers().get("content-type").cloned();
+            let mut resp = Response::new(Body::from(answer.bytes().await.unwrap()));
+            *resp.status_mut() = status;
+            if let Some(ct) = ct {
+                resp.headers_mut().insert("content-type", ct);
+            }
+            resp
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(forward);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), captured)
+}
+
+/// Threat T1 end to end: an attacker on the pump's link copies its tokens
+/// and replays one the pump has used. The chain is revoked; the real pump
+/// logs in again by itself and delivers the whole prescription, every step
+/// and event exactly once.
+async fn pump_logs_in_again_after_its_captured_token_is_replayed_and_completes(backend: Backend) {
+    let (server, store, _db) = server(backend, Duration::from_secs(300)).await;
+    store
+        .set_prescription("pat", prescription(1_000, 4_000), "doc", 0)
+        .await
+        .unwrap();
+    let (via, captured) = capturing_proxy(server.base.clone()).await;
+    let sim = pump(
+        &via,
+        SimConfig {
+            time_scale: 300,
+            ..SimConfig::default()
+        },
+    );
+    let mut view = sim.subscribe();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sim.run(async move {
+        let _ = stopped.await;
+    }));
+    wait_for(&mut view, "running with a few polls behind it", |s| {
+        s.phase == "running" && s.delivered_ul > 0
+    })
+    .await;
+    let first = captured
+        .lock()
+        .unwrap()
+        .first()
+        .cloned()
+        .expect("a token on the wire");
+    let patient = store.patient("pat").await.unwrap();
+    let replay = reqwest::Client::new()
+        .post(format!("{}/api/v1/device/index", server.base))
+        .bearer_auth(&first)
+        .json(&serde_json::json!({"patient_id": patient.patient_id.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status().as_u16(), 401);
+    let err: serde_json::Value = replay.json().await.unwrap();
+    assert_eq!(err["error"], "token_used");
+    wait_for(&mut view, "completion reported", |s| {
+        s.phase == "completed" && s.unacked_events == 0
+    })
+    .await;
+    let _ = stop.send(());
+    assert_eq!(task.await.unwrap().delivered_ul, 1_000);
+    let audit = store
+        .audit_log(Some(patient.patient_id), 1_000)
+        .await
+        .unwrap();
+    let count = |action: &str| {
+        audit
+            .iter()
+            .filter(|r| r.entry.action.as_str() == action)
+            .count()
+    };
+    assert_eq!(count("token_replayed"), 1, "{audit:?}");
+    assert!(count("device_login") >= 2, "{audit:?}");
+    let events = store.events(patient.patient_id, 0, 10_000).await.unwrap();
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
 }

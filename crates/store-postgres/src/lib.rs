@@ -32,11 +32,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use infusion_protocol::{Event, Index, MacAddress, PatientId, PatientLimits};
+use infusion_store::throttle::{Attempt, ThrottleKey};
 use infusion_store::{
-    AccountId, AccountOverview, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, Decision,
-    DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion,
-    NewToken, NewWebSession, PatientSummary, Prescription, ReportOutcome, Role, Store, StoreError,
-    StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus, WebSession,
+    AccountId, AccountOverview, AccountRecord, AuditHead, AuditRecord, CHANGE_BACKLOG,
+    ChainedAudit, Change, Decision, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician,
+    NewPrescription, NewSuggestion, NewToken, NewWebSession, PatientSummary, Prescription,
+    ReportOutcome, Role, Store, StoreError, StoreResult, StoredEvent, Suggestion, TokenHash,
+    TokenStatus, WebSession,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::broadcast;
@@ -330,7 +332,35 @@ impl Store for PgStore {
         patient_id: Option<PatientId>,
         limit: u32,
     ) -> StoreResult<Vec<AuditRecord>> {
-        ops::audit_log(&self.pool, patient_id, limit).await
+        ops::audit_log(&self.pool, patient_id, limit, false).await
+    }
+
+    async fn security_events(
+        &self,
+        patient_id: Option<PatientId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        ops::audit_log(&self.pool, patient_id, limit, true).await
+    }
+
+    async fn login_attempt(&self, keys: Vec<ThrottleKey>, now_ms: i64) -> StoreResult<Attempt> {
+        ops::login_attempt(&self.pool, &keys, now_ms).await
+    }
+
+    async fn login_failed(&self, keys: Vec<ThrottleKey>, now_ms: i64) -> StoreResult<()> {
+        ops::login_failed(&self.pool, &keys, now_ms).await
+    }
+
+    async fn login_succeeded(&self, keys: Vec<ThrottleKey>) -> StoreResult<()> {
+        ops::login_succeeded(&self.pool, &keys).await
+    }
+
+    async fn audit_chain(&self, after_id: i64, limit: u32) -> StoreResult<Vec<ChainedAudit>> {
+        ops::audit_chain(&self.pool, after_id, limit).await
+    }
+
+    async fn audit_head(&self) -> StoreResult<AuditHead> {
+        ops::audit_head(&self.pool).await
     }
 
     async fn token_status(&self, hash: TokenHash) -> StoreResult<Option<TokenStatus>> {

@@ -34,5 +34,12 @@ pub(crate) async fn run(pool: &PgPool) -> StoreResult<usize> {
         other => infusion_store::StoreError::Backend(format!("migration failed: {other}")),
     })?;
     let after = applied(pool).await?;
+    let sealed = crate::ops::seal_legacy_audit(pool).await?;
+    if sealed > 0 {
+        tracing::info!(
+            rows = sealed,
+            "sealed the audit rows from before the hash chain"
+        );
+    }
     Ok(usize::try_from(after - before).unwrap_or(0))
 }

@@ -10,13 +10,15 @@ use infusion_protocol::{
     Alarm, Event, Index, InfusionState, MacAddress, PatientId, PatientLimits, StateChange,
     WireEvent,
 };
+use infusion_store::audit_chain::chain_hash;
+use infusion_store::throttle::{self, Attempt, ThrottleKey};
 use infusion_store::{
-    AccountId, AccountOverview, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS,
-    Decision, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription,
-    NewSuggestion, NewToken, NewWebSession, PatientSummary, Prescription, PresentedToken,
-    ReportOutcome, Role, StoreError, StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus,
-    WebSession, alarm_of, check_account_names, check_institution, check_limits, check_prescription,
-    check_presented,
+    AccountId, AccountOverview, AccountRecord, AuditAction, AuditHead, AuditRecord, ChainedAudit,
+    Change, DEFAULT_LIMITS, Decision, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician,
+    NewPrescription, NewSuggestion, NewToken, NewWebSession, PatientSummary, Prescription,
+    PresentedToken, Refusal, ReportOutcome, Role, StoreError, StoreResult, StoredEvent, Suggestion,
+    TokenHash, TokenStatus, WebSession, alarm_of, check_account_names, check_institution,
+    check_limits, check_prescription, check_presented,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -58,25 +60,146 @@ fn parse_mac(s: &str) -> StoreResult<MacAddress> {
 }
 
 /// Appends one audit entry on `conn` (a transaction or a pool connection).
+/// The audit chain's head, locked until the transaction ends when `lock`:
+/// the lock that puts concurrent audit inserts, from any instance, in one
+/// order. Every transaction takes it as its last lock (the audit insert is
+/// its last write, or comes after its patient's lock), so it cannot be
+/// part of a deadlock.
+async fn audit_head_on(conn: &mut PgConnection, lock: bool) -> StoreResult<AuditHead> {
+    let sql = if lock {
+        "SELECT rows, last_id, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+    } else {
+        "SELECT rows, last_id, hash FROM audit_head WHERE id = 1"
+    };
+    let r = sqlx::query(sql).fetch_one(conn).await.map_err(db_error)?;
+    let hash: Vec<u8> = get(&r, 2)?;
+    Ok(AuditHead {
+        rows: get::<i64>(&r, 0)? as u64,
+        last_id: get(&r, 1)?,
+        hash: hash
+            .try_into()
+            .map_err(|_| StoreError::Backend("audit head hash is not 32 bytes".into()))?,
+    })
+}
+
+/// Appends one audit entry to the hash chain, under the head's lock.
 async fn insert_audit_on(conn: &mut PgConnection, e: &NewAudit) -> StoreResult<()> {
+    let head = audit_head_on(conn, true).await?;
+    let hash = chain_hash(&head.hash, e);
     sqlx::query(
-        "INSERT INTO audit (at_ms, actor, action, patient_id, detail) VALUES ($1, $2, $3, $4, $5)",
+        "WITH row AS (
+             INSERT INTO audit (at_ms, actor, action, patient_id, detail, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
+         )
+         UPDATE audit_head SET rows = rows + 1, last_id = (SELECT id FROM row), hash = $7
+         WHERE id = 1",
     )
     .bind(e.at_ms)
     .bind(&e.actor)
     .bind(e.action.as_str())
     .bind(e.patient_id.and_then(db_patient_id))
     .bind(&e.detail)
+    .bind(&head.hash[..])
+    .bind(&hash[..])
     .execute(conn)
     .await
     .map(|_| ())
     .map_err(db_error)
 }
 
+/// Seals the rows written before the chain existed into it, in id order,
+/// once: only while the head has never moved (see the SQLite backend).
+pub(crate) async fn seal_legacy_audit(pool: &PgPool) -> StoreResult<u64> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let head = audit_head_on(&mut tx, true).await?;
+    if head.rows != 0 || head.last_id != 0 {
+        return Ok(0);
+    }
+    let rows = sqlx::query("SELECT id FROM audit WHERE hash IS NULL ORDER BY id")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    let ids: Vec<i64> = rows.iter().map(|r| get(r, 0)).collect::<StoreResult<_>>()?;
+    let mut prev = head.hash;
+    for id in &ids {
+        let row = audit_rows(&mut tx, "WHERE id = $1", *id, 1).await?;
+        let Some(r) = row.first() else { continue };
+        let hash = chain_hash(&prev, &r.entry);
+        sqlx::query(
+            "WITH sealed AS (UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3)
+             UPDATE audit_head SET rows = rows + 1, last_id = $3, hash = $2 WHERE id = 1",
+        )
+        .bind(&prev[..])
+        .bind(&hash[..])
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        prev = hash;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(ids.len() as u64)
+}
+
+/// Audit rows with their chain columns: `filter` is a `WHERE` of our own
+/// on `$1`; ordered by id, at most `limit`.
+async fn audit_rows(
+    conn: &mut PgConnection,
+    filter: &str,
+    arg: i64,
+    limit: u32,
+) -> StoreResult<Vec<ChainedAudit>> {
+    let hash32 = |v: Option<Vec<u8>>| v.and_then(|v| <[u8; 32]>::try_from(v).ok());
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id, at_ms, actor, action, patient_id, detail, prev_hash, hash FROM audit
+         {filter} ORDER BY id LIMIT $2"
+    )))
+    .bind(arg)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(|r| {
+        let action: String = get(r, 3)?;
+        Ok(ChainedAudit {
+            id: get(r, 0)?,
+            entry: NewAudit {
+                at_ms: get(r, 1)?,
+                actor: get(r, 2)?,
+                action: AuditAction::parse(&action)
+                    .ok_or_else(|| StoreError::Backend(format!("bad audit action {action:?}")))?,
+                patient_id: get::<Option<i64>>(r, 4)?.map(patient_id),
+                detail: get(r, 5)?,
+            },
+            prev_hash: hash32(get(r, 6)?),
+            hash: hash32(get(r, 7)?),
+        })
+    })
+    .collect()
+}
+
+/// Audit rows after `after_id`, in id order, at most `limit`.
+pub(crate) async fn audit_chain(
+    pool: &PgPool,
+    after_id: i64,
+    limit: u32,
+) -> StoreResult<Vec<ChainedAudit>> {
+    let mut conn = pool.acquire().await.map_err(db_error)?;
+    audit_rows(&mut conn, "WHERE id > $1", after_id, limit).await
+}
+
+/// The audit chain's head.
+pub(crate) async fn audit_head(pool: &PgPool) -> StoreResult<AuditHead> {
+    let mut conn = pool.acquire().await.map_err(db_error)?;
+    audit_head_on(&mut conn, false).await
+}
+
 /// Appends one audit entry in its own transaction.
 pub(crate) async fn insert_audit(pool: &PgPool, e: &NewAudit) -> StoreResult<()> {
-    let mut conn = pool.acquire().await.map_err(db_error)?;
-    insert_audit_on(&mut conn, e).await
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    insert_audit_on(&mut tx, e).await?;
+    tx.commit().await.map_err(db_error)
 }
 
 /// Queues `change` for delivery to every instance when the transaction
@@ -481,7 +604,8 @@ pub(crate) async fn start_device_session(
         return Err(StoreError::Forbidden);
     };
     sqlx::query(
-        "INSERT INTO tokens (hash, device_id, patient_id, issued_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO tokens (hash, device_id, patient_id, issued_at_ms, expires_at_ms, generation)
+         SELECT $1, $2, $3, $4, $5, token_generation FROM devices WHERE id = $2",
     )
     .bind(&token.hash.0[..])
     .bind(device.0)
@@ -512,18 +636,20 @@ const CONSUME: &str = "
         UPDATE tokens t SET used_at_ms = $3
         FROM devices d
         WHERE t.hash = $1 AND t.patient_id = $2 AND t.used_at_ms IS NULL AND t.expires_at_ms > $3
+          AND t.revoked_at_ms IS NULL AND t.generation = d.token_generation
           AND d.id = t.device_id AND d.retired_at_ms IS NULL
-        RETURNING t.device_id, t.patient_id, d.mac
+        RETURNING t.device_id, t.patient_id, d.mac, t.generation
     ), seen AS (
         UPDATE devices SET last_seen_ms = $3 FROM consumed WHERE devices.id = consumed.device_id
     ), issued AS (
-        INSERT INTO tokens (hash, device_id, patient_id, issued_at_ms, expires_at_ms)
-        SELECT $4, device_id, patient_id, $3, $5 FROM consumed
+        INSERT INTO tokens (hash, device_id, patient_id, issued_at_ms, expires_at_ms, generation)
+        SELECT $4, device_id, patient_id, $3, $5, generation FROM consumed
     )";
 
-/// After a refused consumption: finds out why, audits it (in its own
-/// transaction, the refused one having changed nothing) and returns the
-/// error to answer with.
+/// After a refused consumption: finds out why, keeps what the refusal
+/// leaves behind (its audit entry and, for a replay, the revocation of the
+/// device's chain) in a transaction of its own, the refused one having
+/// changed nothing, and returns the error to answer with.
 async fn refuse_token(
     pool: &PgPool,
     presented: TokenHash,
@@ -531,7 +657,9 @@ async fn refuse_token(
     now_ms: i64,
 ) -> StoreError {
     let found = sqlx::query(
-        "SELECT t.patient_id, t.expires_at_ms, t.used_at_ms, d.mac, d.retired_at_ms IS NOT NULL
+        "SELECT t.device_id, t.patient_id, t.expires_at_ms, t.used_at_ms, d.mac,
+                d.retired_at_ms IS NOT NULL,
+                t.revoked_at_ms IS NOT NULL OR t.generation <> d.token_generation
          FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = $1",
     )
     .bind(&presented.0[..])
@@ -541,11 +669,13 @@ async fn refuse_token(
     .and_then(|row| {
         row.map(|r| {
             Ok(PresentedToken {
-                owner: patient_id(get(&r, 0)?),
-                expires_at_ms: get(&r, 1)?,
-                used_at_ms: get(&r, 2)?,
-                mac: get(&r, 3)?,
-                device_retired: get(&r, 4)?,
+                device: DeviceId(get(&r, 0)?),
+                owner: patient_id(get(&r, 1)?),
+                expires_at_ms: get(&r, 2)?,
+                used_at_ms: get(&r, 3)?,
+                mac: get(&r, 4)?,
+                device_retired: get(&r, 5)?,
+                revoked: get(&r, 6)?,
             })
         })
         .transpose()
@@ -554,24 +684,55 @@ async fn refuse_token(
         Ok(f) => f,
         Err(e) => return e,
     };
-    let (err, entry) = match check_presented(found.as_ref(), patient, now_ms) {
-        Err(refusal) => refusal,
+    let refusal = match check_presented(found.as_ref(), patient, now_ms) {
+        Err(refusal) => *refusal,
         // Valid now but not a moment ago: a concurrent request took it.
-        Ok(()) => (
-            StoreError::TokenUsed,
-            NewAudit::of(
+        Ok(()) => Refusal {
+            error: StoreError::TokenUsed,
+            audit: NewAudit::of(
                 now_ms,
                 "anonymous",
                 AuditAction::TokenRefused,
                 Some(patient),
                 StoreError::TokenUsed.to_string(),
             ),
-        ),
+            revoke_chain_of: None,
+        },
     };
-    match insert_audit(pool, &entry).await {
-        Ok(()) => err,
-        Err(audit_failed) => audit_failed,
+    match keep_refusal(pool, &refusal).await {
+        Ok(()) => refusal.error,
+        Err(failed) => failed,
     }
+}
+
+/// Writes a refusal's audit entry and revokes a replayed chain, in one
+/// transaction.
+///
+/// The revocation marks the live tokens first and raises the device's
+/// token generation second: a consumption locks its token row, then the
+/// device row, so taking them in the same order cannot deadlock. A
+/// consumption that raced the revocation may still have issued a token,
+/// but with the old generation, so that token is dead.
+async fn keep_refusal(pool: &PgPool, refusal: &Refusal) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    if let Some(device) = refusal.revoke_chain_of {
+        sqlx::query(
+            "UPDATE tokens SET revoked_at_ms = $1
+             WHERE device_id = $2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL",
+        )
+        .bind(refusal.audit.at_ms)
+        .bind(device.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("UPDATE devices SET token_generation = token_generation + 1 WHERE id = $1")
+            .bind(device.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
+    insert_audit_on(&mut tx, &refusal.audit).await?;
+    tx.commit().await.map_err(db_error)
 }
 
 pub(crate) async fn poll_index(
@@ -901,10 +1062,13 @@ pub(crate) async fn events(
     .collect()
 }
 
+/// The newest audit entries (of one patient, or all), newest first; with
+/// `security_only`, only the [`AuditAction::SECURITY`] actions.
 pub(crate) async fn audit_log(
     pool: &PgPool,
     patient: Option<PatientId>,
     limit: u32,
+    security_only: bool,
 ) -> StoreResult<Vec<AuditRecord>> {
     let pid = match patient {
         Some(p) => match db_patient_id(p) {
@@ -913,12 +1077,17 @@ pub(crate) async fn audit_log(
         },
         None => None,
     };
+    let actions: Option<Vec<&str>> =
+        security_only.then(|| AuditAction::SECURITY.iter().map(|a| a.as_str()).collect());
     sqlx::query(
         "SELECT id, at_ms, actor, action, patient_id, detail FROM audit
-         WHERE $1::bigint IS NULL OR patient_id = $1 ORDER BY id DESC LIMIT $2",
+         WHERE ($1::bigint IS NULL OR patient_id = $1)
+           AND ($3::text[] IS NULL OR action = ANY($3))
+         ORDER BY id DESC LIMIT $2",
     )
     .bind(pid)
     .bind(i64::from(limit))
+    .bind(actions)
     .fetch_all(pool)
     .await
     .map_err(db_error)?
@@ -945,7 +1114,8 @@ pub(crate) async fn token_status(
     hash: TokenHash,
 ) -> StoreResult<Option<TokenStatus>> {
     sqlx::query(
-        "SELECT device_id, patient_id, expires_at_ms, used_at_ms FROM tokens WHERE hash = $1",
+        "SELECT device_id, patient_id, expires_at_ms, used_at_ms, revoked_at_ms
+         FROM tokens WHERE hash = $1",
     )
     .bind(&hash.0[..])
     .fetch_optional(pool)
@@ -957,6 +1127,7 @@ pub(crate) async fn token_status(
             patient_id: patient_id(get(&r, 1)?),
             expires_at_ms: get(&r, 2)?,
             used_at_ms: get(&r, 3)?,
+            revoked_at_ms: get(&r, 4)?,
         })
     })
     .transpose()
@@ -1352,4 +1523,94 @@ pub(crate) async fn accounts(pool: &PgPool) -> StoreResult<Vec<AccountOverview>>
         })
     })
     .collect()
+}
+
+/// A login attempt, in one transaction (see the SQLite backend). The
+/// upsert's row lock orders concurrent attempts on a key, so a burst of
+/// guesses is counted exactly.
+pub(crate) async fn login_attempt(
+    pool: &PgPool,
+    keys: &[ThrottleKey],
+    now_ms: i64,
+) -> StoreResult<Attempt> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+    let until: Option<i64> =
+        sqlx::query_scalar("SELECT max(locked_until_ms) FROM login_throttle WHERE key = ANY($1)")
+            .bind(&names)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    let locked = until.map_or(0, |u| u - now_ms);
+    if locked > 0 {
+        return Ok(Attempt::Locked {
+            retry_after_ms: locked,
+        });
+    }
+    for k in keys.iter().filter(|k| k.up_front) {
+        count_attempt(&mut tx, k, now_ms).await?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(Attempt::Allowed)
+}
+
+/// A failed check: counted against the keys not counted up front.
+pub(crate) async fn login_failed(
+    pool: &PgPool,
+    keys: &[ThrottleKey],
+    now_ms: i64,
+) -> StoreResult<()> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    for k in keys.iter().filter(|k| !k.up_front) {
+        count_attempt(&mut tx, k, now_ms).await?;
+    }
+    tx.commit().await.map_err(db_error)
+}
+
+/// A success: clears the keys counted up front.
+pub(crate) async fn login_succeeded(pool: &PgPool, keys: &[ThrottleKey]) -> StoreResult<()> {
+    let names: Vec<&str> = keys
+        .iter()
+        .filter(|k| k.up_front)
+        .map(|k| k.key.as_str())
+        .collect();
+    sqlx::query("DELETE FROM login_throttle WHERE key = ANY($1)")
+        .bind(&names)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(db_error)
+}
+
+/// Counts one attempt against `k` (see the SQLite backend).
+async fn count_attempt(conn: &mut PgConnection, k: &ThrottleKey, now_ms: i64) -> StoreResult<()> {
+    let attempts: i64 = sqlx::query_scalar(
+        "INSERT INTO login_throttle (key, attempts, last_attempt_ms, locked_until_ms)
+         VALUES ($1, 1, $2, 0)
+         ON CONFLICT (key) DO UPDATE SET
+             attempts = CASE WHEN $2 - login_throttle.last_attempt_ms > $3 THEN 1
+                             ELSE login_throttle.attempts + 1 END,
+             last_attempt_ms = $2
+         RETURNING attempts",
+    )
+    .bind(&k.key)
+    .bind(now_ms)
+    .bind(throttle::WINDOW_MS)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+    let lock = k.backoff.lockout_ms(attempts);
+    if lock > 0 {
+        sqlx::query("UPDATE login_throttle SET locked_until_ms = $2 WHERE key = $1")
+            .bind(&k.key)
+            .bind(now_ms + lock)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        if attempts == k.backoff.free + 1 {
+            insert_audit_on(conn, &NewAudit::locked_out(now_ms, &k.key, attempts, lock)).await?;
+        }
+    }
+    Ok(())
 }

@@ -19,11 +19,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use infusion_protocol::{Event, Index, MacAddress, PatientId, PatientLimits};
+use infusion_store::throttle::{Attempt, ThrottleKey};
 use infusion_store::{
-    AccountId, AccountOverview, AccountRecord, AuditRecord, CHANGE_BACKLOG, Change, Decision,
-    DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription, NewSuggestion,
-    NewToken, NewWebSession, PatientSummary, Prescription, ReportOutcome, Role, Store, StoreError,
-    StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus, WebSession,
+    AccountId, AccountOverview, AccountRecord, AuditHead, AuditRecord, CHANGE_BACKLOG,
+    ChainedAudit, Change, Decision, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician,
+    NewPrescription, NewSuggestion, NewToken, NewWebSession, PatientSummary, Prescription,
+    ReportOutcome, Role, Store, StoreError, StoreResult, StoredEvent, Suggestion, TokenHash,
+    TokenStatus, WebSession,
 };
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
@@ -367,8 +369,46 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<AuditRecord>> {
         self.readers
-            .read(move |conn| ops::audit_log(conn, patient_id, limit))
+            .read(move |conn| ops::audit_log(conn, patient_id, limit, false))
             .await
+    }
+
+    async fn security_events(
+        &self,
+        patient_id: Option<PatientId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        self.readers
+            .read(move |conn| ops::audit_log(conn, patient_id, limit, true))
+            .await
+    }
+
+    async fn login_attempt(&self, keys: Vec<ThrottleKey>, now_ms: i64) -> StoreResult<Attempt> {
+        self.writer
+            .write(move |cx| ops::login_attempt(cx.conn, &keys, now_ms))
+            .await
+    }
+
+    async fn login_failed(&self, keys: Vec<ThrottleKey>, now_ms: i64) -> StoreResult<()> {
+        self.writer
+            .write(move |cx| ops::login_failed(cx.conn, &keys, now_ms))
+            .await
+    }
+
+    async fn login_succeeded(&self, keys: Vec<ThrottleKey>) -> StoreResult<()> {
+        self.writer
+            .write(move |cx| ops::login_succeeded(cx.conn, &keys))
+            .await
+    }
+
+    async fn audit_chain(&self, after_id: i64, limit: u32) -> StoreResult<Vec<ChainedAudit>> {
+        self.readers
+            .read(move |conn| ops::audit_chain(conn, after_id, limit))
+            .await
+    }
+
+    async fn audit_head(&self) -> StoreResult<AuditHead> {
+        self.readers.read(ops::audit_head).await
     }
 
     async fn token_status(&self, hash: TokenHash) -> StoreResult<Option<TokenStatus>> {

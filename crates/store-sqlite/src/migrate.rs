@@ -28,6 +28,18 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_fetched",
         include_str!("../migrations/0005_fetched.sql"),
     ),
+    (
+        "0006_token_revocation",
+        include_str!("../migrations/0006_token_revocation.sql"),
+    ),
+    (
+        "0007_audit_chain",
+        include_str!("../migrations/0007_audit_chain.sql"),
+    ),
+    (
+        "0008_login_throttle",
+        include_str!("../migrations/0008_login_throttle.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.
@@ -54,6 +66,15 @@ pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<usize> {
             .map_err(backend)?;
         tx.commit().map_err(backend)?;
         tracing::info!(migration = name, "applied");
+    }
+    let tx = conn.transaction().map_err(backend)?;
+    let sealed = crate::ops::seal_legacy_audit(&tx)?;
+    tx.commit().map_err(backend)?;
+    if sealed > 0 {
+        tracing::info!(
+            rows = sealed,
+            "sealed the audit rows from before the hash chain"
+        );
     }
     Ok(MIGRATIONS.len() - current)
 }

@@ -5,13 +5,15 @@ use infusion_protocol::{
     Alarm, Event, EventBody, Index, InfusionState, MacAddress, PatientId, PatientLimits, Progress,
     StateChange, Vitals,
 };
+use infusion_store::audit_chain::chain_hash;
+use infusion_store::throttle::{self, Attempt, ThrottleKey};
 use infusion_store::{
-    AccountId, AccountOverview, AccountRecord, AuditAction, AuditRecord, Change, DEFAULT_LIMITS,
-    Decision, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician, NewPrescription,
-    NewSuggestion, NewToken, NewWebSession, PatientSummary, Prescription, PresentedToken,
-    ReportOutcome, Role, StoreError, StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus,
-    WebSession, alarm_of, check_account_names, check_institution, check_limits, check_prescription,
-    check_presented,
+    AccountId, AccountOverview, AccountRecord, AuditAction, AuditHead, AuditRecord, ChainedAudit,
+    Change, DEFAULT_LIMITS, Decision, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician,
+    NewPrescription, NewSuggestion, NewToken, NewWebSession, PatientSummary, Prescription,
+    PresentedToken, ReportOutcome, Role, StoreError, StoreResult, StoredEvent, Suggestion,
+    TokenHash, TokenStatus, WebSession, alarm_of, check_account_names, check_institution,
+    check_limits, check_prescription, check_presented,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -50,10 +52,59 @@ fn read_mac(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<MacAddress> {
     })
 }
 
-/// Appends one audit entry.
+/// Revokes `device`'s token chain, the one a replayed token belonged to:
+/// marks its live tokens revoked and raises the device's token generation,
+/// so that no token issued before now works again.
+pub(crate) fn revoke_chain(conn: &Connection, device: DeviceId, now_ms: i64) -> StoreResult<()> {
+    conn.exec(
+        "UPDATE tokens SET revoked_at_ms = ?1
+         WHERE device_id = ?2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL",
+        params![now_ms, device.0],
+    )
+    .and_then(|_| {
+        conn.exec(
+            "UPDATE devices SET token_generation = token_generation + 1 WHERE id = ?1",
+            [device.0],
+        )
+    })
+    .map(|_| ())
+    .map_err(backend)
+}
+
+/// The audit chain's head.
+pub(crate) fn audit_head(conn: &Connection) -> StoreResult<AuditHead> {
+    conn.row(
+        "SELECT rows, last_id, hash FROM audit_head WHERE id = 1",
+        [],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        },
+    )
+    .map_err(backend)
+    .and_then(|(rows, last_id, hash)| {
+        Ok(AuditHead {
+            rows: rows as u64,
+            last_id,
+            hash: hash
+                .try_into()
+                .map_err(|_| StoreError::Backend("audit head hash is not 32 bytes".into()))?,
+        })
+    })
+}
+
+/// Appends one audit entry to the hash chain: its hash over the head's
+/// hash and its fields, and the head moved on, in the caller's
+/// transaction (on the single writer, so no other insert interleaves).
 pub(crate) fn insert_audit(conn: &Connection, e: &NewAudit) -> StoreResult<()> {
+    let head = audit_head(conn)?;
+    let hash = chain_hash(&head.hash, e);
     conn.prepare_cached(
-        "INSERT INTO audit (at_ms, actor, action, patient_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO audit (at_ms, actor, action, patient_id, detail, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -61,11 +112,99 @@ pub(crate) fn insert_audit(conn: &Connection, e: &NewAudit) -> StoreResult<()> {
             e.actor,
             e.action.as_str(),
             e.patient_id.and_then(db_patient_id),
-            e.detail
+            e.detail,
+            &head.hash[..],
+            &hash[..],
         ])
+    })
+    .and_then(|_| {
+        conn.exec(
+            "UPDATE audit_head SET rows = rows + 1, last_id = ?1, hash = ?2 WHERE id = 1",
+            params![conn.last_insert_rowid(), &hash[..]],
+        )
     })
     .map(|_| ())
     .map_err(backend)
+}
+
+/// Seals the rows written before the chain existed into it, in id order,
+/// once: only while the head has never moved, so that a row slipped in
+/// around the application later is reported by verification, never
+/// sealed. Runs at start-up after the migrations.
+pub(crate) fn seal_legacy_audit(conn: &Connection) -> StoreResult<u64> {
+    let head = audit_head(conn)?;
+    if head.rows != 0 || head.last_id != 0 {
+        return Ok(0);
+    }
+    let rows = audit_rows(conn, "WHERE hash IS NULL ORDER BY id", [])?;
+    let mut prev = head.hash;
+    for r in &rows {
+        let hash = chain_hash(&prev, &r.entry);
+        conn.exec(
+            "UPDATE audit SET prev_hash = ?1, hash = ?2 WHERE id = ?3",
+            params![&prev[..], &hash[..], r.id],
+        )
+        .and_then(|_| {
+            conn.exec(
+                "UPDATE audit_head SET rows = rows + 1, last_id = ?1, hash = ?2 WHERE id = 1",
+                params![r.id, &hash[..]],
+            )
+        })
+        .map_err(backend)?;
+        prev = hash;
+    }
+    Ok(rows.len() as u64)
+}
+
+/// Audit rows with their chain columns, selected by `tail` (a `WHERE`
+/// and `ORDER BY` of our own).
+fn audit_rows(
+    conn: &Connection,
+    tail: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<ChainedAudit>> {
+    let hash32 = |v: Option<Vec<u8>>| v.and_then(|v| <[u8; 32]>::try_from(v).ok());
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT id, at_ms, actor, action, patient_id, detail, prev_hash, hash FROM audit {tail}"
+        ))
+        .map_err(backend)?;
+    st.query_map(params, |r| {
+        let action: String = r.get(3)?;
+        Ok(ChainedAudit {
+            id: r.get(0)?,
+            entry: NewAudit {
+                at_ms: r.get(1)?,
+                actor: r.get(2)?,
+                action: AuditAction::parse(&action).ok_or_else(|| {
+                    rusqlite::Error::InvalidColumnType(
+                        3,
+                        "action".into(),
+                        rusqlite::types::Type::Text,
+                    )
+                })?,
+                patient_id: r.get::<_, Option<i64>>(4)?.map(patient_id),
+                detail: r.get(5)?,
+            },
+            prev_hash: hash32(r.get(6)?),
+            hash: hash32(r.get(7)?),
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(backend)
+}
+
+/// Audit rows after `after_id`, in id order, at most `limit`.
+pub(crate) fn audit_chain(
+    conn: &Connection,
+    after_id: i64,
+    limit: u32,
+) -> StoreResult<Vec<ChainedAudit>> {
+    audit_rows(
+        conn,
+        "WHERE id > ?1 ORDER BY id LIMIT ?2",
+        params![after_id, limit],
+    )
 }
 
 fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
@@ -359,7 +498,8 @@ fn insert_token(
     now_ms: i64,
 ) -> StoreResult<()> {
     conn.prepare_cached(
-        "INSERT INTO tokens (hash, device_id, patient_id, issued_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO tokens (hash, device_id, patient_id, issued_at_ms, expires_at_ms, generation)
+         SELECT ?1, ?2, ?3, ?4, ?5, token_generation FROM devices WHERE id = ?2",
     )
     .and_then(|mut st| st.execute(params![&t.hash.0[..], device, pid, now_ms, t.expires_at_ms]))
     .map(|_| ())
@@ -410,7 +550,8 @@ fn consume_token(
     let conn = cx.conn;
     let row = conn
         .prepare_cached(
-            "SELECT t.device_id, t.patient_id, t.expires_at_ms, t.used_at_ms, d.mac, d.retired_at_ms
+            "SELECT t.device_id, t.patient_id, t.expires_at_ms, t.used_at_ms, d.mac, d.retired_at_ms,
+                    t.revoked_at_ms IS NOT NULL OR t.generation <> d.token_generation
              FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = ?1",
         )
         .and_then(|mut st| {
@@ -418,20 +559,22 @@ fn consume_token(
                 Ok((
                     r.get::<_, i64>(0)?,
                     PresentedToken {
+                        device: DeviceId(r.get(0)?),
                         owner: patient_id(r.get(1)?),
                         expires_at_ms: r.get(2)?,
                         used_at_ms: r.get(3)?,
                         mac: r.get(4)?,
                         device_retired: r.get::<_, Option<i64>>(5)?.is_some(),
+                        revoked: r.get(6)?,
                     },
                 ))
             })
             .optional()
         })
         .map_err(backend)?;
-    if let Err((err, entry)) = check_presented(row.as_ref().map(|(_, t)| t), patient, now_ms) {
-        cx.audit_refusal(entry);
-        return Err(err);
+    if let Err(refusal) = check_presented(row.as_ref().map(|(_, t)| t), patient, now_ms) {
+        cx.keep_refusal(&refusal);
+        return Err(refusal.error);
     }
     let Some((device, token)) = row else {
         return Err(StoreError::TokenInvalid);
@@ -728,10 +871,13 @@ pub(crate) fn patient_usernames_of(conn: &Connection, physician: &str) -> StoreR
         .map_err(backend)
 }
 
+/// The newest audit entries (of one patient, or all), newest first; with
+/// `security_only`, only the [`AuditAction::SECURITY`] actions.
 pub(crate) fn audit_log(
     conn: &Connection,
     patient: Option<PatientId>,
     limit: u32,
+    security_only: bool,
 ) -> StoreResult<Vec<AuditRecord>> {
     let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<AuditRecord> {
         let action: String = r.get(3)?;
@@ -752,35 +898,44 @@ pub(crate) fn audit_log(
             },
         })
     };
-    let cols = "SELECT id, at_ms, actor, action, patient_id, detail FROM audit";
-    match patient {
-        Some(p) => {
-            let Some(pid) = db_patient_id(p) else {
-                return Ok(Vec::new());
-            };
-            let mut st = conn
-                .prepare_cached(&format!(
-                    "{cols} WHERE patient_id = ?1 ORDER BY id DESC LIMIT ?2"
-                ))
-                .map_err(backend)?;
-            st.query_map(params![pid, limit], row)
-                .and_then(|rows| rows.collect())
-                .map_err(backend)
-        }
-        None => {
-            let mut st = conn
-                .prepare_cached(&format!("{cols} ORDER BY id DESC LIMIT ?1"))
-                .map_err(backend)?;
-            st.query_map([limit], row)
-                .and_then(|rows| rows.collect())
-                .map_err(backend)
-        }
-    }
+    let pid = match patient {
+        Some(p) => match db_patient_id(p) {
+            Some(pid) => Some(pid),
+            None => return Ok(Vec::new()),
+        },
+        None => None,
+    };
+    // The action names are our own constants, never input.
+    let actions = if security_only {
+        let names: Vec<String> = AuditAction::SECURITY
+            .iter()
+            .map(|a| format!("'{}'", a.as_str()))
+            .collect();
+        format!("AND action IN ({})", names.join(", "))
+    } else {
+        String::new()
+    };
+    // Two shapes, so that a patient's entries come through its index.
+    let patient = if pid.is_some() {
+        "patient_id = ?1"
+    } else {
+        "?1 IS NULL"
+    };
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT id, at_ms, actor, action, patient_id, detail FROM audit
+             WHERE {patient} {actions} ORDER BY id DESC LIMIT ?2"
+        ))
+        .map_err(backend)?;
+    st.query_map(params![pid, limit], row)
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
 }
 
 pub(crate) fn token_status(conn: &Connection, hash: TokenHash) -> StoreResult<Option<TokenStatus>> {
     conn.row(
-        "SELECT device_id, patient_id, expires_at_ms, used_at_ms FROM tokens WHERE hash = ?1",
+        "SELECT device_id, patient_id, expires_at_ms, used_at_ms, revoked_at_ms
+         FROM tokens WHERE hash = ?1",
         [&hash.0[..]],
         |r| {
             Ok(TokenStatus {
@@ -788,6 +943,7 @@ pub(crate) fn token_status(conn: &Connection, hash: TokenHash) -> StoreResult<Op
                 patient_id: patient_id(r.get(1)?),
                 expires_at_ms: r.get(2)?,
                 used_at_ms: r.get(3)?,
+                revoked_at_ms: r.get(4)?,
             })
         },
     )
@@ -1127,4 +1283,87 @@ pub(crate) fn accounts(conn: &Connection) -> StoreResult<Vec<AccountOverview>> {
     })
     .and_then(|rows| rows.collect())
     .map_err(backend)
+}
+
+/// A login attempt (the store crate's `throttle` module): refused while
+/// any key is locked, otherwise counted against the up-front keys.
+pub(crate) fn login_attempt(
+    conn: &Connection,
+    keys: &[ThrottleKey],
+    now_ms: i64,
+) -> StoreResult<Attempt> {
+    let mut locked = 0i64;
+    for k in keys {
+        let until: Option<i64> = conn
+            .row(
+                "SELECT locked_until_ms FROM login_throttle WHERE key = ?1",
+                [&k.key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+        locked = locked.max(until.map_or(0, |u| u - now_ms));
+    }
+    if locked > 0 {
+        return Ok(Attempt::Locked {
+            retry_after_ms: locked,
+        });
+    }
+    for k in keys.iter().filter(|k| k.up_front) {
+        count_attempt(conn, k, now_ms)?;
+    }
+    Ok(Attempt::Allowed)
+}
+
+/// A failed check: counted against the keys not counted up front.
+pub(crate) fn login_failed(
+    conn: &Connection,
+    keys: &[ThrottleKey],
+    now_ms: i64,
+) -> StoreResult<()> {
+    for k in keys.iter().filter(|k| !k.up_front) {
+        count_attempt(conn, k, now_ms)?;
+    }
+    Ok(())
+}
+
+/// A success: clears the keys counted up front.
+pub(crate) fn login_succeeded(conn: &Connection, keys: &[ThrottleKey]) -> StoreResult<()> {
+    for k in keys.iter().filter(|k| k.up_front) {
+        conn.exec("DELETE FROM login_throttle WHERE key = ?1", [&k.key])
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Counts one attempt against `k` (restarting a count older than the
+/// window), locks it for its next lockout past the free attempts, and
+/// audits the first lockout of a window.
+fn count_attempt(conn: &Connection, k: &ThrottleKey, now_ms: i64) -> StoreResult<()> {
+    let attempts: i64 = conn
+        .row(
+            "INSERT INTO login_throttle (key, attempts, last_attempt_ms, locked_until_ms)
+             VALUES (?1, 1, ?2, 0)
+             ON CONFLICT (key) DO UPDATE SET
+                 attempts = CASE WHEN ?2 - login_throttle.last_attempt_ms > ?3 THEN 1
+                                 ELSE login_throttle.attempts + 1 END,
+                 last_attempt_ms = ?2
+             RETURNING attempts",
+            params![k.key, now_ms, throttle::WINDOW_MS],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+    let lock = k.backoff.lockout_ms(attempts);
+    if lock > 0 {
+        conn.exec(
+            "UPDATE login_throttle SET locked_until_ms = ?2 WHERE key = ?1",
+            params![k.key, now_ms + lock],
+        )
+        .map_err(backend)?;
+        if attempts == k.backoff.free + 1 {
+            insert_audit(conn, &NewAudit::locked_out(now_ms, &k.key, attempts, lock))?;
+        }
+    }
+    Ok(())
 }

@@ -8,11 +8,11 @@
 //! before their data is on disk, and throughput grows with load instead of
 //! being capped at the disk's fsync rate.
 
-use infusion_store::{Change, NewAudit, StoreError, StoreResult};
+use infusion_store::{Change, DeviceId, NewAudit, Refusal, StoreError, StoreResult};
 use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::ops::insert_audit;
+use crate::ops::{insert_audit, revoke_chain};
 
 /// Most jobs committed together. Bounds the latency one batch adds to the
 /// first job in it.
@@ -29,14 +29,22 @@ pub(crate) struct WriteCtx<'c> {
     /// The writer connection, inside a transaction and the job's savepoint.
     pub conn: &'c Connection,
     kept_audit: Vec<NewAudit>,
+    /// Devices whose token chain a refused job revokes (a replay), with
+    /// the time: kept, like the audit, though the job is rolled back.
+    kept_revocations: Vec<(DeviceId, i64)>,
     announced: Vec<Change>,
 }
 
 impl WriteCtx<'_> {
-    /// Records an audit entry that survives the job's refusal: a refused
-    /// request changes nothing but the audit log.
-    pub fn audit_refusal(&mut self, entry: NewAudit) {
-        self.kept_audit.push(entry);
+    /// Keeps what a refused token presentation leaves behind, though the
+    /// job is rolled back: its audit entry and, for a replay, the
+    /// revocation of the device's chain. A refused request changes nothing
+    /// else.
+    pub fn keep_refusal(&mut self, refusal: &Refusal) {
+        self.kept_audit.push(refusal.audit.clone());
+        if let Some(device) = refusal.revoke_chain_of {
+            self.kept_revocations.push((device, refusal.audit.at_ms));
+        }
     }
 
     /// Announces `change` on the change feed once the batch is committed
@@ -162,6 +170,7 @@ fn commit_batch(
             let mut cx = WriteCtx {
                 conn,
                 kept_audit: Vec::new(),
+                kept_revocations: Vec::new(),
                 announced: Vec::new(),
             };
             let keep = job.run(&mut cx);
@@ -172,6 +181,9 @@ fn commit_batch(
             }
             for entry in &cx.kept_audit {
                 insert_audit(conn, entry)?;
+            }
+            for &(device, at_ms) in &cx.kept_revocations {
+                revoke_chain(conn, device, at_ms)?;
             }
             control(conn, "RELEASE job")?;
         }

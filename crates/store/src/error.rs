@@ -15,6 +15,10 @@ pub enum StoreError {
     /// The presented token outlived its lifetime.
     #[error("token expired")]
     TokenExpired,
+    /// The presented token was revoked with its whole chain, because an
+    /// earlier token of the chain was presented twice.
+    #[error("token revoked after a replay")]
+    TokenRevoked,
     /// The token is valid but belongs to another patient.
     #[error("that patient is not this account's")]
     Forbidden,

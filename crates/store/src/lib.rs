@@ -6,11 +6,14 @@
 //! method is one transaction; the types that cross it are domain types
 //! (parsed, typed, in integer units), never raw rows.
 
+pub mod audit_chain;
 mod change;
 mod error;
 mod model;
+pub mod throttle;
 mod wording;
 
+pub use audit_chain::{AuditHead, ChainedAudit};
 pub use change::{CHANGE_BACKLOG, Change};
 pub use error::{StoreError, StoreResult};
 pub use model::*;
@@ -229,6 +232,39 @@ pub trait Store: Send + Sync + 'static {
         patient_id: Option<PatientId>,
         limit: u32,
     ) -> StoreResult<Vec<AuditRecord>>;
+
+    /// The newest security events (replayed tokens), newest first, of one
+    /// patient or of all: what the patient's physician and administrators
+    /// are shown.
+    async fn security_events(
+        &self,
+        patient_id: Option<PatientId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>>;
+
+    /// A login attempt, before its password is checked (see [`throttle`]):
+    /// refused while any key is locked out (nothing is counted then),
+    /// otherwise counted against the keys counted up front, and allowed.
+    /// The count that sets a key's first lockout of a window is audited
+    /// as a security event.
+    async fn login_attempt(
+        &self,
+        keys: Vec<throttle::ThrottleKey>,
+        now_ms: i64,
+    ) -> StoreResult<throttle::Attempt>;
+
+    /// A login attempt failed its check: counted against the other keys.
+    async fn login_failed(&self, keys: Vec<throttle::ThrottleKey>, now_ms: i64) -> StoreResult<()>;
+
+    /// A login attempt succeeded: clears the keys counted up front.
+    async fn login_succeeded(&self, keys: Vec<throttle::ThrottleKey>) -> StoreResult<()>;
+
+    /// Audit rows with their chain columns, in id order, after `after_id`,
+    /// at most `limit`: what `audit_chain::verify_audit` walks.
+    async fn audit_chain(&self, after_id: i64, limit: u32) -> StoreResult<Vec<ChainedAudit>>;
+
+    /// The audit chain's head, as the last insert left it.
+    async fn audit_head(&self) -> StoreResult<AuditHead>;
 
     /// The state of one token, for diagnostics and tests: `None` when no
     /// such token is stored.

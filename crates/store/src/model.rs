@@ -47,6 +47,8 @@ pub struct TokenStatus {
     pub expires_at_ms: i64,
     /// When it was presented successfully, if it was.
     pub used_at_ms: Option<i64>,
+    /// When it was revoked with its chain after a replay, if it was.
+    pub revoked_at_ms: Option<i64>,
 }
 
 /// A physician to create.
@@ -212,6 +214,15 @@ pub enum AuditAction {
     SuggestionApproved,
     /// A physician rejected a suggestion.
     SuggestionRejected,
+    /// A token that had been used was presented again: a replay of a
+    /// captured token (or a pump resending a request whose answer it lost).
+    /// Every live token of that device was revoked with it. A security
+    /// event: shown to the patient's physician and to administrators.
+    TokenReplayed,
+    /// Failed logins locked a username or a client address out for a while
+    /// (the first lockout of a window): a guessing attack, or someone who
+    /// forgot their password. A security event.
+    LoginLockedOut,
 }
 
 impl AuditAction {
@@ -232,7 +243,14 @@ impl AuditAction {
         AuditAction::SuggestionMade,
         AuditAction::SuggestionApproved,
         AuditAction::SuggestionRejected,
+        AuditAction::TokenReplayed,
+        AuditAction::LoginLockedOut,
     ];
+
+    /// The actions a security review looks for first, shown to physicians
+    /// and administrators as security events.
+    pub const SECURITY: &'static [AuditAction] =
+        &[AuditAction::TokenReplayed, AuditAction::LoginLockedOut];
 
     /// The action as stored.
     pub fn as_str(self) -> &'static str {
@@ -252,6 +270,8 @@ impl AuditAction {
             AuditAction::SuggestionMade => "suggestion_made",
             AuditAction::SuggestionApproved => "suggestion_approved",
             AuditAction::SuggestionRejected => "suggestion_rejected",
+            AuditAction::TokenReplayed => "token_replayed",
+            AuditAction::LoginLockedOut => "login_locked_out",
         }
     }
 
@@ -400,6 +420,8 @@ pub fn check_password(password: &str) -> Result<(), crate::StoreError> {
 /// deciding whether it may be consumed needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresentedToken {
+    /// The device registration the token was issued to: its chain.
+    pub device: DeviceId,
     /// The patient the token serves.
     pub owner: PatientId,
     /// Expiry, ms since the epoch.
@@ -410,19 +432,43 @@ pub struct PresentedToken {
     pub mac: String,
     /// True when that device registration has been replaced since.
     pub device_retired: bool,
+    /// True when the token was revoked with its chain after a replay.
+    pub revoked: bool,
+}
+
+/// Why a presented token may not be consumed: the error to answer with,
+/// the audit entry to keep, and, for a replay, the device whose live
+/// tokens must all be revoked. Both backends apply it in a transaction of
+/// its own (or a savepoint's rollback), since the refused request itself
+/// changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What to answer.
+    pub error: crate::StoreError,
+    /// What to append to the audit log.
+    pub audit: NewAudit,
+    /// For a replay: revoke every live token of this device.
+    pub revoke_chain_of: Option<DeviceId>,
 }
 
 /// Decides whether `found` (the row for the presented token, `None` when no
 /// such token is stored) may be consumed now for `patient`, and if not, why
 /// not and what to audit. Shared by every backend so that each refuses the
 /// same token with the same error, checked in the same order: unknown or
-/// retired device, then used, expired, and another patient's.
+/// retired device, then used (a replay), revoked, expired, and another
+/// patient's.
+///
+/// A used token presented again is treated as refresh-token reuse is in
+/// RFC 9700, section 4.14.2: the server cannot tell the genuine pump from
+/// whoever copied the token, so it revokes the device's whole chain, and
+/// the genuine pump (which alone knows the password and the device secret)
+/// logs in again, while the copier is left with nothing.
 pub fn check_presented(
     found: Option<&PresentedToken>,
     patient: PatientId,
     now_ms: i64,
-) -> Result<(), (crate::StoreError, NewAudit)> {
-    use crate::StoreError::{Forbidden, TokenExpired, TokenInvalid, TokenUsed};
+) -> Result<(), Box<Refusal>> {
+    use crate::StoreError::{Forbidden, TokenExpired, TokenInvalid, TokenRevoked, TokenUsed};
     let refuse = |err: crate::StoreError, actor: String, owner: Option<PatientId>| {
         let entry = NewAudit {
             at_ms: now_ms,
@@ -431,7 +477,11 @@ pub fn check_presented(
             patient_id: owner,
             detail: err.to_string(),
         };
-        Err((err, entry))
+        Err(Box::new(Refusal {
+            error: err,
+            audit: entry,
+            revoke_chain_of: None,
+        }))
     };
     let Some(t) = found else {
         return refuse(TokenInvalid, "anonymous".to_owned(), None);
@@ -441,8 +491,24 @@ pub fn check_presented(
     if t.device_retired {
         return refuse(TokenInvalid, actor, owner);
     }
-    if t.used_at_ms.is_some() {
-        return refuse(TokenUsed, actor, owner);
+    if let Some(used) = t.used_at_ms {
+        return Err(Box::new(Refusal {
+            error: TokenUsed,
+            audit: NewAudit {
+                at_ms: now_ms,
+                actor,
+                action: AuditAction::TokenReplayed,
+                patient_id: owner,
+                detail: format!(
+                    "a token used {} ms earlier was presented again; every live token of this device was revoked",
+                    now_ms.saturating_sub(used)
+                ),
+            },
+            revoke_chain_of: Some(t.device),
+        }));
+    }
+    if t.revoked {
+        return refuse(TokenRevoked, actor, owner);
     }
     if now_ms >= t.expires_at_ms {
         return refuse(TokenExpired, actor, owner);

@@ -14,6 +14,20 @@ pub fn device_actor(mac: &str) -> String {
 }
 
 impl NewAudit {
+    /// Failed logins locked `key` (`user:NAME` or `addr:IP`) out.
+    pub fn locked_out(at_ms: i64, key: &str, attempts: u32, lock_ms: i64) -> NewAudit {
+        Self::of(
+            at_ms,
+            key,
+            AuditAction::LoginLockedOut,
+            None,
+            format!(
+                "{attempts} login attempts within an hour; locked for {} s, doubling with each further attempt",
+                lock_ms / 1_000
+            ),
+        )
+    }
+
     /// An entry with every field given.
     pub fn of(
         at_ms: i64,

@@ -4,7 +4,9 @@
 //! and receives the next one; a token works once. Each handler is one store
 //! transaction, so a refused request changes nothing.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use infusion_protocol::{
@@ -17,7 +19,7 @@ use crate::AppState;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::{self, Bearer};
-use crate::token;
+use crate::{throttle, token};
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -53,6 +55,7 @@ impl AppState {
         (status = 200, description = "Logged in: the first token of the chain", body = LoginResponse),
         (status = 401, description = "`invalid_credentials`: unknown user or wrong password (one answer for both)", body = ErrorBody),
         (status = 403, description = "`device_not_registered`: this MAC is not the device bound to the account", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many attempts for this username or from this address; wait `Retry-After` seconds", body = ErrorBody),
         (status = 400, description = "`malformed_json`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
@@ -61,9 +64,12 @@ impl AppState {
     ))]
 pub async fn login(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     extract::Json(req): extract::Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let now = now_ms();
+    let keys = throttle::keys(&req.username, peer);
+    throttle::admit(&app, &keys, now).await?;
     let record = app.store.device_login_record(&req.username).await?;
     let matched = app
         .passwords
@@ -102,6 +108,7 @@ pub async fn login(
     };
     if let Some((entry, err)) = refusal {
         app.store.append_audit(entry).await?;
+        app.store.login_failed(keys, now).await?;
         return Err(err);
     }
     let (Some(record), true) = (record, matched) else {
@@ -121,6 +128,7 @@ pub async fn login(
             ),
             other => other.into(),
         })?;
+    app.store.login_succeeded(keys).await?;
     Ok(Json(LoginResponse {
         first_name: truncated(&record.first_name),
         last_name: truncated(&record.last_name),

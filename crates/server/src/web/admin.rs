@@ -38,6 +38,7 @@ async fn render(
     notice: Option<(bool, String)>,
 ) -> Result<Response, WebError> {
     let accounts = app.store.accounts().await?;
+    let security = app.store.security_events(None, 50).await?;
     let physicians: Vec<_> = accounts
         .iter()
         .filter(|a| a.role == Role::Physician)
@@ -65,6 +66,9 @@ async fn render(
                 } } }
             }
         }
+        h2 id="security-events" { "Security events" }
+        @if security.is_empty() { p { "None." } }
+        @else { (crate::web::pages::security_table(&security)) }
         h2 id="new-physician" { "New physician" }
         form class="edit" method="post" action="/admin/physicians" aria-labelledby="new-physician" {
             input type="hidden" name="csrf" value=(user.csrf);

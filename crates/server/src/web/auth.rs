@@ -1,6 +1,8 @@
 //! `GET/POST /login` and `POST /logout`.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
@@ -10,11 +12,11 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::clock::now_ms;
-use crate::token;
 use crate::web::WebError;
 use crate::web::form::Form;
 use crate::web::layout::bare;
 use crate::web::session::{LOGIN_COOKIE, SESSION_COOKIE, WebUser, cookie, removal, same_secret};
+use crate::{throttle, token};
 
 fn form(csrf: &str, username: &str, error: Option<&str>) -> Markup {
     bare(
@@ -58,6 +60,7 @@ pub struct LoginForm {
 pub async fn login(
     State(app): State<AppState>,
     jar: CookieJar,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, WebError> {
     let secure = app.config.secure_cookies;
@@ -66,6 +69,25 @@ pub async fn login(
         return Err(WebError::Csrf);
     }
     let now = now_ms();
+    let keys = throttle::keys(&f.username, peer);
+    if let Err(e) = throttle::admit(&app, &keys, now).await {
+        let Some(secs) = e.retry_after_s else {
+            return Err(e.into());
+        };
+        let page = form(
+            &f.csrf,
+            &f.username,
+            Some(&format!(
+                "Too many login attempts for this account or from this computer. Try again in {secs} s."
+            )),
+        );
+        return Ok((
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, secs.to_string())],
+            page,
+        )
+            .into_response());
+    }
     let account = app.store.account(&f.username).await?;
     let matched = app
         .passwords
@@ -84,6 +106,7 @@ pub async fn login(
                 detail: "unknown username or wrong password".into(),
             })
             .await?;
+        app.store.login_failed(keys, now).await?;
         let page = form(
             &f.csrf,
             &f.username,
@@ -110,6 +133,7 @@ pub async fn login(
             now,
         )
         .await?;
+    app.store.login_succeeded(keys).await?;
     let jar = jar.remove(removal(LOGIN_COOKIE, secure)).add(cookie(
         SESSION_COOKIE,
         id.as_str().to_owned(),

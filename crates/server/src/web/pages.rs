@@ -196,10 +196,13 @@ async fn patient_page(
     let newest = app.store.recent_events(p.patient_id, HISTORY).await?;
     let events = &newest[..newest.len().min(RECENT_TABLE)];
     let history: Vec<&StoredEvent> = newest.iter().rev().collect();
-    let audit = if physician {
-        app.store.audit_log(Some(p.patient_id), 50).await?
+    let (audit, security) = if physician {
+        (
+            app.store.audit_log(Some(p.patient_id), 50).await?,
+            app.store.security_events(Some(p.patient_id), 10).await?,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let l = latest(events);
     let alarms = app.store.open_alarms(p.patient_id).await?;
@@ -211,6 +214,13 @@ async fn patient_page(
         h1 { (title) }
         @if let Some((ok, text)) = &notice {
             @if *ok { p role="status" { (text) } } @else { p role="alert" { (text) } }
+        }
+        @if !security.is_empty() {
+            section id="security" aria-labelledby="security-events" {
+                h2 id="security-events" { "Security events" }
+                p role="alert" { "This pump's token chain was replayed and revoked; the pump must log in again. Check the device and the network it uses." }
+                (security_table(&security))
+            }
         }
         section id="alarms-live" data-live aria-labelledby="alarms" {
             h2 id="alarms" { "Open alarms" }
@@ -359,6 +369,18 @@ async fn patient_page(
     };
     let path = format!("/patients/{}", p.username);
     Ok(page(&title, user, &path, Some(p.patient_id), body))
+}
+
+/// Security events (replayed tokens) as a table: when, which device, what.
+pub(crate) fn security_table(events: &[infusion_store::AuditRecord]) -> Markup {
+    html! {
+        div class="table" tabindex="0" role="region" aria-label="Security events" { table {
+            thead { tr { th scope="col" { "When" } th scope="col" { "Device" } th scope="col" { "What" } th scope="col" { "Detail" } } }
+            tbody { @for r in events { tr {
+                td { (time(r.entry.at_ms)) } td { (r.entry.actor) } td { (r.entry.action.as_str()) } td { (r.entry.detail) }
+            } } }
+        } }
+    }
 }
 
 /// Where a prescription version is on its way to the patient, from what

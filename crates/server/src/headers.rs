@@ -1,0 +1,37 @@
+//! Security headers on every answer (OWASP ASVS V14.4).
+//!
+//! The web application loads only its own stylesheet and script and draws
+//! its charts as inline SVG, so the Content-Security-Policy can forbid
+//! everything else: no inline script, no other origin, no framing, forms
+//! posting only here. Answers are never cached: they are patient data or
+//! single-use tokens.
+
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::Response;
+
+/// The policy: our own script, style and live-update stream, nothing else.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// Adds the security headers a handler did not set itself.
+pub async fn add(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let fixed: [(HeaderName, &'static str); 6] = [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+    ];
+    for (name, value) in fixed {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
+}

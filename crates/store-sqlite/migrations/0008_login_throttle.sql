@@ -1,0 +1,8 @@
+-- Login throttling (the store crate's throttle module): attempts counted
+-- per username and per client address, shared by every instance.
+CREATE TABLE login_throttle (
+    key             TEXT PRIMARY KEY,
+    attempts        INTEGER NOT NULL,
+    last_attempt_ms INTEGER NOT NULL,
+    locked_until_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
