@@ -470,6 +470,16 @@ async fn names_render_as_text(backend: Backend) {
     let own = mallory.get("/patients/mallory").await;
     assert!(!own.body.contains("<script>") && own.body.contains("&lt;script&gt;"));
     // The administrator's account list shows every name too.
+    add_admin(&app).await;
+    let admin = Browser::logged_in(&app, "root").await;
+    let list = admin.get("/admin").await;
+    assert_eq!(list.status, 200);
+    assert!(!list.body.contains("<script>") && !list.body.contains("<b>"));
+    assert!(list.body.contains("&lt;script&gt;"));
+}
+
+/// Adds administrator root (Ada Admin).
+async fn add_admin(app: &TestApp) {
     app.store
         .create_admin(
             infusion_store::NewPhysician {
@@ -486,11 +496,6 @@ async fn names_render_as_text(backend: Backend) {
         )
         .await
         .unwrap();
-    let admin = Browser::logged_in(&app, "root").await;
-    let list = admin.get("/admin").await;
-    assert_eq!(list.status, 200);
-    assert!(!list.body.contains("<script>") && !list.body.contains("<b>"));
-    assert!(list.body.contains("&lt;script&gt;"));
 }
 
 /// Reads the first `change` event's data from a server-sent event stream.
@@ -930,23 +935,7 @@ async fn versions_show_their_delivery_state(backend: Backend) {
 
 async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let hash = infusion_server::password::PasswordParams::INSECURE_FAST
-        .hash_blocking(PASSWORD)
-        .unwrap();
-    app.store
-        .create_admin(
-            infusion_store::NewPhysician {
-                username: "root".into(),
-                first_name: "Ada".into(),
-                last_name: "Admin".into(),
-                institution: "Test Clinic".into(),
-                password_hash: hash,
-            },
-            "test",
-            0,
-        )
-        .await
-        .unwrap();
+    add_admin(&app).await;
     let admin = Browser::logged_in(&app, "root").await;
     assert_eq!(admin.get("/").await.location.as_deref(), Some("/admin"));
     let overview = admin.get("/admin").await;
@@ -1087,22 +1076,7 @@ async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: B
 /// is still there afterwards.
 async fn sql_and_script_in_every_text_field_are_stored_and_shown_verbatim(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.store
-        .create_admin(
-            infusion_store::NewPhysician {
-                username: "root".into(),
-                first_name: "Ada".into(),
-                last_name: "Admin".into(),
-                institution: "Test Clinic".into(),
-                password_hash: infusion_server::password::PasswordParams::INSECURE_FAST
-                    .hash_blocking(PASSWORD)
-                    .unwrap(),
-            },
-            "test",
-            0,
-        )
-        .await
-        .unwrap();
+    add_admin(&app).await;
     let payloads = [
         "Robert'); DROP TABLE accounts;--",
         "<script>alert(1)</script>",

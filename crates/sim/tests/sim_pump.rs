@@ -55,6 +55,31 @@ fn pump(url: &str, cfg: SimConfig) -> SimPump {
     )
 }
 
+/// Starts a pump on `url` at 300 times real time (1000 µL at 4000 µL/h,
+/// 15 minutes of pump time, takes 3 s): its view, the switch that stops
+/// it, and its task, which ends with the last snapshot.
+fn start_fast(
+    url: &str,
+) -> (
+    watch::Receiver<Snapshot>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Snapshot>,
+) {
+    let sim = pump(
+        url,
+        SimConfig {
+            time_scale: 300,
+            ..SimConfig::default()
+        },
+    );
+    let view = sim.subscribe();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sim.run(async move {
+        let _ = stopped.await;
+    }));
+    (view, stop, task)
+}
+
 async fn wait_for(view: &mut watch::Receiver<Snapshot>, what: &str, f: impl Fn(&Snapshot) -> bool) {
     let done = tokio::time::timeout(Duration::from_secs(30), view.wait_for(|s| f(s)))
         .await
@@ -81,19 +106,7 @@ async fn pump_infuses_adjusts_to_a_new_version_and_completes(backend: Backend) {
         .set_prescription("pat", prescription(1_000, 4_000), "doc", 0)
         .await
         .unwrap();
-    // 1000 µL at 4000 µL/h is 15 minutes of pump time; at 300x that is 3 s.
-    let sim = pump(
-        &url,
-        SimConfig {
-            time_scale: 300,
-            ..SimConfig::default()
-        },
-    );
-    let mut view = sim.subscribe();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sim.run(async move {
-        let _ = stopped.await;
-    }));
+    let (mut view, stop, task) = start_fast(&url);
     wait_for(&mut view, "running on version 1", |s| {
         s.phase == "running" && s.delivered_ul > 0
     })
@@ -291,18 +304,7 @@ async fn pump_logs_in_again_after_its_captured_token_is_replayed_and_completes(b
         .await
         .unwrap();
     let (via, captured) = capturing_proxy(server.base.clone()).await;
-    let sim = pump(
-        &via,
-        SimConfig {
-            time_scale: 300,
-            ..SimConfig::default()
-        },
-    );
-    let mut view = sim.subscribe();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sim.run(async move {
-        let _ = stopped.await;
-    }));
+    let (mut view, stop, task) = start_fast(&via);
     wait_for(&mut view, "running with a few polls behind it", |s| {
         s.phase == "running" && s.delivered_ul > 0
     })

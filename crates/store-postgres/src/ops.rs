@@ -161,17 +161,10 @@ async fn audit_rows(
     .map_err(db_error)?
     .iter()
     .map(|r| {
-        let action: String = get(r, 3)?;
+        let AuditRecord { id, entry } = audit_record(r)?;
         Ok(ChainedAudit {
-            id: get(r, 0)?,
-            entry: NewAudit {
-                at_ms: get(r, 1)?,
-                actor: get(r, 2)?,
-                action: AuditAction::parse(&action)
-                    .ok_or_else(|| StoreError::Backend(format!("bad audit action {action:?}")))?,
-                patient_id: get::<Option<i64>>(r, 4)?.map(patient_id),
-                detail: get(r, 5)?,
-            },
+            id,
+            entry,
             prev_hash: hash32(get(r, 6)?),
             hash: hash32(get(r, 7)?),
         })
@@ -1092,21 +1085,25 @@ pub(crate) async fn audit_log(
     .await
     .map_err(db_error)?
     .iter()
-    .map(|r| {
-        let action: String = get(r, 3)?;
-        Ok(AuditRecord {
-            id: get(r, 0)?,
-            entry: NewAudit {
-                at_ms: get(r, 1)?,
-                actor: get(r, 2)?,
-                action: AuditAction::parse(&action)
-                    .ok_or_else(|| StoreError::Backend(format!("bad audit action {action:?}")))?,
-                patient_id: get::<Option<i64>>(r, 4)?.map(patient_id),
-                detail: get(r, 5)?,
-            },
-        })
-    })
+    .map(audit_record)
     .collect()
+}
+
+/// An audit row's first six columns: id, at_ms, actor, action,
+/// patient_id, detail.
+fn audit_record(r: &PgRow) -> StoreResult<AuditRecord> {
+    let action: String = get(r, 3)?;
+    Ok(AuditRecord {
+        id: get(r, 0)?,
+        entry: NewAudit {
+            at_ms: get(r, 1)?,
+            actor: get(r, 2)?,
+            action: AuditAction::parse(&action)
+                .ok_or_else(|| StoreError::Backend(format!("bad audit action {action:?}")))?,
+            patient_id: get::<Option<i64>>(r, 4)?.map(patient_id),
+            detail: get(r, 5)?,
+        },
+    })
 }
 
 pub(crate) async fn token_status(

@@ -170,22 +170,10 @@ fn audit_rows(
         ))
         .map_err(backend)?;
     st.query_map(params, |r| {
-        let action: String = r.get(3)?;
+        let AuditRecord { id, entry } = audit_record(r)?;
         Ok(ChainedAudit {
-            id: r.get(0)?,
-            entry: NewAudit {
-                at_ms: r.get(1)?,
-                actor: r.get(2)?,
-                action: AuditAction::parse(&action).ok_or_else(|| {
-                    rusqlite::Error::InvalidColumnType(
-                        3,
-                        "action".into(),
-                        rusqlite::types::Type::Text,
-                    )
-                })?,
-                patient_id: r.get::<_, Option<i64>>(4)?.map(patient_id),
-                detail: r.get(5)?,
-            },
+            id,
+            entry,
             prev_hash: hash32(r.get(6)?),
             hash: hash32(r.get(7)?),
         })
@@ -879,25 +867,6 @@ pub(crate) fn audit_log(
     limit: u32,
     security_only: bool,
 ) -> StoreResult<Vec<AuditRecord>> {
-    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<AuditRecord> {
-        let action: String = r.get(3)?;
-        Ok(AuditRecord {
-            id: r.get(0)?,
-            entry: NewAudit {
-                at_ms: r.get(1)?,
-                actor: r.get(2)?,
-                action: AuditAction::parse(&action).ok_or_else(|| {
-                    rusqlite::Error::InvalidColumnType(
-                        3,
-                        "action".into(),
-                        rusqlite::types::Type::Text,
-                    )
-                })?,
-                patient_id: r.get::<_, Option<i64>>(4)?.map(patient_id),
-                detail: r.get(5)?,
-            },
-        })
-    };
     let pid = match patient {
         Some(p) => match db_patient_id(p) {
             Some(pid) => Some(pid),
@@ -927,9 +896,27 @@ pub(crate) fn audit_log(
              WHERE {patient} {actions} ORDER BY id DESC LIMIT ?2"
         ))
         .map_err(backend)?;
-    st.query_map(params![pid, limit], row)
+    st.query_map(params![pid, limit], audit_record)
         .and_then(|rows| rows.collect())
         .map_err(backend)
+}
+
+/// An audit row's first six columns: id, at_ms, actor, action,
+/// patient_id, detail.
+fn audit_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    let action: String = r.get(3)?;
+    Ok(AuditRecord {
+        id: r.get(0)?,
+        entry: NewAudit {
+            at_ms: r.get(1)?,
+            actor: r.get(2)?,
+            action: AuditAction::parse(&action).ok_or_else(|| {
+                rusqlite::Error::InvalidColumnType(3, "action".into(), rusqlite::types::Type::Text)
+            })?,
+            patient_id: r.get::<_, Option<i64>>(4)?.map(patient_id),
+            detail: r.get(5)?,
+        },
+    })
 }
 
 pub(crate) fn token_status(conn: &Connection, hash: TokenHash) -> StoreResult<Option<TokenStatus>> {
