@@ -362,6 +362,15 @@ pub struct ServeArgs {
     #[arg(long, env = "INFUSION_TOKEN_TTL_S", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub token_ttl_s: u64,
+
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs
+    /// `--tls-key`. Cookies become `Secure` and answers carry HSTS.
+    #[arg(long, env = "INFUSION_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "INFUSION_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// `infusion admin ...`: scriptable; passwords only on standard input.
@@ -512,6 +521,10 @@ pub struct PumpArgs {
     /// Without it, the pump keeps infusing to the programmed volume.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub stop_after_failures: Option<u32>,
+    /// Talk HTTPS and trust only the certificate authorities in this PEM
+    /// file (the one the pump was provisioned with), not the system's.
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// `infusion demo`.

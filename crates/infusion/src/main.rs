@@ -16,6 +16,7 @@ mod serve;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    infusion_server::tls::install_default_provider();
     let cli = cli::Cli::parse();
     let json = cli.json;
     let runtime = match tokio::runtime::Runtime::new() {

@@ -49,6 +49,14 @@ pub async fn run(args: PumpArgs) -> anyhow::Result<()> {
         },
         cfg,
     );
+    let pump = match &args.ca_cert {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the authority {}", path.display()))?;
+            pump.trusting(&args.server, &pem)?
+        }
+        None => pump,
+    };
     let duration = args.duration_s;
     let stop = async move {
         match duration {

@@ -47,18 +47,35 @@ pub async fn shutdown_signal() {
 pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
     init_logging("info,tower_http=warn");
     let store = db.open().await?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(infusion_server::tls::server_config(cert, key)?),
+        _ => None,
+    };
     let config = ServerConfig {
         token_ttl: Duration::from_secs(args.token_ttl_s),
+        secure_cookies: tls.is_some(),
         ..ServerConfig::default()
     };
     let state = AppState::new(store, config)?;
-    let app = Application::bind(args.bind, state)
+    let mut app = Application::bind(args.bind, state)
         .await
         .with_context(|| format!("binding {}", args.bind))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(tls) = tls {
+        app = app.with_tls(tls);
+    }
     let addr = app.local_addr()?;
-    println!("listening on http://{addr}");
+    println!("listening on {scheme}://{addr}");
     std::io::stdout().flush()?;
-    tracing::info!(%addr, database = db.url.redacted(), "serving");
+    tracing::info!(%addr, scheme, database = db.url.redacted(), "serving");
+    if scheme == "http" && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "serving plain HTTP on a non-loopback address: tokens, passwords and patient data \
+             cross the network in clear text; put a TLS-terminating proxy in front or serve \
+             only on a trusted, isolated network"
+        );
+    }
     app.run_until(shutdown_signal()).await?;
     Ok(())
 }

@@ -16,6 +16,7 @@ infusion_testkit::backend_tests!(
     admin_commands_build_a_patient_and_print_json,
     admin_refusals_are_clear_and_change_nothing,
     serve_on_port_zero_prints_its_address_and_answers,
+    plain_http_beyond_loopback_is_warned_about_at_start,
 );
 
 struct Cli {
@@ -465,4 +466,39 @@ async fn serve_on_port_zero_prints_its_address_and_answers(backend: Backend) {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// Threat T10 (cleartext traffic): bound beyond loopback without TLS, the
+/// server says so at start-up; on loopback it does not.
+async fn plain_http_beyond_loopback_is_warned_about_at_start(backend: Backend) {
+    use std::io::Read;
+    let cli = Cli::new(backend).await;
+    for (bind, warned) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_infusion"))
+            .args(["serve", "--bind", bind])
+            .env("DATABASE_URL", &cli.url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening on "), "{line}");
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        child.wait().unwrap();
+        let mut log = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        assert_eq!(
+            log.contains("plain HTTP on a non-loopback address"),
+            warned,
+            "{bind}: {log}"
+        );
+    }
 }

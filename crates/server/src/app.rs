@@ -4,8 +4,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use infusion_protocol::ErrorCode;
 use infusion_store::Store;
 use tokio::net::TcpListener;
@@ -46,6 +51,7 @@ impl AppState {
 /// error format like everything else.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
+    let https = state.config.secure_cookies;
     Router::new()
         .merge(api::device::router())
         .merge(api::health::router())
@@ -59,23 +65,44 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::map_response(crate::headers::add))
+        .layer(axum::middleware::map_response(move |r| {
+            crate::headers::add(r, https)
+        }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
+
+/// How long a TLS handshake may take.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request head (request line and headers) read, bytes; a
+/// larger one is answered 431 and the connection closed.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// How long shutdown waits for open connections (live streams included).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound, not yet running server. Binding first lets a caller learn the
 /// port (port 0 picks a free one) before serving.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Application {
     /// Binds `addr`.
     pub async fn bind(addr: SocketAddr, state: AppState) -> std::io::Result<Application> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            state,
+            tls: None,
+        })
+    }
+
+    /// Serves HTTPS with `config` instead of plain HTTP.
+    pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Application {
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        self
     }
 
     /// The address actually bound.
@@ -83,23 +110,71 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in
-    /// flight. Also prunes expired tokens in the background.
+    /// Serves until `shutdown` completes, then lets the open connections
+    /// finish (at most [`DRAIN_TIMEOUT`]). Also prunes expired tokens in
+    /// the background.
+    ///
+    /// Each connection is HTTP/1.1 through hyper with the limits above,
+    /// over TLS when configured, with its peer address given to handlers
+    /// as `ConnectInfo` (login throttling counts per address).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let pruner = tokio::spawn(prune_tokens(self.state.clone()));
+        let header_read_timeout = self.state.config.header_read_timeout;
         let app = router(self.state);
-        // The peer address reaches handlers (login throttling per address).
-        let result = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .max_buf_size(MAX_HEAD_BYTES);
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, go on.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let service = hyper_util::service::TowerToHyperService::new(
+                tower::ServiceExt::map_request(app.clone(), move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                }),
+            );
+            let (http, tls, watcher) = (http.clone(), self.tls.clone(), graceful.watcher());
+            tokio::spawn(async move {
+                let Some(acceptor) = tls else {
+                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn).await;
+                    return;
+                };
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let conn = http.serve_connection(TokioIo::new(stream), service);
+                        let _ = watcher.watch(conn).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+        drop(self.listener);
         pruner.abort();
-        result
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the drain timeout; closing them");
+        }
+        Ok(())
     }
 }
 

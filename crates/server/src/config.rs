@@ -24,8 +24,12 @@ pub struct ServerConfig {
     pub session_idle: Duration,
     /// A web session ends this long after login however active it is.
     pub session_absolute: Duration,
-    /// Mark cookies `Secure` (only sent over HTTPS). On when serving TLS.
+    /// Served over HTTPS (by us or a TLS proxy in front): cookies are
+    /// `Secure` and every answer carries HSTS. On when serving TLS.
     pub secure_cookies: bool,
+    /// How long a client may take to send a request's head: a slow-header
+    /// attack holds a connection this long at most.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +42,7 @@ impl Default for ServerConfig {
             session_idle: Duration::from_secs(30 * 60),
             session_absolute: Duration::from_secs(12 * 3600),
             secure_cookies: false,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }

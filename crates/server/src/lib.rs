@@ -18,6 +18,7 @@ mod extract;
 pub mod headers;
 pub mod password;
 pub mod throttle;
+pub mod tls;
 pub mod token;
 pub mod web;
 

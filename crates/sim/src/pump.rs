@@ -119,6 +119,17 @@ impl SimPump {
         }
     }
 
+    /// Talks HTTPS to its server, trusting only the authorities in
+    /// `ca_pem` (see [`Transport::trusting`]).
+    pub fn trusting(
+        mut self,
+        server: &str,
+        ca_pem: &[u8],
+    ) -> Result<SimPump, crate::transport::TransportError> {
+        self.transport = Transport::trusting(server, ca_pem)?;
+        Ok(self)
+    }
+
     /// The log of acknowledged sequence numbers, filled while the pump runs.
     pub fn acknowledged(&self) -> AckLog {
         self.acknowledged.clone()

@@ -7,6 +7,11 @@ use infusion_protocol::{
 use infusion_pump_core::Failure;
 use serde::de::DeserializeOwned;
 
+/// Why a transport could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
 /// A device API client on one server.
 #[derive(Debug, Clone)]
 pub struct Transport {
@@ -17,6 +22,9 @@ pub struct Transport {
 impl Transport {
     /// A client for the server at `base` (like `http://127.0.0.1:8080`).
     pub fn new(base: &str) -> Transport {
+        // reqwest is built without a TLS provider of its own (ring only):
+        // make ring the process default before building any client.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
@@ -25,6 +33,31 @@ impl Transport {
             http,
             base: base.trim_end_matches('/').to_owned(),
         }
+    }
+
+    /// A client for the server at `base` (`https://...`) that trusts only
+    /// the certificate authorities in `ca_pem`, as a pump provisioned with
+    /// its hospital's authority does: a server whose certificate that
+    /// authority did not sign is refused, whatever the system trusts.
+    pub fn trusting(base: &str, ca_pem: &[u8]) -> Result<Transport, TransportError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let anchors = reqwest::Certificate::from_pem_bundle(ca_pem)
+            .map_err(|e| TransportError(format!("certificate authority: {e}")))?;
+        if anchors.is_empty() {
+            return Err(TransportError(
+                "no certificate in the authority file".into(),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .tls_certs_only(anchors)
+            .https_only(true)
+            .build()
+            .map_err(|e| TransportError(format!("TLS client: {e}")))?;
+        Ok(Transport {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
     }
 
     async fn post<B: serde::Serialize, R: DeserializeOwned>(

@@ -129,6 +129,9 @@ pub struct EmptyDb {
 impl EmptyDb {
     /// Creates it (for SQLite, a path in a new temporary directory).
     pub async fn create(backend: Backend) -> EmptyDb {
+        // Every test starts here or at `serve`: the HTTP clients it builds
+        // next need the process's TLS provider.
+        infusion_server::tls::install_default_provider();
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -255,8 +258,37 @@ pub async fn serve(store: Arc<dyn Store>, config: ServerConfig) -> Served {
 /// Serves on `addr`: a server stopped by dropping its [`Served`] can come
 /// back on the same address, as a restarted server would for its pumps.
 pub async fn serve_on(store: Arc<dyn Store>, config: ServerConfig, addr: SocketAddr) -> Served {
+    start(store, config, addr, false).await
+}
+
+/// A test certificate file (`ca.pem`, `server.pem`, `server.key`,
+/// `other-ca.pem`; see `certs/README.md`).
+pub fn cert(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("certs")
+        .join(name)
+}
+
+/// Serves HTTPS on a free loopback port with the test certificate for
+/// `localhost` and `127.0.0.1`, signed by `certs/ca.pem`; `base` is
+/// `https://localhost:PORT`.
+pub async fn serve_tls(store: Arc<dyn Store>, config: ServerConfig) -> Served {
+    start(store, config, "127.0.0.1:0".parse().unwrap(), true).await
+}
+
+async fn start(store: Arc<dyn Store>, config: ServerConfig, addr: SocketAddr, tls: bool) -> Served {
+    infusion_server::tls::install_default_provider();
+    let config = ServerConfig {
+        secure_cookies: tls || config.secure_cookies,
+        ..config
+    };
     let state = AppState::new(store, config).unwrap();
-    let app = Application::bind(addr, state).await.unwrap();
+    let mut app = Application::bind(addr, state).await.unwrap();
+    if tls {
+        let tls =
+            infusion_server::tls::server_config(&cert("server.pem"), &cert("server.key")).unwrap();
+        app = app.with_tls(tls);
+    }
     let addr = app.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
@@ -264,7 +296,11 @@ pub async fn serve_on(store: Arc<dyn Store>, config: ServerConfig, addr: SocketA
     }));
     Served {
         addr,
-        base: format!("http://{addr}"),
+        base: if tls {
+            format!("https://localhost:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        },
         _stop: stop,
     }
 }
