@@ -229,7 +229,8 @@ pub struct BenchLoadArgs {
     pub out: std::path::PathBuf,
     /// Users start evenly over this span, each with its login, as a load
     /// tool's ramp-up does (it counts in `--duration`). Default: 10s for
-    /// paper (ten Argon2id logins a second instead of a hundred at once),
+    /// paper, or a third of a shorter `--duration` (ten Argon2id logins a
+    /// second instead of a hundred at once),
     /// 0s for closed (saturation from the start), one `--poll-interval`
     /// for fleet.
     #[arg(long)]

@@ -147,9 +147,22 @@ async fn one_token_at_two_server_processes_succeeds_once() {
     .await;
     assert_eq!(status, 200, "{login}");
     let patient = login["patient_id"].clone();
-    let mut token = login["token"].as_str().unwrap().to_owned();
     let mut wins = BTreeMap::<&str, u32>::new();
     for round in 0..40 {
+        // The loser of each round is a replay, which revokes the chain: a
+        // fresh login starts every round.
+        let (status, login) = post(
+            &http,
+            format!(
+                "{}/api/v1/device/login",
+                if round % 2 == 0 { &a.base } else { &b.base }
+            ),
+            None,
+            json!({"username": "p0", "password": PASSWORD, "mac": mac(0)}),
+        )
+        .await;
+        assert_eq!(status, 200, "{login}");
+        let token = login["token"].as_str().unwrap().to_owned();
         let body = json!({"patient_id": patient});
         let (ra, rb) = tokio::join!(
             post(
@@ -175,7 +188,20 @@ async fn one_token_at_two_server_processes_succeeds_once() {
         assert_eq!(lost.0, 401, "round {round}: {lost:?}");
         assert_eq!(lost.1["error"], "token_used", "round {round}: {lost:?}");
         *wins.entry(who).or_default() += 1;
-        token = won["token"].as_str().unwrap().to_owned();
+        // Across instances, the replay killed the winner's next token.
+        let next = won["token"].as_str().unwrap().to_owned();
+        let (status, body) = post(
+            &http,
+            format!("{}/api/v1/device/index", b.base),
+            Some(&next),
+            json!({"patient_id": patient}),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("token_revoked")),
+            "round {round}"
+        );
     }
     // Both instances took part; who wins a round is a race.
     eprintln!("wins per instance over 40 rounds: {wins:?}");

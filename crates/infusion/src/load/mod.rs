@@ -361,7 +361,8 @@ async fn measure(
 fn ramp_up(args: &BenchLoadArgs, shape: Shape) -> Duration {
     match (args.ramp_up, shape.pace) {
         (Some(r), _) => r.into(),
-        (None, Pace::Paced(_)) => Duration::from_secs(10),
+        // Ten seconds, or a third of a shorter run.
+        (None, Pace::Paced(_)) => Duration::from_secs(10).min(Duration::from(args.duration) / 3),
         (None, Pace::Closed) => Duration::ZERO,
         (None, Pace::Open(period)) => period,
     }
