@@ -11,103 +11,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
+use infusion_protocol::InfusionState;
 use infusion_pump_core::PumpConfig;
-use infusion_server::password::PasswordParams;
-use infusion_sim::{AckLog, Credentials, SimConfig, SimPump, Snapshot};
 use infusion_store::{Change, NewPrescription, Store};
 use infusion_store_postgres::{PgConfig, PgStore};
 use infusion_testkit::pg_server::PgServer;
-use infusion_testkit::{Backend, TestDb, seed_patient, seed_physician, serve, test_config};
+use infusion_testkit::{Backend, TestDb, serve, test_config};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-const PASSWORD: &str = "instances test password";
+mod common;
 
-/// An `infusion serve` process, stopped on drop.
-struct ServerProcess {
-    child: Child,
-    base: String,
-}
-
-impl ServerProcess {
-    fn start(database_url: &str) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_infusion"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--db-max-connections",
-                "4",
-            ])
-            .env("DATABASE_URL", database_url)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        ServerProcess { child, base }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn limits() -> PatientLimits {
-    PatientLimits {
-        min_rate_ul_h: 1_000,
-        max_rate_ul_h: 50_000,
-        max_volume_ul: 100_000,
-    }
-}
-
-fn run_at(volume_ul: u32, rate_ul_h: u32) -> NewPrescription {
-    NewPrescription {
-        volume_ul,
-        rate_ul_h,
-        state: InfusionState::Run,
-    }
-}
-
-fn mac(i: usize) -> String {
-    format!("02:00:00:00:01:{i:02X}")
-}
-
-/// Seeds physician `doc` and patients `p0..pn` with devices and a running
-/// prescription.
-async fn seed(store: &dyn Store, n: usize) {
-    let hash = PasswordParams::INSECURE_FAST
-        .hash_blocking(PASSWORD)
-        .unwrap();
-    seed_physician(store, "doc", &hash).await;
-    for i in 0..n {
-        let name = format!("p{i}");
-        seed_patient(store, &name, "P", "doc", &hash, &mac(i), limits()).await;
-        store
-            .set_prescription(&name, run_at(9_000, 20_000), "doc", 0)
-            .await
-            .unwrap();
-    }
-}
+use common::pumps::{Fleet, PASSWORD, ServerProcess, mac, pump, seed, wait_for};
 
 async fn post(
     http: &reqwest::Client,
@@ -207,38 +125,6 @@ async fn one_token_at_two_server_processes_succeeds_once() {
     eprintln!("wins per instance over 40 rounds: {wins:?}");
 }
 
-fn pump(i: usize, base: &str, pump: PumpConfig, time_scale: u32) -> SimPump {
-    SimPump::new(
-        &format!("p{i}"),
-        base,
-        Credentials {
-            username: format!("p{i}"),
-            password: PASSWORD.into(),
-            mac: MacAddress::parse(&mac(i)).unwrap(),
-        },
-        SimConfig {
-            pump: PumpConfig {
-                seed: i as u32 + 1,
-                ..pump
-            },
-            time_scale,
-            vitals_interval_ms: 2_000,
-            ..SimConfig::default()
-        },
-    )
-}
-
-async fn wait_for(view: &mut watch::Receiver<Snapshot>, what: &str, f: impl Fn(&Snapshot) -> bool) {
-    let done = tokio::time::timeout(Duration::from_secs(30), view.wait_for(|s| f(s)))
-        .await
-        .is_ok();
-    assert!(
-        done,
-        "timed out waiting for {what}; last {:?}",
-        *view.borrow()
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pumps_on_two_instances_follow_a_change_made_through_one() {
     if Backend::Postgres.skip() {
@@ -279,7 +165,16 @@ async fn pumps_on_two_instances_follow_a_change_made_through_one() {
     // Through instance A only.
     for i in 0..4 {
         let v = store_a
-            .set_prescription(&format!("p{i}"), run_at(8_000, 30_000), "doc", 1)
+            .set_prescription(
+                &format!("p{i}"),
+                NewPrescription {
+                    volume_ul: 8_000,
+                    rate_ul_h: 30_000,
+                    state: InfusionState::Run,
+                },
+                "doc",
+                1,
+            )
             .await
             .unwrap();
         assert_eq!(v, 2);
@@ -337,31 +232,7 @@ async fn database_restart_under_load_loses_nothing_and_recovers() {
     let base_a = server_a.base.clone();
     let server_b = serve(store_b.clone(), test_config(Duration::from_secs(300))).await;
     let base_b = server_b.base.clone();
-    let cfg = PumpConfig {
-        poll_interval_ms: 2_000,
-        progress_interval_ms: 2_000,
-        report_interval_ms: 2_000,
-        backoff_min_ms: 500,
-        backoff_max_ms: 5_000,
-        ..PumpConfig::default()
-    };
-    let (stop, stopped) = watch::channel(false);
-    let mut views = Vec::new();
-    let mut acks: Vec<AckLog> = Vec::new();
-    let mut tasks = Vec::new();
-    for i in 0..PUMPS {
-        let base = if i % 2 == 0 { &base_a } else { &base_b };
-        let sim = pump(i, base, cfg, 10);
-        views.push(sim.subscribe());
-        acks.push(sim.acknowledged());
-        let mut stopped = stopped.clone();
-        tasks.push(tokio::spawn(sim.run(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        })));
-    }
-    for (i, view) in views.iter_mut().enumerate() {
-        wait_for(view, &format!("p{i} running"), |s| s.phase == "running").await;
-    }
+    let mut fleet = Fleet::start(PUMPS, &[&base_a, &base_b]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut feed = store_b.changes();
@@ -382,18 +253,11 @@ async fn database_restart_under_load_loses_nothing_and_recovers() {
         assert_eq!(ready.status(), 503);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let ok_before: Vec<u64> = views.iter().map(|v| v.borrow().requests_ok).collect();
     pg.start_again();
 
     // The same server instances recover: every pump gets answers again and
     // empties its outbox.
-    for (i, view) in views.iter_mut().enumerate() {
-        let before = ok_before[i];
-        wait_for(view, &format!("p{i} served again"), |s| {
-            s.requests_ok >= before + 4 && s.unacked_events == 0
-        })
-        .await;
-    }
+    fleet.wait_all_served(4, "served again").await;
     // The change listener reconnected by itself and told its subscribers
     // that notifications may have been missed.
     let resync = tokio::time::timeout(Duration::from_secs(15), async {
@@ -407,34 +271,12 @@ async fn database_restart_under_load_loses_nothing_and_recovers() {
     })
     .await;
     assert_eq!(resync, Ok(true), "no resync after the restart");
-    stop.send_replace(true);
-    let mut failed = 0;
-    for t in tasks {
-        failed += t.await.unwrap().requests_failed;
-    }
+    let acks = fleet.acks.clone();
+    let failed = fleet.stop().await;
     assert!(failed > 0, "the outage should have failed some requests");
     eprintln!("requests failed during the outage, all pumps: {failed}");
 
-    for (i, log) in acks.iter().enumerate() {
-        let acked = log.lock().unwrap().clone();
-        assert!(!acked.is_empty(), "p{i} had reports acknowledged");
-        let patient = store_a.patient(&format!("p{i}")).await.unwrap();
-        let stored = store_a
-            .events(patient.patient_id, 0, 100_000)
-            .await
-            .unwrap();
-        let mut seqs: Vec<u32> = stored.iter().map(|e| e.seq).collect();
-        let n = seqs.len();
-        seqs.sort_unstable();
-        seqs.dedup();
-        assert_eq!(seqs.len(), n, "p{i}: an event was stored twice");
-        for seq in &acked {
-            assert!(
-                seqs.binary_search(seq).is_ok(),
-                "p{i}: acknowledged event {seq} is missing"
-            );
-        }
-    }
+    common::pumps::assert_acknowledged_stored_once(&*store_a, &acks).await;
     for base in [&base_a, &base_b] {
         let health: Value = reqwest::get(format!("{base}/api/v1/health"))
             .await

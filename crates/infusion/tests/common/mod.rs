@@ -1,6 +1,8 @@
 //! Running the `infusion` binary from its integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses a part
 
+pub mod pumps;
+
 use std::process::{Command, Output};
 
 /// The binary with `args`, ready to adjust (environment) and run.
