@@ -333,6 +333,18 @@ impl utoipa::ToSchema for Event {
     fn name() -> std::borrow::Cow<'static, str> {
         std::borrow::Cow::Borrowed("Event")
     }
+
+    /// The schemas the wire form refers to (`Alarm`, `StateChange`, the
+    /// kind): without them the document has references that resolve to
+    /// nothing, and clients generated from it cannot read an alarm.
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <WireEvent as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 #[cfg(test)]
