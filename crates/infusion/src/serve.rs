@@ -65,8 +65,8 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
         app = app.with_tls(tls);
     }
     let addr = app.local_addr()?;
-    println!("listening on {scheme}://{addr}");
-    std::io::stdout().flush()?;
+    // Logged before the `listening on` line, so that whoever starts the
+    // server and reads that line has the warning already.
     tracing::info!(%addr, scheme, database = db.url.redacted(), "serving");
     if scheme == "http" && !addr.ip().is_loopback() {
         tracing::warn!(
@@ -76,6 +76,8 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
              only on a trusted, isolated network"
         );
     }
+    println!("listening on {scheme}://{addr}");
+    std::io::stdout().flush()?;
     app.run_until(shutdown_signal()).await?;
     Ok(())
 }
