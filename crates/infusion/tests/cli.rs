@@ -3,7 +3,9 @@
 //! `serve` on port 0 announcing its address.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -439,22 +441,7 @@ async fn admin_refusals_are_clear_and_change_nothing(backend: Backend) {
 
 async fn serve_on_port_zero_prints_its_address_and_answers(backend: Backend) {
     let cli = Cli::new(backend).await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_infusion"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("DATABASE_URL", &cli.url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let (mut child, url) = common::spawn_serve(&cli.url, &["--bind", "127.0.0.1:0"], Stdio::null());
     let body = reqwest::get(format!("{url}/api/v1/health"))
         .await
         .unwrap()
@@ -474,18 +461,7 @@ async fn plain_http_beyond_loopback_is_warned_about_at_start(backend: Backend) {
     use std::io::Read;
     let cli = Cli::new(backend).await;
     for (bind, warned) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_infusion"))
-            .args(["serve", "--bind", bind])
-            .env("DATABASE_URL", &cli.url)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("listening on "), "{line}");
+        let (mut child, _) = common::spawn_serve(&cli.url, &["--bind", bind], Stdio::piped());
         let _ = Command::new("kill").arg(child.id().to_string()).status();
         child.wait().unwrap();
         let mut log = String::new();

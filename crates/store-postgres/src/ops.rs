@@ -115,15 +115,9 @@ pub(crate) async fn seal_legacy_audit(pool: &PgPool) -> StoreResult<u64> {
     if head.rows != 0 || head.last_id != 0 {
         return Ok(0);
     }
-    let rows = sqlx::query("SELECT id FROM audit WHERE hash IS NULL ORDER BY id")
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    let ids: Vec<i64> = rows.iter().map(|r| get(r, 0)).collect::<StoreResult<_>>()?;
+    let rows = audit_rows(&mut tx, "WHERE hash IS NULL AND id > $1", 0, u32::MAX).await?;
     let mut prev = head.hash;
-    for id in &ids {
-        let row = audit_rows(&mut tx, "WHERE id = $1", *id, 1).await?;
-        let Some(r) = row.first() else { continue };
+    for r in &rows {
         let hash = chain_hash(&prev, &r.entry);
         sqlx::query(
             "WITH sealed AS (UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3)
@@ -131,14 +125,14 @@ pub(crate) async fn seal_legacy_audit(pool: &PgPool) -> StoreResult<u64> {
         )
         .bind(&prev[..])
         .bind(&hash[..])
-        .bind(id)
+        .bind(r.id)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
         prev = hash;
     }
     tx.commit().await.map_err(db_error)?;
-    Ok(ids.len() as u64)
+    Ok(rows.len() as u64)
 }
 
 /// Audit rows with their chain columns: `filter` is a `WHERE` of our own

@@ -3,7 +3,8 @@
 
 pub mod pumps;
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The binary with `args`, ready to adjust (environment) and run.
 pub fn command(args: &[&str]) -> Command {
@@ -38,4 +39,27 @@ pub fn refused(mut c: Command) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!err.is_empty(), "{c:?}: no message");
     err
+}
+
+/// Starts `infusion serve ARGS` on `database_url` with stdout piped and
+/// `stderr` as given, and waits for its `listening on URL` line: the
+/// child and the URL.
+pub fn spawn_serve(database_url: &str, args: &[&str], stderr: Stdio) -> (Child, String) {
+    let mut child = command(&["serve"])
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
 }

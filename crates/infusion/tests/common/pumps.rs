@@ -3,7 +3,6 @@
 //! started again on the same address), and the check that every report a
 //! pump was told was stored is in the database exactly once.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -34,22 +33,11 @@ impl ServerProcess {
     /// Starts a server on `bind` (a restarted server comes back on its
     /// old address, where its pumps look for it).
     pub fn start_on(database_url: &str, bind: &str) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_infusion"))
-            .args(["serve", "--bind", bind, "--db-max-connections", "4"])
-            .env("DATABASE_URL", database_url)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let (child, base) = super::spawn_serve(
+            database_url,
+            &["--bind", bind, "--db-max-connections", "4"],
+            Stdio::null(),
+        );
         ServerProcess { child, base }
     }
 
