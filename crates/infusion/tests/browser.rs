@@ -116,19 +116,43 @@ impl Session {
     }
 
     async fn fill(&self, css: &str, text: &str) {
-        let e = self.c.find(Locator::Css(css)).await.unwrap();
-        e.clear().await.unwrap();
-        e.send_keys(text).await.unwrap();
+        for attempt in 1.. {
+            let e = self.c.find(Locator::Css(css)).await.unwrap();
+            let done = match e.clear().await {
+                Ok(()) => e.send_keys(text).await,
+                Err(err) => Err(err),
+            };
+            if Self::again(done, attempt).await {
+                return;
+            }
+        }
     }
 
     async fn click(&self, css: &str) {
-        self.c
-            .find(Locator::Css(css))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        for attempt in 1.. {
+            let e = self.c.find(Locator::Css(css)).await.unwrap();
+            if Self::again(e.click().await, attempt).await {
+                return;
+            }
+        }
+    }
+
+    /// True when `result` succeeded. A live update may swap the region an
+    /// element was found in between finding and using it (a stale element
+    /// reference): then false, after a moment, so the caller finds it
+    /// anew; five times at most. Any other error fails the test.
+    async fn again<T>(result: Result<T, fantoccini::error::CmdError>, attempt: u32) -> bool {
+        match result {
+            Ok(_) => true,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+                    && attempt < 5 =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                false
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// The page's visible text (read by script: no element handle to go
