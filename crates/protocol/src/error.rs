@@ -25,6 +25,12 @@ pub enum ErrorCode {
     /// 401: the token was revoked because an earlier token of this
     /// device's chain was presented twice (a replay). Log in again.
     TokenRevoked,
+    /// 401: the login carried no device proof (`nonce` and `proof`), and
+    /// this server does not accept the paper's password-and-MAC login.
+    DeviceProofRequired,
+    /// 401: the login's `nonce` is not one this server issued, has
+    /// expired, or was already used. Ask for a new challenge.
+    ChallengeInvalid,
     /// 403: the patient is not this account's.
     Forbidden,
     /// 400: the body is not JSON.
@@ -68,6 +74,8 @@ impl ErrorCode {
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::TokenInvalid => "token_invalid",
             ErrorCode::TokenRevoked => "token_revoked",
+            ErrorCode::DeviceProofRequired => "device_proof_required",
+            ErrorCode::ChallengeInvalid => "challenge_invalid",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::MalformedJson => "malformed_json",
             ErrorCode::InvalidBody => "invalid_body",
@@ -133,6 +141,8 @@ mod tests {
             ErrorCode::TokenExpired,
             ErrorCode::TokenInvalid,
             ErrorCode::TokenRevoked,
+            ErrorCode::DeviceProofRequired,
+            ErrorCode::ChallengeInvalid,
             ErrorCode::Forbidden,
             ErrorCode::MalformedJson,
             ErrorCode::InvalidBody,

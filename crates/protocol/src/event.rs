@@ -133,6 +133,10 @@ wire_enum!(
         CommLost => "comm_lost",
         /// The pump refused an index outside its or the patient's limits.
         LimitsRefused => "limits_refused",
+        /// The pump refused an index answer whose signature did not verify
+        /// (tampered, wrong key, another device's) or whose version was
+        /// older than one already applied: someone on the network path.
+        IndexUnverified => "index_unverified",
     }
 );
 

@@ -1,6 +1,6 @@
 //! `POST /api/v1/device/index`: the infusion index and the next token.
 
-use crate::{PatientId, Token};
+use crate::{PatientId, Signature, Token};
 
 /// Whether the pump should be infusing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -82,12 +82,17 @@ pub struct IndexRequest {
     pub patient_id: PatientId,
 }
 
-/// Answer to an index request: the index and the token for the next request.
+/// Answer to an index request: the index, the server's signature of it, and
+/// the token for the next request. The pump runs an index only when
+/// `signature` verifies under the server key provisioned into it, for its
+/// own patient and MAC ([`crate::verify_index`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IndexResponse {
     /// The prescription to run.
     pub index: Index,
+    /// Ed25519 signature of `index` for this patient and device.
+    pub signature: Signature,
     /// Single-use token for the next request.
     pub token: Token,
     /// Seconds until `token` expires.

@@ -17,6 +17,7 @@ extern crate std;
 
 pub mod error;
 pub mod event;
+pub mod identity;
 pub mod index;
 pub mod limits;
 pub mod login;
@@ -28,8 +29,12 @@ pub use error::{ErrorBody, ErrorCode};
 pub use event::{
     Alarm, Event, EventBody, EventError, EventKind, Progress, StateChange, Vitals, WireEvent,
 };
+pub use identity::{
+    DeviceSecret, HexBytes, HexParseError, IndexSigner, Nonce, PublicKey, Signature, verify_index,
+    verify_login_proof,
+};
 pub use index::{Index, IndexRequest, IndexResponse, InfusionState, PatientLimits};
-pub use login::{LoginRequest, LoginResponse};
+pub use login::{ChallengeResponse, LoginRequest, LoginResponse};
 pub use mac::{MacAddress, MacParseError};
 pub use report::{ReportRequest, ReportRequestRef, ReportResponse};
 pub use token::{Token, TokenParseError};

@@ -1,12 +1,16 @@
-//! `POST /api/v1/device/login`.
+//! `POST /api/v1/device/challenge` and `POST /api/v1/device/login`.
 
 use core::fmt;
 
 use crate::limits::{INSTITUTION_MAX, NAME_MAX, PASSWORD_MAX, USERNAME_MAX};
-use crate::{MacAddress, PatientId, Token};
+use crate::{MacAddress, Nonce, PatientId, Signature, Token};
 
-/// What the pump sends to log in: the patient account's credentials and the
-/// pump's own MAC address, which must be the device bound to that account.
+/// What the pump sends to log in: the patient account's credentials, the
+/// pump's own MAC address, which must be the device bound to that account,
+/// and the proof that it holds that device's secret: its signature
+/// ([`crate::DeviceSecret::prove`]) over a nonce from
+/// `POST /api/v1/device/challenge`. Only a server started with
+/// `--paper-login` accepts a login without `nonce` and `proof`.
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -19,6 +23,12 @@ pub struct LoginRequest {
     pub password: heapless::String<PASSWORD_MAX>,
     /// The pump's MAC address.
     pub mac: MacAddress,
+    /// The challenge being answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<Nonce>,
+    /// The device's Ed25519 signature over `nonce`, `username` and `mac`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<Signature>,
 }
 
 /// Keeps the password out of logs and panic messages.
@@ -28,6 +38,8 @@ impl fmt::Debug for LoginRequest {
             .field("username", &self.username)
             .field("password", &"..")
             .field("mac", &self.mac)
+            .field("nonce", &self.nonce)
+            .field("proof", &self.proof.map(|_| ".."))
             .finish()
     }
 }
@@ -51,5 +63,16 @@ pub struct LoginResponse {
     /// Single-use token for the next request.
     pub token: Token,
     /// Seconds until `token` expires, counted from this answer.
+    pub expires_in_s: u32,
+}
+
+/// A login challenge: sign `nonce` with the device secret and log in within
+/// `expires_in_s`. Each nonce logs a device in once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChallengeResponse {
+    /// The nonce to sign.
+    pub nonce: Nonce,
+    /// Seconds the nonce stays valid, counted from this answer.
     pub expires_in_s: u32,
 }

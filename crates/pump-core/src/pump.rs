@@ -2,8 +2,8 @@
 
 use infusion_protocol::limits::{MAX_RATE_UL_H, MIN_RATE_UL_H};
 use infusion_protocol::{
-    Alarm, ErrorCode, Event, EventBody, Index, IndexResponse, LoginResponse, PatientId, Progress,
-    ReportResponse, StateChange, Token, Vitals,
+    Alarm, ErrorCode, Event, EventBody, Index, IndexResponse, LoginResponse, MacAddress, PatientId,
+    Progress, PublicKey, ReportResponse, StateChange, Token, Vitals, verify_index,
 };
 
 use crate::dose::DosePlan;
@@ -50,6 +50,14 @@ pub struct PumpConfig {
     pub comm_loss: CommLossPolicy,
     /// Battery voltage under which `battery_low` is raised, mV.
     pub battery_low_mv: u16,
+    /// This pump's MAC address: an index is run only if signed for it.
+    pub mac: MacAddress,
+    /// The server's index key, provisioned with the device secret. With a
+    /// key, an index is run only if its signature verifies for this
+    /// patient and MAC and its version is not older than one applied.
+    /// `None` is the paper's pump, which trusts any index answer: only for
+    /// reproducing the paper against `infusion serve --paper-login`.
+    pub server_key: Option<PublicKey>,
 }
 
 impl Default for PumpConfig {
@@ -67,6 +75,8 @@ impl Default for PumpConfig {
             comm_loss: CommLossPolicy::Continue,
             // A single Li-ion cell with about 10 % left.
             battery_low_mv: 3_500,
+            mac: MacAddress([0; 6]),
+            server_key: None,
         }
     }
 }
@@ -103,6 +113,7 @@ pub struct Pump<const N: usize> {
     next_report_ms: u64,
     refused_version: u32,
     comm_lost_raised: bool,
+    unverified_raised: bool,
     last_index: Option<Index>,
     watch: AlarmWatch,
 }
@@ -118,6 +129,7 @@ impl<const N: usize> Pump<N> {
             next_report_ms: 0,
             refused_version: 0,
             comm_lost_raised: false,
+            unverified_raised: false,
             last_index: None,
             watch: AlarmWatch::default(),
             cfg,
@@ -317,6 +329,15 @@ impl<const N: usize> Pump<N> {
 
     fn failed(&mut self, now_ms: u64, failure: Failure) {
         self.session.in_flight = InFlight::None;
+        if failure == Failure::Unverified {
+            // Whoever answered is not to be trusted with the token it
+            // gave either: start a new chain after the back-off.
+            self.session.logout();
+            if !self.unverified_raised {
+                self.unverified_raised = true;
+                self.raise_alarm(now_ms, Alarm::IndexUnverified);
+            }
+        }
         match failure {
             Failure::Api(code) if code.requires_login() => {
                 // The chain is broken: log in again at once.
@@ -368,18 +389,23 @@ impl<const N: usize> Pump<N> {
 
     /// Consumes the answer to [`Request::Index`]: a new version is applied
     /// at once, or refused (hold and `limits_refused`) when outside the
-    /// pump's or the patient's limits.
+    /// pump's or the patient's limits. An answer that is not the server's
+    /// ([`Pump::verify`]) changes nothing in the infusion: the last
+    /// verified prescription goes on, `index_unverified` is raised, and
+    /// the pump backs off and logs in again.
     pub fn handle_index(&mut self, now_ms: u64, answer: Result<&IndexResponse, Failure>) {
         let r = match answer {
-            Ok(r) => r,
+            Ok(r) if self.verify(r) => r,
+            Ok(_) => return self.failed(now_ms, Failure::Unverified),
             Err(f) => return self.failed(now_ms, f),
         };
+        self.unverified_raised = false;
         self.succeeded(&r.token);
         self.session.next_poll_ms = now_ms + self.cfg.poll_interval_ms;
         let index = r.index;
         self.last_index = Some(index);
         self.tick(now_ms);
-        let new = index.version != self.infusion.version() && index.version != self.refused_version;
+        let new = index.version > self.infusion.version().max(self.refused_version);
         if new && !index_acceptable(&index, self.infusion.plan()) {
             // Keep what runs out of the refused values: stop and say so.
             self.refused_version = index.version;
@@ -424,6 +450,25 @@ impl<const N: usize> Pump<N> {
     }
 }
 
+impl<const N: usize> Pump<N> {
+    /// True when an index answer may be acted on: signed by the server key
+    /// for this pump's patient and MAC, and not older than the newest
+    /// version applied or refused (an old signed index replayed would undo
+    /// a clinician's change). Without a server key (the paper's pump)
+    /// every answer passes.
+    pub fn verify(&self, answer: &IndexResponse) -> bool {
+        let Some(key) = &self.cfg.server_key else {
+            return true;
+        };
+        let Some(patient) = self.session.patient else {
+            return false;
+        };
+        let newest = self.infusion.version().max(self.refused_version);
+        answer.index.version >= newest
+            && verify_index(key, patient, self.cfg.mac, &answer.index, &answer.signature)
+    }
+}
+
 /// An index the pump may run: rate within the hardware's range, volume
 /// within what the loaded syringe holds, and both within the patient's
 /// limits. Version 0 (nothing prescribed) is acceptable and changes
@@ -438,7 +483,24 @@ pub fn index_acceptable(index: &Index, plan: &DosePlan) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use infusion_protocol::{InfusionState, PatientLimits};
+    use infusion_protocol::{IndexSigner, InfusionState, PatientLimits, Signature};
+    use proptest::prelude::*;
+
+    const MAC: MacAddress = MacAddress([0x02, 0, 0, 0, 0, 0x07]);
+    const PATIENT: PatientId = PatientId(7);
+
+    fn signer() -> IndexSigner {
+        IndexSigner::from_bytes(&[0x5e; 32])
+    }
+
+    /// A pump provisioned with [`signer`]'s public key and [`MAC`].
+    fn cfg() -> PumpConfig {
+        PumpConfig {
+            mac: MAC,
+            server_key: Some(signer().public_key()),
+            ..PumpConfig::default()
+        }
+    }
 
     fn token(c: char) -> Token {
         let s: std::string::String = core::iter::repeat_n(c, 43).collect();
@@ -450,33 +512,192 @@ mod tests {
             first_name: heapless::String::new(),
             last_name: heapless::String::new(),
             institution: heapless::String::new(),
-            patient_id: PatientId(7),
+            patient_id: PATIENT,
             token: token('a'),
             expires_in_s: 300,
         }
     }
 
     fn index(version: u32, volume_ul: u32, rate_ul_h: u32) -> IndexResponse {
-        IndexResponse {
-            index: Index {
-                version,
-                volume_ul,
-                rate_ul_h,
-                state: InfusionState::Run,
-                limits: PatientLimits {
-                    min_rate_ul_h: 1_000,
-                    max_rate_ul_h: 10_000,
-                    max_volume_ul: 10_000,
-                },
+        let index = Index {
+            version,
+            volume_ul,
+            rate_ul_h,
+            state: InfusionState::Run,
+            limits: PatientLimits {
+                min_rate_ul_h: 1_000,
+                max_rate_ul_h: 10_000,
+                max_volume_ul: 10_000,
             },
+        };
+        IndexResponse {
+            signature: signer().sign(PATIENT, MAC, &index),
+            index,
             token: token('b'),
             expires_in_s: 300,
         }
     }
 
+    /// `r` signed again after a test changed it.
+    fn resigned(mut r: IndexResponse) -> IndexResponse {
+        r.signature = signer().sign(PATIENT, MAC, &r.index);
+        r
+    }
+
+    /// Ways a network path could change an index answer.
+    #[derive(Debug, Clone)]
+    enum Tamper {
+        /// One bit of the signature flipped.
+        SignatureBit(usize),
+        /// One bit of a signed field flipped after signing.
+        FieldBit(usize, u32),
+        /// Signed by a key the pump was not given.
+        WrongKey([u8; 32]),
+        /// Genuinely signed, for another device.
+        OtherDevice(u8),
+        /// Genuinely signed, for another patient.
+        OtherPatient(u64),
+        /// Genuinely signed, but older than the version running.
+        Older(u32),
+    }
+
+    fn tamper() -> impl Strategy<Value = Tamper> {
+        prop_oneof![
+            (0..512usize).prop_map(Tamper::SignatureBit),
+            (0..7usize, 0..32u32).prop_map(|(f, b)| Tamper::FieldBit(f, b)),
+            any::<[u8; 32]>()
+                .prop_filter("not the server key", |k| *k != [0x5e; 32])
+                .prop_map(Tamper::WrongKey),
+            (0..=255u8)
+                .prop_filter("another MAC", |b| *b != 7)
+                .prop_map(Tamper::OtherDevice),
+            any::<u64>()
+                .prop_filter("another patient", |p| *p != PATIENT.0)
+                .prop_map(Tamper::OtherPatient),
+            (1..5u32).prop_map(Tamper::Older),
+        ]
+    }
+
+    /// The answer for version `version` of a 3 mL at 6 mL/h order,
+    /// changed as `t` says.
+    fn tampered(version: u32, t: &Tamper) -> IndexResponse {
+        let mut r = index(version, 3_000, 6_000);
+        match *t {
+            Tamper::SignatureBit(bit) => r.signature.0[bit / 8] ^= 1 << (bit % 8),
+            Tamper::FieldBit(field, bit) => {
+                let i = &mut r.index;
+                let flip = 1u32 << bit;
+                match field {
+                    0 => i.version ^= flip,
+                    1 => i.volume_ul ^= flip,
+                    2 => i.rate_ul_h ^= flip,
+                    3 => i.limits.min_rate_ul_h ^= flip,
+                    4 => i.limits.max_rate_ul_h ^= flip,
+                    5 => i.limits.max_volume_ul ^= flip,
+                    _ => i.state = InfusionState::Hold,
+                }
+            }
+            Tamper::WrongKey(key) => {
+                r.signature = IndexSigner::from_bytes(&key).sign(PATIENT, MAC, &r.index);
+            }
+            Tamper::OtherDevice(last) => {
+                let mut mac = MAC;
+                mac.0[5] = last;
+                r.signature = signer().sign(PATIENT, mac, &r.index);
+            }
+            Tamper::OtherPatient(p) => {
+                r.signature = signer().sign(PatientId(p), MAC, &r.index);
+            }
+            Tamper::Older(by) => r = index(10 - by, 3_000, 6_000),
+        }
+        r
+    }
+
+    /// Answers whatever the pump asks (login, reports, whose events go to
+    /// `reported`) from `at` on until it asks for the index, then hands it
+    /// `answer`. Returns the time.
+    fn answer_index(
+        p: &mut Pump<64>,
+        mut at: u64,
+        answer: &IndexResponse,
+        reported: &mut std::vec::Vec<EventBody>,
+    ) -> u64 {
+        loop {
+            match p.poll_request(at) {
+                Some(Request::Login) => p.handle_login(at, Ok(&login())),
+                Some(Request::Report { .. }) => {
+                    reported.extend(p.report_events().iter().map(|e| e.body));
+                    p.handle_report(
+                        at,
+                        Ok(&ReportResponse {
+                            accepted: 0,
+                            duplicates: 0,
+                            token: token('c'),
+                            expires_in_s: 300,
+                        }),
+                    )
+                }
+                Some(Request::Index { .. }) => {
+                    p.handle_index(at, Ok(answer));
+                    return at;
+                }
+                None => at = p.poll_timeout().max(at + 1),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Whatever is changed, the pump keeps running the last verified
+        /// order exactly, raises `index_unverified` once, drops the token
+        /// it was handed, and takes the next genuine index.
+        #[test]
+        fn a_tampered_index_changes_nothing(t in tamper(), extra in 0..3u32) {
+            let mut p = running(cfg());
+            let mut reported = std::vec::Vec::new();
+            let mut at = answer_index(&mut p, 0, &index(10, 2_000, 4_000), &mut reported);
+            let before = (p.infusion().phase(), p.infusion().version(), p.infusion().current_rate_ul_h());
+            prop_assert_eq!(before.1, 10);
+            let version = 11 + extra;
+            let answer = tampered(version, &t);
+            prop_assert!(!p.verify(&answer));
+            for _ in 0..3 {
+                at = answer_index(&mut p, at, &answer, &mut reported);
+                prop_assert_eq!(
+                    (p.infusion().phase(), p.infusion().version(), p.infusion().current_rate_ul_h()),
+                    before
+                );
+                prop_assert!(!p.session().is_logged_in());
+            }
+            answer_index(&mut p, at, &index(version, 3_000, 6_000), &mut reported);
+            reported.extend(p.outbox().batch().iter().map(|e| e.body));
+            let raised = reported.iter()
+                .filter(|e| **e == EventBody::Alarm(Alarm::IndexUnverified)).count();
+            prop_assert_eq!(raised, 1);
+            prop_assert_eq!(p.infusion().version(), version);
+            prop_assert_eq!(p.infusion().current_rate_ul_h(), 6_000);
+        }
+    }
+
+    #[test]
+    fn a_paper_pump_without_a_key_trusts_any_signature_but_never_goes_back() {
+        let mut p = running(PumpConfig::default());
+        let unsigned = |mut r: IndexResponse| {
+            r.signature = Signature::parse(&"00".repeat(64)).unwrap();
+            r
+        };
+        let mut reported = std::vec::Vec::new();
+        let at = answer_index(&mut p, 0, &unsigned(index(3, 3_000, 6_000)), &mut reported);
+        assert_eq!(p.infusion().version(), 3);
+        answer_index(&mut p, at, &unsigned(index(2, 2_000, 2_000)), &mut reported);
+        assert_eq!(p.infusion().version(), 3, "an older version is not applied");
+        assert_eq!(p.infusion().current_rate_ul_h(), 6_000);
+    }
+
     #[test]
     fn logs_in_polls_and_starts() {
-        let mut p: Pump<32> = Pump::new(PumpConfig::default());
+        let mut p: Pump<32> = Pump::new(cfg());
         assert_eq!(p.poll_request(0), Some(Request::Login));
         assert_eq!(p.poll_request(0), None, "one request at a time");
         p.handle_login(10, Ok(&login()));
@@ -490,7 +711,7 @@ mod tests {
 
     #[test]
     fn token_errors_lead_to_login_and_network_errors_to_backoff() {
-        let mut p: Pump<32> = Pump::new(PumpConfig::default());
+        let mut p: Pump<32> = Pump::new(cfg());
         p.poll_request(0);
         p.handle_login(0, Ok(&login()));
         p.poll_request(0);
@@ -514,7 +735,7 @@ mod tests {
 
     #[test]
     fn refuses_an_index_outside_limits_and_holds() {
-        let mut p: Pump<32> = Pump::new(PumpConfig::default());
+        let mut p: Pump<32> = Pump::new(cfg());
         p.poll_request(0);
         p.handle_login(0, Ok(&login()));
         p.poll_request(0);
@@ -594,7 +815,7 @@ mod tests {
 
     #[test]
     fn an_occlusion_stops_the_motor_until_its_cause_is_gone_and_confirmed() {
-        let mut p = running(PumpConfig::default());
+        let mut p = running(cfg());
         p.sense(60_000, Sensors::default());
         let stalled = Sensors {
             stalled: true,
@@ -617,7 +838,7 @@ mod tests {
 
     #[test]
     fn a_low_battery_warns_and_lets_the_infusion_run() {
-        let mut p = running(PumpConfig::default());
+        let mut p = running(cfg());
         p.sense(
             1_000,
             Sensors {
@@ -650,7 +871,7 @@ mod tests {
         ] {
             let mut p = running(PumpConfig {
                 comm_loss: policy,
-                ..PumpConfig::default()
+                ..cfg()
             });
             let mut at = 5_000;
             for _ in 0..6 {
@@ -696,9 +917,10 @@ mod tests {
 
     #[test]
     fn refuses_more_than_the_syringe_holds_even_within_patient_limits() {
-        let mut p = running(PumpConfig::default());
+        let mut p = running(cfg());
         let mut big = index(2, 9_999, 4_000);
         big.index.limits.max_volume_ul = 50_000;
+        let big = resigned(big);
         assert!(DosePlan::PAPER.capacity_ul() < 9_999);
         p.poll_request(1_000);
         p.handle_index(1_000, Ok(&big));
@@ -706,6 +928,7 @@ mod tests {
         // The physician corrects it: a new version within limits runs.
         let mut fixed = index(3, 5_000, 4_000);
         fixed.index.limits.max_volume_ul = 50_000;
+        let fixed = resigned(fixed);
         drain(&mut p, 1_000);
         let (at, r) = next_request(&mut p, 1_000);
         assert!(matches!(r, Request::Index { .. }));

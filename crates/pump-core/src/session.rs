@@ -9,6 +9,10 @@ pub enum Failure {
     Network,
     /// The server answered with an error code.
     Api(ErrorCode),
+    /// An index answer that is not the server's: its signature does not
+    /// verify for this patient and device, or its version is older than
+    /// one already applied.
+    Unverified,
 }
 
 /// What request, if any, is waiting for its answer.
