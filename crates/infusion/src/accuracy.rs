@@ -21,6 +21,7 @@ use infusion_accuracy::{Iec, RunResult, Sample, Setting};
 use infusion_protocol::MacAddress;
 use infusion_pump_core::PumpConfig;
 use infusion_pump_core::dose::{DosePlan, PAPER_DRIVE};
+use infusion_server::identity::new_device_secret;
 use infusion_server::{AppState, Application, ServerConfig};
 use infusion_sim::physics::{Bench, PhysicsConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
@@ -131,6 +132,7 @@ pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> anyhow::Result<(
                 username: format!("accuracy.s{s}.r{k}"),
                 first_name: "Bench".into(),
                 mac: mac_of(s, k),
+                secret: new_device_secret()?,
                 limits: None,
                 volume_ul,
                 rate_ul_h,
@@ -147,7 +149,9 @@ pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> anyhow::Result<(
         infusion_server::password::PasswordParams::default(),
     )
     .await?;
-    let state = AppState::new(Arc::clone(&store), ServerConfig::default())?;
+    let state = AppState::new(Arc::clone(&store), ServerConfig::default()).await?;
+    let server_key = state.keys.index.public_key();
+    let mut secrets = patients.into_iter().map(|p| p.secret);
     let app = Application::bind(([127, 0, 0, 1], 0).into(), state).await?;
     let base = format!("http://{}", app.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -163,11 +167,13 @@ pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> anyhow::Result<(
             let pump = SimPump::new(
                 &format!("accuracy.s{s}.r{k}"),
                 &base,
-                Credentials {
-                    username: format!("accuracy.s{s}.r{k}"),
-                    password: PASSWORD.into(),
-                    mac: mac_of(s, k),
-                },
+                Credentials::provisioned(
+                    &format!("accuracy.s{s}.r{k}"),
+                    PASSWORD,
+                    mac_of(s, k),
+                    secrets.next().context("one device secret per seeded run")?,
+                    server_key,
+                ),
                 SimConfig {
                     pump: PumpConfig {
                         poll_interval_ms: args.poll_interval_ms,

@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
 use infusion_server::clock::now_ms;
+use infusion_server::identity::{ServerKeys, new_device_secret};
 use infusion_server::password::PasswordParams;
 use infusion_store::{NewPatient, NewPhysician, NewPrescription, check_password};
 use serde_json::json;
@@ -139,11 +140,29 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
             let Ok(parsed) = MacAddress::parse(&mac) else {
                 bail!("{mac:?} is not a MAC address (expected AA:BB:CC:DD:EE:FF)");
             };
-            let id = store.bind_device(&patient, parsed, ACTOR, now).await?;
+            let secret = new_device_secret()?;
+            let id = store
+                .bind_device(&patient, parsed, secret.public_key(), ACTOR, now)
+                .await?;
+            let server_key = ServerKeys::load(store.as_ref(), now)
+                .await?
+                .index
+                .public_key();
             emit(
                 json_mode,
-                format!("bound device {parsed} to {patient}"),
-                json!({"patient": patient, "mac": parsed.to_string(), "device_id": id.0}),
+                format!(
+                    "bound device {parsed} to {patient}\n\
+                     device secret {} (shown only now: provision it into the pump; binding again issues a new one)\n\
+                     server key    {server_key} (provision it into the pump: it runs only indexes this key signed)",
+                    secret.to_hex()
+                ),
+                json!({
+                    "patient": patient,
+                    "mac": parsed.to_string(),
+                    "device_id": id.0,
+                    "device_secret": secret.to_hex().to_string(),
+                    "server_key": server_key.to_string(),
+                }),
             );
         }
         AdminCommand::SetLimits {

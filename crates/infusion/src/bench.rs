@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use infusion_protocol::MacAddress;
+use infusion_protocol::{ChallengeResponse, DeviceSecret, MacAddress};
+use infusion_server::identity::new_device_secret;
 use infusion_server::{AppState, Application, ServerConfig};
 use infusion_store::Store;
 use serde_json::{Value, json};
@@ -29,17 +30,21 @@ fn mac_of(i: u32) -> MacAddress {
     seed::mac(0, i)
 }
 
-async fn seed(store: &Arc<dyn Store>, users: u32) -> anyhow::Result<()> {
-    let patients: Vec<seed::Patient> = (0..users)
-        .map(|i| seed::Patient {
-            username: format!("bench.{i}"),
-            first_name: "Bench".into(),
-            mac: mac_of(i),
-            limits: None,
-            volume_ul: 2_000,
-            rate_ul_h: 4_000,
+/// Seeds `users` patients; returns their device secrets, by user number.
+async fn seed(store: &Arc<dyn Store>, users: u32) -> anyhow::Result<Vec<DeviceSecret>> {
+    let patients = (0..users)
+        .map(|i| {
+            Ok(seed::Patient {
+                username: format!("bench.{i}"),
+                first_name: "Bench".into(),
+                mac: mac_of(i),
+                secret: new_device_secret()?,
+                limits: None,
+                volume_ul: 2_000,
+                rate_ul_h: 4_000,
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<Vec<_>>>()?;
     seed::seed(
         store,
         "bench.physician",
@@ -49,19 +54,60 @@ async fn seed(store: &Arc<dyn Store>, users: u32) -> anyhow::Result<()> {
         "bench",
         infusion_server::password::PasswordParams::default(),
     )
-    .await
+    .await?;
+    Ok(patients.into_iter().map(|p| p.secret).collect())
 }
 
-async fn user(base: String, i: u32, until: Instant) -> anyhow::Result<(Vec<u32>, u64)> {
-    let http = reqwest::Client::new();
-    let mac = mac_of(i);
-    let login: Value = http
-        .post(format!("{base}/api/v1/device/login"))
-        .json(&json!({"username": format!("bench.{i}"), "password": PASSWORD, "mac": mac.to_string()}))
+/// A device login: a challenge from `base`, signed with `secret`.
+pub(crate) async fn device_login(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+    mac: MacAddress,
+    secret: &DeviceSecret,
+) -> anyhow::Result<Value> {
+    let challenge: ChallengeResponse = http
+        .post(format!("{base}/api/v1/device/challenge"))
         .send()
         .await?
+        .error_for_status()?
         .json()
         .await?;
+    let proof = secret.prove(&challenge.nonce, username, mac);
+    let body = json!({
+        "username": username,
+        "password": password,
+        "mac": mac.to_string(),
+        "nonce": challenge.nonce.to_string(),
+        "proof": proof.to_string(),
+    });
+    Ok(http
+        .post(format!("{base}/api/v1/device/login"))
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
+async fn user(
+    base: String,
+    i: u32,
+    secret: DeviceSecret,
+    until: Instant,
+) -> anyhow::Result<(Vec<u32>, u64)> {
+    let http = reqwest::Client::new();
+    let login = device_login(
+        &http,
+        &base,
+        &format!("bench.{i}"),
+        PASSWORD,
+        mac_of(i),
+        &secret,
+    )
+    .await?;
     let mut token = login["token"]
         .as_str()
         .context("login gave no token")?
@@ -214,8 +260,8 @@ pub async fn index(args: BenchIndexArgs, pg: PgConfig, json_mode: bool) -> anyho
 }
 
 async fn measure(store: Arc<dyn Store>, users: u32, duration_s: u64) -> anyhow::Result<Value> {
-    seed(&store, users).await?;
-    let state = AppState::new(store, ServerConfig::default())?;
+    let secrets = seed(&store, users).await?;
+    let state = AppState::new(store, ServerConfig::default()).await?;
     let app = Application::bind(([127, 0, 0, 1], 0).into(), state).await?;
     let base = format!("http://{}", app.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -225,8 +271,8 @@ async fn measure(store: Arc<dyn Store>, users: u32, duration_s: u64) -> anyhow::
     let start = Instant::now();
     let until = start + Duration::from_secs(duration_s);
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..users {
-        tasks.spawn(user(base.clone(), i, until));
+    for (i, secret) in (0..users).zip(secrets) {
+        tasks.spawn(user(base.clone(), i, secret, until));
     }
     let mut all = Vec::new();
     let mut errors = 0;

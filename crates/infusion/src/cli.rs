@@ -372,6 +372,13 @@ pub struct ServeArgs {
     /// The private key of `--tls-cert` (PEM).
     #[arg(long, env = "INFUSION_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+
+    /// Also accept the paper's device login: username, password and MAC,
+    /// without the proof of the device secret. A MAC address is set by
+    /// firmware at will, so this is all a cloned device needs: only for
+    /// reproducing the paper.
+    #[arg(long, env = "INFUSION_PAPER_LOGIN")]
+    pub paper_login: bool,
 }
 
 /// `infusion admin ...`: scriptable; passwords only on standard input.
@@ -526,6 +533,27 @@ pub struct PumpArgs {
     /// file (the one the pump was provisioned with), not the system's.
     #[arg(long)]
     pub ca_cert: Option<std::path::PathBuf>,
+    /// A file holding the device secret `infusion admin bind-device`
+    /// printed (64 hex digits). Never a flag: command lines are visible to
+    /// every user of the machine.
+    #[arg(
+        long,
+        env = "INFUSION_DEVICE_SECRET_FILE",
+        required_unless_present = "paper_login"
+    )]
+    pub device_secret_file: Option<std::path::PathBuf>,
+    /// The server's index key `infusion admin bind-device` printed (64 hex
+    /// digits): the pump runs only indexes it signed.
+    #[arg(
+        long,
+        env = "INFUSION_SERVER_KEY",
+        required_unless_present = "paper_login"
+    )]
+    pub server_key: Option<String>,
+    /// The paper's pump: log in with username, password and MAC only, and
+    /// trust any index answer. Only a `--paper-login` server accepts it.
+    #[arg(long, conflicts_with_all = ["device_secret_file", "server_key"])]
+    pub paper_login: bool,
 }
 
 /// `infusion demo`.

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
+use infusion_protocol::{DeviceSecret, InfusionState, MacAddress, PatientLimits};
 use infusion_pump_core::PumpConfig;
 use infusion_server::clock::now_ms;
+use infusion_server::identity::new_device_secret;
 use infusion_server::{AppState, Application, ServerConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
 use infusion_store::{NewPrescription, Store};
@@ -27,13 +28,16 @@ const PATIENTS: [(&str, &str, &str, u32, u32); 2] = [
     ("patient.two", "Grace", "02:00:00:00:00:02", 5_000, 5_000),
 ];
 
-async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<()> {
+/// Seeds the demo accounts; returns each patient's pump secret, in the
+/// order of [`PATIENTS`].
+async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<Vec<DeviceSecret>> {
     let mut patients = Vec::new();
     for (username, first, mac, volume_ul, rate_ul_h) in PATIENTS {
         patients.push(seed::Patient {
             username: username.into(),
             first_name: first.into(),
             mac: MacAddress::parse(mac).map_err(|e| anyhow::anyhow!("{e}"))?,
+            secret: new_device_secret()?,
             limits: Some(PatientLimits {
                 min_rate_ul_h: 1_000,
                 max_rate_ul_h: 10_000,
@@ -52,7 +56,8 @@ async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<()> {
         "demo",
         infusion_server::password::PasswordParams::default(),
     )
-    .await
+    .await?;
+    Ok(patients.into_iter().map(|p| p.secret).collect())
 }
 
 fn describe(name: &str, s: &Snapshot) -> String {
@@ -96,11 +101,12 @@ pub async fn run(db: Option<Database>, args: DemoArgs) -> anyhow::Result<()> {
     };
     let db_path = db.url.redacted();
     let store = db.open().await?;
-    seed(&store)
+    let secrets = seed(&store)
         .await
         .context("seeding the demo accounts (use a fresh database)")?;
 
-    let state = AppState::new(store.clone(), ServerConfig::default())?;
+    let state = AppState::new(store.clone(), ServerConfig::default()).await?;
+    let state_key = state.keys.index.public_key();
     let app = match Application::bind(args.bind, state.clone()).await {
         Ok(app) => app,
         Err(_) => Application::bind(([127, 0, 0, 1], 0).into(), state).await?,
@@ -134,15 +140,18 @@ pub async fn run(db: Option<Database>, args: DemoArgs) -> anyhow::Result<()> {
     println!();
 
     let mut pumps = Vec::new();
-    for (username, _, mac, _, _) in PATIENTS {
+    let server_key = state_key;
+    for ((username, _, mac, _, _), secret) in PATIENTS.into_iter().zip(secrets) {
         let pump = SimPump::new(
             username,
             &base,
-            Credentials {
-                username: username.into(),
-                password: PASSWORD.into(),
-                mac: MacAddress::parse(mac).map_err(|e| anyhow::anyhow!("{e}"))?,
-            },
+            Credentials::provisioned(
+                username,
+                PASSWORD,
+                MacAddress::parse(mac).map_err(|e| anyhow::anyhow!("{e}"))?,
+                secret,
+                server_key,
+            ),
             SimConfig {
                 pump: PumpConfig::default(),
                 time_scale: args.time_scale,

@@ -4,7 +4,7 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use infusion_protocol::MacAddress;
+use infusion_protocol::{DeviceSecret, MacAddress, PublicKey};
 use infusion_pump_core::{CommLossPolicy, PumpConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump};
 
@@ -39,6 +39,24 @@ pub async fn run(args: PumpArgs) -> anyhow::Result<()> {
         time_scale: args.time_scale,
         ..SimConfig::default()
     };
+    let (secret, server_key) = match (&args.device_secret_file, &args.server_key) {
+        (Some(file), Some(key)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading the device secret {}", file.display()))?;
+            let Ok(secret) = DeviceSecret::parse(text.trim()) else {
+                bail!(
+                    "{} does not hold a device secret (64 hex digits)",
+                    file.display()
+                );
+            };
+            let Ok(key) = PublicKey::parse(key.trim()) else {
+                bail!("--server-key {key:?} is not a server key (64 hex digits)");
+            };
+            (Some(secret), Some(key))
+        }
+        _ if args.paper_login => (None, None),
+        _ => bail!("give --device-secret-file and --server-key, or --paper-login"),
+    };
     let pump = SimPump::new(
         &args.username,
         &args.server,
@@ -46,6 +64,8 @@ pub async fn run(args: PumpArgs) -> anyhow::Result<()> {
             username: args.username.clone(),
             password,
             mac,
+            secret,
+            server_key,
         },
         cfg,
     );

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
+use infusion_protocol::{DeviceSecret, InfusionState, MacAddress, PatientLimits};
 use infusion_server::clock::now_ms;
 use infusion_server::password::PasswordParams;
 use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store};
@@ -25,6 +25,8 @@ pub struct Patient {
     pub first_name: String,
     /// The pump bound to the account.
     pub mac: MacAddress,
+    /// The pump's device secret; its public half is bound with the MAC.
+    pub secret: DeviceSecret,
     /// Limits, or the pump's hard limits when `None`.
     pub limits: Option<PatientLimits>,
     /// Prescription volume, µL (run state).
@@ -97,7 +99,9 @@ async fn patient(
             now,
         )
         .await?;
-    store.bind_device(&p.username, p.mac, actor, now).await?;
+    store
+        .bind_device(&p.username, p.mac, p.secret.public_key(), actor, now)
+        .await?;
     if let Some(limits) = p.limits {
         store.set_limits(&p.username, limits, actor, now).await?;
     }

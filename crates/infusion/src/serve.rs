@@ -54,9 +54,16 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         token_ttl: Duration::from_secs(args.token_ttl_s),
         secure_cookies: tls.is_some(),
+        paper_login: args.paper_login,
         ..ServerConfig::default()
     };
-    let state = AppState::new(store, config)?;
+    if args.paper_login {
+        tracing::warn!(
+            "--paper-login: devices may log in with username, password and MAC alone, which a \
+             cloned device knows; for reproducing the paper only"
+        );
+    }
+    let state = AppState::new(store, config).await?;
     let mut app = Application::bind(args.bind, state)
         .await
         .with_context(|| format!("binding {}", args.bind))?;

@@ -91,7 +91,7 @@ async fn backup_of_a_running_server_restores_exactly_what_was_committed(backend:
         &base,
         "/api/v1/device/login",
         None,
-        json!({"username": "pat", "password": PASSWORD, "mac": MAC}),
+        infusion_testkit::login_body(&reqwest::Client::new(), &base, "pat", PASSWORD, MAC).await,
     )
     .await;
     assert_eq!(status, 200, "{login}");

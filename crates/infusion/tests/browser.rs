@@ -26,7 +26,9 @@ use infusion_pump_core::PumpConfig;
 use infusion_server::password::PasswordParams;
 use infusion_sim::{Credentials, SimConfig, SimPump};
 use infusion_store::{NewPhysician, NewPrescription, NewSuggestion};
-use infusion_testkit::{Backend, TestDb, seed_patient, seed_physician, serve, test_config};
+use infusion_testkit::{
+    Backend, TestDb, device_secret, seed_patient, seed_physician, serve, test_config,
+};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "browser test password";
@@ -292,11 +294,13 @@ async fn clinicians_and_patients_in_a_real_browser() {
     let pump = SimPump::new(
         "alice-pump",
         &server.base,
-        Credentials {
-            username: "alice".into(),
-            password: PASSWORD.into(),
-            mac: MacAddress::parse(MAC_A).unwrap(),
-        },
+        Credentials::provisioned(
+            "alice",
+            PASSWORD,
+            MacAddress::parse(MAC_A).unwrap(),
+            device_secret(MAC_A),
+            server.server_key,
+        ),
         SimConfig {
             pump: PumpConfig {
                 poll_interval_ms: 2_000,
@@ -392,7 +396,7 @@ async fn clinicians_and_patients_in_a_real_browser() {
     let http = reqwest::Client::new();
     let login: Value = http
         .post(format!("{}/api/v1/device/login", server.base))
-        .json(&json!({"username": "alice", "password": PASSWORD, "mac": MAC_A}))
+        .json(&infusion_testkit::login_body(&http, &server.base, "alice", PASSWORD, MAC_A).await)
         .send()
         .await
         .unwrap()

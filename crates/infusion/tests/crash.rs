@@ -23,11 +23,11 @@ const KILLS: usize = 20;
 
 async fn server_killed_twenty_times_under_load_loses_no_acknowledged_report(backend: Backend) {
     let db = TestDb::open(backend).await;
-    seed(&*db.store, PUMPS).await;
+    let server_key = seed(&*db.store, PUMPS).await;
     let mut server = ServerProcess::start(&db.url);
     let addr = server.addr().to_owned();
     let base = server.base.clone();
-    let mut fleet = Fleet::start(PUMPS, &[&base]).await;
+    let mut fleet = Fleet::start(PUMPS, &[&base], server_key).await;
     for kill in 0..KILLS {
         // Somewhere in the middle of the pumps' traffic, never in step.
         tokio::time::sleep(Duration::from_millis(250 + (kill as u64 * 137) % 400)).await;

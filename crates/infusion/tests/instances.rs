@@ -19,7 +19,7 @@ use infusion_pump_core::PumpConfig;
 use infusion_store::{Change, NewPrescription, Store};
 use infusion_store_postgres::{PgConfig, PgStore};
 use infusion_testkit::pg_server::PgServer;
-use infusion_testkit::{Backend, TestDb, serve, test_config};
+use infusion_testkit::{Backend, TestDb, login_body, serve, test_config};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -60,7 +60,7 @@ async fn one_token_at_two_server_processes_succeeds_once() {
         &http,
         format!("{}/api/v1/device/login", a.base),
         None,
-        json!({"username": "p0", "password": PASSWORD, "mac": mac(0)}),
+        login_body(&http, &a.base, "p0", PASSWORD, &mac(0)).await,
     )
     .await;
     assert_eq!(status, 200, "{login}");
@@ -69,14 +69,12 @@ async fn one_token_at_two_server_processes_succeeds_once() {
     for round in 0..40 {
         // The loser of each round is a replay, which revokes the chain: a
         // fresh login starts every round.
+        let base = if round % 2 == 0 { &a.base } else { &b.base };
         let (status, login) = post(
             &http,
-            format!(
-                "{}/api/v1/device/login",
-                if round % 2 == 0 { &a.base } else { &b.base }
-            ),
+            format!("{base}/api/v1/device/login"),
             None,
-            json!({"username": "p0", "password": PASSWORD, "mac": mac(0)}),
+            login_body(&http, base, "p0", PASSWORD, &mac(0)).await,
         )
         .await;
         assert_eq!(status, 200, "{login}");
@@ -131,7 +129,7 @@ async fn pumps_on_two_instances_follow_a_change_made_through_one() {
         return;
     }
     let db = TestDb::open(Backend::Postgres).await;
-    seed(&*db.store, 4).await;
+    let server_key = seed(&*db.store, 4).await;
     let store_a = db.store.clone();
     let store_b = db.open_another().await;
     let mut feed_a = store_a.changes();
@@ -149,7 +147,7 @@ async fn pumps_on_two_instances_follow_a_change_made_through_one() {
     let mut tasks = Vec::new();
     for i in 0..4 {
         let base = if i % 2 == 0 { &base_a } else { &base_b };
-        let sim = pump(i, base, cfg, 5);
+        let sim = pump(i, base, server_key, cfg, 5);
         views.push(sim.subscribe());
         let mut stopped = stopped.clone();
         tasks.push(tokio::spawn(sim.run(async move {
@@ -227,12 +225,12 @@ async fn database_restart_under_load_loses_nothing_and_recovers() {
         Arc::new(PgStore::connect(&pg.url(), config.clone()).await.unwrap());
     let store_b: Arc<dyn Store> = Arc::new(PgStore::connect(&pg.url(), config).await.unwrap());
     const PUMPS: usize = 6;
-    seed(&*store_a, PUMPS).await;
+    let server_key = seed(&*store_a, PUMPS).await;
     let server_a = serve(store_a.clone(), test_config(Duration::from_secs(300))).await;
     let base_a = server_a.base.clone();
     let server_b = serve(store_b.clone(), test_config(Duration::from_secs(300))).await;
     let base_b = server_b.base.clone();
-    let mut fleet = Fleet::start(PUMPS, &[&base_a, &base_b]).await;
+    let mut fleet = Fleet::start(PUMPS, &[&base_a, &base_b], server_key).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut feed = store_b.changes();
@@ -244,7 +242,7 @@ async fn database_restart_under_load_loses_nothing_and_recovers() {
             &http,
             format!("{base}/api/v1/device/login"),
             None,
-            json!({"username": "p0", "password": PASSWORD, "mac": mac(0)}),
+            login_body(&http, base, "p0", PASSWORD, &mac(0)).await,
         )
         .await;
         assert_eq!(status, 503, "{body}");

@@ -20,6 +20,7 @@ use crate::api;
 use crate::clock::now_ms;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::identity::ServerKeys;
 use crate::password::Passwords;
 
 /// What every handler can reach. Cheap to clone.
@@ -33,12 +34,16 @@ pub struct AppState {
     pub passwords: Passwords,
     /// Turns vitals into suggested prescription changes.
     pub decision: Arc<dyn crate::decision::DecisionAlgorithm>,
+    /// The index signing key and the login challenge key.
+    pub keys: Arc<ServerKeys>,
 }
 
 impl AppState {
-    /// Builds the state; computes the dummy password hash once.
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<AppState, ApiError> {
+    /// Builds the state: computes the dummy password hash once and loads
+    /// (on first start, creates) the server's keys.
+    pub async fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<AppState, ApiError> {
         Ok(AppState {
+            keys: Arc::new(ServerKeys::load(store.as_ref(), now_ms()).await?),
             passwords: Passwords::new(config.password)?,
             decision: Arc::new(crate::decision::TremorRule),
             store,

@@ -30,6 +30,13 @@ pub struct ServerConfig {
     /// How long a client may take to send a request's head: a slow-header
     /// attack holds a connection this long at most.
     pub header_read_timeout: Duration,
+    /// Accept the paper's device login (username, password and MAC, no
+    /// proof of the device secret). Off unless `--paper-login`: a MAC
+    /// address is set by firmware at will, so this login is all a cloned
+    /// device needs. For reproducing the paper's measurements only.
+    pub paper_login: bool,
+    /// How long a login challenge may be answered.
+    pub challenge_ttl: Duration,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +50,8 @@ impl Default for ServerConfig {
             session_absolute: Duration::from_secs(12 * 3600),
             secure_cookies: false,
             header_read_timeout: Duration::from_secs(10),
+            paper_login: false,
+            challenge_ttl: Duration::from_secs(60),
         }
     }
 }

@@ -58,7 +58,9 @@ impl ApiError {
             | ErrorCode::TokenUsed
             | ErrorCode::TokenExpired
             | ErrorCode::TokenInvalid
-            | ErrorCode::TokenRevoked => StatusCode::UNAUTHORIZED,
+            | ErrorCode::TokenRevoked
+            | ErrorCode::DeviceProofRequired
+            | ErrorCode::ChallengeInvalid => StatusCode::UNAUTHORIZED,
             ErrorCode::DeviceNotRegistered | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::MalformedJson => StatusCode::BAD_REQUEST,
             ErrorCode::InvalidBody | ErrorCode::OutsideLimits => StatusCode::UNPROCESSABLE_ENTITY,
@@ -95,6 +97,10 @@ impl From<StoreError> for ApiError {
             StoreError::TokenExpired => ApiError::new(
                 ErrorCode::TokenExpired,
                 "this token has expired; log in again",
+            ),
+            StoreError::NonceReplayed => ApiError::new(
+                ErrorCode::ChallengeInvalid,
+                "this login challenge was already used: ask for a new one",
             ),
             StoreError::TokenRevoked => ApiError::new(
                 ErrorCode::TokenRevoked,

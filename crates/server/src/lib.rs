@@ -16,6 +16,7 @@ pub mod decision;
 pub mod error;
 mod extract;
 pub mod headers;
+pub mod identity;
 pub mod password;
 pub mod throttle;
 pub mod tls;

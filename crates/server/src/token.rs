@@ -11,9 +11,7 @@ use crate::error::ApiError;
 /// CSPRNG, in base64url. Returns the token for the client and the hash for
 /// the database.
 pub fn issue() -> Result<(Token, TokenHash), ApiError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ApiError::internal(format!("OS random source failed: {e}")))?;
+    let bytes = crate::identity::random()?;
     let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let token = Token::parse(&text)
         .map_err(|_| ApiError::internal("issued token has an unexpected shape"))?;

@@ -143,7 +143,7 @@ async fn try_login(
     let resp = app
         .http
         .post(app.url("/api/v1/device/login"))
-        .json(&json!({"username": username, "password": password, "mac": mac}))
+        .json(&app.login_body(username, password, mac).await)
         .send()
         .await
         .unwrap();

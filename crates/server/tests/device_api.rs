@@ -31,7 +31,8 @@ async fn full_chain_of_fifty_polls_reports_and_a_new_version(backend: Backend) {
         .post(
             "/api/v1/device/login",
             None,
-            &json!({"username": "alice", "password": PASSWORD, "mac": MAC_A.to_lowercase()}),
+            &app.login_body("alice", PASSWORD, &MAC_A.to_lowercase())
+                .await,
         )
         .await;
     assert_eq!(status, 200, "{login}");
@@ -151,27 +152,27 @@ async fn login_refusals_are_indistinguishable_and_issue_nothing(backend: Backend
     let app = TestApp::spawn(backend).await;
     let cases = [
         (
-            json!({"username": "alice", "password": "wrong", "mac": MAC_A}),
+            app.login_body("alice", "wrong", MAC_A).await,
             401,
             "invalid_credentials",
         ),
         (
-            json!({"username": "nobody", "password": PASSWORD, "mac": MAC_A}),
+            app.login_body("nobody", PASSWORD, MAC_A).await,
             401,
             "invalid_credentials",
         ),
         (
-            json!({"username": "alice", "password": PASSWORD, "mac": "AA:BB:CC:00:00:99"}),
+            app.login_body("alice", PASSWORD, "AA:BB:CC:00:00:99").await,
             403,
             "device_not_registered",
         ),
         (
-            json!({"username": "alice", "password": PASSWORD, "mac": common::MAC_B}),
+            app.login_body("alice", PASSWORD, common::MAC_B).await,
             403,
             "device_not_registered",
         ),
         (
-            json!({"username": "dr.house", "password": PASSWORD, "mac": MAC_A}),
+            app.login_body("dr.house", PASSWORD, MAC_A).await,
             401,
             "invalid_credentials",
         ),

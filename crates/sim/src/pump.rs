@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use infusion_protocol::limits::{PASSWORD_MAX, USERNAME_MAX};
-use infusion_protocol::{Index, LoginRequest, MacAddress, PatientId};
+use infusion_protocol::{DeviceSecret, Index, LoginRequest, MacAddress, PatientId, PublicKey};
 use infusion_pump_core::{Phase, Pump, PumpConfig, Request};
 use tokio::sync::watch;
 
@@ -24,6 +24,33 @@ pub struct Credentials {
     pub password: String,
     /// The pump's MAC address.
     pub mac: MacAddress,
+    /// The device secret issued when the pump was bound; `None` logs in
+    /// the paper's way (only a `--paper-login` server takes that).
+    pub secret: Option<DeviceSecret>,
+    /// The server's index key, provisioned with the secret: the pump runs
+    /// only indexes it signed. `None` is the paper's pump, which trusts
+    /// any answer.
+    pub server_key: Option<PublicKey>,
+}
+
+impl Credentials {
+    /// A pump provisioned as `infusion admin bind-device` says: account,
+    /// MAC, device secret and server key.
+    pub fn provisioned(
+        username: &str,
+        password: &str,
+        mac: MacAddress,
+        secret: DeviceSecret,
+        server_key: PublicKey,
+    ) -> Credentials {
+        Credentials {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            mac,
+            secret: Some(secret),
+            server_key: Some(server_key),
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -108,7 +135,9 @@ pub type AckLog = std::sync::Arc<std::sync::Mutex<Vec<u32>>>;
 
 impl SimPump {
     /// A pump called `name` (for logs) talking to the server at `server`.
-    pub fn new(name: &str, server: &str, creds: Credentials, cfg: SimConfig) -> SimPump {
+    pub fn new(name: &str, server: &str, creds: Credentials, mut cfg: SimConfig) -> SimPump {
+        cfg.pump.mac = creds.mac;
+        cfg.pump.server_key = creds.server_key;
         SimPump {
             name: name.to_owned(),
             creds,
@@ -149,6 +178,8 @@ impl SimPump {
             username,
             password,
             mac: self.creds.mac,
+            nonce: None,
+            proof: None,
         })
     }
 
@@ -289,7 +320,10 @@ impl SimPump {
     ) -> bool {
         match request {
             Request::Login => {
-                let answer = self.transport.login(login).await;
+                let answer = self
+                    .transport
+                    .login(login, self.creds.secret.as_ref())
+                    .await;
                 let ok = answer.is_ok();
                 match &answer {
                     Ok(r) => {

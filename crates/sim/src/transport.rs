@@ -1,8 +1,8 @@
 //! HTTP for the simulated pump: one function per device API request.
 
 use infusion_protocol::{
-    ErrorBody, Event, IndexRequest, IndexResponse, LoginRequest, LoginResponse, PatientId,
-    ReportRequestRef, ReportResponse, Token,
+    ChallengeResponse, DeviceSecret, ErrorBody, Event, IndexRequest, IndexResponse, LoginRequest,
+    LoginResponse, PatientId, ReportRequestRef, ReportResponse, Token,
 };
 use infusion_pump_core::Failure;
 use serde::de::DeserializeOwned;
@@ -83,9 +83,22 @@ impl Transport {
         }
     }
 
-    /// `POST /api/v1/device/login`.
-    pub async fn login(&self, req: &LoginRequest) -> Result<LoginResponse, Failure> {
-        self.post("/api/v1/device/login", None, req).await
+    /// `POST /api/v1/device/challenge`, then `POST /api/v1/device/login`
+    /// with the nonce signed by `secret`. Without a secret, the paper's
+    /// login (accepted only by `infusion serve --paper-login`).
+    pub async fn login(
+        &self,
+        req: &LoginRequest,
+        secret: Option<&DeviceSecret>,
+    ) -> Result<LoginResponse, Failure> {
+        let Some(secret) = secret else {
+            return self.post("/api/v1/device/login", None, req).await;
+        };
+        let challenge: ChallengeResponse = self.post("/api/v1/device/challenge", None, &()).await?;
+        let mut req = req.clone();
+        req.proof = Some(secret.prove(&challenge.nonce, &req.username, req.mac));
+        req.nonce = Some(challenge.nonce);
+        self.post("/api/v1/device/login", None, &req).await
     }
 
     /// `POST /api/v1/device/index`.

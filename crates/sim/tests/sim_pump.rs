@@ -13,7 +13,8 @@ use infusion_pump_core::{CommLossPolicy, PumpConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
 use infusion_store::{NewPrescription, Store};
 use infusion_testkit::{
-    Backend, Served, TestDb, seed_patient, seed_physician, serve, serve_on, test_config,
+    Backend, Served, TestDb, device_secret, seed_patient, seed_physician, serve, serve_on,
+    test_config,
 };
 use tokio::sync::watch;
 
@@ -25,6 +26,7 @@ infusion_testkit::backend_tests!(
     pump_logs_in_again_when_its_token_expires,
     pump_stops_on_a_lost_link_when_told_and_reports_it_when_back,
     pump_logs_in_again_after_its_captured_token_is_replayed_and_completes,
+    a_man_in_the_middle_cannot_change_the_dose,
 );
 
 async fn server(backend: Backend, token_ttl: Duration) -> (Served, Arc<dyn Store>, TestDb) {
@@ -42,15 +44,19 @@ async fn server(backend: Backend, token_ttl: Duration) -> (Served, Arc<dyn Store
     (serve(store.clone(), config).await, store, db)
 }
 
-fn pump(url: &str, cfg: SimConfig) -> SimPump {
+/// The test pump on `url` (the server, or a proxy in front of it),
+/// provisioned with `server`'s key.
+fn pump(url: &str, server: &Served, cfg: SimConfig) -> SimPump {
     SimPump::new(
         "test-pump",
         url,
-        Credentials {
-            username: "pat".into(),
-            password: PASSWORD.into(),
-            mac: MacAddress::parse(MAC).unwrap(),
-        },
+        Credentials::provisioned(
+            "pat",
+            PASSWORD,
+            MacAddress::parse(MAC).unwrap(),
+            device_secret(MAC),
+            server.server_key,
+        ),
         cfg,
     )
 }
@@ -60,6 +66,7 @@ fn pump(url: &str, cfg: SimConfig) -> SimPump {
 /// it, and its task, which ends with the last snapshot.
 fn start_fast(
     url: &str,
+    server: &Served,
 ) -> (
     watch::Receiver<Snapshot>,
     tokio::sync::oneshot::Sender<()>,
@@ -67,6 +74,7 @@ fn start_fast(
 ) {
     let sim = pump(
         url,
+        server,
         SimConfig {
             time_scale: 300,
             ..SimConfig::default()
@@ -106,7 +114,7 @@ async fn pump_infuses_adjusts_to_a_new_version_and_completes(backend: Backend) {
         .set_prescription("pat", prescription(1_000, 4_000), "doc", 0)
         .await
         .unwrap();
-    let (mut view, stop, task) = start_fast(&url);
+    let (mut view, stop, task) = start_fast(&url, &server);
     wait_for(&mut view, "running on version 1", |s| {
         s.phase == "running" && s.delivered_ul > 0
     })
@@ -174,7 +182,7 @@ async fn pump_logs_in_again_when_its_token_expires(backend: Backend) {
         },
         ..SimConfig::default()
     };
-    let sim = pump(&url, cfg);
+    let sim = pump(&url, &server, cfg);
     let mut view = sim.subscribe();
     let task = tokio::spawn(sim.run(tokio::time::sleep(Duration::from_secs(5))));
     wait_for(&mut view, "running", |s| s.phase == "running").await;
@@ -215,7 +223,7 @@ async fn pump_stops_on_a_lost_link_when_told_and_reports_it_when_back(backend: B
         time_scale: 20,
         ..SimConfig::default()
     };
-    let sim = pump(&server.base, cfg);
+    let sim = pump(&server.base, &server, cfg);
     let mut view = sim.subscribe();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(sim.run(async move {
@@ -253,17 +261,33 @@ async fn pump_stops_on_a_lost_link_when_told_and_reports_it_when_back(backend: B
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
 }
 
-/// A man in the middle on the pump's plain-HTTP link: forwards every
-/// request to `upstream` unchanged and keeps a copy of each bearer token.
-async fn capturing_proxy(upstream: String) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+/// A man in the middle on the pump's plain-HTTP link.
+struct Proxy {
+    /// Where the pump should connect.
+    url: String,
+    /// Every bearer token that went through.
+    captured: Arc<std::sync::Mutex<Vec<String>>>,
+    /// While set, index answers are rewritten to ten times the rate, with
+    /// limits that allow it: the dose change a compromised path would make.
+    tamper: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Starts a [`Proxy`] that forwards every request to `upstream` and every
+/// answer back, unchanged unless told to tamper.
+async fn proxy(upstream: String) -> Proxy {
     use axum::body::{Body, to_bytes};
     use axum::extract::Request;
     use axum::response::Response;
+    use std::sync::atomic::Ordering;
     let captured = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tamper = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (seen, http) = (Arc::clone(&captured), reqwest::Client::new());
+    let tampering = Arc::clone(&tamper);
     let forward = move |req: Request| {
         let (seen, http, upstream) = (Arc::clone(&seen), http.clone(), upstream.clone());
+        let tampering = Arc::clone(&tampering);
         async move {
+            let is_index = req.uri().path() == "/api/v1/device/index";
             let (parts, body) = req.into_parts();
             let body = to_bytes(body, 1 << 20).await.unwrap();
             let mut out = http.request(parts.method, format!("{upstream}{}", parts.uri));
@@ -278,7 +302,16 @@ async fn capturing_proxy(upstream: String) -> (String, Arc<std::sync::Mutex<Vec<
             let answer = out.body(body).send().await.unwrap();
             let status = answer.status();
             let ct = answer.headers().get("content-type").cloned();
-            let mut resp = Response::new(Body::from(answer.bytes().await.unwrap()));
+            let mut bytes = answer.bytes().await.unwrap().to_vec();
+            if is_index && status.is_success() && tampering.load(Ordering::SeqCst) {
+                let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                let rate = v["index"]["rate_ul_h"].as_u64().unwrap();
+                v["index"]["rate_ul_h"] = (rate * 10).into();
+                v["index"]["version"] = (v["index"]["version"].as_u64().unwrap() + 1).into();
+                v["index"]["limits"]["max_rate_ul_h"] = 200_000.into();
+                bytes = serde_json::to_vec(&v).unwrap();
+            }
+            let mut resp = Response::new(Body::from(bytes));
             *resp.status_mut() = status;
             if let Some(ct) = ct {
                 resp.headers_mut().insert("content-type", ct);
@@ -290,7 +323,11 @@ async fn capturing_proxy(upstream: String) -> (String, Arc<std::sync::Mutex<Vec<
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().fallback(forward);
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), captured)
+    Proxy {
+        url: format!("http://{addr}"),
+        captured,
+        tamper,
+    }
 }
 
 /// Threat T1 end to end: an attacker on the pump's link copies its tokens
@@ -303,8 +340,8 @@ async fn pump_logs_in_again_after_its_captured_token_is_replayed_and_completes(b
         .set_prescription("pat", prescription(1_000, 4_000), "doc", 0)
         .await
         .unwrap();
-    let (via, captured) = capturing_proxy(server.base.clone()).await;
-    let (mut view, stop, task) = start_fast(&via);
+    let Proxy { url, captured, .. } = proxy(server.base.clone()).await;
+    let (mut view, stop, task) = start_fast(&url, &server);
     wait_for(&mut view, "running with a few polls behind it", |s| {
         s.phase == "running" && s.delivered_ul > 0
     })
@@ -346,4 +383,68 @@ async fn pump_logs_in_again_after_its_captured_token_is_replayed_and_completes(b
     assert!(count("device_login") >= 2, "{audit:?}");
     let events = store.events(patient.patient_id, 0, 10_000).await.unwrap();
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+/// Threat T9 end to end: a man in the middle rewrites every index answer
+/// to ten times the rate (with limits to match). The pump refuses each,
+/// keeps infusing at the prescribed rate, logs in again, and reports
+/// `index_unverified`; once the path is clean it follows the physician's
+/// next version.
+async fn a_man_in_the_middle_cannot_change_the_dose(backend: Backend) {
+    use std::sync::atomic::Ordering;
+    let (server, store, _db) = server(backend, Duration::from_secs(300)).await;
+    store
+        .set_prescription("pat", prescription(5_000, 4_000), "doc", 0)
+        .await
+        .unwrap();
+    let proxy = proxy(server.base.clone()).await;
+    let (mut view, stop, task) = start_fast(&proxy.url, &server);
+    wait_for(&mut view, "running at 4 mL/h", |s| {
+        s.phase == "running" && s.rate_ul_h == 4_000
+    })
+    .await;
+    proxy.tamper.store(true, Ordering::SeqCst);
+    let patient = store.patient("pat").await.unwrap();
+    let mut reported = false;
+    for _ in 0..300 {
+        let snap = view.borrow().clone();
+        assert_eq!(
+            snap.rate_ul_h, 4_000,
+            "the pump ran a tampered rate: {snap:?}"
+        );
+        let events = store.events(patient.patient_id, 0, 10_000).await.unwrap();
+        if events
+            .iter()
+            .any(|e| e.body == EventBody::Alarm(Alarm::IndexUnverified))
+            && snap.requests_failed >= 3
+        {
+            reported = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reported, "index_unverified never reached the record");
+    let refused_logins = view.borrow().requests_failed;
+    assert!(refused_logins >= 3);
+    proxy.tamper.store(false, Ordering::SeqCst);
+    store
+        .set_prescription("pat", prescription(5_000, 8_000), "doc", 0)
+        .await
+        .unwrap();
+    wait_for(&mut view, "the physician's new rate", |s| {
+        s.rate_ul_h == 8_000
+    })
+    .await;
+    let _ = stop.send(());
+    let last = task.await.unwrap();
+    assert_eq!(last.index.map(|i| i.version), Some(2));
+    let audit = store
+        .audit_log(Some(patient.patient_id), 1_000)
+        .await
+        .unwrap();
+    let logins = audit
+        .iter()
+        .filter(|r| r.entry.action.as_str() == "device_login")
+        .count();
+    assert!(logins >= 2, "the pump logged in again: {audit:?}");
 }

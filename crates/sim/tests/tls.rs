@@ -14,7 +14,8 @@ use infusion_server::ServerConfig;
 use infusion_sim::{Credentials, SimConfig, SimPump};
 use infusion_store::NewPrescription;
 use infusion_testkit::{
-    Backend, TestDb, cert, seed_patient, seed_physician, serve, serve_tls, test_config,
+    Backend, Served, TestDb, cert, device_secret, seed_patient, seed_physician, serve, serve_tls,
+    test_config,
 };
 
 const PASSWORD: &str = "a long enough password";
@@ -55,15 +56,18 @@ async fn seeded(backend: Backend) -> TestDb {
     db
 }
 
-fn pump(base: &str, ca: &str) -> SimPump {
+fn pump(server: &Served, ca: &str) -> SimPump {
+    let base = &server.base;
     SimPump::new(
         "tls-pump",
         base,
-        Credentials {
-            username: "pat".into(),
-            password: PASSWORD.into(),
-            mac: MacAddress::parse(MAC).unwrap(),
-        },
+        Credentials::provisioned(
+            "pat",
+            PASSWORD,
+            MacAddress::parse(MAC).unwrap(),
+            device_secret(MAC),
+            server.server_key,
+        ),
         SimConfig {
             time_scale: 300,
             ..SimConfig::default()
@@ -76,7 +80,7 @@ fn pump(base: &str, ca: &str) -> SimPump {
 async fn pump_verifies_the_server_and_infuses_over_https(backend: Backend) {
     let db = seeded(backend).await;
     let server = serve_tls(db.store.clone(), test_config(Duration::from_secs(300))).await;
-    let sim = pump(&server.base, "ca.pem");
+    let sim = pump(&server, "ca.pem");
     let mut view = sim.subscribe();
     let task = tokio::spawn(sim.run(tokio::time::sleep(Duration::from_secs(60))));
     let done = tokio::time::timeout(
@@ -100,7 +104,7 @@ async fn pump_verifies_the_server_and_infuses_over_https(backend: Backend) {
 async fn a_pump_trusting_another_authority_refuses_the_server(backend: Backend) {
     let db = seeded(backend).await;
     let server = serve_tls(db.store.clone(), test_config(Duration::from_secs(300))).await;
-    let sim = pump(&server.base, "other-ca.pem");
+    let sim = pump(&server, "other-ca.pem");
     let last = sim.run(tokio::time::sleep(Duration::from_secs(2))).await;
     assert!(!last.logged_in, "{last:?}");
     assert_eq!(last.requests_ok, 0, "{last:?}");

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use infusion_protocol::{Event, Index, MacAddress, PatientId, PatientLimits};
+use infusion_protocol::{Event, MacAddress, PatientId, PatientLimits};
 use infusion_store::throttle::{Attempt, ThrottleKey};
 use infusion_store::{
     AccountId, AccountOverview, AccountRecord, AuditHead, AuditRecord, CHANGE_BACKLOG,
@@ -187,10 +187,11 @@ impl Store for PgStore {
         &self,
         patient_username: &str,
         mac: MacAddress,
+        public_key: infusion_protocol::PublicKey,
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<DeviceId> {
-        ops::bind_device(&self.pool, patient_username, mac, actor, now_ms).await
+        ops::bind_device(&self.pool, patient_username, mac, public_key, actor, now_ms).await
     }
 
     async fn set_limits(
@@ -221,10 +222,11 @@ impl Store for PgStore {
         &self,
         record: &LoginRecord,
         device: DeviceId,
+        nonce: Option<[u8; 16]>,
         token: NewToken,
         now_ms: i64,
     ) -> StoreResult<()> {
-        ops::start_device_session(&self.pool, record, device, token, now_ms).await
+        ops::start_device_session(&self.pool, record, device, nonce, token, now_ms).await
     }
 
     async fn poll_index(
@@ -233,7 +235,7 @@ impl Store for PgStore {
         patient_id: PatientId,
         next: NewToken,
         now_ms: i64,
-    ) -> StoreResult<Index> {
+    ) -> StoreResult<infusion_store::PolledIndex> {
         ops::poll_index(&self.pool, presented, patient_id, next, now_ms).await
     }
 
@@ -391,6 +393,15 @@ impl Store for PgStore {
 
     async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {
         ops::end_web_session(&self.pool, hash, now_ms).await
+    }
+
+    async fn server_secret(
+        &self,
+        name: &str,
+        fresh: [u8; 32],
+        now_ms: i64,
+    ) -> StoreResult<[u8; 32]> {
+        ops::server_secret(&self.pool, name, fresh, now_ms).await
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -7,18 +7,18 @@
 //! stores its whole batch with one `INSERT … SELECT FROM UNNEST`.
 
 use infusion_protocol::{
-    Alarm, Event, Index, InfusionState, MacAddress, PatientId, PatientLimits, StateChange,
-    WireEvent,
+    Alarm, Event, HexBytes, Index, InfusionState, MacAddress, PatientId, PatientLimits, PublicKey,
+    StateChange, WireEvent,
 };
 use infusion_store::audit_chain::chain_hash;
 use infusion_store::throttle::{self, Attempt, ThrottleKey};
 use infusion_store::{
-    AccountId, AccountOverview, AccountRecord, AuditAction, AuditHead, AuditRecord, ChainedAudit,
-    Change, DEFAULT_LIMITS, Decision, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician,
-    NewPrescription, NewSuggestion, NewToken, NewWebSession, PatientSummary, Prescription,
-    PresentedToken, Refusal, ReportOutcome, Role, StoreError, StoreResult, StoredEvent, Suggestion,
-    TokenHash, TokenStatus, WebSession, alarm_of, check_account_names, check_institution,
-    check_limits, check_prescription, check_presented,
+    AccountId, AccountOverview, AccountRecord, AuditAction, AuditHead, AuditRecord, BoundDevice,
+    ChainedAudit, Change, DEFAULT_LIMITS, Decision, DeviceId, LoginRecord, NewAudit, NewPatient,
+    NewPhysician, NewPrescription, NewSuggestion, NewToken, NewWebSession, PatientSummary,
+    PolledIndex, Prescription, PresentedToken, Refusal, ReportOutcome, Role, StoreError,
+    StoreResult, StoredEvent, Suggestion, TokenHash, TokenStatus, WebSession, alarm_of,
+    check_account_names, check_institution, check_limits, check_prescription, check_presented,
 };
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
@@ -345,6 +345,7 @@ pub(crate) async fn bind_device(
     pool: &PgPool,
     username: &str,
     mac: MacAddress,
+    public_key: PublicKey,
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<DeviceId> {
@@ -360,10 +361,23 @@ pub(crate) async fn bind_device(
             .map_err(db_error)?;
     if let Some(holder) = holder {
         let (id, owner): (i64, i64) = (get(&holder, 0)?, get(&holder, 1)?);
-        if owner == pid {
-            return Ok(DeviceId(id));
+        if owner != pid {
+            return Err(StoreError::device_taken(&mac));
         }
-        return Err(StoreError::device_taken(&mac));
+        // A new secret for the same pump: the old one stops working.
+        sqlx::query("UPDATE devices SET public_key = $1 WHERE id = $2")
+            .bind(&public_key.0[..])
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        insert_audit_on(
+            &mut tx,
+            &NewAudit::device_bound(now_ms, actor, patient, &mac_text, username),
+        )
+        .await?;
+        tx.commit().await.map_err(db_error)?;
+        return Ok(DeviceId(id));
     }
     sqlx::query(
         "UPDATE devices SET retired_at_ms = $1 WHERE patient_id = $2 AND retired_at_ms IS NULL",
@@ -374,11 +388,13 @@ pub(crate) async fn bind_device(
     .await
     .map_err(db_error)?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO devices (patient_id, mac, registered_at_ms) VALUES ($1, $2, $3) RETURNING id",
+        "INSERT INTO devices (patient_id, mac, registered_at_ms, public_key) VALUES ($1, $2, $3, $4)
+         RETURNING id",
     )
     .bind(pid)
     .bind(&mac_text)
     .bind(now_ms)
+    .bind(&public_key.0[..])
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match db_error(e) {
@@ -537,7 +553,8 @@ pub(crate) async fn login_record(
     username: &str,
 ) -> StoreResult<Option<LoginRecord>> {
     let row = sqlx::query(
-        "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac
+        "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac,
+                d.public_key
          FROM accounts a
          JOIN patients p ON p.account_id = a.id
          LEFT JOIN institutions i ON i.id = a.institution_id
@@ -552,7 +569,16 @@ pub(crate) async fn login_record(
         return Ok(None);
     };
     let device = match get::<Option<i64>>(&r, 6)? {
-        Some(id) => Some((DeviceId(id), parse_mac(get(&r, 7)?)?)),
+        Some(id) => Some(BoundDevice {
+            id: DeviceId(id),
+            mac: parse_mac(get(&r, 7)?)?,
+            public_key: match get::<Option<Vec<u8>>>(&r, 8)? {
+                Some(key) => Some(HexBytes(key.try_into().map_err(|_| {
+                    StoreError::Backend("stored device key is not 32 bytes".into())
+                })?)),
+                None => None,
+            },
+        }),
         None => None,
     };
     Ok(Some(LoginRecord {
@@ -570,6 +596,7 @@ pub(crate) async fn start_device_session(
     pool: &PgPool,
     record: &LoginRecord,
     device: DeviceId,
+    nonce: Option<[u8; 16]>,
     token: NewToken,
     now_ms: i64,
 ) -> StoreResult<()> {
@@ -590,6 +617,22 @@ pub(crate) async fn start_device_session(
     let Some(mac) = mac else {
         return Err(StoreError::Forbidden);
     };
+    if let Some(nonce) = nonce {
+        // The row is locked by the update above: a concurrent login with
+        // the same nonce waits here and then finds it no longer newer.
+        let newer = sqlx::query(
+            "UPDATE devices SET login_nonce = $1
+             WHERE id = $2 AND (login_nonce IS NULL OR login_nonce < $1)",
+        )
+        .bind(&nonce[..])
+        .bind(device.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if newer.rows_affected() != 1 {
+            return Err(StoreError::NonceReplayed);
+        }
+    }
     sqlx::query(
         "INSERT INTO tokens (hash, device_id, patient_id, issued_at_ms, expires_at_ms, generation)
          SELECT $1, $2, $3, $4, $5, token_generation FROM devices WHERE id = $2",
@@ -728,13 +771,13 @@ pub(crate) async fn poll_index(
     patient: PatientId,
     next: NewToken,
     now_ms: i64,
-) -> StoreResult<Index> {
+) -> StoreResult<PolledIndex> {
     let Some(pid) = db_patient_id(patient) else {
         return Err(refuse_token(pool, presented, patient, now_ms).await);
     };
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH {CONSUME}, cur AS (
-             SELECT c.patient_id, p.version, p.volume_ul, p.rate_ul_h, p.state, p.fetched_at_ms
+             SELECT c.patient_id, c.mac, p.version, p.volume_ul, p.rate_ul_h, p.state, p.fetched_at_ms
              FROM consumed c
              LEFT JOIN LATERAL (
                  SELECT version, volume_ul, rate_ul_h, state, fetched_at_ms FROM prescriptions
@@ -745,7 +788,7 @@ pub(crate) async fn poll_index(
              WHERE cur.fetched_at_ms IS NULL AND f.patient_id = cur.patient_id AND f.version = cur.version
          )
          SELECT l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
-                cur.version, cur.volume_ul, cur.rate_ul_h, cur.state
+                cur.version, cur.volume_ul, cur.rate_ul_h, cur.state, cur.mac
          FROM cur JOIN limits l ON l.patient_id = cur.patient_id"
     )))
     .bind(&presented.0[..])
@@ -765,7 +808,8 @@ pub(crate) async fn poll_index(
         max_rate_ul_h: get_u32(&r, 1)?,
         max_volume_ul: get_u32(&r, 2)?,
     };
-    Ok(match get::<Option<String>>(&r, 6)? {
+    let mac = parse_mac(&get::<String>(&r, 7)?)?;
+    let index = match get::<Option<String>>(&r, 6)? {
         Some(state) => Index {
             version: get_u32(&r, 3)?,
             volume_ul: get_u32(&r, 4)?,
@@ -780,7 +824,8 @@ pub(crate) async fn poll_index(
             state: InfusionState::Hold,
             limits,
         },
-    })
+    };
+    Ok(PolledIndex { index, mac })
 }
 
 /// A report's events as parallel columns, for one `UNNEST` insert.
@@ -1604,4 +1649,30 @@ async fn count_attempt(conn: &mut PgConnection, k: &ThrottleKey, now_ms: i64) ->
         }
     }
     Ok(())
+}
+
+pub(crate) async fn server_secret(
+    pool: &PgPool,
+    name: &str,
+    fresh: [u8; 32],
+    now_ms: i64,
+) -> StoreResult<[u8; 32]> {
+    sqlx::query(
+        "INSERT INTO server_secrets (name, secret, created_at_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(&fresh[..])
+    .bind(now_ms)
+    .execute(pool)
+    .await
+    .map_err(db_error)?;
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .map_err(db_error)?;
+    stored
+        .try_into()
+        .map_err(|_| StoreError::Backend(format!("server secret {name:?} is not 32 bytes")))
 }

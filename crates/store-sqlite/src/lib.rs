@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use infusion_protocol::{Event, Index, MacAddress, PatientId, PatientLimits};
+use infusion_protocol::{Event, MacAddress, PatientId, PatientLimits};
 use infusion_store::throttle::{Attempt, ThrottleKey};
 use infusion_store::{
     AccountId, AccountOverview, AccountRecord, AuditHead, AuditRecord, CHANGE_BACKLOG,
@@ -174,12 +174,13 @@ impl Store for SqliteStore {
         &self,
         patient_username: &str,
         mac: MacAddress,
+        public_key: infusion_protocol::PublicKey,
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<DeviceId> {
         let (user, actor) = (patient_username.to_owned(), actor.to_owned());
         self.writer
-            .write(move |cx| ops::bind_device(cx, &user, mac, &actor, now_ms))
+            .write(move |cx| ops::bind_device(cx, &user, mac, public_key, &actor, now_ms))
             .await
     }
 
@@ -220,12 +221,13 @@ impl Store for SqliteStore {
         &self,
         record: &LoginRecord,
         device: DeviceId,
+        nonce: Option<[u8; 16]>,
         token: NewToken,
         now_ms: i64,
     ) -> StoreResult<()> {
         let record = record.clone();
         self.writer
-            .write(move |cx| ops::start_device_session(cx, &record, device, token, now_ms))
+            .write(move |cx| ops::start_device_session(cx, &record, device, nonce, token, now_ms))
             .await
     }
 
@@ -235,7 +237,7 @@ impl Store for SqliteStore {
         patient_id: PatientId,
         next: NewToken,
         now_ms: i64,
-    ) -> StoreResult<Index> {
+    ) -> StoreResult<infusion_store::PolledIndex> {
         self.writer
             .write(move |cx| ops::poll_index(cx, presented, patient_id, next, now_ms))
             .await
@@ -449,6 +451,18 @@ impl Store for SqliteStore {
     async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {
         self.writer
             .write(move |cx| ops::end_web_session(cx, hash, now_ms))
+            .await
+    }
+
+    async fn server_secret(
+        &self,
+        name: &str,
+        fresh: [u8; 32],
+        now_ms: i64,
+    ) -> StoreResult<[u8; 32]> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |cx| ops::server_secret(cx, &name, fresh, now_ms))
             .await
     }
 

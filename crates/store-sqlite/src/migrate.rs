@@ -40,6 +40,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_login_throttle",
         include_str!("../migrations/0008_login_throttle.sql"),
     ),
+    (
+        "0009_device_identity",
+        include_str!("../migrations/0009_device_identity.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

@@ -3,17 +3,17 @@
 
 use infusion_protocol::{
     Alarm, Event, EventBody, Index, InfusionState, MacAddress, PatientId, PatientLimits, Progress,
-    StateChange, Vitals,
+    PublicKey, StateChange, Vitals,
 };
 use infusion_store::audit_chain::chain_hash;
 use infusion_store::throttle::{self, Attempt, ThrottleKey};
 use infusion_store::{
-    AccountId, AccountOverview, AccountRecord, AuditAction, AuditHead, AuditRecord, ChainedAudit,
-    Change, DEFAULT_LIMITS, Decision, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician,
-    NewPrescription, NewSuggestion, NewToken, NewWebSession, PatientSummary, Prescription,
-    PresentedToken, ReportOutcome, Role, StoreError, StoreResult, StoredEvent, Suggestion,
-    TokenHash, TokenStatus, WebSession, alarm_of, check_account_names, check_institution,
-    check_limits, check_prescription, check_presented,
+    AccountId, AccountOverview, AccountRecord, AuditAction, AuditHead, AuditRecord, BoundDevice,
+    ChainedAudit, Change, DEFAULT_LIMITS, Decision, DeviceId, LoginRecord, NewAudit, NewPatient,
+    NewPhysician, NewPrescription, NewSuggestion, NewToken, NewWebSession, PatientSummary,
+    PolledIndex, Prescription, PresentedToken, ReportOutcome, Role, StoreError, StoreResult,
+    StoredEvent, Suggestion, TokenHash, TokenStatus, WebSession, alarm_of, check_account_names,
+    check_institution, check_limits, check_prescription, check_presented,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -316,6 +316,7 @@ pub(crate) fn bind_device(
     cx: &mut WriteCtx<'_>,
     username: &str,
     mac: MacAddress,
+    public_key: PublicKey,
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<DeviceId> {
@@ -331,24 +332,33 @@ pub(crate) fn bind_device(
         )
         .optional()
         .map_err(backend)?;
-    match holder {
-        Some((id, holder)) if holder == pid => return Ok(DeviceId(id)),
+    let id = match holder {
+        Some((id, holder)) if holder == pid => {
+            // A new secret for the same pump: the old one stops working.
+            conn.exec(
+                "UPDATE devices SET public_key = ?1 WHERE id = ?2",
+                params![&public_key.0[..], id],
+            )
+            .map_err(backend)?;
+            id
+        }
         Some(_) => {
             return Err(StoreError::device_taken(&mac));
         }
-        None => {}
-    }
-    conn.exec(
-        "UPDATE devices SET retired_at_ms = ?1 WHERE patient_id = ?2 AND retired_at_ms IS NULL",
-        params![now_ms, pid],
-    )
-    .map_err(backend)?;
-    conn.exec(
-        "INSERT INTO devices (patient_id, mac, registered_at_ms) VALUES (?1, ?2, ?3)",
-        params![pid, mac_text, now_ms],
-    )
-    .map_err(backend)?;
-    let id = conn.last_insert_rowid();
+        None => {
+            conn.exec(
+                "UPDATE devices SET retired_at_ms = ?1 WHERE patient_id = ?2 AND retired_at_ms IS NULL",
+                params![now_ms, pid],
+            )
+            .map_err(backend)?;
+            conn.exec(
+                "INSERT INTO devices (patient_id, mac, registered_at_ms, public_key) VALUES (?1, ?2, ?3, ?4)",
+                params![pid, mac_text, now_ms, &public_key.0[..]],
+            )
+            .map_err(backend)?;
+            conn.last_insert_rowid()
+        }
+    };
     insert_audit(
         conn,
         &NewAudit::device_bound(now_ms, actor, patient, &mac_text, username),
@@ -450,7 +460,8 @@ pub(crate) fn set_prescription(
 
 pub(crate) fn login_record(conn: &Connection, username: &str) -> StoreResult<Option<LoginRecord>> {
     conn.prepare_cached(
-        "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac
+        "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac,
+                d.public_key
          FROM accounts a
          JOIN patients p ON p.account_id = a.id
          LEFT JOIN institutions i ON i.id = a.institution_id
@@ -460,7 +471,13 @@ pub(crate) fn login_record(conn: &Connection, username: &str) -> StoreResult<Opt
     .and_then(|mut st| {
         st.query_row([username], |r| {
             let device = match r.get::<_, Option<i64>>(6)? {
-                Some(id) => Some((DeviceId(id), read_mac(r, 7)?)),
+                Some(id) => Some(BoundDevice {
+                    id: DeviceId(id),
+                    mac: read_mac(r, 7)?,
+                    public_key: r
+                        .get::<_, Option<[u8; 32]>>(8)?
+                        .map(infusion_protocol::HexBytes),
+                }),
                 None => None,
             };
             Ok(LoginRecord {
@@ -498,6 +515,7 @@ pub(crate) fn start_device_session(
     cx: &mut WriteCtx<'_>,
     record: &LoginRecord,
     device: DeviceId,
+    nonce: Option<[u8; 16]>,
     token: NewToken,
     now_ms: i64,
 ) -> StoreResult<()> {
@@ -515,6 +533,18 @@ pub(crate) fn start_device_session(
     let Some(mac) = mac else {
         return Err(StoreError::Forbidden);
     };
+    if let Some(nonce) = nonce {
+        let newer = conn
+            .exec(
+                "UPDATE devices SET login_nonce = ?1
+                 WHERE id = ?2 AND (login_nonce IS NULL OR login_nonce < ?1)",
+                params![&nonce[..], device.0],
+            )
+            .map_err(backend)?;
+        if newer != 1 {
+            return Err(StoreError::NonceReplayed);
+        }
+    }
     insert_token(conn, &token, device.0, pid, now_ms)?;
     conn.exec(
         "UPDATE devices SET last_seen_ms = ?1 WHERE id = ?2",
@@ -534,7 +564,7 @@ fn consume_token(
     presented: TokenHash,
     patient: PatientId,
     now_ms: i64,
-) -> StoreResult<(i64, i64)> {
+) -> StoreResult<(i64, i64, String)> {
     let conn = cx.conn;
     let row = conn
         .prepare_cached(
@@ -579,7 +609,7 @@ fn consume_token(
     conn.prepare_cached("UPDATE devices SET last_seen_ms = ?1 WHERE id = ?2")
         .and_then(|mut st| st.execute(params![now_ms, device]))
         .map_err(backend)?;
-    Ok((device, token.owner.0 as i64))
+    Ok((device, token.owner.0 as i64, token.mac))
 }
 
 pub(crate) fn poll_index(
@@ -588,8 +618,10 @@ pub(crate) fn poll_index(
     patient: PatientId,
     next: NewToken,
     now_ms: i64,
-) -> StoreResult<Index> {
-    let (device, pid) = consume_token(cx, presented, patient, now_ms)?;
+) -> StoreResult<PolledIndex> {
+    let (device, pid, mac) = consume_token(cx, presented, patient, now_ms)?;
+    let mac =
+        MacAddress::parse(&mac).map_err(|_| StoreError::Backend(format!("bad MAC {mac:?}")))?;
     let conn = cx.conn;
     let limits = limits_of(conn, pid)?;
     let index = match current_prescription(conn, pid)? {
@@ -623,7 +655,7 @@ pub(crate) fn poll_index(
         },
     };
     insert_token(conn, &next, device, pid, now_ms)?;
-    Ok(index)
+    Ok(PolledIndex { index, mac })
 }
 
 pub(crate) fn report(
@@ -634,7 +666,7 @@ pub(crate) fn report(
     next: NewToken,
     now_ms: i64,
 ) -> StoreResult<ReportOutcome> {
-    let (device, pid) = consume_token(cx, presented, patient, now_ms)?;
+    let (device, pid, _) = consume_token(cx, presented, patient, now_ms)?;
     let conn = cx.conn;
     let mut outcome = ReportOutcome::default();
     let mut insert = conn
@@ -1353,4 +1385,25 @@ fn count_attempt(conn: &Connection, k: &ThrottleKey, now_ms: i64) -> StoreResult
         }
     }
     Ok(())
+}
+
+pub(crate) fn server_secret(
+    cx: &mut WriteCtx<'_>,
+    name: &str,
+    fresh: [u8; 32],
+    now_ms: i64,
+) -> StoreResult<[u8; 32]> {
+    let conn = cx.conn;
+    conn.exec(
+        "INSERT INTO server_secrets (name, secret, created_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO NOTHING",
+        params![name, &fresh[..], now_ms],
+    )
+    .map_err(backend)?;
+    conn.row(
+        "SELECT secret FROM server_secrets WHERE name = ?1",
+        [name],
+        |r| r.get::<_, [u8; 32]>(0),
+    )
+    .map_err(backend)
 }

@@ -19,6 +19,10 @@ pub enum StoreError {
     /// earlier token of the chain was presented twice.
     #[error("token revoked after a replay")]
     TokenRevoked,
+    /// A login nonce that is not newer than the last one this device used:
+    /// a captured login replayed.
+    #[error("login nonce already used")]
+    NonceReplayed,
     /// The token is valid but belongs to another patient.
     #[error("that patient is not this account's")]
     Forbidden,

@@ -20,7 +20,7 @@ pub use model::*;
 pub use wording::{device_actor, user_actor};
 
 use async_trait::async_trait;
-use infusion_protocol::{Event, Index, PatientId, PatientLimits};
+use infusion_protocol::{Event, PatientId, PatientLimits};
 
 /// Everything the server persists, one transaction per method.
 ///
@@ -62,12 +62,16 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> StoreResult<PatientId>;
 
-    /// Binds a device to a patient account, replacing (and retiring) the
-    /// device bound before. A MAC address serves one account at a time.
+    /// Binds a device and the public half of its secret to a patient
+    /// account, replacing (and retiring) the device bound before. A MAC
+    /// address serves one account at a time. Binding the same MAC to the
+    /// same account again keeps the registration (and its event series)
+    /// and replaces the key: the old secret stops working.
     async fn bind_device(
         &self,
         patient_username: &str,
         mac: infusion_protocol::MacAddress,
+        public_key: infusion_protocol::PublicKey,
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<DeviceId>;
@@ -99,11 +103,16 @@ pub trait Store: Send + Sync + 'static {
     async fn device_login_record(&self, username: &str) -> StoreResult<Option<LoginRecord>>;
 
     /// Records a successful device login: stores the first token's hash and
-    /// writes the audit entry.
+    /// writes the audit entry. With a `nonce` (the first 16 bytes of the
+    /// login challenge: its time and randomness), the login is taken only
+    /// if the nonce is newer than the last one this device used, and
+    /// becomes the last one; otherwise [`StoreError::NonceReplayed`] and
+    /// nothing changes.
     async fn start_device_session(
         &self,
         record: &LoginRecord,
         device: DeviceId,
+        nonce: Option<[u8; 16]>,
         token: NewToken,
         now_ms: i64,
     ) -> StoreResult<()>;
@@ -119,7 +128,7 @@ pub trait Store: Send + Sync + 'static {
         patient_id: PatientId,
         next: NewToken,
         now_ms: i64,
-    ) -> StoreResult<Index>;
+    ) -> StoreResult<PolledIndex>;
 
     /// The report transaction: consumes the presented token, stores each
     /// event not stored before (by device and `seq`), audits alarms and
@@ -304,6 +313,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ends a session (logout); true when it was live. Audited.
     async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool>;
+
+    /// The server secret named `name`, shared by every instance on this
+    /// database: `fresh` is stored and returned if there is none yet,
+    /// otherwise the stored one is returned and `fresh` is dropped.
+    async fn server_secret(
+        &self,
+        name: &str,
+        fresh: [u8; 32],
+        now_ms: i64,
+    ) -> StoreResult<[u8; 32]>;
 
     /// Checks that the database answers a query now: the readiness check a
     /// load balancer uses to route around an instance that cannot serve.

@@ -1,7 +1,9 @@
 //! Domain types that cross the [`crate::Store`] trait.
 
 use infusion_protocol::limits::{MAX_RATE_UL_H, MAX_VOLUME_UL, MIN_RATE_UL_H};
-use infusion_protocol::{Alarm, EventBody, InfusionState, MacAddress, PatientId, PatientLimits};
+use infusion_protocol::{
+    Alarm, EventBody, Index, InfusionState, MacAddress, PatientId, PatientLimits, PublicKey,
+};
 
 /// An account's row id (physician, patient or admin).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,7 +130,30 @@ pub struct LoginRecord {
     /// Institution name.
     pub institution: String,
     /// The device bound to the account, if any.
-    pub device: Option<(DeviceId, MacAddress)>,
+    pub device: Option<BoundDevice>,
+}
+
+/// The device bound to an account, as a login checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundDevice {
+    /// Its record.
+    pub id: DeviceId,
+    /// Its MAC address (the paper's check).
+    pub mac: MacAddress,
+    /// The public half of its secret. `None` for a device bound before
+    /// device secrets existed: it can log in only to a server started with
+    /// `--paper-login` until it is bound again.
+    pub public_key: Option<PublicKey>,
+}
+
+/// The index a poll answers with and the MAC of the device that polled,
+/// which the server's signature covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolledIndex {
+    /// The index.
+    pub index: Index,
+    /// The polling device.
+    pub mac: MacAddress,
 }
 
 /// A patient's account, device and current prescription.
@@ -223,6 +248,14 @@ pub enum AuditAction {
     /// (the first lockout of a window): a guessing attack, or someone who
     /// forgot their password. A security event.
     LoginLockedOut,
+    /// The right username, password and MAC, but no valid proof of the
+    /// device secret: a cloned device, or a pump whose secret was
+    /// replaced. A security event.
+    DeviceProofFailed,
+    /// A login proof was presented again (its nonce was already used or
+    /// is older than one used): a captured login replayed. A security
+    /// event.
+    LoginReplayed,
 }
 
 impl AuditAction {
@@ -245,12 +278,18 @@ impl AuditAction {
         AuditAction::SuggestionRejected,
         AuditAction::TokenReplayed,
         AuditAction::LoginLockedOut,
+        AuditAction::DeviceProofFailed,
+        AuditAction::LoginReplayed,
     ];
 
     /// The actions a security review looks for first, shown to physicians
     /// and administrators as security events.
-    pub const SECURITY: &'static [AuditAction] =
-        &[AuditAction::TokenReplayed, AuditAction::LoginLockedOut];
+    pub const SECURITY: &'static [AuditAction] = &[
+        AuditAction::TokenReplayed,
+        AuditAction::LoginLockedOut,
+        AuditAction::DeviceProofFailed,
+        AuditAction::LoginReplayed,
+    ];
 
     /// The action as stored.
     pub fn as_str(self) -> &'static str {
@@ -272,6 +311,8 @@ impl AuditAction {
             AuditAction::SuggestionRejected => "suggestion_rejected",
             AuditAction::TokenReplayed => "token_replayed",
             AuditAction::LoginLockedOut => "login_locked_out",
+            AuditAction::DeviceProofFailed => "device_proof_failed",
+            AuditAction::LoginReplayed => "login_replayed",
         }
     }
 

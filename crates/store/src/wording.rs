@@ -147,6 +147,38 @@ impl NewAudit {
         )
     }
 
+    /// A device login with the right password and MAC failed the proof of
+    /// the device secret.
+    pub fn device_proof_failed(
+        at_ms: i64,
+        mac: &str,
+        patient: PatientId,
+        username: &str,
+        why: &str,
+    ) -> NewAudit {
+        let detail = format!("username {username:?}: {why}; refused");
+        Self::of(
+            at_ms,
+            &device_actor(mac),
+            AuditAction::DeviceProofFailed,
+            Some(patient),
+            detail,
+        )
+    }
+
+    /// A device login reused a login challenge.
+    pub fn login_replayed(at_ms: i64, mac: &str, patient: PatientId, username: &str) -> NewAudit {
+        let detail =
+            format!("username {username:?}: a used login challenge presented again; refused");
+        Self::of(
+            at_ms,
+            &device_actor(mac),
+            AuditAction::LoginReplayed,
+            Some(patient),
+            detail,
+        )
+    }
+
     /// A device reported an alarm (event `seq`).
     pub fn alarm(at_ms: i64, mac: &str, patient: PatientId, alarm: Alarm, seq: u32) -> NewAudit {
         let detail = format!("{} (event {seq})", alarm.as_str());

@@ -20,7 +20,8 @@ use infusion_server::{AppState, Application, ServerConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use infusion_protocol::{MacAddress, PatientId, PatientLimits};
+use infusion_protocol::{DeviceSecret, MacAddress, Nonce, PatientId, PatientLimits, PublicKey};
+use infusion_server::identity::ServerKeys;
 use infusion_store::{NewPatient, NewPhysician, Store};
 use infusion_store_postgres::scratch::ScratchDatabase;
 use infusion_store_postgres::{PgConfig, PgStore};
@@ -224,11 +225,60 @@ pub async fn seed_patient(
         .await
         .unwrap();
     store
-        .bind_device(username, MacAddress::parse(mac).unwrap(), "test", 0)
+        .bind_device(
+            username,
+            MacAddress::parse(mac).unwrap(),
+            device_secret(mac).public_key(),
+            "test",
+            0,
+        )
         .await
         .unwrap();
     store.set_limits(username, limits, "test", 0).await.unwrap();
     id
+}
+
+/// The device secret [`seed_patient`] binds to `mac`: derived from the
+/// MAC, so that every test can provision its pump without passing keys
+/// around. (A real binding draws it at random.)
+pub fn device_secret(mac: &str) -> DeviceSecret {
+    use sha2::Digest;
+    let seed = sha2::Sha256::digest(format!("test device {}", mac.to_ascii_uppercase()));
+    DeviceSecret::from_bytes(&seed.into())
+}
+
+/// The public half of the index key of the servers on `store`.
+pub async fn server_key(store: &dyn Store) -> PublicKey {
+    ServerKeys::load(store, 0).await.unwrap().index.public_key()
+}
+
+/// A device login body for `username` on the pump `mac`, answering a fresh
+/// challenge from the server at `base` with [`device_secret`]`(mac)`.
+pub async fn login_body(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+    mac: &str,
+) -> serde_json::Value {
+    let challenge: serde_json::Value = http
+        .post(format!("{base}/api/v1/device/challenge"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nonce = Nonce::parse(challenge["nonce"].as_str().unwrap()).unwrap();
+    let mac_addr = MacAddress::parse(mac).unwrap();
+    let proof = device_secret(mac).prove(&nonce, username, mac_addr);
+    serde_json::json!({
+        "username": username,
+        "password": password,
+        "mac": mac,
+        "nonce": nonce.to_string(),
+        "proof": proof.to_string(),
+    })
 }
 
 /// The server configuration of tests: tokens living `token_ttl`, fast
@@ -247,6 +297,8 @@ pub struct Served {
     pub addr: SocketAddr,
     /// `http://addr`.
     pub base: String,
+    /// Its index key, to provision pumps with.
+    pub server_key: PublicKey,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -282,7 +334,8 @@ async fn start(store: Arc<dyn Store>, config: ServerConfig, addr: SocketAddr, tl
         secure_cookies: tls || config.secure_cookies,
         ..config
     };
-    let state = AppState::new(store, config).unwrap();
+    let state = AppState::new(store, config).await.unwrap();
+    let server_key = state.keys.index.public_key();
     let mut app = Application::bind(addr, state).await.unwrap();
     if tls {
         let tls =
@@ -301,6 +354,7 @@ async fn start(store: Arc<dyn Store>, config: ServerConfig, addr: SocketAddr, tl
         } else {
             format!("http://{addr}")
         },
+        server_key,
         _stop: stop,
     }
 }

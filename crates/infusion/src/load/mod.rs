@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use infusion_accuracy::plot::{Chart, Series, write_svg};
+use infusion_protocol::DeviceSecret;
+use infusion_server::identity::new_device_secret;
 use infusion_server::password::PasswordParams;
 use infusion_store_postgres::PgConfig;
 use serde_json::{Value, json};
@@ -62,7 +64,10 @@ async fn seed_accounts(
     store: &Arc<dyn infusion_store::Store>,
     shape: Shape,
     fleet: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<Vec<DeviceSecret>>> {
+    let secrets = (0..shape.pumps)
+        .map(|_| new_device_secret())
+        .collect::<Result<Vec<_>, _>>()?;
     // A fleet logs in ten thousand pumps; the cost of Argon2 at full
     // strength would be the whole measurement, so fleet accounts use the
     // cheapest parameters (login cost is not what the fleet measures).
@@ -81,6 +86,7 @@ async fn seed_accounts(
                     username,
                     first_name: "Load".into(),
                     mac,
+                    secret: secrets[i as usize].clone(),
                     limits: None,
                     volume_ul: 9_000,
                     rate_ul_h: 4_000,
@@ -98,13 +104,14 @@ async fn seed_accounts(
         )
         .await?;
     }
-    Ok(())
+    Ok(Arc::new(secrets))
 }
 
 /// Runs the users of `shape` (or, for the baseline, as many health-check
 /// users with the same pacing) against `base` for `duration`.
 async fn drive(
     base: &str,
+    secrets: &Arc<Vec<DeviceSecret>>,
     shape: Shape,
     duration: Duration,
     ramp_up: Duration,
@@ -119,6 +126,7 @@ async fn drive(
         until: start + duration,
         pace: shape.pace,
         password: PASSWORD,
+        secrets: Arc::clone(secrets),
         in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
     };
     let users = shape.pumps + shape.physicians;
@@ -258,7 +266,7 @@ async fn measure(
         Target::External { base, db } => (db.open().await?, None, base.to_owned(), "external"),
     };
     let seeding = Instant::now();
-    seed_accounts(&store, shape, fleet)
+    let secrets = seed_accounts(&store, shape, fleet)
         .await
         .context("seeding the bench accounts (with --server, the database must hold none yet)")?;
     let seed_s = seeding.elapsed().as_secs_f64();
@@ -277,6 +285,7 @@ async fn measure(
     let baseline_for: Duration = Duration::from(args.baseline).min(duration);
     let (base_stats, base_elapsed) = drive(
         base_url,
+        &secrets,
         shape,
         baseline_for,
         ramp_up.min(baseline_for),
@@ -302,6 +311,7 @@ async fn measure(
     });
     let (stats, elapsed) = drive(
         base_url,
+        &secrets,
         shape,
         duration,
         ramp_up,

@@ -101,6 +101,8 @@ pub struct Run {
     pub pace: Pace,
     /// The accounts' password.
     pub password: &'static str,
+    /// Each pump's device secret, by pump number.
+    pub secrets: std::sync::Arc<Vec<infusion_protocol::DeviceSecret>>,
     /// Requests in flight at once across all users, like the connection
     /// limit of a load balancer in front of the server: a request waits
     /// for a slot, and that wait counts in its response time.
@@ -161,14 +163,12 @@ struct Chain {
 
 async fn device_login(http: &reqwest::Client, run: &Run, i: u32) -> anyhow::Result<Chain> {
     let (username, mac) = pump_account(i);
-    let r: Value = http
-        .post(format!("{}/api/v1/device/login", run.base))
-        .json(&json!({"username": username, "password": run.password, "mac": mac.to_string()}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let secret = run
+        .secrets
+        .get(i as usize)
+        .context("no device secret for this pump")?;
+    let r =
+        crate::bench::device_login(http, &run.base, &username, run.password, mac, secret).await?;
     Ok(Chain {
         token: r["token"]
             .as_str()

@@ -6,12 +6,12 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
+use infusion_protocol::{InfusionState, MacAddress, PatientLimits, PublicKey};
 use infusion_pump_core::PumpConfig;
 use infusion_server::password::PasswordParams;
 use infusion_sim::{AckLog, Credentials, SimConfig, SimPump, Snapshot};
 use infusion_store::{NewPrescription, Store};
-use infusion_testkit::{seed_patient, seed_physician};
+use infusion_testkit::{device_secret, seed_patient, seed_physician, server_key};
 use tokio::sync::watch;
 
 /// Every seeded account's password.
@@ -78,8 +78,9 @@ pub fn mac(i: usize) -> String {
 }
 
 /// Seeds physician `doc` and patients `p0..pn` with devices and a running
-/// prescription (9 mL at 20 mL/h).
-pub async fn seed(store: &dyn Store, n: usize) {
+/// prescription (9 mL at 20 mL/h); returns the servers' index key, to
+/// provision the pumps with.
+pub async fn seed(store: &dyn Store, n: usize) -> PublicKey {
     let hash = PasswordParams::INSECURE_FAST
         .hash_blocking(PASSWORD)
         .unwrap();
@@ -101,18 +102,27 @@ pub async fn seed(store: &dyn Store, n: usize) {
             .await
             .unwrap();
     }
+    server_key(store).await
 }
 
 /// Simulated pump `i` (account `p{i}`) on `base`.
-pub fn pump(i: usize, base: &str, pump: PumpConfig, time_scale: u32) -> SimPump {
+pub fn pump(
+    i: usize,
+    base: &str,
+    server_key: PublicKey,
+    pump: PumpConfig,
+    time_scale: u32,
+) -> SimPump {
     SimPump::new(
         &format!("p{i}"),
         base,
-        Credentials {
-            username: format!("p{i}"),
-            password: PASSWORD.into(),
-            mac: MacAddress::parse(&mac(i)).unwrap(),
-        },
+        Credentials::provisioned(
+            &format!("p{i}"),
+            PASSWORD,
+            MacAddress::parse(&mac(i)).unwrap(),
+            device_secret(&mac(i)),
+            server_key,
+        ),
         SimConfig {
             pump: PumpConfig {
                 seed: i as u32 + 1,
@@ -182,7 +192,7 @@ pub struct Fleet {
 
 impl Fleet {
     /// Starts the pumps and waits until each is running.
-    pub async fn start(n: usize, bases: &[&str]) -> Fleet {
+    pub async fn start(n: usize, bases: &[&str], server_key: PublicKey) -> Fleet {
         let cfg = PumpConfig {
             poll_interval_ms: 2_000,
             progress_interval_ms: 2_000,
@@ -199,7 +209,7 @@ impl Fleet {
             stop,
         };
         for i in 0..n {
-            let sim = pump(i, bases[i % bases.len()], cfg, 10);
+            let sim = pump(i, bases[i % bases.len()], server_key, cfg, 10);
             fleet.views.push(sim.subscribe());
             fleet.acks.push(sim.acknowledged());
             let mut stopped = stopped.clone();

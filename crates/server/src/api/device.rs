@@ -10,10 +10,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use infusion_protocol::{
-    ErrorBody, ErrorCode, IndexRequest, IndexResponse, LoginRequest, LoginResponse, ReportRequest,
-    ReportResponse, Token, truncated,
+    ChallengeResponse, ErrorBody, ErrorCode, IndexRequest, IndexResponse, LoginRequest,
+    LoginResponse, ReportRequest, ReportResponse, Token, truncated, verify_login_proof,
 };
-use infusion_store::{AuditAction, NewAudit, NewToken};
+use infusion_store::{AuditAction, NewAudit, NewToken, StoreError};
 
 use crate::AppState;
 use crate::clock::now_ms;
@@ -24,6 +24,7 @@ use crate::{throttle, token};
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/device/challenge", post(challenge))
         .route("/api/v1/device/login", post(login))
         .route("/api/v1/device/index", post(index))
         .route("/api/v1/device/report", post(report))
@@ -48,12 +49,27 @@ impl AppState {
     }
 }
 
-/// Log in with the patient account and the pump's MAC address.
+/// A nonce for the next login to sign with the device secret. Asks for no
+/// credentials, so that it tells nothing about any account.
+#[utoipa::path(post, path = "/api/v1/device/challenge", tag = "device",
+    responses(
+        (status = 200, description = "A fresh nonce, valid for `expires_in_s` and for one login", body = ChallengeResponse),
+        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+    ))]
+pub async fn challenge(State(app): State<AppState>) -> Result<Json<ChallengeResponse>, ApiError> {
+    Ok(Json(ChallengeResponse {
+        nonce: app.keys.challenge(now_ms())?,
+        expires_in_s: u32::try_from(app.config.challenge_ttl.as_secs()).unwrap_or(u32::MAX),
+    }))
+}
+
+/// Log in with the patient account, the pump's MAC address and the proof
+/// of its device secret over a challenge nonce.
 #[utoipa::path(post, path = "/api/v1/device/login", tag = "device",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in: the first token of the chain", body = LoginResponse),
-        (status = 401, description = "`invalid_credentials`: unknown user or wrong password (one answer for both)", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: unknown user, wrong password, or no valid proof of the device secret (one answer for all three); `device_proof_required`: no `nonce` and `proof`; `challenge_invalid`: the nonce is not this server's, has expired, or was used", body = ErrorBody),
         (status = 403, description = "`device_not_registered`: this MAC is not the device bound to the account", body = ErrorBody),
         (status = 429, description = "`too_many_requests`: too many attempts for this username or from this address; wait `Retry-After` seconds", body = ErrorBody),
         (status = 400, description = "`malformed_json`", body = ErrorBody),
@@ -68,6 +84,27 @@ pub async fn login(
     extract::Json(req): extract::Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let now = now_ms();
+    // The challenge is checked before anything about the account, so that
+    // its answer says nothing about the account.
+    let stamp = match (req.nonce, req.proof) {
+        (Some(nonce), Some(_)) => {
+            let ttl_ms = i64::try_from(app.config.challenge_ttl.as_millis()).unwrap_or(i64::MAX);
+            let stamp = app.keys.check(&nonce, ttl_ms, now).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::ChallengeInvalid,
+                    "this login challenge is not valid: ask for a new one",
+                )
+            })?;
+            Some(stamp)
+        }
+        _ if app.config.paper_login => None,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::DeviceProofRequired,
+                "a device login needs `nonce` and `proof`: sign a challenge with the device secret",
+            ));
+        }
+    };
     let keys = throttle::keys(&req.username, peer);
     throttle::admit(&app, &keys, now).await?;
     let record = app.store.device_login_record(&req.username).await?;
@@ -95,7 +132,7 @@ pub async fn login(
             record.as_ref().map(|r| r.patient_id),
             format!("username {:?}: invalid credentials", req.username.as_str()),
         )),
-        Some(r) if r.device.map(|(_, mac)| mac) != Some(req.mac) => Some(refuse(
+        Some(r) if r.device.map(|d| d.mac) != Some(req.mac) => Some(refuse(
             ErrorCode::DeviceNotRegistered,
             "this device is not the one registered to this account",
             Some(r.patient_id),
@@ -114,20 +151,47 @@ pub async fn login(
     let (Some(record), true) = (record, matched) else {
         return Err(ApiError::internal("login record vanished"));
     };
-    let Some((device, _)) = record.device else {
+    let Some(device) = record.device else {
         return Err(ApiError::internal("login device vanished"));
     };
+    if let Some(why) = proof_failure(&req, device.public_key.as_ref()) {
+        // Username, password and MAC were right: a cloned device, or a
+        // pump that lost its secret. The answer is the wrong password's,
+        // so a cloner learns nothing; the physician sees why.
+        let mac = req.mac.to_string();
+        let entry = NewAudit::device_proof_failed(now, &mac, record.patient_id, &req.username, why);
+        app.store.append_audit(entry).await?;
+        app.store.login_failed(keys, now).await?;
+        return Err(ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "unknown username or wrong password",
+        ));
+    }
     let (token, next) = app.next_token(now)?;
-    app.store
-        .start_device_session(&record, device, next, now)
-        .await
-        .map_err(|e| match e {
-            infusion_store::StoreError::Forbidden => ApiError::new(
+    let started = app
+        .store
+        .start_device_session(&record, device.id, stamp, next, now)
+        .await;
+    match started {
+        Ok(()) => {}
+        Err(StoreError::Forbidden) => {
+            return Err(ApiError::new(
                 ErrorCode::DeviceNotRegistered,
                 "this device is not the one registered to this account",
-            ),
-            other => other.into(),
-        })?;
+            ));
+        }
+        Err(StoreError::NonceReplayed) => {
+            let mac = req.mac.to_string();
+            let entry = NewAudit::login_replayed(now, &mac, record.patient_id, &req.username);
+            app.store.append_audit(entry).await?;
+            return Err(ApiError::new(
+                ErrorCode::ChallengeInvalid,
+                "this login challenge was already used: ask for a new one",
+            ));
+        }
+        Err(other) => return Err(other.into()),
+    }
+
     app.store.login_succeeded(keys).await?;
     Ok(Json(LoginResponse {
         first_name: truncated(&record.first_name),
@@ -137,6 +201,26 @@ pub async fn login(
         token,
         expires_in_s: app.expires_in_s(),
     }))
+}
+
+/// Why a login's proof of the device secret fails, if it does. `None` also
+/// for a paper login (no nonce, no proof) to a `--paper-login` server: the
+/// handler has already refused one anywhere else.
+fn proof_failure(
+    req: &LoginRequest,
+    key: Option<&infusion_protocol::PublicKey>,
+) -> Option<&'static str> {
+    let (Some(nonce), Some(proof)) = (&req.nonce, &req.proof) else {
+        return None;
+    };
+    let Some(key) = key else {
+        return Some("the device was bound before device secrets; bind it again");
+    };
+    if verify_login_proof(key, nonce, &req.username, req.mac, proof) {
+        None
+    } else {
+        Some("the proof of the device secret does not verify")
+    }
 }
 
 /// Fetch the infusion index, presenting the previous answer's token.
@@ -158,12 +242,16 @@ pub async fn index(
 ) -> Result<Json<IndexResponse>, ApiError> {
     let now = now_ms();
     let (token, next) = app.next_token(now)?;
-    let index = app
+    let polled = app
         .store
         .poll_index(token::hash(&presented), req.patient_id, next, now)
         .await?;
     Ok(Json(IndexResponse {
-        index,
+        signature: app
+            .keys
+            .index
+            .sign(req.patient_id, polled.mac, &polled.index),
+        index: polled.index,
         token,
         expires_in_s: app.expires_in_s(),
     }))

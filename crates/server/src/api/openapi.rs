@@ -20,7 +20,7 @@ single-use tokens, report events. All quantities are integers in the unit their 
 ends with: _ul microlitres, _ul_h microlitres per hour, _ms milliseconds, _s seconds. \
 Every error is {\"error\": code, \"message\": text}."
     ),
-    paths(device::login, device::index, device::report, health::health, health::ready),
+    paths(device::challenge, device::login, device::index, device::report, health::health, health::ready),
     modifiers(&BearerToken),
     tags((name = "device", description = "The pump's API"), (name = "health"))
 )]

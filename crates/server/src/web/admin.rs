@@ -246,15 +246,25 @@ pub async fn bind_device(
                 f.mac
             ))
         })?;
+        let secret =
+            crate::identity::new_device_secret().map_err(|e| StoreError::Backend(e.to_string()))?;
         app.store
             .bind_device(
                 &f.patient,
                 mac,
+                secret.public_key(),
                 &user_actor(&user.session.username),
                 now_ms(),
             )
             .await?;
-        Ok(format!("Pump {mac} registered to {}.", f.patient))
+        Ok(format!(
+            "Pump {mac} registered to {}. Provision it now with its device secret {} and this \
+             server's index key {}. The secret is shown only this once; binding the pump again \
+             issues a new one.",
+            f.patient,
+            secret.to_hex(),
+            app.keys.index.public_key()
+        ))
     }
     .await;
     finish(&app, &user, outcome).await

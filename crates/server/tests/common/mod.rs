@@ -95,6 +95,12 @@ impl TestApp {
         }
     }
 
+    /// A device login body answering a fresh challenge with the device
+    /// secret the test seeding bound to `mac`.
+    pub async fn login_body(&self, username: &str, password: &str, mac: &str) -> Value {
+        infusion_testkit::login_body(&self.http, &self.url(""), username, password, mac).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -138,7 +144,7 @@ impl TestApp {
             .post(
                 "/api/v1/device/login",
                 None,
-                &json!({"username": p.username, "password": PASSWORD, "mac": p.mac}),
+                &self.login_body(p.username, PASSWORD, p.mac).await,
             )
             .await;
         assert_eq!(status, 200, "{body}");
