@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use infusion_protocol::{InfusionState, PatientId, PatientLimits};
+use infusion_server::ServerConfig;
 use infusion_store::{NewPrescription, Store};
 pub use infusion_testkit::Backend;
 use infusion_testkit::{Served, TestDb, seed_patient, seed_physician, serve, test_config};
@@ -50,12 +51,16 @@ impl TestApp {
     /// bob (MAC_B), each with limits 1000..=10000 µL/h, at most 10000 µL,
     /// and prescription version 1: 2000 µL at 4000 µL/h.
     pub async fn spawn_with(backend: Backend, token_ttl: Duration) -> TestApp {
+        Self::spawn_configured(backend, test_config(token_ttl)).await
+    }
+
+    /// Starts a server with `config`, seeded as [`TestApp::spawn_with`] says.
+    pub async fn spawn_configured(backend: Backend, config: ServerConfig) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
         }
         let db = TestDb::open(backend).await;
         let store = db.store.clone();
-        let config = test_config(token_ttl);
         let hash = config.password.hash_blocking(PASSWORD).unwrap();
         seed_physician(&*store, "dr.house", &hash).await;
         let limits = PatientLimits {
