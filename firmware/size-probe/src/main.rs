@@ -16,7 +16,10 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::{ErrorType, InputPin, OutputPin};
-use infusion_protocol::{IndexResponse, LoginResponse, ReportRequestRef, ReportResponse};
+use infusion_protocol::{
+    ChallengeResponse, DeviceSecret, HexBytes, IndexResponse, LoginRequest, LoginResponse,
+    MacAddress, ReportRequestRef, ReportResponse,
+};
 use infusion_pump_core::drv8834::Drv8834;
 use infusion_pump_core::{Failure, Microsteps, Pump, PumpConfig, Request, Sensors};
 
@@ -81,7 +84,15 @@ fn answer<T: serde::de::DeserializeOwned>(buf: &[u8]) -> Result<T, Failure> {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn _start() -> ! {
-    let mut pump: Pump<64> = Pump::new(PumpConfig::default());
+    // Provisioned at binding: the device secret (on a real pump, in the
+    // flash's encrypted NVS) and the server's index key.
+    let secret = DeviceSecret::from_bytes(black_box(&[7; 32]));
+    let mac = MacAddress(black_box([2, 0, 0, 0, 0, 1]));
+    let mut pump: Pump<64> = Pump::new(PumpConfig {
+        mac,
+        server_key: Some(HexBytes(black_box([9; 32]))),
+        ..PumpConfig::default()
+    });
     let mut delay = Delay;
     let Ok(mut motor) = Drv8834::new(Pin(0), Pin(1), Pin(2), Pin(3), Pin(4), Pin(5)) else {
         panic!("the GPIO pins are infallible");
@@ -99,10 +110,24 @@ pub extern "C" fn _start() -> ! {
         }
         let got = black_box(&mut rx);
         match pump.poll_request(now_ms) {
-            Some(Request::Login) => pump.handle_login(
-                now_ms,
-                answer::<LoginResponse>(got).as_ref().map_err(|e| *e),
-            ),
+            Some(Request::Login) => {
+                // POST /challenge, sign its nonce, POST /login.
+                if let Ok(c) = answer::<ChallengeResponse>(got) {
+                    let mut login = LoginRequest {
+                        username: heapless::String::new(),
+                        password: heapless::String::new(),
+                        mac,
+                        nonce: Some(c.nonce),
+                        proof: None,
+                    };
+                    login.proof = Some(secret.prove(&c.nonce, &login.username, mac));
+                    let _ = black_box(serde_json_core::to_slice(&login, &mut tx));
+                }
+                pump.handle_login(
+                    now_ms,
+                    answer::<LoginResponse>(got).as_ref().map_err(|e| *e),
+                )
+            }
             Some(Request::Index { .. }) => pump.handle_index(
                 now_ms,
                 answer::<IndexResponse>(got).as_ref().map_err(|e| *e),
