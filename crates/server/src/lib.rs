@@ -14,7 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod decision;
 pub mod error;
-mod extract;
+pub mod extract;
 pub mod headers;
 pub mod identity;
 pub mod password;

@@ -232,6 +232,8 @@ fn proof_failure(
         (status = 401, description = "`token_used`, `token_expired` or `token_invalid`: log in again", body = ErrorBody),
         (status = 403, description = "`forbidden`: the patient is not this account's", body = ErrorBody),
         (status = 400, description = "`malformed_json`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`", body = ErrorBody),
         (status = 503, description = "`database_unavailable`", body = ErrorBody),
     ))]
@@ -267,6 +269,7 @@ pub async fn index(
         (status = 403, description = "`forbidden`: the patient is not this account's", body = ErrorBody),
         (status = 400, description = "`malformed_json`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`: includes `seq` not strictly increasing within the batch", body = ErrorBody),
         (status = 503, description = "`database_unavailable`", body = ErrorBody),
     ))]
