@@ -55,12 +55,20 @@ fuzz_target!(|data: &[u8]| {
         match pump.poll_request(now_ms) {
             None => {}
             Some(Request::Login) => {
-                let answer = if error { Err(failure(json)) } else { parse::<LoginResponse>(json) };
+                let answer = if error {
+                    Err(failure(json))
+                } else {
+                    parse::<LoginResponse>(json)
+                };
                 pump.handle_login(now_ms, answer.as_ref().map_err(|e| *e));
             }
             Some(Request::Index { patient_id, .. }) => {
                 let before = pump.infusion().version();
-                let answer = if error { Err(failure(json)) } else { parse::<IndexResponse>(json) };
+                let answer = if error {
+                    Err(failure(json))
+                } else {
+                    parse::<IndexResponse>(json)
+                };
                 let genuine = answer.as_ref().is_ok_and(|r| {
                     verify_index(&key, patient_id, MAC, &r.index, &r.signature)
                         && r.index.version >= before
@@ -72,7 +80,11 @@ fuzz_target!(|data: &[u8]| {
             }
             Some(Request::Report { .. }) => {
                 let _ = pump.report_events();
-                let answer = if error { Err(failure(json)) } else { parse::<ReportResponse>(json) };
+                let answer = if error {
+                    Err(failure(json))
+                } else {
+                    parse::<ReportResponse>(json)
+                };
                 pump.handle_report(now_ms, answer.as_ref().map_err(|e| *e));
             }
         }
