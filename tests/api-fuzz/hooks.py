@@ -6,7 +6,8 @@ pump in (the paper's login: the fuzzed server runs with --paper-login) and
 puts the fresh token, and usually the real patient id, into the case, so
 that the fuzzer reaches the index and report transactions themselves and
 not only the token check. A quarter of the calls keep what the fuzzer drew,
-so malformed and foreign tokens are fuzzed too.
+so malformed and foreign tokens are fuzzed too. Half of the generated logins
+get the real account's credentials, so that successful logins happen.
 """
 
 import os
@@ -33,6 +34,14 @@ def _login():
 
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
+    if case.path == "/api/v1/device/login":
+        # Half the logins use the real account, so that the success path
+        # (and its throttle and audit writes) is fuzzed too.
+        if isinstance(case.body, dict) and random.random() < 0.5:
+            case.body.update(LOGIN)
+            case.body.pop("nonce", None)
+            case.body.pop("proof", None)
+        return
     if case.path not in TOKEN_ROUTES or random.random() < 0.25:
         return
     session = _login()
