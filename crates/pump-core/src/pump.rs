@@ -344,7 +344,11 @@ impl<const N: usize> Pump<N> {
                 self.session.logout();
                 self.session.not_before_ms = now_ms;
             }
-            Failure::Api(ErrorCode::InvalidCredentials | ErrorCode::DeviceNotRegistered) => {
+            Failure::Api(
+                ErrorCode::InvalidCredentials
+                | ErrorCode::DeviceNotRegistered
+                | ErrorCode::DeviceProofRequired,
+            ) => {
                 // Not going to change by retrying soon; wait long.
                 self.session.logout();
                 self.session.failures = self.session.failures.saturating_add(1);
