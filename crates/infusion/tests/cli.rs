@@ -1,6 +1,7 @@
 //! The `infusion` binary as a script would use it: admin commands on a
 //! fresh database of each backend, their JSON output and their refusals;
-//! `serve` on port 0 announcing its address.
+//! `serve` on port 0 announcing its address; a pump provisioned by
+//! `bind-device` infusing through `infusion pump`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -19,6 +20,7 @@ infusion_testkit::backend_tests!(
     admin_refusals_are_clear_and_change_nothing,
     serve_on_port_zero_prints_its_address_and_answers,
     plain_http_beyond_loopback_is_warned_about_at_start,
+    a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused,
 );
 
 struct Cli {
@@ -477,4 +479,107 @@ async fn plain_http_beyond_loopback_is_warned_about_at_start(backend: Backend) {
             "{bind}: {log}"
         );
     }
+}
+
+/// The provisioning flow a device engineer follows: `bind-device` prints
+/// the device secret (once) and the server key; `infusion pump` given both
+/// logs in and infuses against `infusion serve`. The paper's pump (no
+/// secret) never logs in to that server, only to one started with
+/// `--paper-login`.
+async fn a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused(backend: Backend) {
+    let cli = Cli::new(backend).await;
+    cli.seed();
+    let mac = "02:00:00:00:0C:01";
+    let bound = cli.ok(
+        &["admin", "bind-device", "--patient", "amy", "--mac", mac],
+        None,
+    );
+    let secret = bound["device_secret"].as_str().unwrap().to_owned();
+    let server_key = bound["server_key"].as_str().unwrap().to_owned();
+    assert_eq!((secret.len(), server_key.len()), (64, 64));
+    cli.ok(
+        &[
+            "admin",
+            "set-prescription",
+            "--patient",
+            "amy",
+            "--volume-ul",
+            "2000",
+            "--rate-ul-h",
+            "4000",
+        ],
+        None,
+    );
+    // Binding again would issue a new secret: the printed one is the only
+    // copy, and the human output says so.
+    let again = cli.run(
+        &["admin", "bind-device", "--patient", "amy", "--mac", mac],
+        None,
+    );
+    let text = String::from_utf8(again.stdout).unwrap();
+    assert!(text.contains("shown only now"), "{text}");
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("device secret "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+
+    let pump = |server: &str, extra: &[&str]| {
+        let mut args = vec![
+            "pump",
+            "--server",
+            server,
+            "--username",
+            "amy",
+            "--mac",
+            mac,
+            "--password-stdin",
+            "--poll-interval-ms",
+            "1000",
+            "--time-scale",
+            "60",
+            "--duration-s",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        let out = cli.run(&args, Some(PASSWORD));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (mut server, url) =
+        common::spawn_serve(&cli.url, &["--bind", "127.0.0.1:0"], Stdio::null());
+    let secret_path = secret_file.to_str().unwrap();
+    let provisioned = pump(
+        &url,
+        &[
+            "--device-secret-file",
+            secret_path,
+            "--server-key",
+            &server_key,
+        ],
+    );
+    assert!(provisioned.contains("running"), "{provisioned}");
+    assert!(!provisioned.contains("stopped: 0 µL"), "{provisioned}");
+    let paper = pump(&url, &["--paper-login"]);
+    assert!(paper.contains("(0 requests ok"), "{paper}");
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let (mut server, url) = common::spawn_serve(
+        &cli.url,
+        &["--bind", "127.0.0.1:0", "--paper-login"],
+        Stdio::null(),
+    );
+    let paper = pump(&url, &["--paper-login"]);
+    assert!(!paper.contains("(0 requests ok"), "{paper}");
+    let _ = server.kill();
+    let _ = server.wait();
 }
