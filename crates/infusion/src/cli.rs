@@ -521,6 +521,12 @@ pub struct PumpArgs {
     /// pump on the same database, or new events are taken for duplicates.
     #[arg(long, default_value_t = 1)]
     pub first_seq: u32,
+    /// The newest index version this pump applied before (kept in flash
+    /// on a real pump): an index not newer is not run again, so a
+    /// restarted pump neither repeats its last order nor takes an older
+    /// one replayed on the network.
+    #[arg(long, default_value_t = 0)]
+    pub applied_version: u32,
     /// Stop after this many seconds of real time (default: until Ctrl-C).
     #[arg(long)]
     pub duration_s: Option<u64>,

@@ -30,6 +30,7 @@ pub async fn run(args: PumpArgs) -> anyhow::Result<()> {
         pump: PumpConfig {
             poll_interval_ms: args.poll_interval_ms,
             first_seq: args.first_seq,
+            applied_version: args.applied_version,
             comm_loss: match args.stop_after_failures {
                 Some(n) => CommLossPolicy::StopAfter(n),
                 None => CommLossPolicy::Continue,

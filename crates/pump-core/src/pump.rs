@@ -42,6 +42,12 @@ pub struct PumpConfig {
     pub comm_lost_after: u32,
     /// The sequence number of the first event (persisted across reboots).
     pub first_seq: u32,
+    /// The newest index version this pump applied before it restarted,
+    /// kept in flash like `first_seq`. An index not newer is not run again
+    /// (a restarted pump does not repeat an order it already ran, and an
+    /// older signed index replayed after the reboot is refused): only a new
+    /// version from the physician starts it. 0 on a new pump.
+    pub applied_version: u32,
     /// Seed for back-off jitter (from a hardware RNG or the MAC).
     pub seed: u32,
     /// The loaded syringe on this pump's drive.
@@ -70,6 +76,7 @@ impl Default for PumpConfig {
             backoff_max_ms: 30_000,
             comm_lost_after: 3,
             first_seq: 1,
+            applied_version: 0,
             seed: 0x9E37_79B9,
             plan: DosePlan::PAPER,
             comm_loss: CommLossPolicy::Continue,
@@ -409,7 +416,7 @@ impl<const N: usize> Pump<N> {
         let index = r.index;
         self.last_index = Some(index);
         self.tick(now_ms);
-        let new = index.version > self.infusion.version().max(self.refused_version);
+        let new = index.version > self.newest_version();
         if new && !index_acceptable(&index, self.infusion.plan()) {
             // Keep what runs out of the refused values: stop and say so.
             self.refused_version = index.version;
@@ -455,6 +462,15 @@ impl<const N: usize> Pump<N> {
 }
 
 impl<const N: usize> Pump<N> {
+    /// The newest index version this pump has applied or refused, since
+    /// its start or (`applied_version`) before it.
+    fn newest_version(&self) -> u32 {
+        self.infusion
+            .version()
+            .max(self.refused_version)
+            .max(self.cfg.applied_version)
+    }
+
     /// True when an index answer may be acted on: signed by the server key
     /// for this pump's patient and MAC, and not older than the newest
     /// version applied or refused (an old signed index replayed would undo
@@ -467,8 +483,7 @@ impl<const N: usize> Pump<N> {
         let Some(patient) = self.session.patient else {
             return false;
         };
-        let newest = self.infusion.version().max(self.refused_version);
-        answer.index.version >= newest
+        answer.index.version >= self.newest_version()
             && verify_index(key, patient, self.cfg.mac, &answer.index, &answer.signature)
     }
 }
@@ -682,6 +697,35 @@ mod tests {
             prop_assert_eq!(p.infusion().version(), version);
             prop_assert_eq!(p.infusion().current_rate_ul_h(), 6_000);
         }
+    }
+
+    #[test]
+    fn a_restarted_pump_neither_repeats_its_last_order_nor_takes_an_older_one() {
+        let mut p: Pump<64> = Pump::new(PumpConfig {
+            applied_version: 5,
+            ..cfg()
+        });
+        let mut reported = std::vec::Vec::new();
+        let at = answer_index(&mut p, 0, &index(5, 2_000, 4_000), &mut reported);
+        assert_eq!(
+            p.infusion().phase(),
+            Phase::Idle,
+            "version 5 ran before the restart"
+        );
+        assert!(p.session().is_logged_in());
+        let at = answer_index(&mut p, at, &index(4, 2_000, 4_000), &mut reported);
+        assert_eq!(p.infusion().phase(), Phase::Idle);
+        assert!(
+            !p.session().is_logged_in(),
+            "an older index is not the server's word"
+        );
+        answer_index(&mut p, at, &index(6, 2_000, 4_000), &mut reported);
+        assert_eq!(
+            (p.infusion().phase(), p.infusion().version()),
+            (Phase::Running, 6)
+        );
+        reported.extend(p.outbox().batch().iter().map(|e| e.body));
+        assert!(reported.contains(&EventBody::Alarm(Alarm::IndexUnverified)));
     }
 
     #[test]
