@@ -176,16 +176,23 @@ impl Session {
     /// Waits until the page's text contains `needle` (live regions update
     /// without navigation).
     async fn wait_text(&self, needle: &str, within: Duration) {
+        if let Err(text) = self.text_within(needle, within).await {
+            panic!("timed out waiting for {needle:?}; page says:\n{text}");
+        }
+    }
+
+    /// `Ok` once the page's text contains `needle`, or the last text read
+    /// when `within` has passed first.
+    async fn text_within(&self, needle: &str, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
         loop {
             let text = self.body().await;
             if text.contains(needle) {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {needle:?}; page says:\n{text}"
-            );
+            if Instant::now() >= deadline {
+                return Err(text);
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -221,9 +228,26 @@ impl Session {
         self.click("button[type=submit]").await;
     }
 
+    /// Logs out with the header's button. A click that lands while the
+    /// page is still settling (a live update under way) can be lost: the
+    /// button is clicked again, three times at most, while it is there.
     async fn logout(&self) {
-        self.click("header form button").await;
-        self.wait_text("Log in", Duration::from_secs(5)).await;
+        let mut last = String::new();
+        for _ in 0..3 {
+            if self
+                .c
+                .find(Locator::Css("header form button"))
+                .await
+                .is_ok()
+            {
+                self.click("header form button").await;
+            }
+            match self.text_within("Log in", Duration::from_secs(5)).await {
+                Ok(()) => return,
+                Err(text) => last = text,
+            }
+        }
+        panic!("logging out did not reach the login page; page says:\n{last}");
     }
 }
 
