@@ -184,10 +184,7 @@ pub async fn login(
             let mac = req.mac.to_string();
             let entry = NewAudit::login_replayed(now, &mac, record.patient_id, &req.username);
             app.store.append_audit(entry).await?;
-            return Err(ApiError::new(
-                ErrorCode::ChallengeInvalid,
-                "this login challenge was already used: ask for a new one",
-            ));
+            return Err(StoreError::NonceReplayed.into());
         }
         Err(other) => return Err(other.into()),
     }
