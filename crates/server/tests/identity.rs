@@ -14,7 +14,7 @@ use common::{Backend, MAC_A, MAC_B, PASSWORD, TestApp};
 use infusion_protocol::{
     DeviceSecret, Index, MacAddress, Nonce, PatientId, Signature, verify_index,
 };
-use infusion_testkit::{device_secret, server_key, test_config};
+use infusion_testkit::{device_secret, login_body_proved_by, server_key, test_config};
 use serde_json::{Value, json};
 
 infusion_testkit::backend_tests!(
@@ -33,14 +33,8 @@ async fn login(app: &TestApp, body: &Value) -> (u16, Value) {
 /// A login body for alice's account and MAC, answering a fresh challenge
 /// with the proof `secret` makes.
 async fn alice_proved_by(app: &TestApp, secret: &DeviceSecret) -> Value {
-    let (_, challenge) = app.post("/api/v1/device/challenge", None, &json!({})).await;
-    let nonce = Nonce::parse(challenge["nonce"].as_str().unwrap()).unwrap();
-    let mac = MacAddress::parse(MAC_A).unwrap();
-    json!({
-        "username": "alice", "password": PASSWORD, "mac": MAC_A,
-        "nonce": nonce.to_string(),
-        "proof": secret.prove(&nonce, "alice", mac).to_string(),
-    })
+    let base = app.url("");
+    login_body_proved_by(&app.http, &base, "alice", PASSWORD, MAC_A, secret).await
 }
 
 /// Threat T8 (cloned device). The attacker has everything the paper's

@@ -261,6 +261,19 @@ pub async fn login_body(
     password: &str,
     mac: &str,
 ) -> serde_json::Value {
+    login_body_proved_by(http, base, username, password, mac, &device_secret(mac)).await
+}
+
+/// [`login_body`] with the proof made by `secret` instead: a cloned device's
+/// key, or a pump's new secret after binding again.
+pub async fn login_body_proved_by(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+    mac: &str,
+    secret: &DeviceSecret,
+) -> serde_json::Value {
     let challenge: serde_json::Value = http
         .post(format!("{base}/api/v1/device/challenge"))
         .send()
@@ -271,7 +284,7 @@ pub async fn login_body(
         .unwrap();
     let nonce = Nonce::parse(challenge["nonce"].as_str().unwrap()).unwrap();
     let mac_addr = MacAddress::parse(mac).unwrap();
-    let proof = device_secret(mac).prove(&nonce, username, mac_addr);
+    let proof = secret.prove(&nonce, username, mac_addr);
     serde_json::json!({
         "username": username,
         "password": password,
