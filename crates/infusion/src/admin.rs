@@ -144,10 +144,7 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
             let id = store
                 .bind_device(&patient, parsed, secret.public_key(), ACTOR, now)
                 .await?;
-            let server_key = ServerKeys::load(store.as_ref(), now)
-                .await?
-                .index
-                .public_key();
+            let server_key = ServerKeys::public_key(store.as_ref(), now).await?;
             emit(
                 json_mode,
                 format!(
@@ -216,6 +213,18 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
                     state.as_str()
                 ),
                 json!({"patient": patient, "version": version}),
+            );
+        }
+        AdminCommand::ExportKeys { key_file } => {
+            let server_key = ServerKeys::export(store.as_ref(), &key_file, ACTOR, now).await?;
+            emit(
+                json_mode,
+                format!(
+                    "moved the server keys to {} (start every server with --key-file {0}); \
+                     the database keeps only the public index key {server_key}",
+                    key_file.display()
+                ),
+                json!({"key_file": key_file, "server_key": server_key.to_string()}),
             );
         }
         AdminCommand::Migrate

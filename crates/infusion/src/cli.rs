@@ -379,6 +379,13 @@ pub struct ServeArgs {
     /// reproducing the paper.
     #[arg(long, env = "INFUSION_PAPER_LOGIN")]
     pub paper_login: bool,
+
+    /// Take the server's keys (index signing, login challenges) from this
+    /// file, readable by its owner only, instead of the database: then a
+    /// copy of the database cannot sign a dose. Made by `infusion admin
+    /// export-keys`; every server on one database needs the same file.
+    #[arg(long, env = "INFUSION_KEY_FILE")]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// `infusion admin ...`: scriptable; passwords only on standard input.
@@ -457,6 +464,17 @@ pub enum AdminCommand {
         /// still be the hash of some row.
         #[arg(long)]
         anchor: Option<String>,
+    },
+    /// Move the server's keys out of the database into a new key file
+    /// (mode 600; an existing file is never overwritten), for `infusion
+    /// serve --key-file`. The database keeps only the public index key,
+    /// so pumps already provisioned keep working and a server given
+    /// another key refuses to start. On a new database the keys are drawn
+    /// first. Audited as `server_keys_moved`.
+    ExportKeys {
+        /// The key file to write.
+        #[arg(long)]
+        key_file: std::path::PathBuf,
     },
     /// Copy the database to a new file while the server keeps running
     /// (SQLite: online backup API; PostgreSQL: `pg_dump --format=custom`).

@@ -55,6 +55,7 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
         token_ttl: Duration::from_secs(args.token_ttl_s),
         secure_cookies: tls.is_some(),
         paper_login: args.paper_login,
+        key_file: args.key_file.clone(),
         ..ServerConfig::default()
     };
     if args.paper_login {
@@ -62,6 +63,12 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
             "--paper-login: devices may log in with username, password and MAC alone, which a \
              cloned device knows; for reproducing the paper only"
         );
+    }
+    match &config.key_file {
+        Some(path) => tracing::info!(key_file = %path.display(), "server keys from the key file"),
+        None => tracing::info!(
+            "server keys in the database (`infusion admin export-keys` moves them to a key file)"
+        ),
     }
     let state = AppState::new(store, config).await?;
     let mut app = Application::bind(args.bind, state)

@@ -21,6 +21,7 @@ infusion_testkit::backend_tests!(
     serve_on_port_zero_prints_its_address_and_answers,
     plain_http_beyond_loopback_is_warned_about_at_start,
     a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused,
+    keys_moved_by_export_keys_serve_the_pumps_provisioned_before,
 );
 
 struct Cli {
@@ -528,32 +529,7 @@ async fn a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
 
-    let pump = |server: &str, extra: &[&str]| {
-        let mut args = vec![
-            "pump",
-            "--server",
-            server,
-            "--username",
-            "amy",
-            "--mac",
-            mac,
-            "--password-stdin",
-            "--poll-interval-ms",
-            "1000",
-            "--time-scale",
-            "60",
-            "--duration-s",
-            "3",
-        ];
-        args.extend_from_slice(extra);
-        let out = cli.run(&args, Some(PASSWORD));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let pump = |server: &str, extra: &[&str]| run_pump(&cli, server, mac, extra);
     let (mut server, url) =
         common::spawn_serve(&cli.url, &["--bind", "127.0.0.1:0"], Stdio::null());
     let secret_path = secret_file.to_str().unwrap();
@@ -582,4 +558,104 @@ async fn a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused
     assert!(!paper.contains("(0 requests ok"), "{paper}");
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// Runs `infusion pump` as amy's pump `mac` against `server` for 3 s
+/// (3 minutes of pump time), expects it to exit cleanly, returns its
+/// output.
+fn run_pump(cli: &Cli, server: &str, mac: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "pump",
+        "--server",
+        server,
+        "--username",
+        "amy",
+        "--mac",
+        mac,
+        "--password-stdin",
+        "--poll-interval-ms",
+        "1000",
+        "--time-scale",
+        "60",
+        "--duration-s",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    let out = cli.run(&args, Some(PASSWORD));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `admin export-keys` moves the server keys into a key file: a pump bound
+/// before the move keeps infusing from a server started with
+/// `--key-file`, bindings after it print the same server key, and a server
+/// started without the file refuses to start.
+async fn keys_moved_by_export_keys_serve_the_pumps_provisioned_before(backend: Backend) {
+    let cli = Cli::new(backend).await;
+    cli.seed();
+    let mac = "02:00:00:00:0C:02";
+    let bound = cli.ok(
+        &["admin", "bind-device", "--patient", "amy", "--mac", mac],
+        None,
+    );
+    let server_key = bound["server_key"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(
+        &secret_file,
+        format!("{}\n", bound["device_secret"].as_str().unwrap()),
+    )
+    .unwrap();
+    let key_file = dir.path().join("server.keys");
+    let key_path = key_file.to_str().unwrap();
+    let moved = cli.ok(&["admin", "export-keys", "--key-file", key_path], None);
+    assert_eq!(moved["server_key"].as_str(), Some(server_key.as_str()));
+    let refused = cli.refused(&["admin", "export-keys", "--key-file", key_path], None);
+    assert!(refused.contains("no server keys"), "{refused}");
+    cli.ok(
+        &[
+            "admin",
+            "set-prescription",
+            "--patient",
+            "amy",
+            "--volume-ul",
+            "2000",
+            "--rate-ul-h",
+            "4000",
+        ],
+        None,
+    );
+
+    let refused = cli.refused(&["serve", "--bind", "127.0.0.1:0"], None);
+    assert!(refused.contains("--key-file"), "{refused}");
+    let (mut server, url) = common::spawn_serve(
+        &cli.url,
+        &["--bind", "127.0.0.1:0", "--key-file", key_path],
+        Stdio::null(),
+    );
+    let out = run_pump(
+        &cli,
+        &url,
+        mac,
+        &[
+            "--device-secret-file",
+            secret_file.to_str().unwrap(),
+            "--server-key",
+            &server_key,
+        ],
+    );
+    assert!(out.contains("running"), "{out}");
+    assert!(!out.contains("stopped: 0 µL"), "{out}");
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let other = cli.ok(
+        &["admin", "bind-device", "--patient", "amy", "--mac", mac],
+        None,
+    );
+    assert_eq!(other["server_key"].as_str(), Some(server_key.as_str()));
 }

@@ -20,7 +20,7 @@ use crate::api;
 use crate::clock::now_ms;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::identity::ServerKeys;
+use crate::identity::{KeyError, ServerKeys};
 use crate::password::Passwords;
 
 /// What every handler can reach. Cheap to clone.
@@ -38,12 +38,25 @@ pub struct AppState {
     pub keys: Arc<ServerKeys>,
 }
 
+/// Why a server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Its keys cannot be had, or are not the ones its pumps trust.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The password hashing threads cannot start.
+    #[error("password hashing: {0}")]
+    Passwords(#[from] ApiError),
+}
+
 impl AppState {
     /// Builds the state: computes the dummy password hash once and loads
-    /// (on first start, creates) the server's keys.
-    pub async fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<AppState, ApiError> {
+    /// (on first start, creates) the server's keys, from the key file if
+    /// the configuration names one.
+    pub async fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<AppState, StartError> {
+        let keys = ServerKeys::load(store.as_ref(), now_ms(), config.key_file.as_deref()).await?;
         Ok(AppState {
-            keys: Arc::new(ServerKeys::load(store.as_ref(), now_ms()).await?),
+            keys: Arc::new(keys),
             passwords: Passwords::new(config.password)?,
             decision: Arc::new(crate::decision::TremorRule),
             store,

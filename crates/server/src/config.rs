@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub paper_login: bool,
     /// How long a login challenge may be answered.
     pub challenge_ttl: Duration,
+    /// Where the server's keys are kept when not in the database
+    /// (`--key-file`; see [`crate::key_file`]).
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             paper_login: false,
             challenge_ttl: Duration::from_secs(60),
+            key_file: None,
         }
     }
 }

@@ -10,20 +10,58 @@
 //! replayed is refused even within the nonce's lifetime, without a table
 //! of issued nonces that a flood of challenge requests could fill.
 
+use std::path::Path;
+
 use hmac::{Hmac, KeyInit, Mac};
-use infusion_protocol::{DeviceSecret, HexBytes, IndexSigner, Nonce};
-use infusion_store::Store;
+use infusion_protocol::{DeviceSecret, HexBytes, IndexSigner, Nonce, PublicKey};
+use infusion_store::{Store, StoreError};
 use sha2::Sha256;
 
 use crate::error::ApiError;
+use crate::key_file::{CHALLENGE_KEY, INDEX_KEY, KeyFile, KeyFileError};
 
-/// Name of the index signing key among the server secrets.
-const INDEX_KEY: &str = "index-signing-ed25519";
-/// Name of the challenge tagging key among the server secrets.
-const CHALLENGE_KEY: &str = "login-challenge-hmac";
+/// Name of the public half of the index key among the server secrets:
+/// what every pump of this database was provisioned with. Recorded by the
+/// first server to start, in either custody, so that a server with
+/// another key refuses to start instead of signing indexes every pump
+/// would refuse.
+const INDEX_PUBLIC: &str = "index-public-ed25519";
 /// A challenge issued by an instance whose clock runs this far ahead is
 /// still taken.
 const CLOCK_SLACK_MS: i64 = 5_000;
+
+/// Why the server's keys cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key file is missing, open to others or malformed.
+    #[error(transparent)]
+    File(#[from] KeyFileError),
+    /// The database failed.
+    #[error("server keys: {0}")]
+    Store(#[from] StoreError),
+    /// The operating system's random source failed.
+    #[error("server keys: {0}")]
+    Random(String),
+    /// This server would sign with another key than the one the pumps of
+    /// this database were provisioned with: every index would be refused.
+    #[error(
+        "the pumps of this database trust index key {recorded}, but this server's key ({source_name}) is {found}: \
+         start every server with the key file that holds {recorded}"
+    )]
+    Mismatch {
+        /// The key recorded when the first server started.
+        recorded: PublicKey,
+        /// The key this server has.
+        found: PublicKey,
+        /// Where this server's key came from.
+        source_name: String,
+    },
+    /// The keys were moved out of the database into a key file.
+    #[error(
+        "this database holds no server keys: they were moved to a key file; start with --key-file"
+    )]
+    NotInDatabase,
+}
 
 /// The server's keys, shared by every instance on one database.
 #[derive(Clone)]
@@ -42,17 +80,101 @@ impl std::fmt::Debug for ServerKeys {
 }
 
 impl ServerKeys {
-    /// Loads the keys from the database, creating them on first use. The
-    /// first instance to start draws them; the others read the same ones.
-    pub async fn load(store: &dyn Store, now_ms: i64) -> Result<ServerKeys, ApiError> {
-        let index = store.server_secret(INDEX_KEY, random()?, now_ms).await?;
-        let challenge = store
-            .server_secret(CHALLENGE_KEY, random()?, now_ms)
+    /// Loads the keys from `key_file`, or without one from the database,
+    /// where the first instance to start draws them and the others read
+    /// the same ones. Either way the index key must be the one the pumps
+    /// of this database trust.
+    pub async fn load(
+        store: &dyn Store,
+        now_ms: i64,
+        key_file: Option<&Path>,
+    ) -> Result<ServerKeys, KeyError> {
+        let (keys, source_name) = match key_file {
+            Some(path) => {
+                let file = KeyFile::read(path)?;
+                (Self::from_file(&file), path.display().to_string())
+            }
+            None => {
+                if store.find_server_secret(INDEX_KEY).await?.is_none()
+                    && store.find_server_secret(INDEX_PUBLIC).await?.is_some()
+                {
+                    // Drawing new keys here would put a key no pump
+                    // trusts back into the database.
+                    return Err(KeyError::NotInDatabase);
+                }
+                let index = store
+                    .server_secret(INDEX_KEY, random_key()?, now_ms)
+                    .await?;
+                let challenge = store
+                    .server_secret(CHALLENGE_KEY, random_key()?, now_ms)
+                    .await?;
+                (
+                    Self::from_file(&KeyFile { index, challenge }),
+                    "the database".to_owned(),
+                )
+            }
+        };
+        let found = keys.index.public_key();
+        let recorded = HexBytes(store.server_secret(INDEX_PUBLIC, found.0, now_ms).await?);
+        if recorded != found {
+            return Err(KeyError::Mismatch {
+                recorded,
+                found,
+                source_name,
+            });
+        }
+        Ok(keys)
+    }
+
+    fn from_file(file: &KeyFile) -> ServerKeys {
+        ServerKeys {
+            index: IndexSigner::from_bytes(&file.index),
+            challenge: file.challenge,
+        }
+    }
+
+    /// The public half of the index key that the pumps of this database
+    /// are provisioned with, wherever its secret half is kept. On a
+    /// database no server has started on yet, the keys are drawn into the
+    /// database, as the first server would.
+    pub async fn public_key(store: &dyn Store, now_ms: i64) -> Result<PublicKey, KeyError> {
+        match store.find_server_secret(INDEX_PUBLIC).await? {
+            Some(key) => Ok(HexBytes(key)),
+            None => Ok(Self::load(store, now_ms, None).await?.index.public_key()),
+        }
+    }
+
+    /// Moves the keys out of the database into a new key file at `path`:
+    /// the file is written and made durable first, then the secrets are
+    /// deleted from the database with an audit entry by `actor`. The
+    /// public key stays, so that pumps keep their provisioning and a
+    /// server with another key still refuses to start. Returns that key.
+    pub async fn export(
+        store: &dyn Store,
+        path: &Path,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<PublicKey, KeyError> {
+        if store.find_server_secret(INDEX_KEY).await?.is_none() {
+            return Err(KeyError::NotInDatabase);
+        }
+        // Both secrets exist and the public key is recorded after this.
+        let keys = Self::load(store, now_ms, None).await?;
+        let read = |name| async move {
+            store
+                .find_server_secret(name)
+                .await?
+                .ok_or(KeyError::NotInDatabase)
+        };
+        let file = KeyFile {
+            index: read(INDEX_KEY).await?,
+            challenge: read(CHALLENGE_KEY).await?,
+        };
+        file.write_new(path)?;
+        store
+            .remove_server_secrets(&[INDEX_KEY, CHALLENGE_KEY], actor, now_ms)
             .await?;
-        Ok(ServerKeys {
-            index: IndexSigner::from_bytes(&index),
-            challenge,
-        })
+        Ok(keys.index.public_key())
     }
 
     /// A new login challenge issued at `now_ms`.
@@ -100,12 +222,17 @@ pub fn new_device_secret() -> Result<DeviceSecret, ApiError> {
     Ok(DeviceSecret::from_bytes(&random()?))
 }
 
-/// 32 bytes from the operating system's CSPRNG.
-pub fn random() -> Result<[u8; 32], ApiError> {
+/// A key drawn from the operating system's CSPRNG.
+fn random_key() -> Result<[u8; 32], KeyError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
-        .map_err(|e| ApiError::internal(format!("OS random source failed: {e}")))?;
+        .map_err(|e| KeyError::Random(format!("OS random source failed: {e}")))?;
     Ok(bytes)
+}
+
+/// 32 bytes from the operating system's CSPRNG.
+pub fn random() -> Result<[u8; 32], ApiError> {
+    random_key().map_err(ApiError::internal)
 }
 
 #[cfg(test)]

@@ -17,12 +17,13 @@ pub mod error;
 pub mod extract;
 pub mod headers;
 pub mod identity;
+pub mod key_file;
 pub mod password;
 pub mod throttle;
 pub mod tls;
 pub mod token;
 pub mod web;
 
-pub use app::{AppState, Application, router};
+pub use app::{AppState, Application, StartError, router};
 pub use config::ServerConfig;
 pub use error::ApiError;

@@ -14,7 +14,12 @@ use common::{Backend, MAC_A, MAC_B, PASSWORD, TestApp};
 use infusion_protocol::{
     DeviceSecret, Index, MacAddress, Nonce, PatientId, Signature, verify_index,
 };
-use infusion_testkit::{device_secret, login_body_proved_by, server_key, test_config};
+use infusion_server::identity::{KeyError, ServerKeys};
+use infusion_server::key_file::{KeyFile, KeyFileError};
+use infusion_server::{AppState, StartError};
+use infusion_testkit::{
+    device_secret, login_body, login_body_proved_by, serve, server_key, test_config,
+};
 use serde_json::{Value, json};
 
 infusion_testkit::backend_tests!(
@@ -23,6 +28,7 @@ infusion_testkit::backend_tests!(
     the_paper_login_is_taken_only_with_paper_login,
     binding_again_issues_a_new_secret_and_the_old_one_stops_working,
     every_index_answer_is_signed_for_its_patient_and_device,
+    keys_moved_to_a_key_file_leave_the_database_unable_to_sign,
 );
 
 /// Posts a login body; returns status and body.
@@ -240,4 +246,147 @@ async fn every_index_answer_is_signed_for_its_patient_and_device(backend: Backen
         assert!(!verify_index(&key, app.a.id, mac_a, &more, &sig));
         token = body["token"].as_str().unwrap().to_owned();
     }
+}
+
+/// Threat T9 again, from the database's side: with the keys in the
+/// database, whoever copies it can sign any dose. `export-keys` moves them
+/// into a key file: the database then holds only the public key, a
+/// server without the file (or with another key) refuses to start and
+/// draws nothing, and a server with the file serves the pumps already
+/// provisioned, taking challenges issued before the move.
+async fn keys_moved_to_a_key_file_leave_the_database_unable_to_sign(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = app.store.clone();
+    let key = server_key(&*store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.keys");
+    // A login challenge issued while the keys are still in the database.
+    let early = app.login_body("alice", PASSWORD, MAC_A).await;
+
+    let moved = ServerKeys::export(&*store, &path, "admin-cli", 1)
+        .await
+        .unwrap();
+    assert_eq!(moved, key, "the pumps' provisioning still holds");
+    for name in ["index-signing-ed25519", "login-challenge-hmac"] {
+        assert_eq!(
+            store.find_server_secret(name).await.unwrap(),
+            None,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        store
+            .find_server_secret("index-public-ed25519")
+            .await
+            .unwrap(),
+        Some(key.0)
+    );
+    // A security event: on the administrator's page.
+    let events = store.security_events(None, 10).await.unwrap();
+    assert_eq!(events[0].entry.action.as_str(), "server_keys_moved");
+    assert_eq!(events[0].entry.actor, "admin-cli");
+    assert!(
+        infusion_store::audit_chain::verify_audit(&*store)
+            .await
+            .unwrap()
+            .faults
+            .is_empty()
+    );
+
+    // Without the file: refused, and no new key is drawn into the database.
+    let config = || test_config(Duration::from_secs(300));
+    let err = AppState::new(store.clone(), config()).await.err().unwrap();
+    assert!(
+        matches!(err, StartError::Keys(KeyError::NotInDatabase)),
+        "{err}"
+    );
+    assert_eq!(
+        store
+            .find_server_secret("index-signing-ed25519")
+            .await
+            .unwrap(),
+        None
+    );
+    // Moving them again finds nothing to move and writes no file.
+    let again = dir.path().join("again.keys");
+    let err = ServerKeys::export(&*store, &again, "admin-cli", 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::NotInDatabase), "{err}");
+    assert!(!again.exists());
+
+    // With another key file: refused, naming the key the pumps trust.
+    let other = dir.path().join("other.keys");
+    KeyFile {
+        index: [7; 32],
+        challenge: [8; 32],
+    }
+    .write_new(&other)
+    .unwrap();
+    let with = |file: &std::path::Path| infusion_server::ServerConfig {
+        key_file: Some(file.to_owned()),
+        ..config()
+    };
+    let err = AppState::new(store.clone(), with(&other))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, StartError::Keys(KeyError::Mismatch { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&key.to_string()), "{err}");
+
+    // A copy others may read: refused.
+    let exposed = dir.path().join("exposed.keys");
+    std::fs::copy(&path, &exposed).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = AppState::new(store.clone(), with(&exposed))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                StartError::Keys(KeyError::File(KeyFileError::Exposed { .. }))
+            ),
+            "{err}"
+        );
+    }
+
+    // With the file: the provisioned pump logs in (with the challenge from
+    // before the move) and every index verifies under its key.
+    let served = serve(store.clone(), with(&path)).await;
+    assert_eq!(served.server_key, key);
+    let http = reqwest::Client::new();
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut req = http.post(format!("{}{path}", served.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = post("/api/v1/device/login", None, early).await;
+    assert_eq!(status, 200, "{body}");
+    let fresh = login_body(&http, &served.base, "bob", PASSWORD, MAC_B).await;
+    let (status, body) = post("/api/v1/device/login", None, fresh).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap();
+    let (status, body) = post(
+        "/api/v1/device/index",
+        Some(token),
+        json!({"patient_id": app.b.id.0}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let index: Index = serde_json::from_value(body["index"].clone()).unwrap();
+    let sig = Signature::parse(body["signature"].as_str().unwrap()).unwrap();
+    let mac_b = MacAddress::parse(MAC_B).unwrap();
+    assert!(verify_index(&key, app.b.id, mac_b, &index, &sig));
 }

@@ -404,6 +404,19 @@ impl Store for PgStore {
         ops::server_secret(&self.pool, name, fresh, now_ms).await
     }
 
+    async fn find_server_secret(&self, name: &str) -> StoreResult<Option<[u8; 32]>> {
+        ops::find_server_secret(&self.pool, name).await
+    }
+
+    async fn remove_server_secrets(
+        &self,
+        names: &[&str],
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        ops::remove_server_secrets(&self.pool, names, actor, now_ms).await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

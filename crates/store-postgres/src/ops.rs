@@ -1651,6 +1651,45 @@ async fn count_attempt(conn: &mut PgConnection, k: &ThrottleKey, now_ms: i64) ->
     Ok(())
 }
 
+pub(crate) async fn find_server_secret(pool: &PgPool, name: &str) -> StoreResult<Option<[u8; 32]>> {
+    let stored: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await
+            .map_err(db_error)?;
+    stored.map(|s| secret_bytes(name, s)).transpose()
+}
+
+pub(crate) async fn remove_server_secrets(
+    pool: &PgPool,
+    names: &[&str],
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<u64> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let removed = sqlx::query("DELETE FROM server_secrets WHERE name = ANY($1)")
+        .bind(&names)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    if removed > 0 {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        insert_audit_on(&mut tx, &NewAudit::server_keys_moved(now_ms, actor, &names)).await?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(removed)
+}
+
+/// A stored server secret as the 32 bytes every one of them is.
+fn secret_bytes(name: &str, stored: Vec<u8>) -> StoreResult<[u8; 32]> {
+    stored
+        .try_into()
+        .map_err(|_| StoreError::Backend(format!("server secret {name:?} is not 32 bytes")))
+}
+
 pub(crate) async fn server_secret(
     pool: &PgPool,
     name: &str,
@@ -1672,7 +1711,5 @@ pub(crate) async fn server_secret(
         .fetch_one(pool)
         .await
         .map_err(db_error)?;
-    stored
-        .try_into()
-        .map_err(|_| StoreError::Backend(format!("server secret {name:?} is not 32 bytes")))
+    secret_bytes(name, stored)
 }

@@ -466,6 +466,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn find_server_secret(&self, name: &str) -> StoreResult<Option<[u8; 32]>> {
+        let name = name.to_owned();
+        self.readers
+            .read(move |conn| ops::find_server_secret(conn, &name))
+            .await
+    }
+
+    async fn remove_server_secrets(
+        &self,
+        names: &[&str],
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let actor = actor.to_owned();
+        self.writer
+            .write(move |cx| ops::remove_server_secrets(cx, &names, &actor, now_ms))
+            .await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.readers
             .read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))

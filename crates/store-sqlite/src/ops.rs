@@ -1387,6 +1387,36 @@ fn count_attempt(conn: &Connection, k: &ThrottleKey, now_ms: i64) -> StoreResult
     Ok(())
 }
 
+pub(crate) fn find_server_secret(conn: &Connection, name: &str) -> StoreResult<Option<[u8; 32]>> {
+    conn.query_row(
+        "SELECT secret FROM server_secrets WHERE name = ?1",
+        [name],
+        |r| r.get::<_, [u8; 32]>(0),
+    )
+    .optional()
+    .map_err(backend)
+}
+
+pub(crate) fn remove_server_secrets(
+    cx: &mut WriteCtx<'_>,
+    names: &[String],
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<u64> {
+    let conn = cx.conn;
+    let mut removed = 0;
+    for name in names {
+        removed += conn
+            .execute("DELETE FROM server_secrets WHERE name = ?1", [name])
+            .map_err(backend)?;
+    }
+    if removed > 0 {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        insert_audit(conn, &NewAudit::server_keys_moved(now_ms, actor, &names))?;
+    }
+    Ok(u64::try_from(removed).unwrap_or(u64::MAX))
+}
+
 pub(crate) fn server_secret(
     cx: &mut WriteCtx<'_>,
     name: &str,

@@ -324,6 +324,21 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> StoreResult<[u8; 32]>;
 
+    /// The server secret named `name` if the database holds one. Never
+    /// creates it: for reading a public value, or for moving the secrets
+    /// out ([`Store::remove_server_secrets`]).
+    async fn find_server_secret(&self, name: &str) -> StoreResult<Option<[u8; 32]>>;
+
+    /// Deletes the named server secrets once they are kept elsewhere (a
+    /// key file), in one transaction with a `server_keys_moved` audit
+    /// entry by `actor`; the number deleted.
+    async fn remove_server_secrets(
+        &self,
+        names: &[&str],
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64>;
+
     /// Checks that the database answers a query now: the readiness check a
     /// load balancer uses to route around an instance that cannot serve.
     async fn ping(&self) -> StoreResult<()>;

@@ -256,6 +256,10 @@ pub enum AuditAction {
     /// is older than one used): a captured login replayed. A security
     /// event.
     LoginReplayed,
+    /// The server's keys were moved out of the database into a key file
+    /// (`infusion admin export-keys`): from then on only servers given
+    /// that file can sign an index. A security event.
+    ServerKeysMoved,
 }
 
 impl AuditAction {
@@ -280,6 +284,7 @@ impl AuditAction {
         AuditAction::LoginLockedOut,
         AuditAction::DeviceProofFailed,
         AuditAction::LoginReplayed,
+        AuditAction::ServerKeysMoved,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -289,6 +294,7 @@ impl AuditAction {
         AuditAction::LoginLockedOut,
         AuditAction::DeviceProofFailed,
         AuditAction::LoginReplayed,
+        AuditAction::ServerKeysMoved,
     ];
 
     /// The action as stored.
@@ -313,6 +319,7 @@ impl AuditAction {
             AuditAction::LoginLockedOut => "login_locked_out",
             AuditAction::DeviceProofFailed => "device_proof_failed",
             AuditAction::LoginReplayed => "login_replayed",
+            AuditAction::ServerKeysMoved => "server_keys_moved",
         }
     }
 

@@ -317,3 +317,14 @@ impl StoreError {
         ))
     }
 }
+
+impl NewAudit {
+    /// `actor` moved the server secrets `names` out of the database.
+    pub fn server_keys_moved(at_ms: i64, actor: &str, names: &[&str]) -> NewAudit {
+        let detail = format!(
+            "{} moved to a key file; only servers given that file can sign an index",
+            names.join(", ")
+        );
+        Self::of(at_ms, actor, AuditAction::ServerKeysMoved, None, detail)
+    }
+}

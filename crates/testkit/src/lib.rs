@@ -249,7 +249,7 @@ pub fn device_secret(mac: &str) -> DeviceSecret {
 
 /// The public half of the index key of the servers on `store`.
 pub async fn server_key(store: &dyn Store) -> PublicKey {
-    ServerKeys::load(store, 0).await.unwrap().index.public_key()
+    ServerKeys::public_key(store, 0).await.unwrap()
 }
 
 /// A device login body for `username` on the pump `mac`, answering a fresh
