@@ -74,6 +74,30 @@ impl Cli {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Binds the pump `mac` to amy and prescribes 2 mL at 4 mL/h; returns
+    /// the device secret and server key `bind-device` printed.
+    fn bind_amy(&self, mac: &str) -> (String, String) {
+        let bound = self.ok(
+            &["admin", "bind-device", "--patient", "amy", "--mac", mac],
+            None,
+        );
+        self.ok(
+            &[
+                "admin",
+                "set-prescription",
+                "--patient",
+                "amy",
+                "--volume-ul",
+                "2000",
+                "--rate-ul-h",
+                "4000",
+            ],
+            None,
+        );
+        let printed = |field: &str| bound[field].as_str().unwrap().to_owned();
+        (printed("device_secret"), printed("server_key"))
+    }
+
     fn seed(&self) -> Value {
         self.ok(
             &[
@@ -491,26 +515,8 @@ async fn a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused
     let cli = Cli::new(backend).await;
     cli.seed();
     let mac = "02:00:00:00:0C:01";
-    let bound = cli.ok(
-        &["admin", "bind-device", "--patient", "amy", "--mac", mac],
-        None,
-    );
-    let secret = bound["device_secret"].as_str().unwrap().to_owned();
-    let server_key = bound["server_key"].as_str().unwrap().to_owned();
+    let (secret, server_key) = cli.bind_amy(mac);
     assert_eq!((secret.len(), server_key.len()), (64, 64));
-    cli.ok(
-        &[
-            "admin",
-            "set-prescription",
-            "--patient",
-            "amy",
-            "--volume-ul",
-            "2000",
-            "--rate-ul-h",
-            "4000",
-        ],
-        None,
-    );
     // Binding again would issue a new secret: the printed one is the only
     // copy, and the human output says so.
     let again = cli.run(
@@ -532,18 +538,7 @@ async fn a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused
     let pump = |server: &str, extra: &[&str]| run_pump(&cli, server, mac, extra);
     let (mut server, url) =
         common::spawn_serve(&cli.url, &["--bind", "127.0.0.1:0"], Stdio::null());
-    let secret_path = secret_file.to_str().unwrap();
-    let provisioned = pump(
-        &url,
-        &[
-            "--device-secret-file",
-            secret_path,
-            "--server-key",
-            &server_key,
-        ],
-    );
-    assert!(provisioned.contains("running"), "{provisioned}");
-    assert!(!provisioned.contains("stopped: 0 µL"), "{provisioned}");
+    assert_infuses(&cli, &url, mac, &secret_file, &server_key);
     let paper = pump(&url, &["--paper-login"]);
     assert!(paper.contains("(0 requests ok"), "{paper}");
     let _ = server.kill();
@@ -590,6 +585,30 @@ fn run_pump(cli: &Cli, server: &str, mac: &str, extra: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs amy's pump `mac`, provisioned with the secret in `secret_file` and
+/// `server_key`, against `server`, and checks that it infuses.
+fn assert_infuses(
+    cli: &Cli,
+    server: &str,
+    mac: &str,
+    secret_file: &std::path::Path,
+    server_key: &str,
+) {
+    let out = run_pump(
+        cli,
+        server,
+        mac,
+        &[
+            "--device-secret-file",
+            secret_file.to_str().unwrap(),
+            "--server-key",
+            server_key,
+        ],
+    );
+    assert!(out.contains("running"), "{out}");
+    assert!(!out.contains("stopped: 0 µL"), "{out}");
+}
+
 /// `admin export-keys` moves the server keys into a key file: a pump bound
 /// before the move keeps infusing from a server started with
 /// `--key-file`, bindings after it print the same server key, and a server
@@ -598,37 +617,16 @@ async fn keys_moved_by_export_keys_serve_the_pumps_provisioned_before(backend: B
     let cli = Cli::new(backend).await;
     cli.seed();
     let mac = "02:00:00:00:0C:02";
-    let bound = cli.ok(
-        &["admin", "bind-device", "--patient", "amy", "--mac", mac],
-        None,
-    );
-    let server_key = bound["server_key"].as_str().unwrap().to_owned();
+    let (secret, server_key) = cli.bind_amy(mac);
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("secret");
-    std::fs::write(
-        &secret_file,
-        format!("{}\n", bound["device_secret"].as_str().unwrap()),
-    )
-    .unwrap();
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
     let key_file = dir.path().join("server.keys");
     let key_path = key_file.to_str().unwrap();
     let moved = cli.ok(&["admin", "export-keys", "--key-file", key_path], None);
     assert_eq!(moved["server_key"].as_str(), Some(server_key.as_str()));
     let refused = cli.refused(&["admin", "export-keys", "--key-file", key_path], None);
     assert!(refused.contains("no server keys"), "{refused}");
-    cli.ok(
-        &[
-            "admin",
-            "set-prescription",
-            "--patient",
-            "amy",
-            "--volume-ul",
-            "2000",
-            "--rate-ul-h",
-            "4000",
-        ],
-        None,
-    );
 
     let refused = cli.refused(&["serve", "--bind", "127.0.0.1:0"], None);
     assert!(refused.contains("--key-file"), "{refused}");
@@ -637,19 +635,7 @@ async fn keys_moved_by_export_keys_serve_the_pumps_provisioned_before(backend: B
         &["--bind", "127.0.0.1:0", "--key-file", key_path],
         Stdio::null(),
     );
-    let out = run_pump(
-        &cli,
-        &url,
-        mac,
-        &[
-            "--device-secret-file",
-            secret_file.to_str().unwrap(),
-            "--server-key",
-            &server_key,
-        ],
-    );
-    assert!(out.contains("running"), "{out}");
-    assert!(!out.contains("stopped: 0 µL"), "{out}");
+    assert_infuses(&cli, &url, mac, &secret_file, &server_key);
     let _ = server.kill();
     let _ = server.wait();
 
