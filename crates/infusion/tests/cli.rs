@@ -612,7 +612,8 @@ fn assert_infuses(
 /// `admin export-keys` moves the server keys into a key file: a pump bound
 /// before the move keeps infusing from a server started with
 /// `--key-file`, bindings after it print the same server key, and a server
-/// started without the file refuses to start.
+/// started without the file refuses to start. On a new database it draws
+/// the keys into the file.
 async fn keys_moved_by_export_keys_serve_the_pumps_provisioned_before(backend: Backend) {
     let cli = Cli::new(backend).await;
     cli.seed();
@@ -644,4 +645,22 @@ async fn keys_moved_by_export_keys_serve_the_pumps_provisioned_before(backend: B
         None,
     );
     assert_eq!(other["server_key"].as_str(), Some(server_key.as_str()));
+
+    // On a new database the keys are drawn straight into the file, and
+    // the pumps bound afterwards are given its key.
+    let new = Cli::new(backend).await;
+    new.seed();
+    let key_file = dir.path().join("new.keys");
+    let moved = new.ok(
+        &[
+            "admin",
+            "export-keys",
+            "--key-file",
+            key_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    let (_, bound_key) = new.bind_amy(mac);
+    assert_eq!(moved["server_key"].as_str(), Some(bound_key.as_str()));
+    assert_ne!(bound_key, server_key, "each database has its own keys");
 }

@@ -37,7 +37,7 @@ pub enum KeyError {
     #[error(transparent)]
     File(#[from] KeyFileError),
     /// The database failed.
-    #[error("server keys: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// The operating system's random source failed.
     #[error("server keys: {0}")]
@@ -155,10 +155,9 @@ impl ServerKeys {
         actor: &str,
         now_ms: i64,
     ) -> Result<PublicKey, KeyError> {
-        if store.find_server_secret(INDEX_KEY).await?.is_none() {
-            return Err(KeyError::NotInDatabase);
-        }
-        // Both secrets exist and the public key is recorded after this.
+        // Draws the keys on a new database, refuses when they were moved
+        // already; after it both secrets exist and the public key is
+        // recorded.
         let keys = Self::load(store, now_ms, None).await?;
         let read = |name| async move {
             store

@@ -46,12 +46,12 @@ impl fmt::Debug for KeyFile {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     /// The file could not be read or written.
-    #[error("key file {path}: {source}")]
+    #[error("key file {path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// What the system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Others than its owner may read or write it.
     #[error(
@@ -87,9 +87,9 @@ pub enum KeyFileError {
 impl KeyFile {
     /// Reads and checks the file at `path`.
     pub fn read(path: &Path) -> Result<KeyFile, KeyFileError> {
-        let io = |source| KeyFileError::Io {
+        let io = |error| KeyFileError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let file = std::fs::File::open(path).map_err(io)?;
         check_private(path, &file)?;
@@ -148,9 +148,9 @@ impl KeyFile {
     /// it durable before returning. An existing file is never overwritten:
     /// it may hold the keys every pump trusts.
     pub fn write_new(&self, path: &Path) -> Result<(), KeyFileError> {
-        let io = |source| KeyFileError::Io {
+        let io = |error| KeyFileError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -176,9 +176,9 @@ fn check_private(path: &Path, file: &std::fs::File) -> Result<(), KeyFileError> 
     use std::os::unix::fs::PermissionsExt;
     let mode = file
         .metadata()
-        .map_err(|source| KeyFileError::Io {
+        .map_err(|error| KeyFileError::Io {
             path: path.to_owned(),
-            source,
+            error,
         })?
         .permissions()
         .mode()
