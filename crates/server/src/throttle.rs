@@ -9,18 +9,26 @@
 
 use std::net::SocketAddr;
 
+use infusion_store::DeviceId;
 use infusion_store::throttle::{Attempt, ThrottleKey};
 
 use crate::AppState;
 use crate::error::ApiError;
 
 /// The keys an attempt counts against: the username, then the address
-/// (always in this order, so concurrent attempts lock rows alike).
-pub fn keys(username: &str, peer: SocketAddr) -> Vec<ThrottleKey> {
-    vec![
-        ThrottleKey::account(username),
-        ThrottleKey::address(peer.ip()),
-    ]
+/// (always in this order, so concurrent attempts lock rows alike); or,
+/// for a device login that proved the secret of device `proven`, that
+/// device alone. The username and address are what an attacker without
+/// the secret can lock out; the pump that proves its secret is not held
+/// up by them, and a holder of a stolen secret is counted on the device.
+pub fn keys(username: &str, peer: SocketAddr, proven: Option<DeviceId>) -> Vec<ThrottleKey> {
+    match proven {
+        Some(device) => vec![ThrottleKey::device(device)],
+        None => vec![
+            ThrottleKey::account(username),
+            ThrottleKey::address(peer.ip()),
+        ],
+    }
 }
 
 /// Counts the attempt; `Err(429)` while any key is locked out.

@@ -7,6 +7,8 @@
 mod common;
 
 use common::{Backend, PASSWORD, TestApp, progress_events};
+use infusion_protocol::DeviceSecret;
+use infusion_testkit::login_body_proved_by;
 use serde_json::json;
 
 infusion_testkit::backend_tests!(
@@ -14,6 +16,7 @@ infusion_testkit::backend_tests!(
     one_token_raced_by_twenty_copies_succeeds_once_in_each_of_100_rounds,
     password_guessing_locks_the_account_alike_for_known_and_unknown_names,
     guessing_across_many_names_locks_the_address,
+    a_stolen_device_secret_still_meets_the_throttle_and_replays_count_nowhere,
     every_answer_carries_the_security_headers,
 );
 
@@ -133,17 +136,37 @@ async fn one_token_raced_by_twenty_copies_succeeds_once_in_each_of_100_rounds(ba
     }
 }
 
-/// One device login attempt: (status, error code, Retry-After).
+/// One device login attempt by the real pump `mac` (its proof made with
+/// the secret it was bound with): (status, error code, Retry-After).
 async fn try_login(
     app: &TestApp,
     username: &str,
     password: &str,
     mac: &str,
 ) -> (u16, String, Option<u64>) {
+    send_login(app, &app.login_body(username, password, mac).await).await
+}
+
+/// One device login attempt by someone who knows the username and MAC but
+/// not the device secret: the proof is made with a key of their own.
+async fn try_login_without_secret(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+    mac: &str,
+) -> (u16, String, Option<u64>) {
+    let own_key = DeviceSecret::from_bytes(&[0x66; 32]);
+    let base = app.url("");
+    let body = login_body_proved_by(&app.http, &base, username, password, mac, &own_key).await;
+    send_login(app, &body).await
+}
+
+/// Posts a login body: (status, error code, Retry-After).
+async fn send_login(app: &TestApp, body: &serde_json::Value) -> (u16, String, Option<u64>) {
     let resp = app
         .http
         .post(app.url("/api/v1/device/login"))
-        .json(&app.login_body(username, password, mac).await)
+        .json(body)
         .send()
         .await
         .unwrap();
@@ -160,19 +183,22 @@ async fn try_login(
     )
 }
 
-/// Threat T6 (password guessing). Six guesses are answered 401; the
-/// seventh, at once, 429 `too_many_requests` with `Retry-After`, even with
-/// the right password; an unknown username gets exactly the same answers
-/// (no enumeration). Another account logs in normally throughout. After
-/// the lockout the right password works again, and the lockout was
-/// recorded as a security event.
+/// Threat T6 (password guessing). An attacker who knows the username and
+/// MAC but not the device secret guesses: six guesses are answered 401;
+/// the seventh, at once, 429 `too_many_requests` with `Retry-After`, even
+/// with the right password; an unknown username gets exactly the same
+/// answers (no enumeration). Another account logs in normally throughout,
+/// and so does the real pump of the attacked account, which proves its
+/// secret: the attack cannot lock it out. After the lockout the right
+/// password works again, and the lockout was recorded as a security
+/// event.
 async fn password_guessing_locks_the_account_alike_for_known_and_unknown_names(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut seen = Vec::new();
     for name in ["alice", "mallory"] {
         let mut answers = Vec::new();
         for _ in 0..6 {
-            answers.push(try_login(&app, name, "guess", common::MAC_A).await);
+            answers.push(try_login_without_secret(&app, name, "guess", common::MAC_A).await);
         }
         assert!(
             answers
@@ -180,7 +206,8 @@ async fn password_guessing_locks_the_account_alike_for_known_and_unknown_names(b
                 .all(|(s, e, r)| *s == 401 && e == "invalid_credentials" && r.is_none()),
             "{name}: {answers:?}"
         );
-        let (status, code, retry) = try_login(&app, name, PASSWORD, common::MAC_A).await;
+        let (status, code, retry) =
+            try_login_without_secret(&app, name, PASSWORD, common::MAC_A).await;
         assert_eq!(
             (status, code.as_str()),
             (429, "too_many_requests"),
@@ -192,6 +219,15 @@ async fn password_guessing_locks_the_account_alike_for_known_and_unknown_names(b
         let (status, _, _) = try_login(&app, "bob", PASSWORD, common::MAC_B).await;
         assert_eq!(status, 200, "bob during the attack on {name}");
     }
+    // Nor is the real pump of the attacked account, during its lockout.
+    let (status, code, _) = try_login(&app, "alice", PASSWORD, common::MAC_A).await;
+    assert_eq!(status, 200, "alice's pump during the lockout: {code}");
+    let (status, code, _) = try_login_without_secret(&app, "alice", PASSWORD, common::MAC_A).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (429, "too_many_requests"),
+        "still locked"
+    );
     assert_eq!(seen[0], seen[1], "a known and an unknown name answer alike");
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let (status, code, _) = try_login(&app, "alice", PASSWORD, common::MAC_A).await;
@@ -221,12 +257,77 @@ async fn guessing_across_many_names_locks_the_address(backend: Backend) {
             "guess {i}"
         );
     }
-    let (status, code, retry) = try_login(&app, "alice", PASSWORD, common::MAC_A).await;
+    let (status, code, retry) =
+        try_login_without_secret(&app, "alice", PASSWORD, common::MAC_A).await;
     assert_eq!((status, code.as_str()), (429, "too_many_requests"));
     assert!(retry.is_some());
     let events = app.store.security_events(None, 50).await.unwrap();
     assert!(
         events.iter().any(|e| e.entry.actor == "addr:127.0.0.1"),
+        "{events:?}"
+    );
+    // A pump that proves its secret is not held up by its address's
+    // lockout (a ward of pumps shares one address with whoever attacks).
+    let (status, code, _) = try_login(&app, "alice", PASSWORD, common::MAC_A).await;
+    assert_eq!(status, 200, "{code}");
+}
+
+/// Threat T6 and T8 together: the device key that lets a proven login past
+/// the username and address lockouts is no way around the throttle. A
+/// captured login replayed is refused without counting anywhere, so
+/// replays cannot lock the pump out either; but whoever holds a stolen
+/// device secret and guesses the password is locked out on the device
+/// after the same five free attempts, while other accounts log in.
+async fn a_stolen_device_secret_still_meets_the_throttle_and_replays_count_nowhere(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let captured = app.login_body("alice", PASSWORD, common::MAC_A).await;
+    let (status, code, _) = send_login(&app, &captured).await;
+    assert_eq!(status, 200, "{code}");
+    for _ in 0..10 {
+        let (status, code, _) = send_login(&app, &captured).await;
+        assert_eq!((status, code.as_str()), (401, "challenge_invalid"));
+    }
+    let (status, code, _) = try_login(&app, "alice", PASSWORD, common::MAC_A).await;
+    assert_eq!(status, 200, "after ten replays: {code}");
+    assert_eq!(
+        app.audit_actions(&app.a)
+            .await
+            .iter()
+            .filter(|a| *a == "login_replayed")
+            .count(),
+        10
+    );
+
+    for guess in 0..6 {
+        let (status, code, retry) = try_login(&app, "alice", "guess", common::MAC_A).await;
+        assert_eq!(
+            (status, code.as_str(), retry),
+            (401, "invalid_credentials", None),
+            "guess {guess}"
+        );
+    }
+    let (status, code, retry) = try_login(&app, "alice", PASSWORD, common::MAC_A).await;
+    assert_eq!((status, code.as_str()), (429, "too_many_requests"));
+    assert!(retry.is_some_and(|r| r >= 1), "{retry:?}");
+    let (status, _, _) = try_login(&app, "bob", PASSWORD, common::MAC_B).await;
+    assert_eq!(status, 200, "bob meanwhile");
+    let device = app
+        .store
+        .device_login_record("alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .device
+        .unwrap()
+        .id;
+    let events = app.store.security_events(None, 50).await.unwrap();
+    let actor = format!("device:{}", device.0);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.entry.action.as_str() == "login_locked_out" && e.entry.actor == actor),
         "{events:?}"
     );
 }

@@ -554,7 +554,7 @@ pub(crate) async fn login_record(
 ) -> StoreResult<Option<LoginRecord>> {
     let row = sqlx::query(
         "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac,
-                d.public_key
+                d.public_key, d.login_nonce
          FROM accounts a
          JOIN patients p ON p.account_id = a.id
          LEFT JOIN institutions i ON i.id = a.institution_id
@@ -576,6 +576,12 @@ pub(crate) async fn login_record(
                 Some(key) => Some(HexBytes(key.try_into().map_err(|_| {
                     StoreError::Backend("stored device key is not 32 bytes".into())
                 })?)),
+                None => None,
+            },
+            login_nonce: match get::<Option<Vec<u8>>>(&r, 9)? {
+                Some(nonce) => Some(nonce.try_into().map_err(|_| {
+                    StoreError::Backend("stored login nonce is not 16 bytes".into())
+                })?),
                 None => None,
             },
         }),

@@ -461,7 +461,7 @@ pub(crate) fn set_prescription(
 pub(crate) fn login_record(conn: &Connection, username: &str) -> StoreResult<Option<LoginRecord>> {
     conn.prepare_cached(
         "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac,
-                d.public_key
+                d.public_key, d.login_nonce
          FROM accounts a
          JOIN patients p ON p.account_id = a.id
          LEFT JOIN institutions i ON i.id = a.institution_id
@@ -477,6 +477,7 @@ pub(crate) fn login_record(conn: &Connection, username: &str) -> StoreResult<Opt
                     public_key: r
                         .get::<_, Option<[u8; 32]>>(8)?
                         .map(infusion_protocol::HexBytes),
+                    login_nonce: r.get(9)?,
                 }),
                 None => None,
             };

@@ -144,6 +144,9 @@ pub struct BoundDevice {
     /// device secrets existed: it can log in only to a server started with
     /// `--paper-login` until it is bound again.
     pub public_key: Option<PublicKey>,
+    /// The time and randomness of the newest login challenge this device
+    /// logged in with: a login whose challenge is not newer is a replay.
+    pub login_nonce: Option<[u8; 16]>,
 }
 
 /// The index a poll answers with and the MAC of the device that polled,

@@ -73,6 +73,19 @@ impl ThrottleKey {
         }
     }
 
+    /// The key of a device, for logins that prove its secret: counted
+    /// like a username, but only such logins reach it, so whoever merely
+    /// knows the username (and locks that out) cannot lock the real pump
+    /// out, while a holder of a stolen secret guessing the password is
+    /// still throttled.
+    pub fn device(id: crate::DeviceId) -> ThrottleKey {
+        ThrottleKey {
+            key: format!("device:{}", id.0),
+            backoff: Backoff::ACCOUNT,
+            up_front: true,
+        }
+    }
+
     /// The key of a client address.
     pub fn address(ip: std::net::IpAddr) -> ThrottleKey {
         ThrottleKey {

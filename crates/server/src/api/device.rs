@@ -13,7 +13,7 @@ use infusion_protocol::{
     ChallengeResponse, ErrorBody, ErrorCode, IndexRequest, IndexResponse, LoginRequest,
     LoginResponse, ReportRequest, ReportResponse, Token, truncated, verify_login_proof,
 };
-use infusion_store::{AuditAction, NewAudit, NewToken, StoreError};
+use infusion_store::{AuditAction, LoginRecord, NewAudit, NewToken, StoreError};
 
 use crate::AppState;
 use crate::clock::now_ms;
@@ -105,9 +105,29 @@ pub async fn login(
             ));
         }
     };
-    let keys = throttle::keys(&req.username, peer);
-    throttle::admit(&app, &keys, now).await?;
     let record = app.store.device_login_record(&req.username).await?;
+    // A login that proves the device secret (and the MAC) is counted
+    // against that device, not the username or address: whoever merely
+    // knows a patient's username cannot lock the real pump out.
+    let proven = match (stamp, &record) {
+        (Some(stamp), Some(r)) => match r.device {
+            Some(device)
+                if device.mac == req.mac
+                    && proof_failure(&req, device.public_key.as_ref()).is_none() =>
+            {
+                if device.login_nonce.is_some_and(|last| stamp <= last) {
+                    // A captured login replayed: refused before it counts
+                    // anywhere, so that replays cannot lock the pump out.
+                    return Err(login_replayed(&app, &req, r, now).await?);
+                }
+                Some(device.id)
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    let keys = throttle::keys(&req.username, peer, proven);
+    throttle::admit(&app, &keys, now).await?;
     let matched = app
         .passwords
         .verify(
@@ -154,7 +174,11 @@ pub async fn login(
     let Some(device) = record.device else {
         return Err(ApiError::internal("login device vanished"));
     };
-    if let Some(why) = proof_failure(&req, device.public_key.as_ref()) {
+    if let Some(why) = proven
+        .is_none()
+        .then(|| proof_failure(&req, device.public_key.as_ref()))
+        .flatten()
+    {
         // Username, password and MAC were right: a cloned device, or a
         // pump that lost its secret. The answer is the wrong password's,
         // so a cloner learns nothing; the physician sees why.
@@ -181,10 +205,7 @@ pub async fn login(
             ));
         }
         Err(StoreError::NonceReplayed) => {
-            let mac = req.mac.to_string();
-            let entry = NewAudit::login_replayed(now, &mac, record.patient_id, &req.username);
-            app.store.append_audit(entry).await?;
-            return Err(StoreError::NonceReplayed.into());
+            return Err(login_replayed(&app, &req, &record, now).await?);
         }
         Err(other) => return Err(other.into()),
     }
@@ -203,6 +224,19 @@ pub async fn login(
 /// Why a login's proof of the device secret fails, if it does. `None` also
 /// for a paper login (no nonce, no proof) to a `--paper-login` server: the
 /// handler has already refused one anywhere else.
+/// Records a replayed login (`login_replayed`) and returns its refusal.
+async fn login_replayed(
+    app: &AppState,
+    req: &LoginRequest,
+    record: &LoginRecord,
+    now: i64,
+) -> Result<ApiError, ApiError> {
+    let mac = req.mac.to_string();
+    let entry = NewAudit::login_replayed(now, &mac, record.patient_id, &req.username);
+    app.store.append_audit(entry).await?;
+    Ok(StoreError::NonceReplayed.into())
+}
+
 fn proof_failure(
     req: &LoginRequest,
     key: Option<&infusion_protocol::PublicKey>,

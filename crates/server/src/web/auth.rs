@@ -69,7 +69,7 @@ pub async fn login(
         return Err(WebError::Csrf);
     }
     let now = now_ms();
-    let keys = throttle::keys(&f.username, peer);
+    let keys = throttle::keys(&f.username, peer, None);
     if let Err(e) = throttle::admit(&app, &keys, now).await {
         let Some(secs) = e.retry_after_s else {
             return Err(e.into());
