@@ -137,6 +137,10 @@ wire_enum!(
         /// (tampered, wrong key, another device's) or whose version was
         /// older than one already applied: someone on the network path.
         IndexUnverified => "index_unverified",
+        /// The pump restarted (power loss, reset) after it had applied an
+        /// order: it does not run that order again, so whatever of it was
+        /// left waits for a clinician's new version.
+        Restarted => "restarted",
     }
 );
 

@@ -126,8 +126,28 @@ pub struct Pump<const N: usize> {
 }
 
 impl<const N: usize> Pump<N> {
-    /// A pump that has not logged in yet.
+    /// A pump that has not logged in yet. One that had applied an order
+    /// before it restarted (`applied_version` above 0) says so first: a
+    /// `restarted` alarm and a stopped state, so that no one reads the
+    /// last report from before the restart as an infusion still running.
     pub fn new(cfg: PumpConfig) -> Self {
+        let mut pump = Self::fresh(cfg);
+        if cfg.applied_version > 0 {
+            pump.raise_alarm(0, Alarm::Restarted);
+            pump.outbox.push(0, EventBody::State(StateChange::Paused));
+            pump.outbox.push(
+                0,
+                EventBody::Progress(Progress {
+                    delivered_ul: 0,
+                    rate_ul_h: 0,
+                    index_version: cfg.applied_version,
+                }),
+            );
+        }
+        pump
+    }
+
+    fn fresh(cfg: PumpConfig) -> Self {
         Pump {
             session: Session::new(cfg.seed),
             infusion: Infusion::new(cfg.plan),
@@ -701,10 +721,27 @@ mod tests {
 
     #[test]
     fn a_restarted_pump_neither_repeats_its_last_order_nor_takes_an_older_one() {
+        // A new pump has nothing to say.
+        assert!(Pump::<64>::new(cfg()).outbox().is_empty());
         let mut p: Pump<64> = Pump::new(PumpConfig {
             applied_version: 5,
             ..cfg()
         });
+        // Before anything else it says it restarted and is stopped.
+        let said: std::vec::Vec<EventBody> = p.outbox().batch().iter().map(|e| e.body).collect();
+        assert_eq!(
+            said,
+            [
+                EventBody::Alarm(Alarm::Restarted),
+                EventBody::State(StateChange::Paused),
+                EventBody::Progress(Progress {
+                    delivered_ul: 0,
+                    rate_ul_h: 0,
+                    index_version: 5
+                }),
+            ]
+        );
+        assert!(p.outbox().has_urgent());
         let mut reported = std::vec::Vec::new();
         let at = answer_index(&mut p, 0, &index(5, 2_000, 4_000), &mut reported);
         assert_eq!(

@@ -27,6 +27,7 @@ infusion_testkit::backend_tests!(
     pump_stops_on_a_lost_link_when_told_and_reports_it_when_back,
     pump_logs_in_again_after_its_captured_token_is_replayed_and_completes,
     a_man_in_the_middle_cannot_change_the_dose,
+    a_restarted_pump_says_so_and_waits_for_a_new_version,
 );
 
 async fn server(backend: Backend, token_ttl: Duration) -> (Served, Arc<dyn Store>, TestDb) {
@@ -453,4 +454,97 @@ async fn a_man_in_the_middle_cannot_change_the_dose(backend: Backend) {
         .filter(|e| e.body == EventBody::Alarm(Alarm::IndexUnverified))
         .count();
     assert_eq!(unverified, 1, "raised once for the whole attack");
+}
+
+/// A pump that restarts mid-infusion (power loss, reset), keeping in flash
+/// what a real one keeps (the next event number and the newest version it
+/// applied), neither runs that order again nor leaves the server's last
+/// report standing as if it still ran: it reports a `restarted` alarm and
+/// a stopped state, stays idle through its polls, and runs the next
+/// version the physician writes.
+async fn a_restarted_pump_says_so_and_waits_for_a_new_version(backend: Backend) {
+    let (server, store, _db) = server(backend, Duration::from_secs(300)).await;
+    let url = server.base.clone();
+    store
+        .set_prescription("pat", prescription(3_000, 4_000), "doc", 0)
+        .await
+        .unwrap();
+    let (mut view, stop, task) = start_fast(&url, &server);
+    wait_for(&mut view, "running and reported", |s| {
+        s.phase == "running" && s.delivered_ul > 0 && s.unacked_events == 0
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    let patient = store.patient("pat").await.unwrap().patient_id;
+    let before = store.events(patient, 0, 10_000).await.unwrap();
+    let next_seq = before.iter().map(|e| e.seq).max().unwrap() + 1;
+
+    let restarted = pump(
+        &url,
+        &server,
+        SimConfig {
+            time_scale: 300,
+            pump: PumpConfig {
+                applied_version: 1,
+                first_seq: next_seq,
+                ..PumpConfig::default()
+            },
+            ..SimConfig::default()
+        },
+    );
+    let mut view = restarted.subscribe();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(restarted.run(async move {
+        let _ = stopped.await;
+    }));
+    wait_for(&mut view, "polled and reported after the restart", |s| {
+        s.requests_ok >= 4 && s.unacked_events == 0 && s.index.is_some()
+    })
+    .await;
+    assert_eq!(view.borrow().phase, "idle", "version 1 does not run again");
+    let open = store.open_alarms(patient).await.unwrap();
+    assert!(
+        open.iter()
+            .any(|e| e.body == EventBody::Alarm(Alarm::Restarted)),
+        "{open:?}"
+    );
+    let after = store.events(patient, 0, 10_000).await.unwrap();
+    let newest_state = after.iter().rev().find_map(|e| match e.body {
+        EventBody::State(s) => Some(s),
+        _ => None,
+    });
+    assert_eq!(newest_state, Some(StateChange::Paused));
+    let newest_progress = after
+        .iter()
+        .rev()
+        .find_map(|e| match e.body {
+            EventBody::Progress(p) => Some(p),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(newest_progress.rate_ul_h, 0);
+    assert_eq!(
+        after.len(),
+        before.len() + 3 + vitals_after(&after, next_seq)
+    );
+
+    store
+        .set_prescription("pat", prescription(1_000, 4_000), "doc", 0)
+        .await
+        .unwrap();
+    wait_for(&mut view, "version 2 running", |s| {
+        s.phase == "running" && s.index.is_some_and(|i| i.version == 2)
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+/// How many vitals events the restarted pump (from `first_seq` on) sent.
+fn vitals_after(events: &[infusion_store::StoredEvent], first_seq: u32) -> usize {
+    events
+        .iter()
+        .filter(|e| e.seq >= first_seq && matches!(e.body, EventBody::Vitals(_)))
+        .count()
 }
