@@ -73,14 +73,24 @@ fn start_fast(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Snapshot>,
 ) {
-    let sim = pump(
+    spawn(pump(
         url,
         server,
         SimConfig {
             time_scale: 300,
             ..SimConfig::default()
         },
-    );
+    ))
+}
+
+/// Runs `sim`: its view, the switch that stops it, and its task.
+fn spawn(
+    sim: SimPump,
+) -> (
+    watch::Receiver<Snapshot>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Snapshot>,
+) {
     let view = sim.subscribe();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(sim.run(async move {
@@ -135,29 +145,15 @@ async fn pump_infuses_adjusts_to_a_new_version_and_completes(backend: Backend) {
 
     let patient = store.patient("pat").await.unwrap();
     let events = store.events(patient.patient_id, 0, 10_000).await.unwrap();
-    let states: Vec<StateChange> = events
-        .iter()
-        .filter_map(|e| match e.body {
-            EventBody::State(s) => Some(s),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        states,
+        states(&events),
         [
             StateChange::Started,
             StateChange::Adjusted,
             StateChange::Completed
         ]
     );
-    let last_progress = events
-        .iter()
-        .rev()
-        .find_map(|e| match e.body {
-            EventBody::Progress(p) => Some(p),
-            _ => None,
-        })
-        .unwrap();
+    let last_progress = last_progress(&events);
     assert_eq!(last_progress.delivered_ul, 1_000);
     assert_eq!(last_progress.index_version, 2);
     assert!(
@@ -480,7 +476,7 @@ async fn a_restarted_pump_says_so_and_waits_for_a_new_version(backend: Backend) 
     let before = store.events(patient, 0, 10_000).await.unwrap();
     let next_seq = before.iter().map(|e| e.seq).max().unwrap() + 1;
 
-    let restarted = pump(
+    let (mut view, stop, task) = spawn(pump(
         &url,
         &server,
         SimConfig {
@@ -492,12 +488,7 @@ async fn a_restarted_pump_says_so_and_waits_for_a_new_version(backend: Backend) 
             },
             ..SimConfig::default()
         },
-    );
-    let mut view = restarted.subscribe();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(restarted.run(async move {
-        let _ = stopped.await;
-    }));
+    ));
     wait_for(&mut view, "polled and reported after the restart", |s| {
         s.requests_ok >= 4 && s.unacked_events == 0 && s.index.is_some()
     })
@@ -510,20 +501,8 @@ async fn a_restarted_pump_says_so_and_waits_for_a_new_version(backend: Backend) 
         "{open:?}"
     );
     let after = store.events(patient, 0, 10_000).await.unwrap();
-    let newest_state = after.iter().rev().find_map(|e| match e.body {
-        EventBody::State(s) => Some(s),
-        _ => None,
-    });
-    assert_eq!(newest_state, Some(StateChange::Paused));
-    let newest_progress = after
-        .iter()
-        .rev()
-        .find_map(|e| match e.body {
-            EventBody::Progress(p) => Some(p),
-            _ => None,
-        })
-        .unwrap();
-    assert_eq!(newest_progress.rate_ul_h, 0);
+    assert_eq!(states(&after).last(), Some(&StateChange::Paused));
+    assert_eq!(last_progress(&after).rate_ul_h, 0);
     assert_eq!(
         after.len(),
         before.len() + 3 + vitals_after(&after, next_seq)
@@ -547,4 +526,27 @@ fn vitals_after(events: &[infusion_store::StoredEvent], first_seq: u32) -> usize
         .iter()
         .filter(|e| e.seq >= first_seq && matches!(e.body, EventBody::Vitals(_)))
         .count()
+}
+
+/// The state changes among `events`, oldest first.
+fn states(events: &[infusion_store::StoredEvent]) -> Vec<StateChange> {
+    events
+        .iter()
+        .filter_map(|e| match e.body {
+            EventBody::State(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The newest progress event among `events`.
+fn last_progress(events: &[infusion_store::StoredEvent]) -> infusion_protocol::Progress {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| match e.body {
+            EventBody::Progress(p) => Some(p),
+            _ => None,
+        })
+        .unwrap()
 }
