@@ -157,8 +157,15 @@ impl KeyFile {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(path).map_err(io)?;
-        file.write_all(self.render().as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
+        if let Err(error) = file
+            .write_all(self.render().as_bytes())
+            .and_then(|()| file.sync_all())
+        {
+            // A half-written key file must not pass for the keys.
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(io(error));
+        }
         // The directory entry too, so that a crash cannot lose the file
         // after the database has let go of the keys.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -221,9 +221,6 @@ pub async fn login(
     }))
 }
 
-/// Why a login's proof of the device secret fails, if it does. `None` also
-/// for a paper login (no nonce, no proof) to a `--paper-login` server: the
-/// handler has already refused one anywhere else.
 /// Records a replayed login (`login_replayed`) and returns its refusal.
 async fn login_replayed(
     app: &AppState,
@@ -237,6 +234,9 @@ async fn login_replayed(
     Ok(StoreError::NonceReplayed.into())
 }
 
+/// Why a login's proof of the device secret fails, if it does. `None` also
+/// for a paper login (no nonce, no proof) to a `--paper-login` server: the
+/// handler has already refused one anywhere else.
 fn proof_failure(
     req: &LoginRequest,
     key: Option<&infusion_protocol::PublicKey>,
