@@ -106,24 +106,24 @@ pub async fn login(
         }
     };
     let record = app.store.device_login_record(&req.username).await?;
+    // The proof is checked once, against the device bound to this MAC.
+    let bound = record
+        .as_ref()
+        .and_then(|r| r.device)
+        .filter(|d| d.mac == req.mac);
+    let proof_fault = bound.and_then(|d| proof_failure(&req, d.public_key.as_ref()));
     // A login that proves the device secret (and the MAC) is counted
     // against that device, not the username or address: whoever merely
     // knows a patient's username cannot lock the real pump out.
-    let proven = match (stamp, &record) {
-        (Some(stamp), Some(r)) => match r.device {
-            Some(device)
-                if device.mac == req.mac
-                    && proof_failure(&req, device.public_key.as_ref()).is_none() =>
-            {
-                if device.login_nonce.is_some_and(|last| stamp <= last) {
-                    // A captured login replayed: refused before it counts
-                    // anywhere, so that replays cannot lock the pump out.
-                    return Err(login_replayed(&app, &req, r, now).await?);
-                }
-                Some(device.id)
+    let proven = match (stamp, &record, bound) {
+        (Some(stamp), Some(r), Some(device)) if proof_fault.is_none() => {
+            if device.login_nonce.is_some_and(|last| stamp <= last) {
+                // A captured login replayed: refused before it counts
+                // anywhere, so that replays cannot lock the pump out.
+                return Err(login_replayed(&app, &req, r, now).await?);
             }
-            _ => None,
-        },
+            Some(device.id)
+        }
         _ => None,
     };
     let keys = throttle::keys(&req.username, peer, proven);
@@ -174,11 +174,7 @@ pub async fn login(
     let Some(device) = record.device else {
         return Err(ApiError::internal("login device vanished"));
     };
-    if let Some(why) = proven
-        .is_none()
-        .then(|| proof_failure(&req, device.public_key.as_ref()))
-        .flatten()
-    {
+    if let Some(why) = proof_fault {
         // Username, password and MAC were right: a cloned device, or a
         // pump that lost its secret. The answer is the wrong password's,
         // so a cloner learns nothing; the physician sees why.
