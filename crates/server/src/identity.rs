@@ -89,30 +89,46 @@ impl ServerKeys {
         now_ms: i64,
         key_file: Option<&Path>,
     ) -> Result<ServerKeys, KeyError> {
-        let (keys, source_name) = match key_file {
-            Some(path) => {
-                let file = KeyFile::read(path)?;
-                (Self::from_file(&file), path.display().to_string())
-            }
-            None => {
-                if store.find_server_secret(INDEX_KEY).await?.is_none()
-                    && store.find_server_secret(INDEX_PUBLIC).await?.is_some()
-                {
-                    // Drawing new keys here would put a key no pump
-                    // trusts back into the database.
-                    return Err(KeyError::NotInDatabase);
-                }
-                let index = store
-                    .server_secret(INDEX_KEY, random_key()?, now_ms)
-                    .await?;
-                let challenge = store
-                    .server_secret(CHALLENGE_KEY, random_key()?, now_ms)
-                    .await?;
-                (
-                    Self::from_file(&KeyFile { index, challenge }),
-                    "the database".to_owned(),
-                )
-            }
+        let (file, source_name) = match key_file {
+            Some(path) => (KeyFile::read(path)?, path.display().to_string()),
+            None => (
+                Self::in_database(store, now_ms).await?,
+                "the database".to_owned(),
+            ),
+        };
+        Self::trusted(store, &file, source_name, now_ms).await
+    }
+
+    /// The secrets kept in the database, drawn on first use. Refused once
+    /// they were moved out: drawing new ones would put a key no pump
+    /// trusts back into the database.
+    async fn in_database(store: &dyn Store, now_ms: i64) -> Result<KeyFile, KeyError> {
+        if store.find_server_secret(INDEX_KEY).await?.is_none()
+            && store.find_server_secret(INDEX_PUBLIC).await?.is_some()
+        {
+            return Err(KeyError::NotInDatabase);
+        }
+        Ok(KeyFile {
+            index: store
+                .server_secret(INDEX_KEY, random_key()?, now_ms)
+                .await?,
+            challenge: store
+                .server_secret(CHALLENGE_KEY, random_key()?, now_ms)
+                .await?,
+        })
+    }
+
+    /// The keys of `file`, once its index key is the one recorded for the
+    /// pumps of this database (recording it on first use).
+    async fn trusted(
+        store: &dyn Store,
+        file: &KeyFile,
+        source_name: String,
+        now_ms: i64,
+    ) -> Result<ServerKeys, KeyError> {
+        let keys = ServerKeys {
+            index: IndexSigner::from_bytes(&file.index),
+            challenge: file.challenge,
         };
         let found = keys.index.public_key();
         let recorded = HexBytes(store.server_secret(INDEX_PUBLIC, found.0, now_ms).await?);
@@ -124,13 +140,6 @@ impl ServerKeys {
             });
         }
         Ok(keys)
-    }
-
-    fn from_file(file: &KeyFile) -> ServerKeys {
-        ServerKeys {
-            index: IndexSigner::from_bytes(&file.index),
-            challenge: file.challenge,
-        }
     }
 
     /// The public half of the index key that the pumps of this database
@@ -156,19 +165,9 @@ impl ServerKeys {
         now_ms: i64,
     ) -> Result<PublicKey, KeyError> {
         // Draws the keys on a new database, refuses when they were moved
-        // already; after it both secrets exist and the public key is
-        // recorded.
-        let keys = Self::load(store, now_ms, None).await?;
-        let read = |name| async move {
-            store
-                .find_server_secret(name)
-                .await?
-                .ok_or(KeyError::NotInDatabase)
-        };
-        let file = KeyFile {
-            index: read(INDEX_KEY).await?,
-            challenge: read(CHALLENGE_KEY).await?,
-        };
+        // already, and records the public key before anything is written.
+        let file = Self::in_database(store, now_ms).await?;
+        let keys = Self::trusted(store, &file, "the database".to_owned(), now_ms).await?;
         file.write_new(path)?;
         store
             .remove_server_secrets(&[INDEX_KEY, CHALLENGE_KEY], actor, now_ms)
