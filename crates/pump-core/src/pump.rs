@@ -131,7 +131,19 @@ impl<const N: usize> Pump<N> {
     /// `restarted` alarm and a stopped state, so that no one reads the
     /// last report from before the restart as an infusion still running.
     pub fn new(cfg: PumpConfig) -> Self {
-        let mut pump = Self::fresh(cfg);
+        let mut pump = Pump {
+            session: Session::new(cfg.seed),
+            infusion: Infusion::new(cfg.plan),
+            outbox: Outbox::new(cfg.first_seq),
+            last_progress_ms: 0,
+            next_report_ms: 0,
+            refused_version: 0,
+            comm_lost_raised: false,
+            unverified_raised: false,
+            last_index: None,
+            watch: AlarmWatch::default(),
+            cfg,
+        };
         if cfg.applied_version > 0 {
             pump.raise_alarm(0, Alarm::Restarted);
             pump.outbox.push(0, EventBody::State(StateChange::Paused));
@@ -145,22 +157,6 @@ impl<const N: usize> Pump<N> {
             );
         }
         pump
-    }
-
-    fn fresh(cfg: PumpConfig) -> Self {
-        Pump {
-            session: Session::new(cfg.seed),
-            infusion: Infusion::new(cfg.plan),
-            outbox: Outbox::new(cfg.first_seq),
-            last_progress_ms: 0,
-            next_report_ms: 0,
-            refused_version: 0,
-            comm_lost_raised: false,
-            unverified_raised: false,
-            last_index: None,
-            watch: AlarmWatch::default(),
-            cfg,
-        }
     }
 
     /// The infusion state.
