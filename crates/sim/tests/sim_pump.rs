@@ -4,21 +4,22 @@
 //! survives an attacker replaying a token captured off the wire.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{PASSWORD, provisioned_pump};
 use infusion_protocol::Alarm;
-use infusion_protocol::{EventBody, InfusionState, MacAddress, PatientLimits, StateChange};
+use infusion_protocol::{EventBody, InfusionState, PatientLimits, StateChange};
 use infusion_pump_core::{CommLossPolicy, PumpConfig};
-use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
+use infusion_sim::{SimConfig, SimPump, Snapshot};
 use infusion_store::{NewPrescription, Store};
 use infusion_testkit::{
-    Backend, Served, TestDb, device_secret, seed_patient, seed_physician, serve, serve_on,
-    test_config,
+    Backend, Served, TestDb, seed_patient, seed_physician, serve, serve_on, test_config,
 };
 use tokio::sync::watch;
 
-const PASSWORD: &str = "a long enough password";
 const MAC: &str = "02:00:00:00:00:42";
 
 infusion_testkit::backend_tests!(
@@ -48,18 +49,7 @@ async fn server(backend: Backend, token_ttl: Duration) -> (Served, Arc<dyn Store
 /// The test pump on `url` (the server, or a proxy in front of it),
 /// provisioned with `server`'s key.
 fn pump(url: &str, server: &Served, cfg: SimConfig) -> SimPump {
-    SimPump::new(
-        "test-pump",
-        url,
-        Credentials::provisioned(
-            "pat",
-            PASSWORD,
-            MacAddress::parse(MAC).unwrap(),
-            device_secret(MAC),
-            server.server_key,
-        ),
-        cfg,
-    )
+    provisioned_pump("test-pump", url, MAC, server, cfg)
 }
 
 /// Starts a pump on `url` at 300 times real time (1000 µL at 4000 µL/h,

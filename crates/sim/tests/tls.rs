@@ -6,19 +6,20 @@
 //! are `Secure`; oversized and slow request heads are cut off.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
+use common::{PASSWORD, provisioned_pump};
+use infusion_protocol::{InfusionState, PatientLimits};
 use infusion_server::ServerConfig;
-use infusion_sim::{Credentials, SimConfig, SimPump};
+use infusion_sim::{SimConfig, SimPump};
 use infusion_store::NewPrescription;
 use infusion_testkit::{
-    Backend, Served, TestDb, cert, device_secret, seed_patient, seed_physician, serve, serve_tls,
-    test_config,
+    Backend, Served, TestDb, cert, seed_patient, seed_physician, serve, serve_tls, test_config,
 };
 
-const PASSWORD: &str = "a long enough password";
 const MAC: &str = "02:00:00:00:00:77";
 
 infusion_testkit::backend_tests!(
@@ -58,23 +59,13 @@ async fn seeded(backend: Backend) -> TestDb {
 
 fn pump(server: &Served, ca: &str) -> SimPump {
     let base = &server.base;
-    SimPump::new(
-        "tls-pump",
-        base,
-        Credentials::provisioned(
-            "pat",
-            PASSWORD,
-            MacAddress::parse(MAC).unwrap(),
-            device_secret(MAC),
-            server.server_key,
-        ),
-        SimConfig {
-            time_scale: 300,
-            ..SimConfig::default()
-        },
-    )
-    .trusting(base, &std::fs::read(cert(ca)).unwrap())
-    .unwrap()
+    let cfg = SimConfig {
+        time_scale: 300,
+        ..SimConfig::default()
+    };
+    provisioned_pump("tls-pump", base, MAC, server, cfg)
+        .trusting(base, &std::fs::read(cert(ca)).unwrap())
+        .unwrap()
 }
 
 async fn pump_verifies_the_server_and_infuses_over_https(backend: Backend) {
