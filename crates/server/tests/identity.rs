@@ -362,26 +362,20 @@ async fn keys_moved_to_a_key_file_leave_the_database_unable_to_sign(backend: Bac
     let served = serve(store.clone(), with(&path)).await;
     assert_eq!(served.server_key, key);
     let http = reqwest::Client::new();
-    let post = |path: &str, token: Option<&str>, body: Value| {
-        let mut req = http.post(format!("{}{path}", served.base)).json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        async move {
-            let resp = req.send().await.unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, body) = post("/api/v1/device/login", None, early).await;
+    let url = |path: &str| format!("{}{path}", served.base);
+    let post = common::post_json;
+    let (status, body) = post(&http, &url("/api/v1/device/login"), None, &early).await;
     assert_eq!(status, 200, "{body}");
     let fresh = login_body(&http, &served.base, "bob", PASSWORD, MAC_B).await;
-    let (status, body) = post("/api/v1/device/login", None, fresh).await;
+    let (status, body) = post(&http, &url("/api/v1/device/login"), None, &fresh).await;
     assert_eq!(status, 200, "{body}");
     let token = body["token"].as_str().unwrap();
+    let index_body = json!({"patient_id": app.b.id.0});
     let (status, body) = post(
-        "/api/v1/device/index",
+        &http,
+        &url("/api/v1/device/index"),
         Some(token),
-        json!({"patient_id": app.b.id.0}),
+        &index_body,
     )
     .await;
     assert_eq!(status, 200, "{body}");

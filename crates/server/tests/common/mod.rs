@@ -112,14 +112,7 @@ impl TestApp {
 
     /// POSTs JSON with an optional bearer token; returns status and body.
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut req = self.http.post(self.url(path)).json(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-        (status, body)
+        post_json(&self.http, &self.url(path), token, body).await
     }
 
     /// POSTs raw bytes with a content type; returns status and body.
@@ -211,4 +204,22 @@ pub fn progress_events(from: u32, n: u32) -> Value {
             })
             .collect(),
     )
+}
+
+/// POSTs JSON to `url` (any server's) with an optional bearer token;
+/// returns status and body (`null` when the body is not JSON).
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let mut req = http.post(url).json(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
 }
