@@ -127,13 +127,7 @@ impl TestApp {
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-        (status, body)
+        send(req, token).await
     }
 
     /// Logs in as `p` and returns the first token.
@@ -214,7 +208,12 @@ pub async fn post_json(
     token: Option<&str>,
     body: &Value,
 ) -> (u16, Value) {
-    let mut req = http.post(url).json(body);
+    send(http.post(url).json(body), token).await
+}
+
+/// Sends `req` with an optional bearer token; returns status and body
+/// (`null` when the body is not JSON).
+async fn send(mut req: reqwest::RequestBuilder, token: Option<&str>) -> (u16, Value) {
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
