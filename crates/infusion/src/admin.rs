@@ -141,8 +141,9 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
                 bail!("{mac:?} is not a MAC address (expected AA:BB:CC:DD:EE:FF)");
             };
             let secret = new_device_secret()?;
+            let patient_id = store.patient_id(&patient).await?;
             let id = store
-                .bind_device(&patient, parsed, secret.public_key(), ACTOR, now)
+                .bind_device(patient_id, parsed, secret.public_key(), ACTOR, now)
                 .await?;
             let server_key = ServerKeys::public_key(store.as_ref(), now).await?;
             emit(
@@ -173,7 +174,8 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
                 max_rate_ul_h,
                 max_volume_ul,
             };
-            store.set_limits(&patient, limits, ACTOR, now).await?;
+            let patient_id = store.patient_id(&patient).await?;
+            store.set_limits(patient_id, limits, ACTOR, now).await?;
             emit(
                 json_mode,
                 format!(
@@ -194,9 +196,10 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
             } else {
                 InfusionState::Run
             };
+            let patient_id = store.patient_id(&patient).await?;
             let version = store
                 .set_prescription(
-                    &patient,
+                    patient_id,
                     NewPrescription {
                         volume_ul,
                         rate_ul_h,

@@ -180,9 +180,10 @@ pub async fn run(db: Option<Database>, args: DemoArgs) -> anyhow::Result<()> {
         let elapsed = started.elapsed();
         if !changed && elapsed >= Duration::from_secs(8) {
             changed = true;
+            let first = store.patient_id(PATIENTS[0].0).await?;
             let version = store
                 .set_prescription(
-                    PATIENTS[0].0,
+                    first,
                     NewPrescription {
                         volume_ul: 2_000,
                         rate_ul_h: 6_000,
@@ -214,8 +215,8 @@ pub async fn run(db: Option<Database>, args: DemoArgs) -> anyhow::Result<()> {
     let events: usize = {
         let mut n = 0;
         for (username, ..) in PATIENTS {
-            let p = store.patient(username).await?;
-            n += store.events(p.patient_id, 0, u32::MAX).await?.len();
+            let id = store.patient_id(username).await?;
+            n += store.events(id, 0, u32::MAX).await?.len();
         }
         n
     };

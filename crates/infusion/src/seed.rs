@@ -86,7 +86,7 @@ async fn patient(
     actor: &str,
     now: i64,
 ) -> anyhow::Result<()> {
-    store
+    let id = store
         .create_patient(
             NewPatient {
                 username: p.username.clone(),
@@ -100,14 +100,14 @@ async fn patient(
         )
         .await?;
     store
-        .bind_device(&p.username, p.mac, p.secret.public_key(), actor, now)
+        .bind_device(id, p.mac, p.secret.public_key(), actor, now)
         .await?;
     if let Some(limits) = p.limits {
-        store.set_limits(&p.username, limits, actor, now).await?;
+        store.set_limits(id, limits, actor, now).await?;
     }
     store
         .set_prescription(
-            &p.username,
+            id,
             NewPrescription {
                 volume_ul: p.volume_ul,
                 rate_ul_h: p.rate_ul_h,

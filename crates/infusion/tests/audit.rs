@@ -10,7 +10,7 @@ mod common;
 use infusion_protocol::{InfusionState, PatientLimits};
 use infusion_store::NewPrescription;
 use infusion_store::audit_chain::{GENESIS, chain_hash};
-use infusion_testkit::{Backend, TestDb, seed_patient, seed_physician};
+use infusion_testkit::{Backend, TestDb, patient_id, seed_patient, seed_physician};
 use serde_json::Value;
 
 infusion_testkit::backend_tests!(
@@ -45,7 +45,7 @@ async fn seeded(backend: Backend) -> TestDb {
     for v in 1..=5u32 {
         db.store
             .set_prescription(
-                "pat",
+                patient_id(&*db.store, "pat").await,
                 NewPrescription {
                     volume_ul: 1_000 * v,
                     rate_ul_h: 1_000 * v,

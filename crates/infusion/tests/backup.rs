@@ -13,7 +13,8 @@ use infusion_store::{NewPrescription, Store};
 use std::time::Duration;
 
 use infusion_testkit::{
-    Backend, EmptyDb, TestDb, open_store, seed_patient, seed_physician, serve, test_config,
+    Backend, EmptyDb, TestDb, open_store, patient_id, seed_patient, seed_physician, serve,
+    test_config,
 };
 use serde_json::{Value, json};
 
@@ -56,7 +57,7 @@ fn prescription(rate_ul_h: u32) -> NewPrescription {
 
 /// What a restore must reproduce, read through the store.
 async fn contents(store: &dyn Store) -> (Value, usize, usize, usize) {
-    let p = store.patient("pat").await.unwrap();
+    let p = store.patient(patient_id(store, "pat").await).await.unwrap();
     let versions = store.prescriptions(p.patient_id).await.unwrap();
     let events = store.events(p.patient_id, 0, 10_000).await.unwrap();
     let audit = store.audit_log(None, 10_000).await.unwrap();
@@ -82,7 +83,12 @@ async fn backup_of_a_running_server_restores_exactly_what_was_committed(backend:
     };
     seed_patient(&*store, "pat", "P", "doc", &hash, MAC, limits).await;
     store
-        .set_prescription("pat", prescription(4_000), "doc", 0)
+        .set_prescription(
+            patient_id(&*store, "pat").await,
+            prescription(4_000),
+            "doc",
+            0,
+        )
         .await
         .unwrap();
     let server = serve(store.clone(), test_config(Duration::from_secs(300))).await;
@@ -133,7 +139,12 @@ async fn backup_of_a_running_server_restores_exactly_what_was_committed(backend:
 
     // Committed after the backup: must not come back.
     store
-        .set_prescription("pat", prescription(8_000), "doc", 1)
+        .set_prescription(
+            patient_id(&*store, "pat").await,
+            prescription(8_000),
+            "doc",
+            1,
+        )
         .await
         .unwrap();
 

@@ -27,7 +27,7 @@ use infusion_server::password::PasswordParams;
 use infusion_sim::{Credentials, SimConfig, SimPump};
 use infusion_store::{NewPhysician, NewPrescription, NewSuggestion};
 use infusion_testkit::{
-    Backend, TestDb, device_secret, seed_patient, seed_physician, serve, test_config,
+    Backend, TestDb, device_secret, patient_id, seed_patient, seed_physician, serve, test_config,
 };
 use serde_json::{Value, json};
 
@@ -303,7 +303,7 @@ async fn clinicians_and_patients_in_a_real_browser() {
         .unwrap();
     store
         .set_prescription(
-            "alice",
+            patient_id(&*store, "alice").await,
             NewPrescription {
                 volume_ul: 9_000,
                 rate_ul_h: 4_000,
@@ -406,7 +406,7 @@ async fn clinicians_and_patients_in_a_real_browser() {
         .await;
     assert_eq!(
         store
-            .patient("alice")
+            .patient(patient_id(&*store, "alice").await)
             .await
             .unwrap()
             .prescription

@@ -19,7 +19,7 @@ use infusion_pump_core::PumpConfig;
 use infusion_store::{Change, NewPrescription, Store};
 use infusion_store_postgres::{PgConfig, PgStore};
 use infusion_testkit::pg_server::PgServer;
-use infusion_testkit::{Backend, TestDb, login_body, serve, test_config};
+use infusion_testkit::{Backend, TestDb, login_body, patient_id, serve, test_config};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -164,7 +164,7 @@ async fn pumps_on_two_instances_follow_a_change_made_through_one() {
     for i in 0..4 {
         let v = store_a
             .set_prescription(
-                &format!("p{i}"),
+                patient_id(&*store_a, &format!("p{i}")).await,
                 NewPrescription {
                     volume_ul: 8_000,
                     rate_ul_h: 30_000,

@@ -145,10 +145,7 @@ const RECENT: u32 = 100;
 /// stores its suggestion, if any; the id of a new suggestion. Called after
 /// a report that carried vitals, off the device's request path.
 pub async fn evaluate(app: &AppState, patient: PatientId) -> StoreResult<Option<i64>> {
-    let summary = app
-        .store
-        .patient(&app.store.username_of(patient).await?)
-        .await?;
+    let summary = app.store.patient(patient).await?;
     let Some(current) = summary.prescription else {
         return Ok(None);
     };

@@ -35,7 +35,7 @@ async fn committed_changes_are_announced_and_refused_ones_are_not(backend: Backe
     let refused = app
         .store
         .set_prescription(
-            "alice",
+            alice,
             NewPrescription {
                 volume_ul: 2_000,
                 rate_ul_h: 99_000,
@@ -51,7 +51,7 @@ async fn committed_changes_are_announced_and_refused_ones_are_not(backend: Backe
     let version = app
         .store
         .set_prescription(
-            "alice",
+            alice,
             NewPrescription {
                 volume_ul: 3_000,
                 rate_ul_h: 5_000,

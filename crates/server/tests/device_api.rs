@@ -6,6 +6,7 @@
 
 mod common;
 
+use infusion_testkit::patient_id;
 use std::time::Duration;
 
 use common::{Backend, MAC_A, PASSWORD, TestApp, progress_events};
@@ -65,7 +66,7 @@ async fn full_chain_of_fifty_polls_reports_and_a_new_version(backend: Backend) {
 
     app.store
         .set_prescription(
-            "alice",
+            patient_id(&*app.store, "alice").await,
             NewPrescription {
                 volume_ul: 5_000,
                 rate_ul_h: 5_000,

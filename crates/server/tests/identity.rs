@@ -18,7 +18,7 @@ use infusion_server::identity::{KeyError, ServerKeys};
 use infusion_server::key_file::{KeyFile, KeyFileError};
 use infusion_server::{AppState, StartError};
 use infusion_testkit::{
-    device_secret, login_body, login_body_proved_by, serve, server_key, test_config,
+    device_secret, login_body, login_body_proved_by, patient_id, serve, server_key, test_config,
 };
 use serde_json::{Value, json};
 
@@ -197,7 +197,7 @@ async fn binding_again_issues_a_new_secret_and_the_old_one_stops_working(backend
     let new = DeviceSecret::from_bytes(&[0x42; 32]);
     app.store
         .bind_device(
-            "alice",
+            patient_id(&*app.store, "alice").await,
             MacAddress::parse(MAC_A).unwrap(),
             new.public_key(),
             "test",
@@ -213,7 +213,11 @@ async fn binding_again_issues_a_new_secret_and_the_old_one_stops_working(backend
     let (status, body) = login(&app, &alice_proved_by(&app, &new).await).await;
     assert_eq!(status, 200, "{body}");
     // Same registration: the event series goes on.
-    let summary = app.store.patient("alice").await.unwrap();
+    let summary = app
+        .store
+        .patient(patient_id(&*app.store, "alice").await)
+        .await
+        .unwrap();
     assert_eq!(summary.device, Some(MacAddress::parse(MAC_A).unwrap()));
 }
 

@@ -8,7 +8,7 @@ mod common;
 
 use common::{Backend, PASSWORD, TestApp};
 use infusion_protocol::PatientLimits;
-use infusion_testkit::{seed_patient, seed_physician};
+use infusion_testkit::{patient_id, seed_patient, seed_physician};
 
 infusion_testkit::backend_tests!(
     login_logout_and_session_renewal,
@@ -218,7 +218,11 @@ async fn login_logout_and_session_renewal(backend: Backend) {
 
 /// What a patient's record looks like, to check a refusal changed nothing.
 async fn snapshot(app: &TestApp, username: &str) -> String {
-    let p = app.store.patient(username).await.unwrap();
+    let p = app
+        .store
+        .patient(patient_id(&*app.store, username).await)
+        .await
+        .unwrap();
     let versions = app.store.prescriptions(p.patient_id).await.unwrap();
     format!("{:?} {:?}", p.limits, versions)
 }
@@ -303,7 +307,11 @@ async fn authorization_matrix_of_pages_and_forms(backend: Backend) {
             "dr.house POST {path}"
         );
     }
-    let p = app.store.patient("alice").await.unwrap();
+    let p = app
+        .store
+        .patient(patient_id(&*app.store, "alice").await)
+        .await
+        .unwrap();
     assert_eq!(
         (
             p.limits.min_rate_ul_h,
@@ -452,7 +460,7 @@ async fn names_render_as_text(backend: Backend) {
         .await
         .unwrap();
     app.store
-        .set_limits("mallory", limits, "test", 0)
+        .set_limits(patient_id(&*app.store, "mallory").await, limits, "test", 0)
         .await
         .unwrap();
     let house = Browser::logged_in(&app, "dr.house").await;
@@ -548,14 +556,20 @@ async fn live_stream_carries_only_changes_of_visible_patients(backend: Backend) 
         );
         // Committed in this order; the hidden one must not come through.
         app.store
-            .set_prescription(hidden, rx(3_000), "test", 1)
+            .set_prescription(patient_id(&*app.store, hidden).await, rx(3_000), "test", 1)
             .await
             .unwrap();
         app.store
-            .set_prescription(shown, rx(3_500), "test", 2)
+            .set_prescription(patient_id(&*app.store, shown).await, rx(3_500), "test", 2)
             .await
             .unwrap();
-        let id = app.store.patient(shown).await.unwrap().patient_id.0;
+        let id = app
+            .store
+            .patient(patient_id(&*app.store, shown).await)
+            .await
+            .unwrap()
+            .patient_id
+            .0;
         assert_eq!(
             first_change(&mut stream).await,
             format!("{{\"patient\":{id},\"kind\":\"prescription\"}}"),
@@ -695,7 +709,7 @@ async fn tremor(app: &TestApp, from: u32, tremor: u8) -> Vec<infusion_store::Sug
 
 async fn current_version(app: &TestApp) -> u32 {
     app.store
-        .patient("alice")
+        .patient(patient_id(&*app.store, "alice").await)
         .await
         .unwrap()
         .prescription
@@ -831,7 +845,7 @@ async fn suggestions_change_nothing_until_approved_and_stale_ones_are_refused(ba
     assert!(ok.body.contains("approved as version 3"), "{}", ok.body);
     let v3 = app
         .store
-        .patient("alice")
+        .patient(patient_id(&*app.store, "alice").await)
         .await
         .unwrap()
         .prescription
@@ -1032,7 +1046,11 @@ async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: B
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
-        app.store.patient("dave").await.unwrap().physician_username,
+        app.store
+            .patient(patient_id(&*app.store, "dave").await)
+            .await
+            .unwrap()
+            .physician_username,
         "dr.new"
     );
 
@@ -1053,7 +1071,11 @@ async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: B
         assert_eq!(r.status, want, "{mac}: {}", r.body);
         assert!(r.body.contains(says), "{mac}: {}", r.body);
     }
-    let dave = app.store.patient("dave").await.unwrap();
+    let dave = app
+        .store
+        .patient(patient_id(&*app.store, "dave").await)
+        .await
+        .unwrap();
     assert_eq!(dave.device.unwrap().to_string(), "02:00:00:00:00:DD");
     let by_root = app
         .store
@@ -1121,7 +1143,11 @@ async fn sql_and_script_in_every_text_field_are_stored_and_shown_verbatim(backen
             )
             .await;
         // Stored exactly as typed.
-        let stored = app.store.patient(&patient).await.unwrap();
+        let stored = app
+            .store
+            .patient(patient_id(&*app.store, &patient).await)
+            .await
+            .unwrap();
         assert_eq!(
             (stored.first_name.as_str(), stored.last_name.as_str()),
             (*evil, *evil)

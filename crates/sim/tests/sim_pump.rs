@@ -16,7 +16,7 @@ use infusion_pump_core::{CommLossPolicy, PumpConfig};
 use infusion_sim::{SimConfig, SimPump, Snapshot};
 use infusion_store::{NewPrescription, Store};
 use infusion_testkit::{
-    Backend, Served, TestDb, seed_patient, seed_physician, serve, serve_on, test_config,
+    Backend, Served, TestDb, patient_id, seed_patient, seed_physician, serve, serve_on, test_config,
 };
 use tokio::sync::watch;
 
@@ -112,7 +112,12 @@ async fn pump_infuses_adjusts_to_a_new_version_and_completes(backend: Backend) {
     let (server, store, _db) = server(backend, Duration::from_secs(300)).await;
     let url = server.base.clone();
     store
-        .set_prescription("pat", prescription(1_000, 4_000), "doc", 0)
+        .set_prescription(
+            patient_id(&*store, "pat").await,
+            prescription(1_000, 4_000),
+            "doc",
+            0,
+        )
         .await
         .unwrap();
     let (mut view, stop, task) = start_fast(&url, &server);
@@ -121,7 +126,12 @@ async fn pump_infuses_adjusts_to_a_new_version_and_completes(backend: Backend) {
     })
     .await;
     store
-        .set_prescription("pat", prescription(1_000, 12_000), "doc", 0)
+        .set_prescription(
+            patient_id(&*store, "pat").await,
+            prescription(1_000, 12_000),
+            "doc",
+            0,
+        )
         .await
         .unwrap();
     wait_for(&mut view, "version 2 applied", |s| s.rate_ul_h == 12_000).await;
@@ -133,7 +143,10 @@ async fn pump_infuses_adjusts_to_a_new_version_and_completes(backend: Backend) {
     let last = task.await.unwrap();
     assert_eq!(last.delivered_ul, 1_000);
 
-    let patient = store.patient("pat").await.unwrap();
+    let patient = store
+        .patient(patient_id(&*store, "pat").await)
+        .await
+        .unwrap();
     let events = store.events(patient.patient_id, 0, 10_000).await.unwrap();
     assert_eq!(
         states(&events),
@@ -159,7 +172,12 @@ async fn pump_logs_in_again_when_its_token_expires(backend: Backend) {
     let (server, store, _db) = server(backend, Duration::from_secs(1)).await;
     let url = server.base.clone();
     store
-        .set_prescription("pat", prescription(5_000, 4_000), "doc", 0)
+        .set_prescription(
+            patient_id(&*store, "pat").await,
+            prescription(5_000, 4_000),
+            "doc",
+            0,
+        )
         .await
         .unwrap();
     let cfg = SimConfig {
@@ -175,7 +193,10 @@ async fn pump_logs_in_again_when_its_token_expires(backend: Backend) {
     wait_for(&mut view, "running", |s| s.phase == "running").await;
     let last = task.await.unwrap();
     assert_eq!(last.phase, "running");
-    let patient = store.patient("pat").await.unwrap();
+    let patient = store
+        .patient(patient_id(&*store, "pat").await)
+        .await
+        .unwrap();
     let audit = store
         .audit_log(Some(patient.patient_id), 1_000)
         .await
@@ -198,7 +219,12 @@ async fn pump_stops_on_a_lost_link_when_told_and_reports_it_when_back(backend: B
     let (server, store, _db) = server(backend, Duration::from_secs(300)).await;
     let addr = server.addr;
     store
-        .set_prescription("pat", prescription(5_000, 4_000), "doc", 0)
+        .set_prescription(
+            patient_id(&*store, "pat").await,
+            prescription(5_000, 4_000),
+            "doc",
+            0,
+        )
         .await
         .unwrap();
     let cfg = SimConfig {
@@ -237,7 +263,10 @@ async fn pump_stops_on_a_lost_link_when_told_and_reports_it_when_back(backend: B
     .await;
     let _ = stop.send(());
     task.await.unwrap();
-    let patient = store.patient("pat").await.unwrap();
+    let patient = store
+        .patient(patient_id(&*store, "pat").await)
+        .await
+        .unwrap();
     let events = store.events(patient.patient_id, 0, 10_000).await.unwrap();
     let bodies: Vec<EventBody> = events.iter().map(|e| e.body).collect();
     let at = |b: EventBody| bodies.iter().position(|x| *x == b);
@@ -324,7 +353,12 @@ async fn proxy(upstream: String) -> Proxy {
 async fn pump_logs_in_again_after_its_captured_token_is_replayed_and_completes(backend: Backend) {
     let (server, store, _db) = server(backend, Duration::from_secs(300)).await;
     store
-        .set_prescription("pat", prescription(1_000, 4_000), "doc", 0)
+        .set_prescription(
+            patient_id(&*store, "pat").await,
+            prescription(1_000, 4_000),
+            "doc",
+            0,
+        )
         .await
         .unwrap();
     let Proxy { url, captured, .. } = proxy(server.base.clone()).await;
@@ -339,7 +373,10 @@ async fn pump_logs_in_again_after_its_captured_token_is_replayed_and_completes(b
         .first()
         .cloned()
         .expect("a token on the wire");
-    let patient = store.patient("pat").await.unwrap();
+    let patient = store
+        .patient(patient_id(&*store, "pat").await)
+        .await
+        .unwrap();
     let replay = reqwest::Client::new()
         .post(format!("{}/api/v1/device/index", server.base))
         .bearer_auth(&first)
@@ -381,7 +418,12 @@ async fn a_man_in_the_middle_cannot_change_the_dose(backend: Backend) {
     use std::sync::atomic::Ordering;
     let (server, store, _db) = server(backend, Duration::from_secs(300)).await;
     store
-        .set_prescription("pat", prescription(5_000, 4_000), "doc", 0)
+        .set_prescription(
+            patient_id(&*store, "pat").await,
+            prescription(5_000, 4_000),
+            "doc",
+            0,
+        )
         .await
         .unwrap();
     let proxy = proxy(server.base.clone()).await;
@@ -391,7 +433,10 @@ async fn a_man_in_the_middle_cannot_change_the_dose(backend: Backend) {
     })
     .await;
     proxy.tamper.store(true, Ordering::SeqCst);
-    let patient = store.patient("pat").await.unwrap();
+    let patient = store
+        .patient(patient_id(&*store, "pat").await)
+        .await
+        .unwrap();
     let logins = |audit: &[infusion_store::AuditRecord]| {
         audit
             .iter()
@@ -424,7 +469,12 @@ async fn a_man_in_the_middle_cannot_change_the_dose(backend: Backend) {
     assert!(refused, "no index_unverified reported, or no new logins");
     proxy.tamper.store(false, Ordering::SeqCst);
     store
-        .set_prescription("pat", prescription(5_000, 8_000), "doc", 0)
+        .set_prescription(
+            patient_id(&*store, "pat").await,
+            prescription(5_000, 8_000),
+            "doc",
+            0,
+        )
         .await
         .unwrap();
     wait_for(&mut view, "the physician's new rate", |s| {
@@ -452,7 +502,12 @@ async fn a_restarted_pump_says_so_and_waits_for_a_new_version(backend: Backend) 
     let (server, store, _db) = server(backend, Duration::from_secs(300)).await;
     let url = server.base.clone();
     store
-        .set_prescription("pat", prescription(3_000, 4_000), "doc", 0)
+        .set_prescription(
+            patient_id(&*store, "pat").await,
+            prescription(3_000, 4_000),
+            "doc",
+            0,
+        )
         .await
         .unwrap();
     let (mut view, stop, task) = start_fast(&url, &server);
@@ -462,7 +517,11 @@ async fn a_restarted_pump_says_so_and_waits_for_a_new_version(backend: Backend) 
     .await;
     let _ = stop.send(());
     task.await.unwrap();
-    let patient = store.patient("pat").await.unwrap().patient_id;
+    let patient = store
+        .patient(patient_id(&*store, "pat").await)
+        .await
+        .unwrap()
+        .patient_id;
     let before = store.events(patient, 0, 10_000).await.unwrap();
     let next_seq = before.iter().map(|e| e.seq).max().unwrap() + 1;
 
@@ -499,7 +558,12 @@ async fn a_restarted_pump_says_so_and_waits_for_a_new_version(backend: Backend) 
     );
 
     store
-        .set_prescription("pat", prescription(1_000, 4_000), "doc", 0)
+        .set_prescription(
+            patient_id(&*store, "pat").await,
+            prescription(1_000, 4_000),
+            "doc",
+            0,
+        )
         .await
         .unwrap();
     wait_for(&mut view, "version 2 running", |s| {

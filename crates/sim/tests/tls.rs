@@ -17,7 +17,8 @@ use infusion_server::ServerConfig;
 use infusion_sim::{SimConfig, SimPump};
 use infusion_store::NewPrescription;
 use infusion_testkit::{
-    Backend, Served, TestDb, cert, seed_patient, seed_physician, serve, serve_tls, test_config,
+    Backend, Served, TestDb, cert, patient_id, seed_patient, seed_physician, serve, serve_tls,
+    test_config,
 };
 
 const MAC: &str = "02:00:00:00:00:77";
@@ -43,7 +44,7 @@ async fn seeded(backend: Backend) -> TestDb {
     seed_patient(&*db.store, "pat", "P", "doc", &hash, MAC, limits).await;
     db.store
         .set_prescription(
-            "pat",
+            patient_id(&*db.store, "pat").await,
             NewPrescription {
                 volume_ul: 500,
                 rate_ul_h: 6_000,
@@ -82,7 +83,11 @@ async fn pump_verifies_the_server_and_infuses_over_https(backend: Backend) {
     .is_ok();
     assert!(done, "last: {:?}", *view.borrow());
     task.abort();
-    let p = db.store.patient("pat").await.unwrap();
+    let p = db
+        .store
+        .patient(patient_id(&*db.store, "pat").await)
+        .await
+        .unwrap();
     assert!(
         !db.store
             .events(p.patient_id, 0, 100)
@@ -100,7 +105,11 @@ async fn a_pump_trusting_another_authority_refuses_the_server(backend: Backend) 
     assert!(!last.logged_in, "{last:?}");
     assert_eq!(last.requests_ok, 0, "{last:?}");
     assert!(last.requests_failed > 0, "{last:?}");
-    let p = db.store.patient("pat").await.unwrap();
+    let p = db
+        .store
+        .patient(patient_id(&*db.store, "pat").await)
+        .await
+        .unwrap();
     let audit = db.store.audit_log(Some(p.patient_id), 100).await.unwrap();
     assert!(
         audit

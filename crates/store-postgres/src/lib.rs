@@ -1,7 +1,11 @@
 //! The PostgreSQL store: one database behind several stateless server
 //! instances.
 //!
-//! Shape: a sqlx connection pool for every operation ([`ops`]), migrations
+//! Shape: a sqlx connection pool for every operation, one module per
+//! aggregate of the store crate (`accounts`, `devices`, `tokens`,
+//! `treatment`, `events`, `suggestions`, `web_sessions`, `throttle`,
+//! `audit`, `secrets`), each reading what its decision needs, calling it
+//! and writing what it returns in one transaction; migrations
 //! embedded in the binary and applied under an advisory lock so that
 //! instances starting together do not race ([`migrate`]), and one listening
 //! connection that turns `NOTIFY` into the change feed ([`feed`]).
@@ -20,26 +24,28 @@
 //!   [`StoreError::Unavailable`] (503 `database_unavailable`). The pool opens
 //!   new connections when the database is back: no restart needed.
 
+mod accounts;
+mod audit;
+mod devices;
 mod error;
+mod events;
 mod feed;
 mod migrate;
-mod ops;
+mod rows;
 pub mod scratch;
+mod secrets;
+mod suggestions;
+mod throttle;
+mod tokens;
+mod treatment;
+mod web_sessions;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use infusion_protocol::{Event, MacAddress, PatientId, PatientLimits};
-use infusion_store::throttle::{Attempt, ThrottleKey};
-use infusion_store::{
-    AccountId, AccountOverview, AccountRecord, AuditHead, AuditRecord, CHANGE_BACKLOG,
-    ChainedAudit, Change, Decision, DeviceId, LoginRecord, NewAudit, NewPatient, NewPhysician,
-    NewPrescription, NewSuggestion, NewToken, NewWebSession, PatientSummary, Prescription,
-    ReportOutcome, Role, Store, StoreError, StoreResult, StoredEvent, Suggestion, TokenHash,
-    TokenStatus, WebSession,
-};
+use infusion_store::{CHANGE_BACKLOG, Change, Store, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::broadcast;
 
@@ -152,271 +158,6 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
-    async fn create_physician(
-        &self,
-        new: NewPhysician,
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<AccountId> {
-        ops::create_staff(&self.pool, new, Role::Physician, actor, now_ms).await
-    }
-
-    async fn create_admin(
-        &self,
-        new: NewPhysician,
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<AccountId> {
-        ops::create_staff(&self.pool, new, Role::Admin, actor, now_ms).await
-    }
-
-    async fn accounts(&self) -> StoreResult<Vec<AccountOverview>> {
-        ops::accounts(&self.pool).await
-    }
-
-    async fn create_patient(
-        &self,
-        new: NewPatient,
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<PatientId> {
-        ops::create_patient(&self.pool, new, actor, now_ms).await
-    }
-
-    async fn bind_device(
-        &self,
-        patient_username: &str,
-        mac: MacAddress,
-        public_key: infusion_protocol::PublicKey,
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<DeviceId> {
-        ops::bind_device(&self.pool, patient_username, mac, public_key, actor, now_ms).await
-    }
-
-    async fn set_limits(
-        &self,
-        patient_username: &str,
-        limits: PatientLimits,
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        ops::set_limits(&self.pool, patient_username, limits, actor, now_ms).await
-    }
-
-    async fn set_prescription(
-        &self,
-        patient_username: &str,
-        prescription: NewPrescription,
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<u32> {
-        ops::set_prescription(&self.pool, patient_username, prescription, actor, now_ms).await
-    }
-
-    async fn device_login_record(&self, username: &str) -> StoreResult<Option<LoginRecord>> {
-        ops::login_record(&self.pool, username).await
-    }
-
-    async fn start_device_session(
-        &self,
-        record: &LoginRecord,
-        device: DeviceId,
-        nonce: Option<[u8; 16]>,
-        token: NewToken,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        ops::start_device_session(&self.pool, record, device, nonce, token, now_ms).await
-    }
-
-    async fn poll_index(
-        &self,
-        presented: TokenHash,
-        patient_id: PatientId,
-        next: NewToken,
-        now_ms: i64,
-    ) -> StoreResult<infusion_store::PolledIndex> {
-        ops::poll_index(&self.pool, presented, patient_id, next, now_ms).await
-    }
-
-    async fn report(
-        &self,
-        presented: TokenHash,
-        patient_id: PatientId,
-        events: Vec<Event>,
-        next: NewToken,
-        now_ms: i64,
-    ) -> StoreResult<ReportOutcome> {
-        ops::report(&self.pool, presented, patient_id, &events, next, now_ms).await
-    }
-
-    async fn append_audit(&self, entry: NewAudit) -> StoreResult<()> {
-        ops::insert_audit(&self.pool, &entry).await
-    }
-
-    async fn prune_tokens(&self, before_ms: i64) -> StoreResult<u64> {
-        ops::prune_tokens(&self.pool, before_ms).await
-    }
-
-    async fn patient(&self, username: &str) -> StoreResult<PatientSummary> {
-        ops::patient_summary(&self.pool, username).await
-    }
-
-    async fn prescriptions(&self, patient_id: PatientId) -> StoreResult<Vec<Prescription>> {
-        ops::prescriptions(&self.pool, patient_id).await
-    }
-
-    async fn events(
-        &self,
-        patient_id: PatientId,
-        after_id: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<StoredEvent>> {
-        ops::events(&self.pool, patient_id, after_id, limit, false).await
-    }
-
-    async fn recent_events(
-        &self,
-        patient_id: PatientId,
-        limit: u32,
-    ) -> StoreResult<Vec<StoredEvent>> {
-        ops::events(&self.pool, patient_id, 0, limit, true).await
-    }
-
-    async fn open_alarms(&self, patient_id: PatientId) -> StoreResult<Vec<StoredEvent>> {
-        ops::open_alarms(&self.pool, patient_id).await
-    }
-
-    async fn acknowledge_alarm(
-        &self,
-        patient_username: &str,
-        event_id: i64,
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        ops::acknowledge_alarm(&self.pool, patient_username, event_id, actor, now_ms).await
-    }
-
-    async fn username_of(&self, patient_id: PatientId) -> StoreResult<String> {
-        ops::username_of(&self.pool, patient_id).await
-    }
-
-    async fn suggest(
-        &self,
-        patient_id: PatientId,
-        suggestion: NewSuggestion,
-        now_ms: i64,
-    ) -> StoreResult<Option<i64>> {
-        ops::suggest(&self.pool, patient_id, suggestion, now_ms).await
-    }
-
-    async fn pending_suggestions(&self, patient_id: PatientId) -> StoreResult<Vec<Suggestion>> {
-        ops::pending_suggestions(&self.pool, patient_id).await
-    }
-
-    async fn decide_suggestion(
-        &self,
-        patient_username: &str,
-        id: i64,
-        approve: bool,
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<Decision> {
-        ops::decide_suggestion(&self.pool, patient_username, id, approve, actor, now_ms).await
-    }
-
-    async fn patient_usernames_of(&self, physician_username: &str) -> StoreResult<Vec<String>> {
-        ops::patient_usernames_of(&self.pool, physician_username).await
-    }
-
-    async fn audit_log(
-        &self,
-        patient_id: Option<PatientId>,
-        limit: u32,
-    ) -> StoreResult<Vec<AuditRecord>> {
-        ops::audit_log(&self.pool, patient_id, limit, false).await
-    }
-
-    async fn security_events(
-        &self,
-        patient_id: Option<PatientId>,
-        limit: u32,
-    ) -> StoreResult<Vec<AuditRecord>> {
-        ops::audit_log(&self.pool, patient_id, limit, true).await
-    }
-
-    async fn login_attempt(&self, keys: Vec<ThrottleKey>, now_ms: i64) -> StoreResult<Attempt> {
-        ops::login_attempt(&self.pool, &keys, now_ms).await
-    }
-
-    async fn login_failed(&self, keys: Vec<ThrottleKey>, now_ms: i64) -> StoreResult<()> {
-        ops::login_failed(&self.pool, &keys, now_ms).await
-    }
-
-    async fn login_succeeded(&self, keys: Vec<ThrottleKey>) -> StoreResult<()> {
-        ops::login_succeeded(&self.pool, &keys).await
-    }
-
-    async fn audit_chain(&self, after_id: i64, limit: u32) -> StoreResult<Vec<ChainedAudit>> {
-        ops::audit_chain(&self.pool, after_id, limit).await
-    }
-
-    async fn audit_head(&self) -> StoreResult<AuditHead> {
-        ops::audit_head(&self.pool).await
-    }
-
-    async fn token_status(&self, hash: TokenHash) -> StoreResult<Option<TokenStatus>> {
-        ops::token_status(&self.pool, hash).await
-    }
-
-    async fn account(&self, username: &str) -> StoreResult<Option<AccountRecord>> {
-        ops::account(&self.pool, username).await
-    }
-
-    async fn start_web_session(
-        &self,
-        account: AccountId,
-        session: NewWebSession,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        ops::start_web_session(&self.pool, account, session, now_ms).await
-    }
-
-    async fn web_session(
-        &self,
-        hash: TokenHash,
-        idle_timeout_ms: i64,
-        now_ms: i64,
-    ) -> StoreResult<Option<WebSession>> {
-        ops::web_session(&self.pool, hash, idle_timeout_ms, now_ms).await
-    }
-
-    async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {
-        ops::end_web_session(&self.pool, hash, now_ms).await
-    }
-
-    async fn server_secret(
-        &self,
-        name: &str,
-        fresh: [u8; 32],
-        now_ms: i64,
-    ) -> StoreResult<[u8; 32]> {
-        ops::server_secret(&self.pool, name, fresh, now_ms).await
-    }
-
-    async fn find_server_secret(&self, name: &str) -> StoreResult<Option<[u8; 32]>> {
-        ops::find_server_secret(&self.pool, name).await
-    }
-
-    async fn remove_server_secrets(
-        &self,
-        names: &[&str],
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<u64> {
-        ops::remove_server_secrets(&self.pool, names, actor, now_ms).await
-    }
-
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -34,7 +34,7 @@ pub(crate) async fn run(pool: &PgPool) -> StoreResult<usize> {
         other => infusion_store::StoreError::Backend(format!("migration failed: {other}")),
     })?;
     let after = applied(pool).await?;
-    let sealed = crate::ops::seal_legacy_audit(pool).await?;
+    let sealed = crate::audit::seal_legacy_audit(pool).await?;
     if sealed > 0 {
         tracing::info!(
             rows = sealed,

@@ -72,7 +72,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<usize> {
         tracing::info!(migration = name, "applied");
     }
     let tx = conn.transaction().map_err(backend)?;
-    let sealed = crate::ops::seal_legacy_audit(&tx)?;
+    let sealed = crate::audit::seal_legacy_audit(&tx)?;
     tx.commit().map_err(backend)?;
     if sealed > 0 {
         tracing::info!(

@@ -8,11 +8,12 @@
 //! before their data is on disk, and throughput grows with load instead of
 //! being capped at the disk's fsync rate.
 
-use infusion_store::{Change, DeviceId, NewAudit, Refusal, StoreError, StoreResult};
+use infusion_store::{Change, DeviceId, Effects, NewAudit, Refusal, StoreError, StoreResult};
 use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::ops::{insert_audit, revoke_chain};
+use crate::audit::insert_audit;
+use crate::tokens::revoke_chain;
 
 /// Most jobs committed together. Bounds the latency one batch adds to the
 /// first job in it.
@@ -47,10 +48,15 @@ impl WriteCtx<'_> {
         }
     }
 
-    /// Announces `change` on the change feed once the batch is committed
-    /// (never, if this job is refused or the commit fails).
-    pub fn announce(&mut self, change: Change) {
-        self.announced.push(change);
+    /// Applies a decision's effects: appends its audit entries now, in
+    /// the job's savepoint, and announces its changes once the batch is
+    /// committed (never, if this job is refused or the commit fails).
+    pub fn apply(&mut self, effects: Effects) -> StoreResult<()> {
+        for entry in &effects.audit {
+            insert_audit(self.conn, entry)?;
+        }
+        self.announced.extend(effects.changes);
+        Ok(())
     }
 }
 

@@ -12,6 +12,10 @@
 //! refused before it costs any hashing, so an attack on one account
 //! cannot slow the logins of others.
 
+use async_trait::async_trait;
+
+use crate::{Effects, NewAudit, StoreResult};
+
 /// How a key's attempts lock it out: the first `free` attempts within the
 /// window are free; each further one locks the key for twice as long as
 /// the one before, from one second up to `max_ms`.
@@ -108,6 +112,67 @@ pub enum Attempt {
     },
 }
 
+/// The login throttle's counts, one transaction per method.
+#[async_trait]
+pub trait Throttle: Send + Sync {
+    /// A login attempt, before its password is checked: refused while any
+    /// key is locked out (nothing is counted then), otherwise counted
+    /// against the keys counted up front, and allowed. The count that sets
+    /// a key's first lockout of a window is audited as a security event.
+    async fn login_attempt(&self, keys: Vec<ThrottleKey>, now_ms: i64) -> StoreResult<Attempt>;
+
+    /// A login attempt failed its check: counted against the other keys.
+    async fn login_failed(&self, keys: Vec<ThrottleKey>, now_ms: i64) -> StoreResult<()>;
+
+    /// A login attempt succeeded: clears the keys counted up front.
+    async fn login_succeeded(&self, keys: Vec<ThrottleKey>) -> StoreResult<()>;
+}
+
+/// Decides an attempt from the latest lockout end among its keys (`None`
+/// when none of them has a row): refused while it lies ahead.
+pub fn attempt(locked_until_ms: Option<i64>, now_ms: i64) -> Attempt {
+    let left = locked_until_ms.map_or(0, |u| u.saturating_sub(now_ms));
+    if left > 0 {
+        Attempt::Locked {
+            retry_after_ms: left,
+        }
+    } else {
+        Attempt::Allowed
+    }
+}
+
+/// What one more attempt against `key` does, its count in the window now
+/// being `attempts`: the lockout to set, if any, and the audit entry of
+/// the first lockout of a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    /// Lock the key until then.
+    pub locked_until_ms: Option<i64>,
+    /// The security event of a first lockout.
+    pub effects: Effects,
+}
+
+/// Decides the lockout after the `attempts`-th attempt against `key` now.
+pub fn counted(key: &ThrottleKey, attempts: i64, now_ms: i64) -> Counted {
+    let attempts = u32::try_from(attempts.max(0)).unwrap_or(u32::MAX);
+    let lock = key.backoff.lockout_ms(attempts);
+    if lock == 0 {
+        return Counted {
+            locked_until_ms: None,
+            effects: Effects::none(),
+        };
+    }
+    let effects = if attempts == key.backoff.free + 1 {
+        Effects::audit(NewAudit::locked_out(now_ms, &key.key, attempts, lock))
+    } else {
+        Effects::none()
+    };
+    Counted {
+        locked_until_ms: Some(now_ms + lock),
+        effects,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +189,47 @@ mod tests {
     #[test]
     fn usernames_are_counted_whatever_their_case() {
         assert_eq!(ThrottleKey::account("Alice"), ThrottleKey::account("alice"));
+    }
+
+    #[test]
+    fn an_attempt_is_refused_only_while_a_lockout_lies_ahead() {
+        assert_eq!(attempt(None, 10), Attempt::Allowed);
+        assert_eq!(attempt(Some(10), 10), Attempt::Allowed);
+        assert_eq!(attempt(Some(0), 10), Attempt::Allowed);
+        assert_eq!(
+            attempt(Some(1_010), 10),
+            Attempt::Locked {
+                retry_after_ms: 1_000
+            }
+        );
+    }
+
+    #[test]
+    fn only_the_first_lockout_of_a_window_is_audited() {
+        let k = ThrottleKey::account("alice");
+        let at = |n| counted(&k, n, 100);
+        assert_eq!(
+            at(5),
+            Counted {
+                locked_until_ms: None,
+                effects: Effects::none()
+            }
+        );
+        let first = at(6);
+        assert_eq!(first.locked_until_ms, Some(1_100));
+        assert_eq!(first.effects.audit[0].actor, "user:alice");
+        assert_eq!(
+            first.effects.audit[0].action,
+            crate::AuditAction::LoginLockedOut
+        );
+        let second = at(7);
+        assert_eq!(
+            (second.locked_until_ms, second.effects),
+            (Some(2_100), Effects::none())
+        );
+        assert_eq!(
+            counted(&k, i64::MAX, 0).locked_until_ms,
+            Some(15 * 60 * 1000)
+        );
     }
 }

@@ -226,7 +226,7 @@ pub async fn seed_patient(
         .unwrap();
     store
         .bind_device(
-            username,
+            id,
             MacAddress::parse(mac).unwrap(),
             device_secret(mac).public_key(),
             "test",
@@ -234,7 +234,7 @@ pub async fn seed_patient(
         )
         .await
         .unwrap();
-    store.set_limits(username, limits, "test", 0).await.unwrap();
+    store.set_limits(id, limits, "test", 0).await.unwrap();
     id
 }
 
@@ -370,4 +370,10 @@ async fn start(store: Arc<dyn Store>, config: ServerConfig, addr: SocketAddr, tl
         server_key,
         _stop: stop,
     }
+}
+
+/// The patient record of `username`: tests name their patients, the store
+/// is keyed by id.
+pub async fn patient_id(store: &dyn Store, username: &str) -> PatientId {
+    store.patient_id(username).await.unwrap()
 }

@@ -11,7 +11,7 @@ use infusion_pump_core::PumpConfig;
 use infusion_server::password::PasswordParams;
 use infusion_sim::{AckLog, Credentials, SimConfig, SimPump, Snapshot};
 use infusion_store::{NewPrescription, Store};
-use infusion_testkit::{device_secret, seed_patient, seed_physician, server_key};
+use infusion_testkit::{device_secret, patient_id, seed_patient, seed_physician, server_key};
 use tokio::sync::watch;
 
 /// Every seeded account's password.
@@ -90,7 +90,7 @@ pub async fn seed(store: &dyn Store, n: usize) -> PublicKey {
         seed_patient(store, &name, "P", "doc", &hash, &mac(i), limits()).await;
         store
             .set_prescription(
-                &name,
+                patient_id(store, &name).await,
                 NewPrescription {
                     volume_ul: 9_000,
                     rate_ul_h: 20_000,
@@ -160,7 +160,10 @@ pub async fn assert_acknowledged_stored_once(store: &dyn Store, acks: &[AckLog])
         let acked = log.lock().unwrap().clone();
         assert!(!acked.is_empty(), "p{i} had reports acknowledged");
         total += acked.len();
-        let patient = store.patient(&format!("p{i}")).await.unwrap();
+        let patient = store
+            .patient(patient_id(store, &format!("p{i}")).await)
+            .await
+            .unwrap();
         let stored = store.events(patient.patient_id, 0, 100_000).await.unwrap();
         let mut seqs: Vec<u32> = stored.iter().map(|e| e.seq).collect();
         let n = seqs.len();

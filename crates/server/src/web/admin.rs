@@ -248,9 +248,10 @@ pub async fn bind_device(
         })?;
         let secret =
             crate::identity::new_device_secret().map_err(|e| StoreError::Backend(e.to_string()))?;
+        let patient = app.store.patient_id(&f.patient).await?;
         app.store
             .bind_device(
-                &f.patient,
+                patient,
                 mac,
                 secret.public_key(),
                 &user_actor(&user.session.username),

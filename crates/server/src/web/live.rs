@@ -48,7 +48,7 @@ async fn visible_patients(
             .into_iter()
             .map(|p| p.patient_id)
             .collect(),
-        Role::Patient => HashSet::from([app.store.patient(&session.username).await?.patient_id]),
+        Role::Patient => HashSet::from([app.store.patient_id(&session.username).await?]),
         Role::Admin => HashSet::new(),
     })
 }

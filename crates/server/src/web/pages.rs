@@ -138,7 +138,11 @@ async fn visible(
     user: &WebUser,
     username: &str,
 ) -> Result<PatientSummary, WebError> {
-    let p = match app.store.patient(username).await {
+    let found = async {
+        let id = app.store.patient_id(username).await?;
+        app.store.patient(id).await
+    };
+    let p = match found.await {
         Ok(p) => p,
         Err(infusion_store::StoreError::NotFound(_)) => return Err(WebError::no_patient()),
         Err(e) => return Err(e.into()),
@@ -499,7 +503,7 @@ pub async fn set_limits(
     Form(f): Form<LimitsForm>,
 ) -> Result<Response, WebError> {
     user.check_csrf(&f.csrf)?;
-    editable(&app, &user, &username).await?;
+    let patient = editable(&app, &user, &username).await?.patient_id;
     let parsed = (|| {
         Ok::<_, String>(PatientLimits {
             min_rate_ul_h: number("lowest rate", &f.min_rate_ml_h)?,
@@ -512,7 +516,7 @@ pub async fn set_limits(
         Ok(limits) => match app
             .store
             .set_limits(
-                &username,
+                patient,
                 limits,
                 &user_actor(&user.session.username),
                 now_ms(),
@@ -543,7 +547,7 @@ pub async fn set_prescription(
     Form(f): Form<PrescriptionForm>,
 ) -> Result<Response, WebError> {
     user.check_csrf(&f.csrf)?;
-    editable(&app, &user, &username).await?;
+    let patient = editable(&app, &user, &username).await?.patient_id;
     let parsed = (|| {
         let state = match f.state.as_str() {
             "run" => InfusionState::Run,
@@ -560,7 +564,7 @@ pub async fn set_prescription(
         Err(m) => Err(m),
         Ok(p) => match app
             .store
-            .set_prescription(&username, p, &user_actor(&user.session.username), now_ms())
+            .set_prescription(patient, p, &user_actor(&user.session.username), now_ms())
             .await
         {
             Ok(v) => Ok(format!(
@@ -587,11 +591,11 @@ pub async fn acknowledge_alarm(
     Form(f): Form<AckForm>,
 ) -> Result<Response, WebError> {
     user.check_csrf(&f.csrf)?;
-    editable(&app, &user, &username).await?;
+    let patient = editable(&app, &user, &username).await?.patient_id;
     let outcome = match app
         .store
         .acknowledge_alarm(
-            &username,
+            patient,
             event_id,
             &user_actor(&user.session.username),
             now_ms(),
@@ -614,7 +618,7 @@ pub async fn decide_suggestion(
     Form(f): Form<AckForm>,
 ) -> Result<Response, WebError> {
     user.check_csrf(&f.csrf)?;
-    editable(&app, &user, &username).await?;
+    let patient = editable(&app, &user, &username).await?.patient_id;
     let approve = match decision.as_str() {
         "approve" => true,
         "reject" => false,
@@ -623,7 +627,7 @@ pub async fn decide_suggestion(
     let outcome = match app
         .store
         .decide_suggestion(
-            &username,
+            patient,
             id,
             approve,
             &user_actor(&user.session.username),

@@ -14,7 +14,9 @@ use infusion_protocol::{InfusionState, PatientId, PatientLimits};
 use infusion_server::ServerConfig;
 use infusion_store::{NewPrescription, Store};
 pub use infusion_testkit::Backend;
-use infusion_testkit::{Served, TestDb, seed_patient, seed_physician, serve, test_config};
+use infusion_testkit::{
+    Served, TestDb, patient_id, seed_patient, seed_physician, serve, test_config,
+};
 use serde_json::{Value, json};
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -73,7 +75,7 @@ impl TestApp {
             let id = seed_patient(&*store, username, first, "dr.house", &hash, mac, limits).await;
             store
                 .set_prescription(
-                    username,
+                    patient_id(&*store, username).await,
                     NewPrescription {
                         volume_ul: 2_000,
                         rate_ul_h: 4_000,

@@ -1,0 +1,181 @@
+//! The SQL of devices: binding and the device login.
+
+use async_trait::async_trait;
+use infusion_protocol::{HexBytes, MacAddress, PatientId, PublicKey};
+use infusion_store::{
+    AccountId, Binding, BoundDevice, BoundNow, DeviceId, Devices, LoginRecord, NewToken,
+    StoreError, StoreResult, bind, start_session, stored_mac,
+};
+
+use crate::accounts::lock_patient;
+use crate::audit::apply;
+use crate::rows::{db_patient_id, get, patient_id};
+use crate::{PgStore, db_error};
+
+/// A stored fixed-size byte column (`what` names it in the fault).
+fn bytes<const N: usize>(v: Option<Vec<u8>>, what: &str) -> StoreResult<Option<[u8; N]>> {
+    v.map(|v| {
+        v.try_into()
+            .map_err(|_| StoreError::Backend(format!("stored {what} is not {N} bytes")))
+    })
+    .transpose()
+}
+
+#[async_trait]
+impl Devices for PgStore {
+    async fn bind_device(
+        &self,
+        patient: PatientId,
+        mac: MacAddress,
+        public_key: PublicKey,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<DeviceId> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let username = lock_patient(&mut tx, patient).await?;
+        let pid = patient.0 as i64;
+        let mac_text = mac.to_string();
+        let holder = sqlx::query(
+            "SELECT id, patient_id FROM devices WHERE mac = $1 AND retired_at_ms IS NULL",
+        )
+        .bind(&mac_text)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .map(|r| Ok::<_, StoreError>((DeviceId(get(&r, 0)?), patient_id(get(&r, 1)?))))
+        .transpose()?;
+        let (binding, effects) = bind(patient, &username, &mac, holder, actor, now_ms)?;
+        let id = match binding {
+            Binding::Rekey(id) => {
+                sqlx::query("UPDATE devices SET public_key = $1 WHERE id = $2")
+                    .bind(&public_key.0[..])
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                id
+            }
+            Binding::New => {
+                sqlx::query(
+                    "UPDATE devices SET retired_at_ms = $1 WHERE patient_id = $2 AND retired_at_ms IS NULL",
+                )
+                .bind(now_ms)
+                .bind(pid)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO devices (patient_id, mac, registered_at_ms, public_key) VALUES ($1, $2, $3, $4)
+                     RETURNING id",
+                )
+                .bind(pid)
+                .bind(&mac_text)
+                .bind(now_ms)
+                .bind(&public_key.0[..])
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| match db_error(e) {
+                    // Another instance bound this MAC in the meantime.
+                    StoreError::Conflict(_) => StoreError::device_taken(&mac),
+                    other => other,
+                })?;
+                DeviceId(id)
+            }
+        };
+        apply(&mut tx, effects).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(id)
+    }
+
+    async fn device_login_record(&self, username: &str) -> StoreResult<Option<LoginRecord>> {
+        let row = sqlx::query(
+            "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac,
+                    d.public_key, d.login_nonce
+             FROM accounts a
+             JOIN patients p ON p.account_id = a.id
+             LEFT JOIN institutions i ON i.id = a.institution_id
+             LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
+             WHERE a.username = $1 AND a.role = 'patient'",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let device = match get::<Option<i64>>(&r, 6)? {
+            Some(id) => Some(BoundDevice {
+                id: DeviceId(id),
+                mac: stored_mac(get(&r, 7)?)?,
+                public_key: bytes(get(&r, 8)?, "device key")?.map(HexBytes),
+                login_nonce: bytes(get(&r, 9)?, "login nonce")?,
+            }),
+            None => None,
+        };
+        Ok(Some(LoginRecord {
+            account_id: AccountId(get(&r, 0)?),
+            patient_id: patient_id(get(&r, 1)?),
+            password_hash: get(&r, 2)?,
+            first_name: get(&r, 3)?,
+            last_name: get(&r, 4)?,
+            institution: get(&r, 5)?,
+            device,
+        }))
+    }
+
+    async fn start_device_session(
+        &self,
+        record: &LoginRecord,
+        device: DeviceId,
+        nonce: Option<[u8; 16]>,
+        token: NewToken,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let pid = db_patient_id(record.patient_id).unwrap_or(-1);
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // Touching the device row checks and locks the binding in one go: a
+        // concurrent login of the same device waits here, then reads the
+        // nonce the first one stored.
+        let bound = sqlx::query(
+            "UPDATE devices SET last_seen_ms = $1 WHERE id = $2 AND patient_id = $3 AND retired_at_ms IS NULL
+             RETURNING mac, login_nonce",
+        )
+        .bind(now_ms)
+        .bind(device.0)
+        .bind(pid)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .map(|r| {
+            Ok::<_, StoreError>(BoundNow {
+                mac: get(&r, 0)?,
+                login_nonce: bytes(get(&r, 1)?, "login nonce")?,
+            })
+        })
+        .transpose()?;
+        let (nonce, effects) = start_session(bound, nonce, record.patient_id, now_ms)?;
+        if let Some(nonce) = nonce {
+            sqlx::query("UPDATE devices SET login_nonce = $1 WHERE id = $2")
+                .bind(&nonce[..])
+                .bind(device.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        sqlx::query(
+            "INSERT INTO tokens (hash, device_id, patient_id, issued_at_ms, expires_at_ms, generation)
+             SELECT $1, $2, $3, $4, $5, token_generation FROM devices WHERE id = $2",
+        )
+        .bind(&token.hash.0[..])
+        .bind(device.0)
+        .bind(pid)
+        .bind(now_ms)
+        .bind(token.expires_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        apply(&mut tx, effects).await?;
+        tx.commit().await.map_err(db_error)
+    }
+}

@@ -1,0 +1,203 @@
+//! The SQL of limits, prescriptions and patient summaries.
+
+use async_trait::async_trait;
+use infusion_protocol::{PatientId, PatientLimits};
+use infusion_store::{
+    NewPrescription, PatientSummary, Prescription, StoreError, StoreResult, Treatment,
+    limits_change, next_version, stored_mac,
+};
+use sqlx::PgConnection;
+
+use crate::accounts::lock_patient;
+use crate::audit::apply;
+use crate::rows::{
+    PRESCRIPTION_COLUMNS, db_patient_id, get, limits_at, patient_id, prescription_at,
+    prescription_row,
+};
+use crate::{PgStore, db_error};
+
+/// A patient's limits.
+pub(crate) async fn limits_of(conn: &mut PgConnection, pid: i64) -> StoreResult<PatientLimits> {
+    let row = sqlx::query(
+        "SELECT min_rate_ul_h, max_rate_ul_h, max_volume_ul FROM limits WHERE patient_id = $1",
+    )
+    .bind(pid)
+    .fetch_one(conn)
+    .await
+    .map_err(db_error)?;
+    limits_at(&row, 0)
+}
+
+/// A patient's newest prescription version, if one was written.
+pub(crate) async fn current_prescription(
+    conn: &mut PgConnection,
+    pid: i64,
+) -> StoreResult<Option<Prescription>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PRESCRIPTION_COLUMNS} FROM prescriptions WHERE patient_id = $1
+         ORDER BY version DESC LIMIT 1"
+    )))
+    .bind(pid)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)?
+    .as_ref()
+    .map(prescription_row)
+    .transpose()
+}
+
+/// Writes prescription version `version` of `patient`, as a decision
+/// allowed it.
+pub(crate) async fn insert_prescription(
+    conn: &mut PgConnection,
+    patient: PatientId,
+    version: u32,
+    p: &NewPrescription,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO prescriptions (patient_id, version, volume_ul, rate_ul_h, state, created_at_ms, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(patient.0 as i64)
+    .bind(i64::from(version))
+    .bind(i64::from(p.volume_ul))
+    .bind(i64::from(p.rate_ul_h))
+    .bind(p.state.as_str())
+    .bind(now_ms)
+    .bind(actor)
+    .execute(conn)
+    .await
+    .map(|_| ())
+    .map_err(db_error)
+}
+
+/// Patient summaries in one statement (so that they are one snapshot):
+/// account, physician, device, limits and the newest prescription.
+/// `filter` is a `WHERE` of our own on `$1`.
+fn summaries_sql(filter: &str) -> String {
+    format!(
+        "SELECT p.id, a.username, a.first_name, a.last_name, ph.username, d.mac, d.last_seen_ms,
+                l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
+                rx.version, rx.volume_ul, rx.rate_ul_h, rx.state, rx.created_at_ms, rx.created_by,
+                rx.fetched_at_ms
+         FROM patients p
+         JOIN accounts a ON a.id = p.account_id
+         JOIN accounts ph ON ph.id = p.physician_id
+         JOIN limits l ON l.patient_id = p.id
+         LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
+         LEFT JOIN LATERAL (
+             SELECT {PRESCRIPTION_COLUMNS} FROM prescriptions
+             WHERE patient_id = p.id ORDER BY version DESC LIMIT 1
+         ) rx ON TRUE
+         {filter}
+         ORDER BY a.last_name, a.first_name, a.username"
+    )
+}
+
+fn summary_row(r: &sqlx::postgres::PgRow) -> StoreResult<PatientSummary> {
+    Ok(PatientSummary {
+        patient_id: patient_id(get(r, 0)?),
+        username: get(r, 1)?,
+        first_name: get(r, 2)?,
+        last_name: get(r, 3)?,
+        physician_username: get(r, 4)?,
+        device: get::<Option<&str>>(r, 5)?.map(stored_mac).transpose()?,
+        last_contact_ms: get(r, 6)?,
+        limits: limits_at(r, 7)?,
+        prescription: prescription_at(r, 10)?,
+    })
+}
+
+#[async_trait]
+impl Treatment for PgStore {
+    async fn set_limits(
+        &self,
+        patient: PatientId,
+        limits: PatientLimits,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        lock_patient(&mut tx, patient).await?;
+        let pid = patient.0 as i64;
+        let current = current_prescription(&mut tx, pid).await?;
+        let effects = limits_change(&limits, current.as_ref(), patient, actor, now_ms)?;
+        sqlx::query(
+            "UPDATE limits SET min_rate_ul_h = $1, max_rate_ul_h = $2, max_volume_ul = $3, updated_at_ms = $4, updated_by = $5
+             WHERE patient_id = $6",
+        )
+        .bind(i64::from(limits.min_rate_ul_h))
+        .bind(i64::from(limits.max_rate_ul_h))
+        .bind(i64::from(limits.max_volume_ul))
+        .bind(now_ms)
+        .bind(actor)
+        .bind(pid)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        apply(&mut tx, effects).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn set_prescription(
+        &self,
+        patient: PatientId,
+        p: NewPrescription,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<u32> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        lock_patient(&mut tx, patient).await?;
+        let pid = patient.0 as i64;
+        let limits = limits_of(&mut tx, pid).await?;
+        let current = current_prescription(&mut tx, pid)
+            .await?
+            .map_or(0, |c| c.version);
+        let (version, effects) = next_version(&p, &limits, current, patient, actor, now_ms)?;
+        insert_prescription(&mut tx, patient, version, &p, actor, now_ms).await?;
+        apply(&mut tx, effects).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(version)
+    }
+
+    async fn patient(&self, patient: PatientId) -> StoreResult<PatientSummary> {
+        sqlx::query(sqlx::AssertSqlSafe(summaries_sql("WHERE p.id = $1")))
+            .bind(db_patient_id(patient).unwrap_or(-1))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(summary_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("no patient {}", patient.0)))
+    }
+
+    async fn patients_of(&self, physician_username: &str) -> StoreResult<Vec<PatientSummary>> {
+        sqlx::query(sqlx::AssertSqlSafe(summaries_sql("WHERE ph.username = $1")))
+            .bind(physician_username)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(summary_row)
+            .collect()
+    }
+
+    async fn prescriptions(&self, patient: PatientId) -> StoreResult<Vec<Prescription>> {
+        let Some(pid) = db_patient_id(patient) else {
+            return Ok(Vec::new());
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PRESCRIPTION_COLUMNS} FROM prescriptions WHERE patient_id = $1 ORDER BY version"
+        )))
+        .bind(pid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(prescription_row)
+        .collect()
+    }
+}

@@ -1,0 +1,96 @@
+//! The SQL of web sessions.
+
+use async_trait::async_trait;
+use infusion_store::{
+    AccountId, NewWebSession, StoreResult, TokenHash, WebSession, WebSessions, ended, started,
+};
+
+use crate::audit::apply;
+use crate::rows::{ACCOUNT_COLUMNS, account_row, get};
+use crate::{PgStore, db_error};
+
+#[async_trait]
+impl WebSessions for PgStore {
+    async fn start_web_session(
+        &self,
+        account: AccountId,
+        session: NewWebSession,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let username: Option<String> = sqlx::query_scalar(
+            "WITH s AS (
+                 INSERT INTO web_sessions (hash, account_id, created_at_ms, last_seen_ms, expires_at_ms)
+                 SELECT $1, id, $3, $3, $4 FROM accounts WHERE id = $2
+                 RETURNING account_id
+             )
+             SELECT a.username FROM s JOIN accounts a ON a.id = s.account_id",
+        )
+        .bind(&session.hash.0[..])
+        .bind(account.0)
+        .bind(now_ms)
+        .bind(session.expires_at_ms)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        apply(&mut tx, started(username.as_deref(), now_ms)?).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn web_session(
+        &self,
+        hash: TokenHash,
+        idle_timeout_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<WebSession>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH s AS (
+                 UPDATE web_sessions SET last_seen_ms = $2
+                 WHERE hash = $1 AND ended_at_ms IS NULL AND expires_at_ms > $2
+                   AND last_seen_ms > $2 - $3
+                 RETURNING account_id, created_at_ms, expires_at_ms
+             )
+             SELECT {ACCOUNT_COLUMNS}, s.created_at_ms, s.expires_at_ms
+             FROM s JOIN accounts a ON a.id = s.account_id"
+        )))
+        .bind(&hash.0[..])
+        .bind(now_ms)
+        .bind(idle_timeout_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let a = account_row(&r)?;
+        Ok(Some(WebSession {
+            account_id: a.account_id,
+            username: a.username,
+            role: a.role,
+            first_name: a.first_name,
+            last_name: a.last_name,
+            created_at_ms: get(&r, 6)?,
+            expires_at_ms: get(&r, 7)?,
+        }))
+    }
+
+    async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let username: Option<String> = sqlx::query_scalar(
+            "WITH s AS (
+                 UPDATE web_sessions SET ended_at_ms = $2 WHERE hash = $1 AND ended_at_ms IS NULL
+                 RETURNING account_id
+             )
+             SELECT a.username FROM s JOIN accounts a ON a.id = s.account_id",
+        )
+        .bind(&hash.0[..])
+        .bind(now_ms)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let (live, effects) = ended(username.as_deref(), now_ms);
+        apply(&mut tx, effects).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(live)
+    }
+}

@@ -1,0 +1,176 @@
+//! The SQL of devices: binding and the device login.
+
+use async_trait::async_trait;
+use infusion_protocol::{HexBytes, MacAddress, PatientId, PublicKey};
+use infusion_store::{
+    AccountId, Binding, BoundDevice, BoundNow, DeviceId, Devices, LoginRecord, NewToken,
+    StoreResult, bind, start_session,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::SqliteStore;
+use crate::accounts::username_of;
+use crate::rows::{db_patient_id, patient_id, read_mac};
+use crate::tokens::insert_token;
+use crate::writer::{Cached, WriteCtx, backend};
+
+fn bind_device(
+    cx: &mut WriteCtx<'_>,
+    patient: PatientId,
+    mac: MacAddress,
+    public_key: PublicKey,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<DeviceId> {
+    let conn = cx.conn;
+    let username = username_of(conn, patient)?;
+    let pid = patient.0 as i64;
+    let mac_text = mac.to_string();
+    let holder = conn
+        .row(
+            "SELECT id, patient_id FROM devices WHERE mac = ?1 AND retired_at_ms IS NULL",
+            [&mac_text],
+            |r| Ok((DeviceId(r.get(0)?), patient_id(r.get(1)?))),
+        )
+        .optional()
+        .map_err(backend)?;
+    let (binding, effects) = bind(patient, &username, &mac, holder, actor, now_ms)?;
+    let id = match binding {
+        Binding::Rekey(id) => {
+            conn.exec(
+                "UPDATE devices SET public_key = ?1 WHERE id = ?2",
+                params![&public_key.0[..], id.0],
+            )
+            .map_err(backend)?;
+            id
+        }
+        Binding::New => {
+            conn.exec(
+                "UPDATE devices SET retired_at_ms = ?1 WHERE patient_id = ?2 AND retired_at_ms IS NULL",
+                params![now_ms, pid],
+            )
+            .map_err(backend)?;
+            conn.exec(
+                "INSERT INTO devices (patient_id, mac, registered_at_ms, public_key) VALUES (?1, ?2, ?3, ?4)",
+                params![pid, mac_text, now_ms, &public_key.0[..]],
+            )
+            .map_err(backend)?;
+            DeviceId(conn.last_insert_rowid())
+        }
+    };
+    cx.apply(effects)?;
+    Ok(id)
+}
+
+fn login_record(conn: &Connection, username: &str) -> StoreResult<Option<LoginRecord>> {
+    conn.row(
+        "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac,
+                d.public_key, d.login_nonce
+         FROM accounts a
+         JOIN patients p ON p.account_id = a.id
+         LEFT JOIN institutions i ON i.id = a.institution_id
+         LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
+         WHERE a.username = ?1 AND a.role = 'patient'",
+        [username],
+        |r| {
+            let device = match r.get::<_, Option<i64>>(6)? {
+                Some(id) => Some(BoundDevice {
+                    id: DeviceId(id),
+                    mac: read_mac(r, 7)?,
+                    public_key: r.get::<_, Option<[u8; 32]>>(8)?.map(HexBytes),
+                    login_nonce: r.get(9)?,
+                }),
+                None => None,
+            };
+            Ok(LoginRecord {
+                account_id: AccountId(r.get(0)?),
+                patient_id: patient_id(r.get(1)?),
+                password_hash: r.get(2)?,
+                first_name: r.get(3)?,
+                last_name: r.get(4)?,
+                institution: r.get(5)?,
+                device,
+            })
+        },
+    )
+    .optional()
+    .map_err(backend)
+}
+
+fn start_device_session(
+    cx: &mut WriteCtx<'_>,
+    record: &LoginRecord,
+    device: DeviceId,
+    nonce: Option<[u8; 16]>,
+    token: NewToken,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let conn = cx.conn;
+    let pid = db_patient_id(record.patient_id).unwrap_or(-1);
+    let bound = conn
+        .row(
+            "SELECT mac, login_nonce FROM devices WHERE id = ?1 AND patient_id = ?2 AND retired_at_ms IS NULL",
+            params![device.0, pid],
+            |r| {
+                Ok(BoundNow {
+                    mac: r.get(0)?,
+                    login_nonce: r.get(1)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(backend)?;
+    let (nonce, effects) = start_session(bound, nonce, record.patient_id, now_ms)?;
+    if let Some(nonce) = nonce {
+        conn.exec(
+            "UPDATE devices SET login_nonce = ?1 WHERE id = ?2",
+            params![&nonce[..], device.0],
+        )
+        .map_err(backend)?;
+    }
+    insert_token(conn, &token, device.0, pid, now_ms)?;
+    conn.exec(
+        "UPDATE devices SET last_seen_ms = ?1 WHERE id = ?2",
+        params![now_ms, device.0],
+    )
+    .map_err(backend)?;
+    cx.apply(effects)
+}
+
+#[async_trait]
+impl Devices for SqliteStore {
+    async fn bind_device(
+        &self,
+        patient: PatientId,
+        mac: MacAddress,
+        public_key: PublicKey,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<DeviceId> {
+        let actor = actor.to_owned();
+        self.writer
+            .write(move |cx| bind_device(cx, patient, mac, public_key, &actor, now_ms))
+            .await
+    }
+
+    async fn device_login_record(&self, username: &str) -> StoreResult<Option<LoginRecord>> {
+        let user = username.to_owned();
+        self.readers
+            .read(move |conn| login_record(conn, &user))
+            .await
+    }
+
+    async fn start_device_session(
+        &self,
+        record: &LoginRecord,
+        device: DeviceId,
+        nonce: Option<[u8; 16]>,
+        token: NewToken,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let record = record.clone();
+        self.writer
+            .write(move |cx| start_device_session(cx, &record, device, nonce, token, now_ms))
+            .await
+    }
+}

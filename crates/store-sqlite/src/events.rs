@@ -1,0 +1,200 @@
+//! The SQL of reports, the event history and alarm acknowledgement.
+
+use async_trait::async_trait;
+use infusion_protocol::{Alarm, Event, PatientId, StateChange, WireEvent};
+use infusion_store::{
+    AlarmFound, EventRow, Events, NewToken, ReportOutcome, StoreResult, StoredEvent, TokenHash,
+    acknowledge, reported,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::SqliteStore;
+use crate::rows::{db_patient_id, event_row, patient_id};
+use crate::tokens::{consume_token, insert_token};
+use crate::writer::{Cached, WriteCtx, backend};
+
+fn report(
+    cx: &mut WriteCtx<'_>,
+    presented: TokenHash,
+    patient: PatientId,
+    events: &[Event],
+    next: NewToken,
+    now_ms: i64,
+) -> StoreResult<ReportOutcome> {
+    let (device, pid, mac) = consume_token(cx, presented, patient, now_ms)?;
+    let conn = cx.conn;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (device_id, patient_id, seq, uptime_ms, kind, delivered_ul, rate_ul_h,
+                index_version, state, alarm, heart_rate_bpm, spo2_pct, tremor_score, received_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT (device_id, seq) DO NOTHING",
+        )
+        .map_err(backend)?;
+    let mut stored = Vec::with_capacity(events.len());
+    for e in events {
+        let w = WireEvent::from(*e);
+        let n = insert
+            .execute(params![
+                device,
+                pid,
+                w.seq,
+                w.uptime_ms as i64,
+                w.kind.as_str(),
+                w.delivered_ul,
+                w.rate_ul_h,
+                w.index_version,
+                w.state.map(StateChange::as_str),
+                w.alarm.map(Alarm::as_str),
+                w.heart_rate_bpm,
+                w.spo2_pct,
+                w.tremor_score,
+                now_ms
+            ])
+            .map_err(backend)?;
+        if n == 1 {
+            stored.push(e.seq);
+        }
+    }
+    drop(insert);
+    let (outcome, effects) = reported(events, &stored, patient_id(pid), &mac, now_ms);
+    cx.apply(effects)?;
+    insert_token(conn, &next, device, pid, now_ms)?;
+    Ok(outcome)
+}
+
+/// Events after `after_id`, oldest first; or with `newest_first`, the
+/// newest (and `after_id` ignored).
+fn events(
+    conn: &Connection,
+    pid: i64,
+    after_id: i64,
+    limit: u32,
+    newest_first: bool,
+) -> StoreResult<Vec<StoredEvent>> {
+    let (after, order) = if newest_first {
+        (0, "DESC")
+    } else {
+        (after_id, "")
+    };
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM events WHERE patient_id = ?1 AND id > ?2 ORDER BY id {order} LIMIT ?3",
+            EventRow::COLUMNS
+        ))
+        .map_err(backend)?;
+    st.query_map(params![pid, after, limit], event_row)
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
+}
+
+fn open_alarms(conn: &Connection, pid: i64) -> StoreResult<Vec<StoredEvent>> {
+    let mut st = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM events e WHERE patient_id = ?1 AND kind = 'alarm'
+             AND NOT EXISTS (SELECT 1 FROM alarm_acks a WHERE a.event_id = e.id)
+             ORDER BY id DESC LIMIT 100",
+            EventRow::COLUMNS
+        ))
+        .map_err(backend)?;
+    st.query_map([pid], event_row)
+        .and_then(|rows| rows.collect())
+        .map_err(backend)
+}
+
+fn acknowledge_alarm(
+    cx: &mut WriteCtx<'_>,
+    patient: PatientId,
+    event_id: i64,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<bool> {
+    let conn = cx.conn;
+    let found = conn
+        .row(
+            "SELECT alarm, EXISTS (SELECT 1 FROM alarm_acks WHERE event_id = e.id)
+             FROM events e WHERE id = ?1 AND patient_id = ?2 AND kind = 'alarm'",
+            params![event_id, db_patient_id(patient).unwrap_or(-1)],
+            |r| {
+                Ok(AlarmFound {
+                    alarm: r.get(0)?,
+                    acknowledged: r.get(1)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(backend)?;
+    let Some(effects) = acknowledge(found, patient, event_id, actor, now_ms)? else {
+        return Ok(false);
+    };
+    conn.exec(
+        "INSERT INTO alarm_acks (event_id, acked_at_ms, acked_by) VALUES (?1, ?2, ?3)",
+        params![event_id, now_ms, actor],
+    )
+    .map_err(backend)?;
+    cx.apply(effects)?;
+    Ok(true)
+}
+
+#[async_trait]
+impl Events for SqliteStore {
+    async fn report(
+        &self,
+        presented: TokenHash,
+        patient_id: PatientId,
+        events: Vec<Event>,
+        next: NewToken,
+        now_ms: i64,
+    ) -> StoreResult<ReportOutcome> {
+        self.writer
+            .write(move |cx| report(cx, presented, patient_id, &events, next, now_ms))
+            .await
+    }
+
+    async fn events(
+        &self,
+        patient_id: PatientId,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let Some(pid) = db_patient_id(patient_id) else {
+            return Ok(Vec::new());
+        };
+        self.readers
+            .read(move |conn| events(conn, pid, after_id, limit, false))
+            .await
+    }
+
+    async fn recent_events(
+        &self,
+        patient_id: PatientId,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>> {
+        let Some(pid) = db_patient_id(patient_id) else {
+            return Ok(Vec::new());
+        };
+        self.readers
+            .read(move |conn| events(conn, pid, 0, limit, true))
+            .await
+    }
+
+    async fn open_alarms(&self, patient_id: PatientId) -> StoreResult<Vec<StoredEvent>> {
+        let Some(pid) = db_patient_id(patient_id) else {
+            return Ok(Vec::new());
+        };
+        self.readers.read(move |conn| open_alarms(conn, pid)).await
+    }
+
+    async fn acknowledge_alarm(
+        &self,
+        patient: PatientId,
+        event_id: i64,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let actor = actor.to_owned();
+        self.writer
+            .write(move |cx| acknowledge_alarm(cx, patient, event_id, &actor, now_ms))
+            .await
+    }
+}

@@ -1,0 +1,164 @@
+//! The SQL of suggestions and of decisions on them.
+
+use async_trait::async_trait;
+use infusion_protocol::PatientId;
+use infusion_store::{
+    Decision, NewSuggestion, StoreError, StoreResult, SuggestPlan, Suggestion, SuggestionStatus,
+    Suggestions, decide, suggest, suggested,
+};
+use rusqlite::{OptionalExtension, params};
+
+use crate::SqliteStore;
+use crate::accounts::username_of;
+use crate::rows::{db_patient_id, read_u32};
+use crate::treatment::{current_prescription, insert_prescription, limits_of};
+use crate::writer::{Cached, WriteCtx, backend};
+
+/// The proposal columns of a suggestion row from `i`.
+fn proposal_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<NewSuggestion> {
+    Ok(NewSuggestion {
+        based_on_version: read_u32(r, i)?,
+        volume_ul: read_u32(r, i + 1)?,
+        rate_ul_h: read_u32(r, i + 2)?,
+        reason: r.get(i + 3)?,
+    })
+}
+
+fn make_suggestion(
+    cx: &mut WriteCtx<'_>,
+    patient: PatientId,
+    s: NewSuggestion,
+    now_ms: i64,
+) -> StoreResult<Option<i64>> {
+    let conn = cx.conn;
+    let pid =
+        db_patient_id(patient).ok_or_else(|| StoreError::NotFound("no such patient".into()))?;
+    username_of(conn, patient)?;
+    let current = current_prescription(conn, pid)?.map_or(0, |c| c.version);
+    let pending = conn
+        .row(
+            "SELECT id, based_on_version FROM suggestions WHERE patient_id = ?1 AND status = 'pending'",
+            [pid],
+            |r| Ok((r.get(0)?, read_u32(r, 1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    let SuggestPlan::Insert { supersede } = suggest(&s, current, &limits_of(conn, pid)?, pending)?
+    else {
+        return Ok(None);
+    };
+    if let Some(old) = supersede {
+        conn.exec(
+            "UPDATE suggestions SET status = ?3, decided_at_ms = ?2 WHERE id = ?1",
+            params![old, now_ms, SuggestionStatus::Superseded.as_str()],
+        )
+        .map_err(backend)?;
+    }
+    conn.exec(
+        "INSERT INTO suggestions (patient_id, based_on_version, volume_ul, rate_ul_h, reason, created_at_ms, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+        params![pid, s.based_on_version, s.volume_ul, s.rate_ul_h, s.reason, now_ms],
+    )
+    .map_err(backend)?;
+    let id = conn.last_insert_rowid();
+    cx.apply(suggested(patient, id, &s, now_ms))?;
+    Ok(Some(id))
+}
+
+fn decide_suggestion(
+    cx: &mut WriteCtx<'_>,
+    patient: PatientId,
+    id: i64,
+    approve: bool,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<Decision> {
+    let conn = cx.conn;
+    username_of(conn, patient)?;
+    let pid = patient.0 as i64;
+    let pending = conn
+        .row(
+            "SELECT based_on_version, volume_ul, rate_ul_h, reason FROM suggestions
+             WHERE id = ?1 AND patient_id = ?2 AND status = 'pending'",
+            params![id, pid],
+            |r| proposal_at(r, 0),
+        )
+        .optional()
+        .map_err(backend)?;
+    let current = current_prescription(conn, pid)?.map_or(0, |c| c.version);
+    let limits = limits_of(conn, pid)?;
+    let decided = decide(
+        pending.as_ref(),
+        id,
+        approve,
+        current,
+        &limits,
+        patient,
+        actor,
+        now_ms,
+    )?;
+    if let Some((version, p)) = &decided.prescription {
+        insert_prescription(conn, patient, *version, p, actor, now_ms)?;
+    }
+    let approved_version = decided.prescription.as_ref().map(|(v, _)| *v);
+    conn.exec(
+        "UPDATE suggestions SET status = ?2, decided_at_ms = ?3, decided_by = ?4, approved_version = ?5 WHERE id = ?1",
+        params![id, decided.status.as_str(), now_ms, actor, approved_version],
+    )
+    .map_err(backend)?;
+    cx.apply(decided.effects)?;
+    Ok(decided.decision)
+}
+
+#[async_trait]
+impl Suggestions for SqliteStore {
+    async fn suggest(
+        &self,
+        patient_id: PatientId,
+        suggestion: NewSuggestion,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        self.writer
+            .write(move |cx| make_suggestion(cx, patient_id, suggestion, now_ms))
+            .await
+    }
+
+    async fn pending_suggestions(&self, patient_id: PatientId) -> StoreResult<Vec<Suggestion>> {
+        let Some(pid) = db_patient_id(patient_id) else {
+            return Ok(Vec::new());
+        };
+        self.readers
+            .read(move |conn| {
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT id, created_at_ms, based_on_version, volume_ul, rate_ul_h, reason FROM suggestions
+                         WHERE patient_id = ?1 AND status = 'pending' ORDER BY id DESC",
+                    )
+                    .map_err(backend)?;
+                st.query_map([pid], |r| {
+                    Ok(Suggestion {
+                        id: r.get(0)?,
+                        created_at_ms: r.get(1)?,
+                        proposal: proposal_at(r, 2)?,
+                    })
+                })
+                .and_then(|rows| rows.collect())
+                .map_err(backend)
+            })
+            .await
+    }
+
+    async fn decide_suggestion(
+        &self,
+        patient: PatientId,
+        id: i64,
+        approve: bool,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<Decision> {
+        let actor = actor.to_owned();
+        self.writer
+            .write(move |cx| decide_suggestion(cx, patient, id, approve, &actor, now_ms))
+            .await
+    }
+}

@@ -1,0 +1,126 @@
+//! The SQL of web sessions.
+
+use async_trait::async_trait;
+use infusion_store::{
+    AccountId, NewWebSession, StoreResult, TokenHash, WebSession, WebSessions, ended, started,
+};
+use rusqlite::{OptionalExtension, params};
+
+use crate::SqliteStore;
+use crate::rows::{ACCOUNT_COLUMNS, account_row};
+use crate::writer::{Cached, WriteCtx, backend};
+
+fn start_web_session(
+    cx: &mut WriteCtx<'_>,
+    account: AccountId,
+    session: NewWebSession,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let conn = cx.conn;
+    let username: Option<String> = conn
+        .row(
+            "SELECT username FROM accounts WHERE id = ?1",
+            [account.0],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    let effects = started(username.as_deref(), now_ms)?;
+    conn.exec(
+        "INSERT INTO web_sessions (hash, account_id, created_at_ms, last_seen_ms, expires_at_ms)
+         VALUES (?1, ?2, ?3, ?3, ?4)",
+        params![
+            &session.hash.0[..],
+            account.0,
+            now_ms,
+            session.expires_at_ms
+        ],
+    )
+    .map_err(backend)?;
+    cx.apply(effects)
+}
+
+fn web_session(
+    cx: &mut WriteCtx<'_>,
+    hash: TokenHash,
+    idle_timeout_ms: i64,
+    now_ms: i64,
+) -> StoreResult<Option<WebSession>> {
+    let conn = cx.conn;
+    let live: Option<(i64, i64, i64)> = conn
+        .row(
+            "UPDATE web_sessions SET last_seen_ms = ?2
+             WHERE hash = ?1 AND ended_at_ms IS NULL AND expires_at_ms > ?2 AND last_seen_ms > ?2 - ?3
+             RETURNING account_id, created_at_ms, expires_at_ms",
+            params![&hash.0[..], now_ms, idle_timeout_ms],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    let Some((account_id, created_at_ms, expires_at_ms)) = live else {
+        return Ok(None);
+    };
+    let a = conn
+        .row(
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"),
+            [account_id],
+            account_row,
+        )
+        .map_err(backend)?;
+    Ok(Some(WebSession {
+        account_id: a.account_id,
+        username: a.username,
+        role: a.role,
+        first_name: a.first_name,
+        last_name: a.last_name,
+        created_at_ms,
+        expires_at_ms,
+    }))
+}
+
+fn end_web_session(cx: &mut WriteCtx<'_>, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {
+    let username: Option<String> = cx
+        .conn
+        .row(
+            "UPDATE web_sessions SET ended_at_ms = ?2 WHERE hash = ?1 AND ended_at_ms IS NULL
+             RETURNING (SELECT username FROM accounts WHERE id = account_id)",
+            params![&hash.0[..], now_ms],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    let (live, effects) = ended(username.as_deref(), now_ms);
+    cx.apply(effects)?;
+    Ok(live)
+}
+
+#[async_trait]
+impl WebSessions for SqliteStore {
+    async fn start_web_session(
+        &self,
+        account: AccountId,
+        session: NewWebSession,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        self.writer
+            .write(move |cx| start_web_session(cx, account, session, now_ms))
+            .await
+    }
+
+    async fn web_session(
+        &self,
+        hash: TokenHash,
+        idle_timeout_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<WebSession>> {
+        self.writer
+            .write(move |cx| web_session(cx, hash, idle_timeout_ms, now_ms))
+            .await
+    }
+
+    async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {
+        self.writer
+            .write(move |cx| end_web_session(cx, hash, now_ms))
+            .await
+    }
+}

@@ -1,0 +1,340 @@
+//! Accounts: physicians, administrators and patients, their names and
+//! roles, and the rules every backend applies when one is created.
+
+use async_trait::async_trait;
+use infusion_protocol::{PatientId, PatientLimits};
+
+use crate::{DEFAULT_LIMITS, Effects, NewAudit, StoreError, StoreResult};
+
+/// Creating and finding accounts, one transaction per method.
+#[async_trait]
+pub trait Accounts: Send + Sync {
+    /// Creates a physician account, and its institution if that name is new.
+    async fn create_physician(
+        &self,
+        new: NewPhysician,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<AccountId>;
+
+    /// Creates an administrator account at an institution (the same fields
+    /// as a physician's): accounts, institutions and devices, no clinical
+    /// data.
+    async fn create_admin(
+        &self,
+        new: NewPhysician,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<AccountId>;
+
+    /// Creates a patient account bound to an existing physician, with limits
+    /// equal to the pump's hard limits and no prescription (index version 0,
+    /// `hold`).
+    async fn create_patient(
+        &self,
+        new: NewPatient,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<PatientId>;
+
+    /// Every physician and administrator account, and every patient, for
+    /// the administrator's overview: (account, role, physician of a
+    /// patient, bound device of a patient), by role then username.
+    async fn accounts(&self) -> StoreResult<Vec<AccountOverview>>;
+
+    /// Any account, by username, for a web login. `None` when unknown.
+    async fn account(&self, username: &str) -> StoreResult<Option<AccountRecord>>;
+
+    /// The patient record of a username: how an address such as
+    /// `/patients/{username}` or an admin command's `--patient` becomes the
+    /// key every other method takes. `NotFound` unless it is a patient's.
+    async fn patient_id(&self, username: &str) -> StoreResult<PatientId>;
+
+    /// The username of a patient record (`NotFound` if none).
+    async fn username_of(&self, patient_id: PatientId) -> StoreResult<String>;
+}
+
+/// An account's row id (physician, patient or admin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(pub i64);
+
+/// A physician to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPhysician {
+    /// Login name.
+    pub username: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Institution name; created when new.
+    pub institution: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// A patient to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPatient {
+    /// Login name, also what the pump logs in with.
+    pub username: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// The treating physician's username; the patient joins that physician's
+    /// institution.
+    pub physician_username: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// What an account may do in the web application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Institutions, accounts, device registration: what the admin CLI does.
+    Admin,
+    /// Their own patients.
+    Physician,
+    /// Their own record, read only.
+    Patient,
+}
+
+impl Role {
+    /// The role as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Physician => "physician",
+            Role::Patient => "patient",
+        }
+    }
+
+    /// The inverse of [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Admin, Role::Physician, Role::Patient]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// What a web login needs about an account of any role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// The account.
+    pub account_id: AccountId,
+    /// Login name.
+    pub username: String,
+    /// Its role.
+    pub role: Role,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// One account as the administrator's overview shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountOverview {
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Institution name, if any.
+    pub institution: Option<String>,
+    /// A patient's physician.
+    pub physician: Option<String>,
+    /// A patient's bound device.
+    pub device: Option<String>,
+}
+
+/// Checks the names of a new account against the wire format's limits, so
+/// that everything stored can be sent to a pump unchanged. Usernames are
+/// 1 to 64 characters of letters, digits and `.`, `_`, `-`, `@`.
+pub fn check_account_names(
+    username: &str,
+    first_name: &str,
+    last_name: &str,
+) -> Result<(), StoreError> {
+    use infusion_protocol::limits::{NAME_MAX, USERNAME_MAX};
+    let invalid = |m: String| Err(StoreError::Invalid(m));
+    if username.is_empty()
+        || username.len() > USERNAME_MAX
+        || !username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
+        return invalid(format!(
+            "a username is 1 to {USERNAME_MAX} letters, digits, '.', '_', '-' or '@'"
+        ));
+    }
+    for (what, v) in [("first name", first_name), ("last name", last_name)] {
+        if v.trim().is_empty() || v.len() > NAME_MAX || v.chars().any(char::is_control) {
+            return invalid(format!(
+                "a {what} is 1 to {NAME_MAX} bytes of printable text"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an institution name: 1 to 128 bytes of printable text.
+pub fn check_institution(name: &str) -> Result<(), StoreError> {
+    use infusion_protocol::limits::INSTITUTION_MAX;
+    if name.trim().is_empty() || name.len() > INSTITUTION_MAX || name.chars().any(char::is_control)
+    {
+        return Err(StoreError::Invalid(format!(
+            "an institution is 1 to {INSTITUTION_MAX} bytes of printable text"
+        )));
+    }
+    Ok(())
+}
+
+/// Shortest password accepted for an account (OWASP ASVS 2.1.1).
+pub const PASSWORD_MIN: usize = 12;
+
+/// Checks a new password's length: 12 to 128 bytes.
+pub fn check_password(password: &str) -> Result<(), StoreError> {
+    use infusion_protocol::limits::PASSWORD_MAX;
+    if password.chars().count() < PASSWORD_MIN || password.len() > PASSWORD_MAX {
+        return Err(StoreError::Invalid(format!(
+            "a password is {PASSWORD_MIN} to {PASSWORD_MAX} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Decides a new physician or administrator: valid names, then a free
+/// username. Returns the audit entry the creation leaves.
+pub fn new_staff(
+    new: &NewPhysician,
+    role: Role,
+    username_taken: bool,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<Effects> {
+    check_account_names(&new.username, &new.first_name, &new.last_name)?;
+    check_institution(&new.institution)?;
+    if username_taken {
+        return Err(StoreError::username_taken(&new.username));
+    }
+    Ok(Effects::audit(NewAudit::staff_created(
+        now_ms,
+        actor,
+        role,
+        &new.username,
+        &new.institution,
+    )))
+}
+
+/// Decides a new patient: valid names, an existing physician, then a free
+/// username. Returns the limits the patient starts with.
+pub fn new_patient(
+    new: &NewPatient,
+    physician_found: bool,
+    username_taken: bool,
+) -> StoreResult<PatientLimits> {
+    check_account_names(&new.username, &new.first_name, &new.last_name)?;
+    if !physician_found {
+        return Err(StoreError::no_physician(&new.physician_username));
+    }
+    if username_taken {
+        return Err(StoreError::username_taken(&new.username));
+    }
+    Ok(DEFAULT_LIMITS)
+}
+
+/// What creating patient `patient` leaves: its audit entry.
+pub fn patient_created(patient: PatientId, new: &NewPatient, actor: &str, now_ms: i64) -> Effects {
+    Effects::audit(NewAudit::patient_created(
+        now_ms,
+        actor,
+        patient,
+        &new.username,
+        &new.physician_username,
+    ))
+}
+
+/// Decodes a role as stored; anything else is a fault of the database.
+pub fn stored_role(s: &str) -> StoreResult<Role> {
+    Role::parse(s).ok_or_else(|| StoreError::Backend(format!("bad stored role {s:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuditAction;
+
+    fn staff(username: &str) -> NewPhysician {
+        NewPhysician {
+            username: username.into(),
+            first_name: "Ann".into(),
+            last_name: "Lee".into(),
+            institution: "General".into(),
+            password_hash: "$argon2id$x".into(),
+        }
+    }
+
+    fn patient(username: &str) -> NewPatient {
+        NewPatient {
+            username: username.into(),
+            first_name: "Pat".into(),
+            last_name: "Doe".into(),
+            physician_username: "doc".into(),
+            password_hash: "$argon2id$x".into(),
+        }
+    }
+
+    #[test]
+    fn staff_needs_valid_names_before_a_free_username() {
+        let e = new_staff(&staff("ann"), Role::Physician, false, "admin-cli", 7).unwrap();
+        assert_eq!(e.audit.len(), 1);
+        assert_eq!(e.audit[0].action, AuditAction::AccountCreated);
+        assert_eq!(e.audit[0].detail, "physician ann at General");
+        assert!(e.changes.is_empty());
+        assert!(matches!(
+            new_staff(&staff("ann"), Role::Admin, true, "x", 0),
+            Err(StoreError::Conflict(_))
+        ));
+        // Invalid names are refused as invalid, whether or not the name is taken.
+        assert!(matches!(
+            new_staff(&staff("a b"), Role::Admin, true, "x", 0),
+            Err(StoreError::Invalid(_))
+        ));
+        let mut bad = staff("ann");
+        bad.institution = " ".into();
+        assert!(matches!(
+            new_staff(&bad, Role::Admin, false, "x", 0),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_patient_needs_a_physician_then_a_free_username_and_starts_at_the_hard_limits() {
+        assert_eq!(
+            new_patient(&patient("pat"), true, false),
+            Ok(DEFAULT_LIMITS)
+        );
+        assert!(matches!(
+            new_patient(&patient("pat"), false, true),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            new_patient(&patient("pat"), true, true),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            new_patient(&patient(""), false, false),
+            Err(StoreError::Invalid(_))
+        ));
+        let e = patient_created(PatientId(3), &patient("pat"), "admin-cli", 1);
+        assert_eq!(e.audit[0].patient_id, Some(PatientId(3)));
+        assert_eq!(e.audit[0].detail, "patient pat of physician doc");
+    }
+}

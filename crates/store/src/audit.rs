@@ -1,0 +1,212 @@
+//! The audit log: what each entry records, and the trait that appends to
+//! and reads the log. The chain that makes it tamper-evident is in
+//! [`crate::audit_chain`]; the words of each entry are in `wording`.
+
+use async_trait::async_trait;
+use infusion_protocol::PatientId;
+
+use crate::{AuditHead, ChainedAudit, StoreResult};
+
+/// Reading and appending to the audit log, one transaction per method.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends one entry to the audit log (for refusals decided outside a
+    /// store transaction, such as a wrong password).
+    async fn append_audit(&self, entry: NewAudit) -> StoreResult<()>;
+
+    /// The newest audit entries, newest first, of one patient or of all.
+    async fn audit_log(
+        &self,
+        patient_id: Option<PatientId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>>;
+
+    /// The newest security events ([`AuditAction::SECURITY`]), newest
+    /// first, of one patient or of all: what the patient's physician and
+    /// administrators are shown.
+    async fn security_events(
+        &self,
+        patient_id: Option<PatientId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>>;
+
+    /// Audit rows with their chain columns, in id order, after `after_id`,
+    /// at most `limit`: what `audit_chain::Verifier` walks.
+    async fn audit_chain(&self, after_id: i64, limit: u32) -> StoreResult<Vec<ChainedAudit>>;
+
+    /// The audit chain's head, as the last insert left it.
+    async fn audit_head(&self) -> StoreResult<AuditHead>;
+}
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuditAction {
+    /// A device logged in.
+    DeviceLogin,
+    /// A device login was refused (unknown user, wrong password, wrong MAC).
+    DeviceLoginRefused,
+    /// A token was refused (unknown, used, expired, wrong patient).
+    TokenRefused,
+    /// An account was created.
+    AccountCreated,
+    /// A device was bound to an account.
+    DeviceBound,
+    /// A patient's limits changed.
+    LimitsChanged,
+    /// A new prescription version was written.
+    PrescriptionChanged,
+    /// A device raised an alarm.
+    Alarm,
+    /// Someone logged in to the web application.
+    WebLogin,
+    /// A web login was refused (unknown user or wrong password).
+    WebLoginRefused,
+    /// Someone logged out of the web application.
+    WebLogout,
+    /// A physician acknowledged a device alarm.
+    AlarmAcknowledged,
+    /// The decision algorithm suggested a prescription change.
+    SuggestionMade,
+    /// A physician approved a suggestion (a new prescription version).
+    SuggestionApproved,
+    /// A physician rejected a suggestion.
+    SuggestionRejected,
+    /// A token that had been used was presented again: a replay of a
+    /// captured token (or a pump resending a request whose answer it lost).
+    /// Every live token of that device was revoked with it. A security
+    /// event: shown to the patient's physician and to administrators.
+    TokenReplayed,
+    /// Failed logins locked a username or a client address out for a while
+    /// (the first lockout of a window): a guessing attack, or someone who
+    /// forgot their password. A security event.
+    LoginLockedOut,
+    /// The right username, password and MAC, but no valid proof of the
+    /// device secret: a cloned device, or a pump whose secret was
+    /// replaced. A security event.
+    DeviceProofFailed,
+    /// A login proof was presented again (its nonce was already used or
+    /// is older than one used): a captured login replayed. A security
+    /// event.
+    LoginReplayed,
+    /// The server's keys were moved out of the database into a key file
+    /// (`infusion admin export-keys`): from then on only servers given
+    /// that file can sign an index. A security event.
+    ServerKeysMoved,
+}
+
+impl AuditAction {
+    /// Every action, for parsing.
+    pub const ALL: &'static [AuditAction] = &[
+        AuditAction::DeviceLogin,
+        AuditAction::DeviceLoginRefused,
+        AuditAction::TokenRefused,
+        AuditAction::AccountCreated,
+        AuditAction::DeviceBound,
+        AuditAction::LimitsChanged,
+        AuditAction::PrescriptionChanged,
+        AuditAction::Alarm,
+        AuditAction::WebLogin,
+        AuditAction::WebLoginRefused,
+        AuditAction::WebLogout,
+        AuditAction::AlarmAcknowledged,
+        AuditAction::SuggestionMade,
+        AuditAction::SuggestionApproved,
+        AuditAction::SuggestionRejected,
+        AuditAction::TokenReplayed,
+        AuditAction::LoginLockedOut,
+        AuditAction::DeviceProofFailed,
+        AuditAction::LoginReplayed,
+        AuditAction::ServerKeysMoved,
+    ];
+
+    /// The actions a security review looks for first, shown to physicians
+    /// and administrators as security events.
+    pub const SECURITY: &'static [AuditAction] = &[
+        AuditAction::TokenReplayed,
+        AuditAction::LoginLockedOut,
+        AuditAction::DeviceProofFailed,
+        AuditAction::LoginReplayed,
+        AuditAction::ServerKeysMoved,
+    ];
+
+    /// The action as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::DeviceLogin => "device_login",
+            AuditAction::DeviceLoginRefused => "device_login_refused",
+            AuditAction::TokenRefused => "token_refused",
+            AuditAction::AccountCreated => "account_created",
+            AuditAction::DeviceBound => "device_bound",
+            AuditAction::LimitsChanged => "limits_changed",
+            AuditAction::PrescriptionChanged => "prescription_changed",
+            AuditAction::Alarm => "alarm",
+            AuditAction::WebLogin => "web_login",
+            AuditAction::WebLoginRefused => "web_login_refused",
+            AuditAction::WebLogout => "web_logout",
+            AuditAction::AlarmAcknowledged => "alarm_acknowledged",
+            AuditAction::SuggestionMade => "suggestion_made",
+            AuditAction::SuggestionApproved => "suggestion_approved",
+            AuditAction::SuggestionRejected => "suggestion_rejected",
+            AuditAction::TokenReplayed => "token_replayed",
+            AuditAction::LoginLockedOut => "login_locked_out",
+            AuditAction::DeviceProofFailed => "device_proof_failed",
+            AuditAction::LoginReplayed => "login_replayed",
+            AuditAction::ServerKeysMoved => "server_keys_moved",
+        }
+    }
+
+    /// The inverse of [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.as_str() == s)
+    }
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAudit {
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// Who: `admin-cli`, `device:AA:BB:..`, `user:alice`, `anonymous`.
+    pub actor: String,
+    /// What.
+    pub action: AuditAction,
+    /// The patient concerned, if one is.
+    pub patient_id: Option<PatientId>,
+    /// Free-text detail for the reader of the log (never a secret).
+    pub detail: String,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Row id, increasing.
+    pub id: i64,
+    /// The entry.
+    pub entry: NewAudit,
+}
+
+/// Decodes an action as stored; a name this build does not know is a
+/// fault of the database, not of a request.
+pub fn stored_action(s: &str) -> StoreResult<AuditAction> {
+    AuditAction::parse(s)
+        .ok_or_else(|| crate::StoreError::Backend(format!("bad audit action {s:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_parses_back_and_security_actions_are_actions() {
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
+        }
+        assert!(
+            AuditAction::SECURITY
+                .iter()
+                .all(|s| AuditAction::ALL.contains(s))
+        );
+        assert!(stored_action("meltdown").is_err());
+    }
+}

@@ -1,0 +1,378 @@
+//! Events and alarms: what pumps report, stored exactly once per device
+//! and sequence number, and the acknowledgement that closes an alarm.
+
+use async_trait::async_trait;
+use infusion_protocol::{Alarm, Event, EventBody, EventKind, PatientId, StateChange, WireEvent};
+
+use crate::{Change, DeviceId, Effects, NewAudit, NewToken, StoreError, StoreResult, TokenHash};
+
+/// Reports, the event history and alarm acknowledgement, one transaction
+/// per method.
+#[async_trait]
+pub trait Events: Send + Sync {
+    /// The report transaction: consumes the presented token, stores each
+    /// event not stored before (by device and `seq`), audits alarms and
+    /// stores the next token. Durable when it returns `Ok`.
+    async fn report(
+        &self,
+        presented: TokenHash,
+        patient_id: PatientId,
+        events: Vec<Event>,
+        next: NewToken,
+        now_ms: i64,
+    ) -> StoreResult<ReportOutcome>;
+
+    /// A patient's stored events, oldest first, after the stored id
+    /// `after_id` (0 for all), at most `limit`.
+    async fn events(
+        &self,
+        patient_id: PatientId,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// A patient's newest events, newest first, at most `limit`: what a
+    /// dashboard shows (the current rate, delivered volume, state).
+    async fn recent_events(
+        &self,
+        patient_id: PatientId,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredEvent>>;
+
+    /// A patient's alarms not yet acknowledged, newest first.
+    async fn open_alarms(&self, patient_id: PatientId) -> StoreResult<Vec<StoredEvent>>;
+
+    /// Acknowledges the alarm stored as event `event_id` of `patient`:
+    /// audited, announced, and closed for good. Refused with `NotFound`
+    /// when that event is not an alarm of this patient; acknowledging
+    /// twice keeps the first acknowledgement and returns false.
+    async fn acknowledge_alarm(
+        &self,
+        patient: PatientId,
+        event_id: i64,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+}
+
+/// How a report batch was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReportOutcome {
+    /// Events stored now.
+    pub accepted: u32,
+    /// Events that were stored already.
+    pub duplicates: u32,
+}
+
+/// An event as stored, with the server's receipt time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Row id, increasing in order of arrival.
+    pub id: i64,
+    /// The device that sent it.
+    pub device_id: DeviceId,
+    /// The device's sequence number.
+    pub seq: u32,
+    /// The device's uptime at the event.
+    pub uptime_ms: u64,
+    /// When the server stored it, ms since the epoch.
+    pub received_at_ms: i64,
+    /// What happened.
+    pub body: EventBody,
+}
+
+/// The alarm, if this event is one (alarms are audited as well as stored).
+pub fn alarm_of(body: &EventBody) -> Option<Alarm> {
+    match body {
+        EventBody::Alarm(a) => Some(*a),
+        _ => None,
+    }
+}
+
+/// A stored event's columns as both backends keep them (the flat wire
+/// form plus the row's id, device and receipt time), decoded in one place
+/// through the protocol's own checks, so that a row neither backend could
+/// have written is a fault and not an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Row id.
+    pub id: i64,
+    /// The device registration that sent it.
+    pub device_id: i64,
+    /// The device's sequence number.
+    pub seq: i64,
+    /// The device's uptime at the event, ms.
+    pub uptime_ms: i64,
+    /// When the server stored it, ms since the epoch.
+    pub received_at_ms: i64,
+    /// `progress`, `state`, `alarm` or `vitals`.
+    pub kind: String,
+    /// Progress: delivered volume, µL.
+    pub delivered_ul: Option<i64>,
+    /// Progress: rate, µL/h.
+    pub rate_ul_h: Option<i64>,
+    /// Progress: the index version being delivered.
+    pub index_version: Option<i64>,
+    /// State: the new state.
+    pub state: Option<String>,
+    /// Alarm: which.
+    pub alarm: Option<String>,
+    /// Vitals: heart rate, bpm.
+    pub heart_rate_bpm: Option<i64>,
+    /// Vitals: SpO2, %.
+    pub spo2_pct: Option<i64>,
+    /// Vitals: tremor score.
+    pub tremor_score: Option<i64>,
+}
+
+impl EventRow {
+    /// The columns every event query selects, in [`EventRow`]'s order.
+    pub const COLUMNS: &'static str =
+        "id, device_id, seq, uptime_ms, received_at_ms, kind, delivered_ul, rate_ul_h,
+    index_version, state, alarm, heart_rate_bpm, spo2_pct, tremor_score";
+
+    /// The event this row holds, checked as an event from a pump is.
+    pub fn decode(self) -> StoreResult<StoredEvent> {
+        fn num<T: TryFrom<i64>>(v: Option<i64>, what: &str) -> StoreResult<Option<T>> {
+            v.map(|v| T::try_from(v).map_err(|_| bad(what))).transpose()
+        }
+        fn bad(what: &str) -> StoreError {
+            StoreError::Backend(format!("bad stored event {what}"))
+        }
+        let wire = WireEvent {
+            seq: u32::try_from(self.seq).map_err(|_| bad("seq"))?,
+            uptime_ms: u64::try_from(self.uptime_ms).map_err(|_| bad("uptime"))?,
+            kind: EventKind::parse(&self.kind).ok_or_else(|| bad("kind"))?,
+            delivered_ul: num(self.delivered_ul, "volume")?,
+            rate_ul_h: num(self.rate_ul_h, "rate")?,
+            index_version: num(self.index_version, "version")?,
+            state: self
+                .state
+                .map(|s| StateChange::parse(&s).ok_or_else(|| bad("state")))
+                .transpose()?,
+            alarm: self
+                .alarm
+                .map(|s| Alarm::parse(&s).ok_or_else(|| bad("alarm")))
+                .transpose()?,
+            heart_rate_bpm: num(self.heart_rate_bpm, "heart rate")?,
+            spo2_pct: num(self.spo2_pct, "SpO2")?,
+            tremor_score: num(self.tremor_score, "tremor score")?,
+        };
+        let event = Event::try_from(wire).map_err(|_| bad("fields"))?;
+        Ok(StoredEvent {
+            id: self.id,
+            device_id: DeviceId(self.device_id),
+            seq: event.seq,
+            uptime_ms: event.uptime_ms,
+            received_at_ms: self.received_at_ms,
+            body: event.body,
+        })
+    }
+}
+
+/// What a report leaves once its new events are stored: the counts
+/// answered to the pump, an audit entry and an announcement per new alarm,
+/// and one announcement of new events. `stored` holds the sequence
+/// numbers the insert stored now, once each: an event whose number is not
+/// there (or was used up by an earlier event of the batch with the same
+/// number) is a repeat. `mac` is the reporting device's, for the audit.
+pub fn reported(
+    events: &[Event],
+    stored: &[u32],
+    patient: PatientId,
+    mac: &str,
+    now_ms: i64,
+) -> (ReportOutcome, Effects) {
+    let mut unclaimed = stored.to_vec();
+    let mut outcome = ReportOutcome::default();
+    let mut effects = Effects::none();
+    let mut alarms = Effects::none();
+    for e in events {
+        let Some(at) = unclaimed.iter().position(|&s| s == e.seq) else {
+            outcome.duplicates += 1;
+            continue;
+        };
+        unclaimed.swap_remove(at);
+        outcome.accepted += 1;
+        if let Some(alarm) = alarm_of(&e.body) {
+            alarms = alarms
+                .and_audit(NewAudit::alarm(now_ms, mac, patient, alarm, e.seq))
+                .and_announce(Change::Alarm { patient, alarm });
+        }
+    }
+    if outcome.accepted > 0 {
+        effects = effects.and_announce(Change::Events { patient });
+    }
+    (outcome, effects.then(alarms))
+}
+
+/// An alarm event as an acknowledgement finds it: which alarm, and
+/// whether it was acknowledged already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmFound {
+    /// The alarm's name as stored.
+    pub alarm: String,
+    /// True when an acknowledgement is stored already.
+    pub acknowledged: bool,
+}
+
+/// Decides an acknowledgement of event `event_id` (`found`: the alarm it
+/// is, `None` when it is no alarm of this patient). `Ok(None)`: it was
+/// acknowledged before, and the first acknowledgement stands; otherwise
+/// the audit entry and announcement of this one.
+pub fn acknowledge(
+    found: Option<AlarmFound>,
+    patient: PatientId,
+    event_id: i64,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<Option<Effects>> {
+    let found = found.ok_or_else(|| StoreError::no_alarm(event_id))?;
+    if found.acknowledged {
+        return Ok(None);
+    }
+    Ok(Some(
+        Effects::audit(NewAudit::alarm_acknowledged(
+            now_ms,
+            actor,
+            patient,
+            &found.alarm,
+            event_id,
+        ))
+        .and_announce(Change::AlarmAcknowledged { patient }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuditAction;
+    use infusion_protocol::{Progress, Vitals};
+    use proptest::prelude::*;
+
+    fn event(seq: u32, body: EventBody) -> Event {
+        Event {
+            seq,
+            uptime_ms: u64::from(seq) * 1_000,
+            body,
+        }
+    }
+
+    fn row(e: &Event) -> EventRow {
+        let w = WireEvent::from(*e);
+        EventRow {
+            id: 1,
+            device_id: 2,
+            seq: i64::from(w.seq),
+            uptime_ms: w.uptime_ms as i64,
+            received_at_ms: 3,
+            kind: w.kind.as_str().into(),
+            delivered_ul: w.delivered_ul.map(i64::from),
+            rate_ul_h: w.rate_ul_h.map(i64::from),
+            index_version: w.index_version.map(i64::from),
+            state: w.state.map(|s| s.as_str().into()),
+            alarm: w.alarm.map(|a| a.as_str().into()),
+            heart_rate_bpm: w.heart_rate_bpm.map(i64::from),
+            spo2_pct: w.spo2_pct.map(i64::from),
+            tremor_score: w.tremor_score.map(i64::from),
+        }
+    }
+
+    fn bodies() -> impl Strategy<Value = EventBody> {
+        prop_oneof![
+            (0u32..100_000, 0u32..100_000, 0u32..50).prop_map(|(d, r, v)| EventBody::Progress(
+                Progress {
+                    delivered_ul: d,
+                    rate_ul_h: r,
+                    index_version: v
+                }
+            )),
+            (30u16..220, 50u8..=100, 0u8..=10).prop_map(|(h, s, t)| EventBody::Vitals(Vitals {
+                heart_rate_bpm: h,
+                spo2_pct: s,
+                tremor_score: t
+            })),
+            Just(EventBody::Alarm(Alarm::Occlusion)),
+            Just(EventBody::State(StateChange::Paused)),
+        ]
+    }
+
+    proptest! {
+        /// Every event a pump can send comes back from its row unchanged.
+        #[test]
+        fn rows_decode_to_the_events_stored(seq in 0u32..1_000_000, body in bodies()) {
+            let e = event(seq, body);
+            if Event::try_from(WireEvent::from(e)).is_ok() {
+                let stored = row(&e).decode().unwrap();
+                prop_assert_eq!((stored.seq, stored.uptime_ms, stored.body), (e.seq, e.uptime_ms, e.body));
+            }
+        }
+    }
+
+    #[test]
+    fn rows_no_pump_could_send_are_faults() {
+        let mut r = row(&event(1, EventBody::Alarm(Alarm::Occlusion)));
+        r.alarm = Some("meltdown".into());
+        assert!(matches!(r.clone().decode(), Err(StoreError::Backend(_))));
+        r.alarm = None;
+        assert!(r.decode().is_err());
+        let mut r = row(&event(1, EventBody::State(StateChange::Paused)));
+        r.seq = -1;
+        assert!(r.decode().is_err());
+    }
+
+    #[test]
+    fn a_report_counts_repeats_and_audits_only_new_alarms() {
+        let p = PatientId(5);
+        let events = [
+            event(1, EventBody::Alarm(Alarm::Occlusion)),
+            event(2, EventBody::Alarm(Alarm::Occlusion)),
+            event(3, EventBody::State(StateChange::Paused)),
+        ];
+        let (outcome, e) = reported(&events, &[3, 2], p, "AA:BB:CC:DD:EE:01", 9);
+        assert_eq!((outcome.accepted, outcome.duplicates), (2, 1));
+        assert_eq!(e.audit.len(), 1);
+        assert_eq!(e.audit[0].detail, "occlusion (event 2)");
+        assert_eq!(
+            e.changes,
+            [
+                Change::Events { patient: p },
+                Change::Alarm {
+                    patient: p,
+                    alarm: Alarm::Occlusion
+                }
+            ]
+        );
+        let (outcome, e) = reported(&events, &[], p, "x", 9);
+        assert_eq!((outcome.accepted, outcome.duplicates), (0, 3));
+        assert_eq!(e, Effects::none());
+        // One number twice in a batch is stored once, and counted once.
+        let twice = [events[0], events[0]];
+        let (outcome, e) = reported(&twice, &[1], p, "x", 9);
+        assert_eq!(
+            (outcome.accepted, outcome.duplicates, e.audit.len()),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn an_alarm_is_acknowledged_once() {
+        let p = PatientId(5);
+        assert!(matches!(
+            acknowledge(None, p, 4, "user:doc", 0),
+            Err(StoreError::NotFound(_))
+        ));
+        let found = |acknowledged| {
+            Some(AlarmFound {
+                alarm: "occlusion".into(),
+                acknowledged,
+            })
+        };
+        assert_eq!(acknowledge(found(true), p, 4, "user:doc", 0), Ok(None));
+        let e = acknowledge(found(false), p, 4, "user:doc", 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.audit[0].action, AuditAction::AlarmAcknowledged);
+        assert_eq!(e.changes, [Change::AlarmAcknowledged { patient: p }]);
+    }
+}

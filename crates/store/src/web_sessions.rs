@@ -1,0 +1,107 @@
+//! Web sessions: stored server-side (only the SHA-256 of the cookie), so
+//! that a session works at every instance and a logout anywhere ends it
+//! everywhere.
+
+use async_trait::async_trait;
+
+use crate::{AccountId, Effects, NewAudit, Role, StoreError, StoreResult, TokenHash};
+
+/// Starting, checking and ending web sessions, one transaction per method.
+#[async_trait]
+pub trait WebSessions: Send + Sync {
+    /// Stores a new web session for `account` (after its password was
+    /// verified) and audits the login.
+    async fn start_web_session(
+        &self,
+        account: AccountId,
+        session: NewWebSession,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// The live session with this id hash, touched as used now; `None` when
+    /// unknown, ended, past its absolute expiry, or idle for
+    /// `idle_timeout_ms` or longer. Stored in the database, so a session
+    /// started through one instance works at every other, and one ended
+    /// anywhere is dead everywhere at once.
+    async fn web_session(
+        &self,
+        hash: TokenHash,
+        idle_timeout_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<WebSession>>;
+
+    /// Ends a session (logout); true when it was live. Audited.
+    async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool>;
+}
+
+/// A web session to store. Only the SHA-256 of the session id (the cookie
+/// value) is stored, like device tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewWebSession {
+    /// SHA-256 of the session id.
+    pub hash: TokenHash,
+    /// Absolute expiry, ms since the epoch: the session ends then however
+    /// active it is.
+    pub expires_at_ms: i64,
+}
+
+/// A live web session and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// The account logged in.
+    pub account_id: AccountId,
+    /// Its login name.
+    pub username: String,
+    /// Its role.
+    pub role: Role,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// When the session began.
+    pub created_at_ms: i64,
+    /// Absolute expiry.
+    pub expires_at_ms: i64,
+}
+
+/// Decides a session start for the account named `username` (`None`: no
+/// such account any more): its login audit entry.
+pub fn started(username: Option<&str>, now_ms: i64) -> StoreResult<Effects> {
+    let username = username.ok_or_else(|| StoreError::NotFound("no such account".into()))?;
+    Ok(Effects::audit(NewAudit::web_session(
+        now_ms, username, true,
+    )))
+}
+
+/// What ending a session leaves, given the account whose live session it
+/// was (`None`: it was not live): whether it was, and the logout's audit
+/// entry.
+pub fn ended(username: Option<&str>, now_ms: i64) -> (bool, Effects) {
+    match username {
+        Some(u) => (
+            true,
+            Effects::audit(NewAudit::web_session(now_ms, u, false)),
+        ),
+        None => (false, Effects::none()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuditAction;
+
+    #[test]
+    fn logins_and_logouts_are_audited_and_a_dead_session_ends_quietly() {
+        let e = started(Some("doc"), 3).unwrap();
+        assert_eq!(
+            (e.audit[0].action, e.audit[0].actor.as_str()),
+            (AuditAction::WebLogin, "user:doc")
+        );
+        assert!(matches!(started(None, 3), Err(StoreError::NotFound(_))));
+        let (live, e) = ended(Some("doc"), 4);
+        assert!(live);
+        assert_eq!(e.audit[0].action, AuditAction::WebLogout);
+        assert_eq!(ended(None, 4), (false, Effects::none()));
+    }
+}
