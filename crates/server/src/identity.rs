@@ -175,6 +175,19 @@ impl ServerKeys {
         Ok(keys.index.public_key())
     }
 
+    /// The key that encrypts the web application's one-time notice cookie
+    /// (what a form's redirect carries to the page it lands on), derived
+    /// from the challenge secret, so that every instance on this database
+    /// (or with this key file) reads what another wrote, and no key more
+    /// has to be kept.
+    pub fn notice_key(&self) -> axum_extra::extract::cookie::Key {
+        use sha2::Digest;
+        let mut h = sha2::Sha512::new();
+        h.update(b"infusion-notice-key\0");
+        h.update(self.challenge);
+        axum_extra::extract::cookie::Key::from(h.finalize().as_slice())
+    }
+
     /// A new login challenge issued at `now_ms`.
     pub fn challenge(&self, now_ms: i64) -> Result<Nonce, ApiError> {
         let mut nonce = [0u8; 32];

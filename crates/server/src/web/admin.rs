@@ -13,10 +13,11 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::clock::now_ms;
-use crate::web::WebError;
-use crate::web::form::Form;
+use crate::web::form::Submitted;
 use crate::web::layout::page;
+use crate::web::notice::{Flash, Notice, see_other};
 use crate::web::session::WebUser;
+use crate::web::{WebError, refusal};
 
 fn admin_only(user: &WebUser) -> Result<(), WebError> {
     if user.session.role == Role::Admin {
@@ -26,16 +27,21 @@ fn admin_only(user: &WebUser) -> Result<(), WebError> {
     }
 }
 
-/// `GET /admin`.
-pub async fn overview(State(app): State<AppState>, user: WebUser) -> Result<Response, WebError> {
+/// `GET /admin`, with the notice of the form that led here.
+pub async fn overview(
+    State(app): State<AppState>,
+    user: WebUser,
+    flash: Flash,
+) -> Result<Response, WebError> {
     admin_only(&user)?;
-    Ok(render(&app, &user, None).await?.into_response())
+    let notice = flash.notice(&user);
+    Ok((flash, render(&app, &user, notice).await?).into_response())
 }
 
 async fn render(
     app: &AppState,
     user: &WebUser,
-    notice: Option<(bool, String)>,
+    notice: Option<Notice>,
 ) -> Result<Response, WebError> {
     let accounts = app.store.accounts().await?;
     let security = app.store.security_events(None, 50).await?;
@@ -49,9 +55,7 @@ async fn render(
         .collect();
     let body = html! {
         h1 { "Accounts and devices" }
-        @if let Some((ok, text)) = &notice {
-            @if *ok { p role="status" { (text) } } @else { p role="alert" { (text) } }
-        }
+        @if let Some(n) = &notice { (n.render()) }
         div class="table" tabindex="0" role="region" aria-label="Accounts" {
             table {
                 thead { tr {
@@ -68,7 +72,7 @@ async fn render(
         }
         h2 id="security-events" { "Security events" }
         @if security.is_empty() { p { "None." } }
-        @else { (crate::web::pages::security_table(&security)) }
+        @else { (crate::web::patient::security_table(&security)) }
         h2 id="new-physician" { "New physician" }
         form class="edit" method="post" action="/admin/physicians" aria-labelledby="new-physician" {
             input type="hidden" name="csrf" value=(user.csrf);
@@ -107,33 +111,23 @@ async fn render(
         }
     };
     let status = match &notice {
-        Some((false, _)) => StatusCode::UNPROCESSABLE_ENTITY,
+        Some(n) if n.is_refusal() => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::OK,
     };
     Ok((status, page("Administration", user, "/admin", None, body)).into_response())
 }
 
-/// Turns a store refusal into a message on the page; faults stay errors.
-fn refusal(e: StoreError) -> Result<String, WebError> {
-    match e {
-        StoreError::Invalid(m)
-        | StoreError::Conflict(m)
-        | StoreError::NotFound(m)
-        | StoreError::OutsideLimits(m) => Ok(m),
-        other => Err(other.into()),
-    }
-}
-
+/// How an administrator's form ends: `303` back to `/admin` with what was
+/// done, or the page with the refusal, answered 422.
 async fn finish(
     app: &AppState,
     user: &WebUser,
     outcome: Result<String, StoreError>,
 ) -> Result<Response, WebError> {
-    let notice = match outcome {
-        Ok(text) => (true, text),
-        Err(e) => (false, refusal(e)?),
-    };
-    render(app, user, Some(notice)).await
+    match outcome {
+        Ok(done) => Ok(see_other(app, user, "/admin", Notice::Done(done))),
+        Err(e) => render(app, user, Some(Notice::Refused(refusal(e)?))).await,
+    }
 }
 
 /// Checks a new account's password and hashes it (Argon2id, on the
@@ -149,7 +143,6 @@ async fn new_password_hash(app: &AppState, password: &str) -> Result<String, Sto
 /// The new physician form.
 #[derive(Debug, Deserialize)]
 pub struct PhysicianForm {
-    csrf: String,
     username: String,
     first_name: String,
     last_name: String,
@@ -160,10 +153,8 @@ pub struct PhysicianForm {
 /// `POST /admin/physicians`.
 pub async fn create_physician(
     State(app): State<AppState>,
-    user: WebUser,
-    Form(f): Form<PhysicianForm>,
+    Submitted { user, form: f }: Submitted<PhysicianForm>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&f.csrf)?;
     admin_only(&user)?;
     let outcome = async {
         let password_hash = new_password_hash(&app, &f.password).await?;
@@ -186,7 +177,6 @@ pub async fn create_physician(
 /// The new patient form.
 #[derive(Debug, Deserialize)]
 pub struct PatientForm {
-    csrf: String,
     username: String,
     first_name: String,
     last_name: String,
@@ -197,10 +187,8 @@ pub struct PatientForm {
 /// `POST /admin/patients`.
 pub async fn create_patient(
     State(app): State<AppState>,
-    user: WebUser,
-    Form(f): Form<PatientForm>,
+    Submitted { user, form: f }: Submitted<PatientForm>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&f.csrf)?;
     admin_only(&user)?;
     let outcome = async {
         let password_hash = new_password_hash(&app, &f.password).await?;
@@ -226,7 +214,6 @@ pub async fn create_patient(
 /// The pump registration form.
 #[derive(Debug, Deserialize)]
 pub struct DeviceForm {
-    csrf: String,
     patient: String,
     mac: String,
 }
@@ -234,10 +221,8 @@ pub struct DeviceForm {
 /// `POST /admin/devices`.
 pub async fn bind_device(
     State(app): State<AppState>,
-    user: WebUser,
-    Form(f): Form<DeviceForm>,
+    Submitted { user, form: f }: Submitted<DeviceForm>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&f.csrf)?;
     admin_only(&user)?;
     let outcome = async {
         let mac = MacAddress::parse(f.mac.trim()).map_err(|_| {

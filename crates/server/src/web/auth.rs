@@ -13,9 +13,9 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::WebError;
-use crate::web::form::Form;
+use crate::web::form::{Button, Form, Submitted};
 use crate::web::layout::bare;
-use crate::web::session::{LOGIN_COOKIE, SESSION_COOKIE, WebUser, cookie, removal, same_secret};
+use crate::web::session::{LOGIN_COOKIE, SESSION_COOKIE, cookie, removal, same_secret};
 use crate::{throttle, token};
 
 fn form(csrf: &str, username: &str, error: Option<&str>) -> Markup {
@@ -142,21 +142,13 @@ pub async fn login(
     Ok((jar, Redirect::to("/")).into_response())
 }
 
-/// The logout form's fields.
-#[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
-
 /// Ends the session in the database (dead on every instance at once) and
 /// clears the cookie.
 pub async fn logout(
     State(app): State<AppState>,
-    user: WebUser,
     jar: CookieJar,
-    Form(f): Form<CsrfOnly>,
+    _: Submitted<Button>,
 ) -> Result<Response, WebError> {
-    user.check_csrf(&f.csrf)?;
     if let Some(id) = jar
         .get(SESSION_COOKIE)
         .and_then(|c| infusion_protocol::Token::parse(c.value()).ok())

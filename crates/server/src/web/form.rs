@@ -1,12 +1,14 @@
-//! The form extractor of the web application: axum's `Form`, with a
+//! The form extractors of the web application: axum's `Form`, with a
 //! refusal rendered like every other web error (an HTML page saying what
-//! was wrong), not axum's plain-text rejection.
+//! was wrong), not axum's plain-text rejection; and [`Submitted`], a form
+//! of a logged-in user with its session and CSRF token checked.
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use serde::de::DeserializeOwned;
 
-use crate::ApiError;
 use crate::web::WebError;
+use crate::web::session::WebUser;
+use crate::{ApiError, AppState};
 
 /// A URL-encoded form body of type `T`.
 #[derive(Debug)]
@@ -27,5 +29,50 @@ where
                 format!("this form could not be read: {}", rejection.body_text()),
             ))),
         }
+    }
+}
+
+/// A form submitted by a logged-in user, checked in the order that
+/// leaks least: the session first (without one, the browser is sent to
+/// the login page before the body is read), then the form, then its CSRF
+/// token (a form from another page or site is refused before anything
+/// else looks at it). Every form of a logged-in page is taken through
+/// this one extractor, so no handler can forget a step.
+#[derive(Debug)]
+pub struct Submitted<T> {
+    /// Who submitted it.
+    pub user: WebUser,
+    /// Its fields, but the CSRF token.
+    pub form: T,
+}
+
+/// A form's fields with the CSRF token every logged-in form carries.
+#[derive(Debug, serde::Deserialize)]
+struct WithCsrf<T> {
+    csrf: String,
+    #[serde(flatten)]
+    fields: T,
+}
+
+/// A form with no fields but its CSRF token (a button).
+#[derive(Debug, serde::Deserialize)]
+pub struct Button {}
+
+impl<T> FromRequest<AppState> for Submitted<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, WebError> {
+        let (mut parts, body) = req.into_parts();
+        let user = WebUser::from_request_parts(&mut parts, app).await?;
+        let req = Request::from_parts(parts, body);
+        let Form(submitted) = Form::<WithCsrf<T>>::from_request(req, app).await?;
+        user.check_csrf(&submitted.csrf)?;
+        Ok(Submitted {
+            user,
+            form: submitted.fields,
+        })
     }
 }

@@ -72,6 +72,28 @@ pub fn ago(then_ms: i64, now_ms: i64) -> String {
     }
 }
 
+/// A prescription in words: `v3: 5 mL at 4 mL/h (run)`, or `none`.
+pub fn prescription_text(p: Option<&infusion_store::Prescription>) -> String {
+    match p {
+        Some(x) => format!(
+            "v{}: {} mL at {} mL/h ({})",
+            x.version,
+            milli(x.volume_ul),
+            milli(x.rate_ul_h),
+            x.state.as_str()
+        ),
+        None => "none".into(),
+    }
+}
+
+/// The name of an alarm event.
+pub fn alarm_name(b: &infusion_protocol::EventBody) -> &'static str {
+    match b {
+        infusion_protocol::EventBody::Alarm(a) => a.as_str(),
+        _ => "alarm",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

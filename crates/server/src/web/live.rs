@@ -12,7 +12,6 @@
 //! ended (logout anywhere, expiry), and it re-reads the physician's patient
 //! list when the feed says changes may have been missed.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -21,37 +20,19 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
-use infusion_protocol::{PatientId, Token};
-use infusion_store::{Change, Role, WebSession};
+use infusion_protocol::Token;
+use infusion_store::Change;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::token;
-use crate::web::WebError;
 use crate::web::session::{SESSION_COOKIE, WebUser};
+use crate::web::{WebError, access};
 
 /// How often a live stream checks that its session is still alive.
 const RECHECK: Duration = Duration::from_secs(30);
-
-/// The patients `session` may see.
-async fn visible_patients(
-    app: &AppState,
-    session: &WebSession,
-) -> Result<HashSet<PatientId>, WebError> {
-    Ok(match session.role {
-        Role::Physician => app
-            .store
-            .patients_of(&session.username)
-            .await?
-            .into_iter()
-            .map(|p| p.patient_id)
-            .collect(),
-        Role::Patient => HashSet::from([app.store.patient_id(&session.username).await?]),
-        Role::Admin => HashSet::new(),
-    })
-}
 
 fn kind(change: &Change) -> &'static str {
     match change {
@@ -71,7 +52,7 @@ pub async fn live(
     user: WebUser,
     jar: CookieJar,
 ) -> Result<Response, WebError> {
-    let mut patients = visible_patients(&app, &user.session).await?;
+    let mut patients = access::visible_ids(&app, &user.session).await?;
     let mut feed = app.store.changes();
     let session_hash = jar
         .get(SESSION_COOKIE)
@@ -101,7 +82,7 @@ pub async fn live(
                 _ = tx.closed() => break,
             };
             if change == Change::Resync {
-                if let Ok(p) = visible_patients(&app, &user.session).await {
+                if let Ok(p) = access::visible_ids(&app, &user.session).await {
                     patients = p;
                 }
             } else if !change.patient().is_some_and(|p| patients.contains(&p)) {

@@ -3,25 +3,38 @@
 //! CSRF token on every form.
 //!
 //! Authorization is decided per request from the session's account and
-//! role: a physician sees and edits only their own patients, a patient sees
-//! only their own record (read only). A patient who is not yours answers
-//! the same 404 as one that does not exist, so usernames cannot be probed.
+//! role, by one policy ([`access`]): a physician sees and edits only their
+//! own patients, a patient sees only their own record (read only). A
+//! patient who is not yours answers the same 404 as one that does not
+//! exist, so usernames cannot be probed.
+//!
+//! One module per page or form: `dashboard`, `patient`, `treatment`
+//! (limits and prescription), `alarms`, `suggestions`, `admin`, `auth`.
+//! Every form of a logged-in page is read by [`form::Submitted`] (session,
+//! then form, then CSRF), and a successful one answers `303 See Other`
+//! with a one-time [`notice::Notice`] (Post/Redirect/Get).
 
+mod access;
 mod admin;
+mod alarms;
 mod auth;
 mod chart;
+mod dashboard;
 mod form;
 mod format;
 mod layout;
 mod live;
-mod pages;
+mod notice;
+mod patient;
 pub mod session;
+mod suggestions;
+mod treatment;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use infusion_store::StoreError;
+use infusion_store::{Role, StoreError};
 use maud::html;
 
 use crate::{ApiError, AppState};
@@ -29,23 +42,23 @@ use crate::{ApiError, AppState};
 /// Routes of the web application.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(pages::home))
+        .route("/", get(home))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
-        .route("/dashboard", get(pages::dashboard))
-        .route("/patients/{username}", get(pages::patient))
-        .route("/patients/{username}/limits", post(pages::set_limits))
+        .route("/dashboard", get(dashboard::dashboard))
+        .route("/patients/{username}", get(patient::patient))
+        .route("/patients/{username}/limits", post(treatment::set_limits))
         .route(
             "/patients/{username}/prescription",
-            post(pages::set_prescription),
+            post(treatment::set_prescription),
         )
         .route(
             "/patients/{username}/alarms/{event_id}/ack",
-            post(pages::acknowledge_alarm),
+            post(alarms::acknowledge_alarm),
         )
         .route(
             "/patients/{username}/suggestions/{id}/{decision}",
-            post(pages::decide_suggestion),
+            post(suggestions::decide_suggestion),
         )
         .route("/admin", get(admin::overview))
         .route("/admin/physicians", post(admin::create_physician))
@@ -54,6 +67,41 @@ pub fn router() -> Router<AppState> {
         .route("/live", get(live::live))
         .route("/static/app.css", get(layout::stylesheet))
         .route("/static/live.js", get(live::script))
+}
+
+/// `/`: each role's start page.
+async fn home(user: session::WebUser) -> Redirect {
+    match user.session.role {
+        Role::Physician => Redirect::to("/dashboard"),
+        Role::Patient => Redirect::to(&format!("/patients/{}", user.session.username)),
+        Role::Admin => Redirect::to("/admin"),
+    }
+}
+
+/// The one mapping of a store refusal to what a form shows: a refusal the
+/// user can act on (outside the limits, invalid, taken, not found) is its
+/// message; anything else (a fault, the database away) stays an error
+/// page.
+fn refusal(e: StoreError) -> Result<String, WebError> {
+    match e {
+        StoreError::OutsideLimits(m)
+        | StoreError::Invalid(m)
+        | StoreError::Conflict(m)
+        | StoreError::NotFound(m) => Ok(m),
+        other => Err(other.into()),
+    }
+}
+
+/// What a form shows for a store operation's result: `Ok` with `done`'s
+/// words for what was done, `Err` with the words of a [`refusal`].
+fn outcome<T>(
+    result: Result<T, StoreError>,
+    done: impl FnOnce(T) -> String,
+) -> Result<Result<String, String>, WebError> {
+    match result {
+        Ok(v) => Ok(Ok(done(v))),
+        Err(e) => Ok(Err(refusal(e)?)),
+    }
 }
 
 /// Why a web request was not served. Rendered as an HTML page with the

@@ -1,0 +1,98 @@
+//! `/dashboard`: a physician's patients at a glance, and what the newest
+//! events say about a pump (shared with the patient page).
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use infusion_protocol::EventBody;
+use infusion_store::{Role, StoredEvent};
+use maud::html;
+
+use crate::AppState;
+use crate::clock::now_ms;
+use crate::web::WebError;
+use crate::web::format::{ago, alarm_name, milli, prescription_text};
+use crate::web::layout::page;
+use crate::web::session::WebUser;
+
+/// What the newest events say about a pump: state, rate, delivered volume,
+/// the alarms among them.
+pub(crate) struct Latest {
+    pub state: Option<&'static str>,
+    pub rate_ul_h: Option<u32>,
+    pub delivered_ul: Option<u32>,
+}
+
+pub(crate) fn latest(events: &[StoredEvent]) -> Latest {
+    let mut l = Latest {
+        state: None,
+        rate_ul_h: None,
+        delivered_ul: None,
+    };
+    // Newest first.
+    for e in events {
+        match e.body {
+            EventBody::State(s) if l.state.is_none() => l.state = Some(s.as_str()),
+            EventBody::Progress(p) if l.rate_ul_h.is_none() => {
+                l.rate_ul_h = Some(p.rate_ul_h);
+                l.delivered_ul = Some(p.delivered_ul);
+            }
+            _ => {}
+        }
+    }
+    l
+}
+
+/// `/dashboard`: the physician's patients at a glance.
+pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Response, WebError> {
+    if user.session.role != Role::Physician {
+        return Err(WebError::forbidden("see a physician's dashboard"));
+    }
+    let now = now_ms();
+    let mut rows = Vec::new();
+    for p in app.store.patients_of(&user.session.username).await? {
+        let events = app.store.recent_events(p.patient_id, 50).await?;
+        let alarms = app.store.open_alarms(p.patient_id).await?;
+        let pending = app.store.pending_suggestions(p.patient_id).await?.len();
+        rows.push((p, latest(&events), alarms, pending));
+    }
+    let body = html! {
+        h1 { "My patients" }
+        @if rows.is_empty() { p { "No patients are assigned to you." } }
+        @else {
+            div class="table" id="patients" tabindex="0" role="region" aria-label="My patients" data-live {
+                table {
+                    caption class="hint" { "Newest report of each pump, updated live. Volumes in mL, rates in mL/h." }
+                    thead { tr {
+                        th scope="col" { "Patient" } th scope="col" { "Prescription" } th scope="col" { "Pump state" }
+                        th scope="col" { "Rate" } th scope="col" { "Delivered" } th scope="col" { "Last contact" }
+                        th scope="col" { "Open alarms" } th scope="col" { "Suggestions" }
+                    } }
+                    tbody {
+                        @for (p, l, alarms, pending) in &rows {
+                            tr {
+                                td { a href={ "/patients/" (p.username) } { (p.last_name) ", " (p.first_name) } }
+                                td { (prescription_text(p.prescription.as_ref())) }
+                                td { (l.state.unwrap_or("no report yet")) }
+                                td { @if let Some(r) = l.rate_ul_h { (milli(r)) " mL/h" } @else { "—" } }
+                                td { @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
+                                td { @if let Some(t) = p.last_contact_ms { (ago(t, now)) } @else { "never" } }
+                                td {
+                                    @if alarms.is_empty() { "none" }
+                                    @else {
+                                        @for a in alarms { span class="alarm" { (alarm_name(&a.body)) } " " }
+                                        a href={ "/patients/" (p.username) "#alarms" } { "acknowledge" }
+                                    }
+                                }
+                                td {
+                                    @if *pending == 0 { "none" }
+                                    @else { a href={ "/patients/" (p.username) "#suggestions" } { (pending) " to review" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page("My patients", &user, "/dashboard", None, body).into_response())
+}

@@ -1,0 +1,427 @@
+//! `/patients/{username}`: one patient's page. What the pump is doing,
+//! open alarms and suggestions, the limits and prescription forms (for
+//! the physician), charts, versions, reports and the audit trail.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use infusion_protocol::{EventBody, InfusionState};
+use infusion_store::{AuditRecord, PatientSummary, Prescription, StoredEvent, Suggestion};
+use maud::{Markup, html};
+
+use crate::AppState;
+use crate::clock::now_ms;
+use crate::web::dashboard::{Latest, latest};
+use crate::web::format::{ago, alarm_name, milli, prescription_text, time};
+use crate::web::layout::page;
+use crate::web::notice::{Flash, Notice, see_other};
+use crate::web::session::WebUser;
+use crate::web::{WebError, access, chart};
+
+/// How many of a patient's newest events the reports table shows.
+const RECENT_TABLE: usize = 100;
+
+/// How many of a patient's newest events the history charts show.
+const HISTORY: u32 = 3_000;
+
+/// `GET /patients/{username}`, with the notice of the form that led here.
+pub async fn patient(
+    State(app): State<AppState>,
+    user: WebUser,
+    flash: Flash,
+    Path(username): Path<String>,
+) -> Result<Response, WebError> {
+    let p = access::visible(&app, &user.session, &username).await?;
+    let notice = flash.notice(&user);
+    Ok((flash, patient_page(&app, &user, &p, notice).await?).into_response())
+}
+
+/// Everything the page shows, read before any of it is rendered.
+struct View<'a> {
+    user: &'a WebUser,
+    p: &'a PatientSummary,
+    /// May change the treatment (the patient's physician).
+    treats: bool,
+    versions: Vec<Prescription>,
+    /// The newest reports, newest first.
+    newest: Vec<StoredEvent>,
+    audit: Vec<AuditRecord>,
+    security: Vec<AuditRecord>,
+    alarms: Vec<StoredEvent>,
+    suggestions: Vec<Suggestion>,
+    current_version: u32,
+}
+
+impl View<'_> {
+    /// The newest reports the table, state and delivery column use.
+    fn recent(&self) -> &[StoredEvent] {
+        &self.newest[..self.newest.len().min(RECENT_TABLE)]
+    }
+
+    /// `/patients/{username}` and below.
+    fn path(&self, tail: &str) -> String {
+        format!("/patients/{}{tail}", self.p.username)
+    }
+}
+
+/// The patient page for `p`, with `notice` at the top.
+pub async fn patient_page(
+    app: &AppState,
+    user: &WebUser,
+    p: &PatientSummary,
+    notice: Option<Notice>,
+) -> Result<Markup, WebError> {
+    let treats = access::may_treat(&user.session);
+    let (audit, security) = if treats {
+        (
+            app.store.audit_log(Some(p.patient_id), 50).await?,
+            app.store.security_events(Some(p.patient_id), 10).await?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let v = View {
+        user,
+        p,
+        treats,
+        versions: app.store.prescriptions(p.patient_id).await?,
+        // One read serves the table, the state summary and the delivery
+        // column (the newest 100) and the charts (all of them).
+        newest: app.store.recent_events(p.patient_id, HISTORY).await?,
+        audit,
+        security,
+        alarms: app.store.open_alarms(p.patient_id).await?,
+        suggestions: app.store.pending_suggestions(p.patient_id).await?,
+        current_version: p.prescription.as_ref().map_or(0, |x| x.version),
+    };
+    let title = format!("{} {}", p.first_name, p.last_name);
+    let body = html! {
+        h1 { (title) }
+        @if let Some(n) = &notice { (n.render()) }
+        (security_section(&v))
+        (alarms_section(&v))
+        (suggestions_section(&v))
+        (now_section(&v, &latest(v.recent())))
+        (limits_section(&v))
+        @if v.treats { (prescribe_section(&v)) }
+        (charts_section(&v))
+        (versions_section(&v))
+        (reports_section(&v))
+        @if v.treats { (audit_section(&v)) }
+    };
+    Ok(page(&title, user, &v.path(""), Some(p.patient_id), body))
+}
+
+fn security_section(v: &View<'_>) -> Markup {
+    html! {
+        @if !v.security.is_empty() {
+            section id="security" aria-labelledby="security-events" {
+                h2 id="security-events" { "Security events" }
+                p role="alert" { "This pump's token chain was replayed and revoked; the pump must log in again. Check the device and the network it uses." }
+                (security_table(&v.security))
+            }
+        }
+    }
+}
+
+fn alarms_section(v: &View<'_>) -> Markup {
+    html! {
+        section id="alarms-live" data-live aria-labelledby="alarms" {
+            h2 id="alarms" { "Open alarms" }
+            @if v.alarms.is_empty() { p { "None." } }
+            @else {
+                ul {
+                    @for a in &v.alarms {
+                        li {
+                            span class="alarm" { (alarm_name(&a.body)) } " at " (time(a.received_at_ms))
+                            @if v.treats {
+                                form class="inline" method="post" action=(v.path(&format!("/alarms/{}/ack", a.id))) {
+                                    input type="hidden" name="csrf" value=(v.user.csrf);
+                                    button type="submit" aria-label={ "Acknowledge " (alarm_name(&a.body)) " alarm of " (time(a.received_at_ms)) } { "Acknowledge" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn suggestions_section(v: &View<'_>) -> Markup {
+    html! {
+        section id="suggestions-live" data-live aria-labelledby="suggestions" {
+            h2 id="suggestions" { "Suggested changes" }
+            @if v.suggestions.is_empty() { p { "None pending." } }
+            @for sg in &v.suggestions {
+                @let x = &sg.proposal;
+                @let stale = x.based_on_version != v.current_version;
+                div class="suggestion" {
+                    p {
+                        strong { (milli(x.volume_ul)) " mL at " (milli(x.rate_ul_h)) " mL/h" }
+                        " instead of version " (x.based_on_version) ", suggested " (time(sg.created_at_ms)) "."
+                    }
+                    p { "Why: " (x.reason) }
+                    @if stale {
+                        p role="alert" { "Stale: version " (v.current_version) " was written since. It can no longer be approved." }
+                    }
+                    @if v.treats {
+                        @for (decision, label) in [("approve", "Approve"), ("reject", "Reject")] {
+                            form class="inline" method="post" action=(v.path(&format!("/suggestions/{}/{decision}", sg.id))) {
+                                input type="hidden" name="csrf" value=(v.user.csrf);
+                                button type="submit" disabled[stale && decision == "approve"] { (label) " suggestion" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn now_section(v: &View<'_>, l: &Latest) -> Markup {
+    let p = v.p;
+    html! {
+        section id="now-live" data-live aria-labelledby="now" {
+            h2 id="now" { "Now" }
+            ul {
+                li { "Prescription: " (prescription_text(p.prescription.as_ref())) }
+                li { "Pump state: " (l.state.unwrap_or("no report yet")) }
+                li { "Rate: " @if let Some(r) = l.rate_ul_h { (milli(r)) " mL/h" } @else { "—" } }
+                li { "Delivered: " @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
+                li { "Device: " @if let Some(m) = &p.device { (m.to_string()) } @else { "none bound" } }
+                li { "Last contact: " @if let Some(t) = p.last_contact_ms { (ago(t, now_ms())) } @else { "never" } }
+            }
+        }
+    }
+}
+
+fn limits_section(v: &View<'_>) -> Markup {
+    let l = &v.p.limits;
+    html! {
+        section aria-labelledby="limits" {
+            h2 id="limits" { "Limits" }
+            p id="limits-live" data-live { "Rate " (milli(l.min_rate_ul_h)) " to " (milli(l.max_rate_ul_h)) " mL/h, volume at most " (milli(l.max_volume_ul)) " mL." }
+            @if v.treats {
+                form class="edit" method="post" action=(v.path("/limits")) {
+                    input type="hidden" name="csrf" value=(v.user.csrf);
+                    label for="min_rate" { "Lowest rate (mL/h)" }
+                    input id="min_rate" name="min_rate_ml_h" inputmode="decimal" required value=(milli(l.min_rate_ul_h));
+                    label for="max_rate" { "Highest rate (mL/h)" }
+                    input id="max_rate" name="max_rate_ml_h" inputmode="decimal" required value=(milli(l.max_rate_ul_h));
+                    label for="max_volume" { "Largest volume (mL)" }
+                    input id="max_volume" name="max_volume_ml" inputmode="decimal" required value=(milli(l.max_volume_ul));
+                    button type="submit" { "Save limits" }
+                }
+            }
+        }
+    }
+}
+
+fn prescribe_section(v: &View<'_>) -> Markup {
+    let current = v.p.prescription.as_ref();
+    let held = current.is_some_and(|x| x.state == InfusionState::Hold);
+    html! {
+        section aria-labelledby="prescribe" {
+            h2 id="prescribe" { "Change the prescription" }
+            p class="hint" { "Within the limits above. The pump applies a new version at its next poll." }
+            form class="edit" method="post" action=(v.path("/prescription")) {
+                input type="hidden" name="csrf" value=(v.user.csrf);
+                label for="volume" { "Volume (mL)" }
+                input id="volume" name="volume_ml" inputmode="decimal" required
+                    value=(current.map_or(String::new(), |x| milli(x.volume_ul)));
+                label for="rate" { "Rate (mL/h)" }
+                input id="rate" name="rate_ml_h" inputmode="decimal" required
+                    value=(current.map_or(String::new(), |x| milli(x.rate_ul_h)));
+                label for="state" { "State" }
+                select id="state" name="state" {
+                    option value="run" selected[!held] { "Run" }
+                    option value="hold" selected[held] { "Hold (pause the pump)" }
+                }
+                button type="submit" { "Save as a new version" }
+            }
+        }
+    }
+}
+
+/// The points of one reading of the newest reports, oldest first, in
+/// thousandths (the chart's fixed point).
+fn series(
+    v: &View<'_>,
+    name: &'static str,
+    unit: &'static str,
+    reading: impl Fn(&EventBody) -> Option<i64>,
+) -> chart::Series {
+    let points = v
+        .newest
+        .iter()
+        .rev()
+        .filter_map(|e| reading(&e.body).map(|y| (e.received_at_ms, y)))
+        .collect();
+    chart::Series { name, unit, points }
+}
+
+fn charts_section(v: &View<'_>) -> Markup {
+    let progress = |f: fn(&infusion_protocol::Progress) -> u32| {
+        move |b: &EventBody| match b {
+            EventBody::Progress(p) => Some(i64::from(f(p))),
+            _ => None,
+        }
+    };
+    let vitals = |f: fn(&infusion_protocol::Vitals) -> i64| {
+        move |b: &EventBody| match b {
+            EventBody::Vitals(x) => Some(f(x) * 1000),
+            _ => None,
+        }
+    };
+    html! {
+        section id="charts-live" data-live aria-labelledby="charts" {
+            h2 id="charts" { "History" }
+            (chart::panels("Infusion: delivered volume and rate", &[
+                series(v, "Delivered", "mL", progress(|p| p.delivered_ul)),
+                series(v, "Rate", "mL/h", progress(|p| p.rate_ul_h)),
+            ]))
+            (chart::panels("Vital signs", &[
+                series(v, "Heart rate", "bpm", vitals(|x| i64::from(x.heart_rate_bpm))),
+                series(v, "SpO2", "%", vitals(|x| i64::from(x.spo2_pct))),
+                series(v, "Tremor score", "0 to 100", vitals(|x| i64::from(x.tremor_score))),
+            ]))
+        }
+    }
+}
+
+fn versions_section(v: &View<'_>) -> Markup {
+    html! {
+        section aria-labelledby="versions" {
+            h2 id="versions" { "Prescription versions" }
+            div class="table" id="versions-live" tabindex="0" role="region" aria-label="Prescription versions" data-live { table {
+                thead { tr { th scope="col" { "Version" } th scope="col" { "Volume" } th scope="col" { "Rate" } th scope="col" { "State" } th scope="col" { "Written" } th scope="col" { "By" } th scope="col" { "Delivery" } } }
+                tbody { @for x in v.versions.iter().rev() { tr {
+                    td { (x.version) } td { (milli(x.volume_ul)) " mL" } td { (milli(x.rate_ul_h)) " mL/h" }
+                    td { (x.state.as_str()) } td { (time(x.created_at_ms)) } td { (x.created_by) }
+                    td { (delivery(x, v.current_version, v.recent())) }
+                } } }
+            } }
+        }
+    }
+}
+
+fn reports_section(v: &View<'_>) -> Markup {
+    html! {
+        section aria-labelledby="history" {
+            h2 id="history" { "Recent pump reports" }
+            div class="table" id="history-live" tabindex="0" role="region" aria-label="Recent pump reports" data-live { table {
+                thead { tr { th scope="col" { "Received" } th scope="col" { "Event" } th scope="col" { "Detail" } } }
+                tbody { @for e in v.recent() { tr {
+                    td { (time(e.received_at_ms)) }
+                    td { (event_kind(&e.body)) }
+                    td { (event_detail(&e.body)) }
+                } } }
+            } }
+        }
+    }
+}
+
+fn audit_section(v: &View<'_>) -> Markup {
+    html! {
+        section aria-labelledby="audit" {
+            h2 id="audit" { "Audit trail" }
+            div class="table" id="audit-live" tabindex="0" role="region" aria-label="Audit trail" data-live { table {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
+                tbody { @for r in &v.audit { tr {
+                    td { (time(r.entry.at_ms)) } td { (r.entry.actor) } td { (r.entry.action.as_str()) } td { (r.entry.detail) }
+                } } }
+            } }
+        }
+    }
+}
+
+/// Security events (replayed tokens) as a table: when, which device, what.
+pub(crate) fn security_table(events: &[infusion_store::AuditRecord]) -> Markup {
+    html! {
+        div class="table" tabindex="0" role="region" aria-label="Security events" { table {
+            thead { tr { th scope="col" { "When" } th scope="col" { "Device" } th scope="col" { "What" } th scope="col" { "Detail" } } }
+            tbody { @for r in events { tr {
+                td { (time(r.entry.at_ms)) } td { (r.entry.actor) } td { (r.entry.action.as_str()) } td { (r.entry.detail) }
+            } } }
+        } }
+    }
+}
+
+/// Where a prescription version is on its way to the patient, from what
+/// the pump has said: sent (written, not yet fetched), fetched by the pump
+/// (it polled the index since), refused by the pump (a `limits_refused`
+/// alarm after fetching it, and no delivery of it), running (progress
+/// reports on this version), or replaced.
+fn delivery(v: &infusion_store::Prescription, current: u32, events: &[StoredEvent]) -> String {
+    let ran = events
+        .iter()
+        .any(|e| matches!(e.body, EventBody::Progress(p) if p.index_version == v.version));
+    let Some(fetched) = v.fetched_at_ms else {
+        return if v.version == current {
+            "sent; waiting for the pump's next poll".into()
+        } else {
+            "replaced before the pump fetched it".into()
+        };
+    };
+    let refused = events.iter().any(|e| {
+        e.received_at_ms >= fetched
+            && matches!(
+                e.body,
+                EventBody::Alarm(infusion_protocol::Alarm::LimitsRefused)
+            )
+    });
+    match (ran, v.version == current) {
+        (true, true) => "running on the pump".into(),
+        (true, false) => "delivered, then replaced".into(),
+        (false, _) if refused => "refused by the pump (limits_refused alarm)".into(),
+        (false, true) => format!("fetched by the pump at {}", time(fetched)),
+        (false, false) => "fetched, then replaced".into(),
+    }
+}
+
+fn event_kind(b: &EventBody) -> &'static str {
+    match b {
+        EventBody::Progress(_) => "progress",
+        EventBody::State(_) => "state",
+        EventBody::Alarm(_) => "alarm",
+        EventBody::Vitals(_) => "vitals",
+    }
+}
+
+fn event_detail(b: &EventBody) -> String {
+    match b {
+        EventBody::Progress(p) => format!(
+            "{} mL delivered at {} mL/h (version {})",
+            milli(p.delivered_ul),
+            milli(p.rate_ul_h),
+            p.index_version
+        ),
+        EventBody::State(s) => s.as_str().to_owned(),
+        EventBody::Alarm(a) => format!("ALARM: {}", a.as_str()),
+        EventBody::Vitals(v) => format!(
+            "heart rate {} bpm, SpO2 {} %, tremor {}",
+            v.heart_rate_bpm, v.spo2_pct, v.tremor_score
+        ),
+    }
+}
+
+/// How a form of the patient page ends: `303` back to the page with what
+/// was done (so that a reload repeats nothing), or the page as it is now
+/// with the refusal, answered 422.
+pub async fn answer(
+    app: &AppState,
+    user: &WebUser,
+    p: &PatientSummary,
+    outcome: Result<String, String>,
+) -> Result<Response, WebError> {
+    let path = format!("/patients/{}", p.username);
+    match outcome {
+        Ok(done) => Ok(see_other(app, user, &path, Notice::Done(done))),
+        Err(why) => {
+            let now = access::visible(app, &user.session, &p.username).await?;
+            let page = patient_page(app, user, &now, Some(Notice::Refused(why))).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
+}

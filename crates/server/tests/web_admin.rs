@@ -1,0 +1,161 @@
+//! The administrator's pages, on both backends: accounts and devices, and
+//! no clinical data.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::browser::{Browser, add_admin, snapshot};
+use common::{Backend, PASSWORD, TestApp};
+use infusion_testkit::patient_id;
+
+infusion_testkit::backend_tests!(admin_manages_accounts_and_devices_and_sees_no_clinical_data,);
+
+async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    add_admin(&app).await;
+    let admin = Browser::logged_in(&app, "root").await;
+    assert_eq!(admin.get("/").await.location.as_deref(), Some("/admin"));
+    let overview = admin.get("/admin").await;
+    assert_eq!(overview.status, 200);
+    assert!(overview.body.contains("dr.house") && overview.body.contains("AA:BB:CC:00:00:01"));
+
+    // No clinical data for an administrator; nothing changes.
+    let before = snapshot(&app, "alice").await;
+    assert_eq!(admin.get("/dashboard").await.status, 403);
+    assert_eq!(admin.get("/patients/alice").await.status, 404);
+    let csrf = admin.csrf("/admin").await;
+    let p = admin
+        .post(
+            "/patients/alice/prescription",
+            &[
+                ("csrf", &csrf),
+                ("volume_ml", "3"),
+                ("rate_ml_h", "5"),
+                ("state", "run"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 404);
+    assert_eq!(snapshot(&app, "alice").await, before);
+
+    // Nobody else administers.
+    let physician_form = |csrf: &str, username: &str, password: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("username", username.to_owned()),
+            ("first_name", "New".to_owned()),
+            ("last_name", "Doctor".to_owned()),
+            ("institution", "Test Clinic".to_owned()),
+            ("password", password.to_owned()),
+        ]
+    };
+    for (who, own) in [("dr.house", "/dashboard"), ("alice", "/patients/alice")] {
+        let b = Browser::logged_in(&app, who).await;
+        assert_eq!(b.get("/admin").await.status, 403, "{who}");
+        let csrf = b.csrf(own).await;
+        let f = physician_form(&csrf, "dr.sneaky", PASSWORD);
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(b.post("/admin/physicians", &f).await.status, 403, "{who}");
+    }
+    assert_eq!(app.store.account("dr.sneaky").await.unwrap(), None);
+
+    let post = |path: &'static str, fields: Vec<(&'static str, String)>| {
+        let admin = &admin;
+        async move {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            admin.post(path, &f).await
+        }
+    };
+    let r = post(
+        "/admin/physicians",
+        physician_form(&csrf, "dr.new", "short"),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.body.contains("a password is 12 to 128 characters"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        "/admin/physicians",
+        physician_form(&csrf, "dr.house", PASSWORD),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("is taken"), "{}", r.body);
+    let r = post(
+        "/admin/physicians",
+        physician_form(&csrf, "dr.new", PASSWORD),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location.as_deref(), Some("/admin"));
+    assert_eq!(
+        app.store.account("dr.new").await.unwrap().unwrap().role,
+        infusion_store::Role::Physician
+    );
+
+    let r = post(
+        "/admin/patients",
+        vec![
+            ("csrf", csrf.clone()),
+            ("username", "dave".into()),
+            ("first_name", "Dave".into()),
+            ("last_name", "Patient".into()),
+            ("physician", "dr.new".into()),
+            ("password", PASSWORD.into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        app.store
+            .patient(patient_id(&*app.store, "dave").await)
+            .await
+            .unwrap()
+            .physician_username,
+        "dr.new"
+    );
+
+    for (mac, want, says) in [
+        ("zz", 422, "is not a MAC address"),
+        (common::MAC_A, 422, "bound to another account"),
+        ("02:00:00:00:00:dd", 303, "registered to dave"),
+    ] {
+        let r = post(
+            "/admin/devices",
+            vec![
+                ("csrf", csrf.clone()),
+                ("patient", "dave".into()),
+                ("mac", mac.into()),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, want, "{mac}: {}", r.body);
+        let r = if want == 303 {
+            admin.follow(&r).await
+        } else {
+            r
+        };
+        assert!(r.body.contains(says), "{mac}: {}", r.body);
+    }
+    let dave = app
+        .store
+        .patient(patient_id(&*app.store, "dave").await)
+        .await
+        .unwrap();
+    assert_eq!(dave.device.unwrap().to_string(), "02:00:00:00:00:DD");
+    let by_root = app
+        .store
+        .audit_log(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.actor == "user:root" && !r.entry.action.as_str().starts_with("web_"))
+        .count();
+    assert_eq!(
+        by_root, 3,
+        "physician, patient and device, audited as the admin"
+    );
+}
