@@ -13,6 +13,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod decision;
+pub mod device_login;
 pub mod error;
 pub mod extract;
 pub mod headers;

@@ -11,15 +11,16 @@ use axum::routing::post;
 use axum::{Json, Router};
 use infusion_protocol::{
     ChallengeResponse, ErrorBody, ErrorCode, IndexRequest, IndexResponse, LoginRequest,
-    LoginResponse, ReportRequest, ReportResponse, Token, truncated, verify_login_proof,
+    LoginResponse, ReportRequest, ReportResponse, Token, truncated,
 };
-use infusion_store::{AuditAction, LoginRecord, NewAudit, NewToken, StoreError};
+use infusion_store::throttle::ThrottleKey;
+use infusion_store::{NewToken, StoreError};
 
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::{self, Bearer};
-use crate::{throttle, token};
+use crate::{device_login, throttle, token};
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -84,129 +85,35 @@ pub async fn login(
     extract::Json(req): extract::Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let now = now_ms();
-    // The challenge is checked before anything about the account, so that
-    // its answer says nothing about the account.
-    let stamp = match (req.nonce, req.proof) {
-        (Some(nonce), Some(_)) => {
-            let ttl_ms = i64::try_from(app.config.challenge_ttl.as_millis()).unwrap_or(i64::MAX);
-            let stamp = app.keys.check(&nonce, ttl_ms, now).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::ChallengeInvalid,
-                    "this login challenge is not valid: ask for a new one",
-                )
-            })?;
-            Some(stamp)
-        }
-        _ if app.config.paper_login => None,
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::DeviceProofRequired,
-                "a device login needs `nonce` and `proof`: sign a challenge with the device secret",
-            ));
-        }
-    };
+    let ttl_ms = i64::try_from(app.config.challenge_ttl.as_millis()).unwrap_or(i64::MAX);
+    let checked = req.nonce.as_ref().map(|n| app.keys.check(n, ttl_ms, now));
+    let stamp = device_login::challenge(checked, req.proof.is_some(), app.config.paper_login)
+        .map_err(|r| ApiError::from(r.answer))?;
     let record = app.store.device_login_record(&req.username).await?;
-    // The proof is checked once, against the device bound to this MAC.
-    let bound = record
-        .as_ref()
-        .and_then(|r| r.device)
-        .filter(|d| d.mac == req.mac);
-    let proof_fault = bound.and_then(|d| proof_failure(&req, d.public_key.as_ref()));
-    // A login that proves the device secret (and the MAC) is counted
-    // against that device, not the username or address: whoever merely
-    // knows a patient's username cannot lock the real pump out.
-    let proven = match (stamp, &record, bound) {
-        (Some(stamp), Some(r), Some(device)) if proof_fault.is_none() => {
-            if device.login_nonce.is_some_and(|last| stamp <= last) {
-                // A captured login replayed: refused before it counts
-                // anywhere, so that replays cannot lock the pump out.
-                return Err(login_replayed(&app, &req, r, now).await?);
-            }
-            Some(device.id)
-        }
-        _ => None,
+    let screened = match device_login::screen(&req, stamp, record.as_ref(), peer, now) {
+        Ok(s) => s,
+        Err(refused) => return Err(apply(&app, refused, &[], now).await),
     };
-    let keys = throttle::keys(&req.username, peer, proven);
-    throttle::admit(&app, &keys, now).await?;
-    let matched = app
-        .passwords
-        .verify(
-            &req.password,
-            record.as_ref().map(|r| r.password_hash.as_str()),
-        )
-        .await?;
-    let refuse = |code: ErrorCode, message: &str, patient, detail: String| {
-        let entry = NewAudit {
-            at_ms: now,
-            actor: format!("device:{}", req.mac),
-            action: AuditAction::DeviceLoginRefused,
-            patient_id: patient,
-            detail,
-        };
-        (entry, ApiError::new(code, message))
+    throttle::admit(&app, &screened.keys, now).await?;
+    let hash = record.as_ref().map(|r| r.password_hash.as_str());
+    let matched = app.passwords.verify(&req.password, hash).await?;
+    let device = match device_login::judge(&req, record.as_ref(), &screened, matched, now) {
+        Ok(d) => d,
+        Err(refused) => return Err(apply(&app, refused, &screened.keys, now).await),
     };
-    let refusal = match &record {
-        _ if !matched => Some(refuse(
-            ErrorCode::InvalidCredentials,
-            "unknown username or wrong password",
-            record.as_ref().map(|r| r.patient_id),
-            format!("username {:?}: invalid credentials", req.username.as_str()),
-        )),
-        Some(r) if r.device.map(|d| d.mac) != Some(req.mac) => Some(refuse(
-            ErrorCode::DeviceNotRegistered,
-            "this device is not the one registered to this account",
-            Some(r.patient_id),
-            format!(
-                "username {:?}: device not registered",
-                req.username.as_str()
-            ),
-        )),
-        _ => None,
-    };
-    if let Some((entry, err)) = refusal {
-        app.store.append_audit(entry).await?;
-        app.store.login_failed(keys, now).await?;
-        return Err(err);
-    }
-    let (Some(record), true) = (record, matched) else {
+    let Some(record) = record else {
         return Err(ApiError::internal("login record vanished"));
     };
-    let Some(device) = record.device else {
-        return Err(ApiError::internal("login device vanished"));
-    };
-    if let Some(why) = proof_fault {
-        // Username, password and MAC were right: a cloned device, or a
-        // pump that lost its secret. The answer is the wrong password's,
-        // so a cloner learns nothing; the physician sees why.
-        let mac = req.mac.to_string();
-        let entry = NewAudit::device_proof_failed(now, &mac, record.patient_id, &req.username, why);
-        app.store.append_audit(entry).await?;
-        app.store.login_failed(keys, now).await?;
-        return Err(ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "unknown username or wrong password",
-        ));
-    }
     let (token, next) = app.next_token(now)?;
     let started = app
         .store
-        .start_device_session(&record, device.id, stamp, next, now)
+        .start_device_session(&record, device, stamp, next, now)
         .await;
-    match started {
-        Ok(()) => {}
-        Err(StoreError::Forbidden) => {
-            return Err(ApiError::new(
-                ErrorCode::DeviceNotRegistered,
-                "this device is not the one registered to this account",
-            ));
-        }
-        Err(StoreError::NonceReplayed) => {
-            return Err(login_replayed(&app, &req, &record, now).await?);
-        }
-        Err(other) => return Err(other.into()),
+    if let Err(e) = started {
+        let refused = device_login::session_refused(e, &req, record.patient_id, now)?;
+        return Err(apply(&app, refused, &screened.keys, now).await);
     }
-
-    app.store.login_succeeded(keys).await?;
+    app.store.login_succeeded(screened.keys).await?;
     Ok(Json(LoginResponse {
         first_name: truncated(&record.first_name),
         last_name: truncated(&record.last_name),
@@ -217,36 +124,27 @@ pub async fn login(
     }))
 }
 
-/// Records a replayed login (`login_replayed`) and returns its refusal.
-async fn login_replayed(
+/// Applies a refused login: its audit entry, its count against `keys`
+/// when it counts, and the answer (or the store's fault, if applying
+/// failed).
+async fn apply(
     app: &AppState,
-    req: &LoginRequest,
-    record: &LoginRecord,
+    refused: device_login::Refused,
+    keys: &[ThrottleKey],
     now: i64,
-) -> Result<ApiError, ApiError> {
-    let mac = req.mac.to_string();
-    let entry = NewAudit::login_replayed(now, &mac, record.patient_id, &req.username);
-    app.store.append_audit(entry).await?;
-    Ok(StoreError::NonceReplayed.into())
-}
-
-/// Why a login's proof of the device secret fails, if it does. `None` also
-/// for a paper login (no nonce, no proof) to a `--paper-login` server: the
-/// handler has already refused one anywhere else.
-fn proof_failure(
-    req: &LoginRequest,
-    key: Option<&infusion_protocol::PublicKey>,
-) -> Option<&'static str> {
-    let (Some(nonce), Some(proof)) = (&req.nonce, &req.proof) else {
-        return None;
+) -> ApiError {
+    let applied = async {
+        if let Some(entry) = refused.audit {
+            app.store.append_audit(entry).await?;
+        }
+        if refused.counts {
+            app.store.login_failed(keys.to_vec(), now).await?;
+        }
+        Ok::<_, StoreError>(())
     };
-    let Some(key) = key else {
-        return Some("the device was bound before device secrets; bind it again");
-    };
-    if verify_login_proof(key, nonce, &req.username, req.mac, proof) {
-        None
-    } else {
-        Some("the proof of the device secret does not verify")
+    match applied.await {
+        Ok(()) => refused.answer.into(),
+        Err(e) => e.into(),
     }
 }
 
