@@ -1,16 +1,18 @@
 //! `infusion admin ...`: account, device, limit and prescription management
 //! straight on the database.
 
+use std::path::Path;
+
 use anyhow::{Context, bail};
 use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
 use infusion_server::clock::now_ms;
 use infusion_server::identity::{ServerKeys, new_device_secret};
 use infusion_server::password::PasswordParams;
-use infusion_store::{NewPatient, NewPhysician, NewPrescription, check_password};
+use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store, check_password};
 use serde_json::json;
 
-use crate::cli::AdminCommand;
-use crate::database::Database;
+use crate::cli::{AdminCommand, StaffArgs};
+use infusion_bench::database::Database;
 
 /// Who the audit log names for changes made here.
 const ACTOR: &str = "admin-cli";
@@ -44,126 +46,36 @@ fn emit(json_mode: bool, human: String, value: serde_json::Value) {
     }
 }
 
-/// Runs one admin command.
-pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::Result<()> {
-    if let AdminCommand::Migrate = cmd {
-        let applied = db.migrate().await?;
-        emit(
-            json_mode,
-            format!("applied {applied} migration(s)"),
-            json!({"applied": applied}),
-        );
-        return Ok(());
-    }
-    if let AdminCommand::VerifyAudit { anchor } = &cmd {
-        return verify_audit(db, json_mode, anchor.as_deref()).await;
-    }
-    match &cmd {
-        AdminCommand::Backup { to } => {
-            let bytes = crate::backup::backup(db, to).await?;
-            emit(
-                json_mode,
-                format!(
-                    "backed up {} to {} ({bytes} bytes)",
-                    db.url.redacted(),
-                    to.display()
-                ),
-                json!({"backup": to, "bytes": bytes}),
-            );
-            return Ok(());
-        }
-        AdminCommand::Restore { from } => {
-            crate::backup::restore(db, from).await?;
-            emit(
-                json_mode,
-                format!("restored {} from {}", db.url.redacted(), from.display()),
-                json!({"restored": from}),
-            );
-            return Ok(());
-        }
-        _ => {}
-    }
-    let store = db.open().await?;
-    let now = now_ms();
-    let creating_admin = matches!(cmd, AdminCommand::CreateAdmin(_));
+/// Runs one admin command: each is one function below.
+pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result<()> {
+    use AdminCommand as C;
     match cmd {
-        AdminCommand::CreatePhysician(a) | AdminCommand::CreateAdmin(a) => {
-            let admin = creating_admin;
-            let password_hash = hash(password_from_stdin()?).await?;
-            let new = NewPhysician {
-                username: a.username.clone(),
-                first_name: a.first_name,
-                last_name: a.last_name,
-                institution: a.institution,
-                password_hash,
-            };
-            let id = if admin {
-                store.create_admin(new, ACTOR, now).await?
-            } else {
-                store.create_physician(new, ACTOR, now).await?
-            };
-            let role = if admin { "administrator" } else { "physician" };
-            emit(
-                json_mode,
-                format!("created {role} {}", a.username),
-                json!({"username": a.username, "account_id": id.0}),
-            );
-        }
-        AdminCommand::CreatePatient {
+        C::Migrate => migrate(db, json).await,
+        C::VerifyAudit { anchor } => verify_audit(db, json, anchor.as_deref()).await,
+        C::Backup { to } => backup(db, json, &to).await,
+        C::Restore { from } => restore(db, json, &from).await,
+        C::CreatePhysician(a) => create_staff(&*db.open().await?, json, a, false).await,
+        C::CreateAdmin(a) => create_staff(&*db.open().await?, json, a, true).await,
+        C::CreatePatient {
             username,
             first_name,
             last_name,
             physician,
             password_stdin: _,
         } => {
-            let password_hash = hash(password_from_stdin()?).await?;
-            let id = store
-                .create_patient(
-                    NewPatient {
-                        username: username.clone(),
-                        first_name,
-                        last_name,
-                        physician_username: physician,
-                        password_hash,
-                    },
-                    ACTOR,
-                    now,
-                )
-                .await?;
-            emit(
-                json_mode,
-                format!("created patient {username} with patient_id {}", id.0),
-                json!({"username": username, "patient_id": id.0}),
-            );
-        }
-        AdminCommand::BindDevice { patient, mac } => {
-            let Ok(parsed) = MacAddress::parse(&mac) else {
-                bail!("{mac:?} is not a MAC address (expected AA:BB:CC:DD:EE:FF)");
+            let new = |password_hash| NewPatient {
+                username,
+                first_name,
+                last_name,
+                physician_username: physician,
+                password_hash,
             };
-            let secret = new_device_secret()?;
-            let patient_id = store.patient_id(&patient).await?;
-            let id = store
-                .bind_device(patient_id, parsed, secret.public_key(), ACTOR, now)
-                .await?;
-            let server_key = ServerKeys::public_key(store.as_ref(), now).await?;
-            emit(
-                json_mode,
-                format!(
-                    "bound device {parsed} to {patient}\n\
-                     device secret {} (shown only now: provision it into the pump; binding again issues a new one)\n\
-                     server key    {server_key} (provision it into the pump: it runs only indexes this key signed)",
-                    secret.to_hex()
-                ),
-                json!({
-                    "patient": patient,
-                    "mac": parsed.to_string(),
-                    "device_id": id.0,
-                    "device_secret": secret.to_hex().to_string(),
-                    "server_key": server_key.to_string(),
-                }),
-            );
+            create_patient(&*db.open().await?, json, new).await
         }
-        AdminCommand::SetLimits {
+        C::BindDevice { patient, mac } => {
+            bind_device(&*db.open().await?, json, &patient, &mac).await
+        }
+        C::SetLimits {
             patient,
             min_rate_ul_h,
             max_rate_ul_h,
@@ -174,18 +86,9 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
                 max_rate_ul_h,
                 max_volume_ul,
             };
-            let patient_id = store.patient_id(&patient).await?;
-            store.set_limits(patient_id, limits, ACTOR, now).await?;
-            emit(
-                json_mode,
-                format!(
-                    "limits of {patient}: {min_rate_ul_h}..={max_rate_ul_h} µL/h, at most {max_volume_ul} µL"
-                ),
-                json!({"patient": patient, "min_rate_ul_h": min_rate_ul_h,
-                       "max_rate_ul_h": max_rate_ul_h, "max_volume_ul": max_volume_ul}),
-            );
+            set_limits(&*db.open().await?, json, &patient, limits).await
         }
-        AdminCommand::SetPrescription {
+        C::SetPrescription {
             patient,
             volume_ul,
             rate_ul_h,
@@ -196,45 +99,195 @@ pub async fn run(db: &Database, json_mode: bool, cmd: AdminCommand) -> anyhow::R
             } else {
                 InfusionState::Run
             };
-            let patient_id = store.patient_id(&patient).await?;
-            let version = store
-                .set_prescription(
-                    patient_id,
-                    NewPrescription {
-                        volume_ul,
-                        rate_ul_h,
-                        state,
-                    },
-                    ACTOR,
-                    now,
-                )
-                .await?;
-            emit(
-                json_mode,
-                format!(
-                    "prescription version {version} for {patient}: {volume_ul} µL at {rate_ul_h} µL/h, {}",
-                    state.as_str()
-                ),
-                json!({"patient": patient, "version": version}),
-            );
+            let p = NewPrescription {
+                volume_ul,
+                rate_ul_h,
+                state,
+            };
+            set_prescription(&*db.open().await?, json, &patient, p).await
         }
-        AdminCommand::ExportKeys { key_file } => {
-            let server_key = ServerKeys::export(store.as_ref(), &key_file, ACTOR, now).await?;
-            emit(
-                json_mode,
-                format!(
-                    "moved the server keys to {} (start every server with --key-file {0}); \
-                     the database keeps only the public index key {server_key}",
-                    key_file.display()
-                ),
-                json!({"key_file": key_file, "server_key": server_key.to_string()}),
-            );
-        }
-        AdminCommand::Migrate
-        | AdminCommand::VerifyAudit { .. }
-        | AdminCommand::Backup { .. }
-        | AdminCommand::Restore { .. } => {}
+        C::ExportKeys { key_file } => export_keys(&*db.open().await?, json, &key_file).await,
     }
+}
+
+/// `admin migrate`.
+async fn migrate(db: &Database, json: bool) -> anyhow::Result<()> {
+    let applied = db.migrate().await?;
+    emit(
+        json,
+        format!("applied {applied} migration(s)"),
+        json!({"applied": applied}),
+    );
+    Ok(())
+}
+
+/// `admin backup --to`.
+async fn backup(db: &Database, json: bool, to: &Path) -> anyhow::Result<()> {
+    let bytes = crate::backup::backup(db, to).await?;
+    emit(
+        json,
+        format!(
+            "backed up {} to {} ({bytes} bytes)",
+            db.url.redacted(),
+            to.display()
+        ),
+        json!({"backup": to, "bytes": bytes}),
+    );
+    Ok(())
+}
+
+/// `admin restore --from`.
+async fn restore(db: &Database, json: bool, from: &Path) -> anyhow::Result<()> {
+    crate::backup::restore(db, from).await?;
+    emit(
+        json,
+        format!("restored {} from {}", db.url.redacted(), from.display()),
+        json!({"restored": from}),
+    );
+    Ok(())
+}
+
+/// `admin create-physician` and `admin create-admin`.
+async fn create_staff(
+    store: &dyn Store,
+    json: bool,
+    a: StaffArgs,
+    admin: bool,
+) -> anyhow::Result<()> {
+    let password_hash = hash(password_from_stdin()?).await?;
+    let new = NewPhysician {
+        username: a.username.clone(),
+        first_name: a.first_name,
+        last_name: a.last_name,
+        institution: a.institution,
+        password_hash,
+    };
+    let id = if admin {
+        store.create_admin(new, ACTOR, now_ms()).await?
+    } else {
+        store.create_physician(new, ACTOR, now_ms()).await?
+    };
+    let role = if admin { "administrator" } else { "physician" };
+    emit(
+        json,
+        format!("created {role} {}", a.username),
+        json!({"username": a.username, "account_id": id.0}),
+    );
+    Ok(())
+}
+
+/// `admin create-patient`: `new` is the patient with the password hash
+/// read from standard input.
+async fn create_patient(
+    store: &dyn Store,
+    json: bool,
+    new: impl FnOnce(String) -> NewPatient,
+) -> anyhow::Result<()> {
+    let new = new(hash(password_from_stdin()?).await?);
+    let username = new.username.clone();
+    let id = store.create_patient(new, ACTOR, now_ms()).await?;
+    emit(
+        json,
+        format!("created patient {username} with patient_id {}", id.0),
+        json!({"username": username, "patient_id": id.0}),
+    );
+    Ok(())
+}
+
+/// `admin bind-device`: prints the new device secret, once, and the
+/// server key the pump is to trust.
+async fn bind_device(
+    store: &dyn Store,
+    json: bool,
+    patient: &str,
+    mac: &str,
+) -> anyhow::Result<()> {
+    let Ok(parsed) = MacAddress::parse(mac) else {
+        bail!("{mac:?} is not a MAC address (expected AA:BB:CC:DD:EE:FF)");
+    };
+    let now = now_ms();
+    let secret = new_device_secret()?;
+    let patient_id = store.patient_id(patient).await?;
+    let id = store
+        .bind_device(patient_id, parsed, secret.public_key(), ACTOR, now)
+        .await?;
+    let server_key = ServerKeys::public_key(store, now).await?;
+    emit(
+        json,
+        format!(
+            "bound device {parsed} to {patient}\n\
+             device secret {} (shown only now: provision it into the pump; binding again issues a new one)\n\
+             server key    {server_key} (provision it into the pump: it runs only indexes this key signed)",
+            secret.to_hex()
+        ),
+        json!({
+            "patient": patient,
+            "mac": parsed.to_string(),
+            "device_id": id.0,
+            "device_secret": secret.to_hex().to_string(),
+            "server_key": server_key.to_string(),
+        }),
+    );
+    Ok(())
+}
+
+/// `admin set-limits`.
+async fn set_limits(
+    store: &dyn Store,
+    json: bool,
+    patient: &str,
+    l: PatientLimits,
+) -> anyhow::Result<()> {
+    let patient_id = store.patient_id(patient).await?;
+    store.set_limits(patient_id, l, ACTOR, now_ms()).await?;
+    emit(
+        json,
+        format!(
+            "limits of {patient}: {}..={} µL/h, at most {} µL",
+            l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul
+        ),
+        json!({"patient": patient, "min_rate_ul_h": l.min_rate_ul_h,
+               "max_rate_ul_h": l.max_rate_ul_h, "max_volume_ul": l.max_volume_ul}),
+    );
+    Ok(())
+}
+
+/// `admin set-prescription`.
+async fn set_prescription(
+    store: &dyn Store,
+    json: bool,
+    patient: &str,
+    p: NewPrescription,
+) -> anyhow::Result<()> {
+    let patient_id = store.patient_id(patient).await?;
+    let version = store
+        .set_prescription(patient_id, p, ACTOR, now_ms())
+        .await?;
+    emit(
+        json,
+        format!(
+            "prescription version {version} for {patient}: {} µL at {} µL/h, {}",
+            p.volume_ul,
+            p.rate_ul_h,
+            p.state.as_str()
+        ),
+        json!({"patient": patient, "version": version}),
+    );
+    Ok(())
+}
+
+/// `admin export-keys`.
+async fn export_keys(store: &dyn Store, json: bool, key_file: &Path) -> anyhow::Result<()> {
+    let server_key = ServerKeys::export(store, key_file, ACTOR, now_ms()).await?;
+    emit(
+        json,
+        format!(
+            "moved the server keys to {} (start every server with --key-file {0}); \
+             the database keeps only the public index key {server_key}",
+            key_file.display()
+        ),
+        json!({"key_file": key_file, "server_key": server_key.to_string()}),
+    );
     Ok(())
 }
 

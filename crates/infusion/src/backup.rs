@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use infusion_store_postgres::PgStore;
 use infusion_store_sqlite::backup as sqlite_backup;
 
-use crate::database::{Database, DatabaseUrl};
+use infusion_bench::database::{Database, DatabaseUrl};
 
 /// Writes a backup of `db` to the new file `to`; returns its size.
 pub async fn backup(db: &Database, to: &Path) -> anyhow::Result<u64> {

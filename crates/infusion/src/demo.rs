@@ -15,9 +15,9 @@ use infusion_store::{NewPrescription, Store};
 use tokio::sync::watch;
 
 use crate::cli::DemoArgs;
-use crate::database::{Database, DatabaseUrl};
-use crate::seed;
 use crate::serve::{init_logging, shutdown_signal};
+use infusion_bench::database::{Database, DatabaseUrl};
+use infusion_bench::seed;
 
 const PHYSICIAN: &str = "dr.demo";
 const PASSWORD: &str = "demo-password-1";

@@ -1,16 +1,11 @@
 //! `infusion`: the one command of the system. Glue only: parse the command
 //! line, open the store, call the libraries.
 
-mod accuracy;
 mod admin;
 mod backup;
-mod bench;
 mod cli;
-mod database;
 mod demo;
-mod load;
 mod pump;
-mod seed;
 mod serve;
 
 use std::process::ExitCode;
@@ -50,7 +45,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Admin(cmd) => admin::run(&db?, cli.json, cmd).await,
         cli::Command::Pump(args) => pump::run(args).await,
         cli::Command::Bench(cli::BenchCommand::Index(args)) => {
-            bench::index(args, db?.pg, cli.json).await
+            Ok(infusion_bench::index::index(args, db?.pg, cli.json).await?)
         }
         cli::Command::Bench(cli::BenchCommand::Load(args)) => {
             let db = db?;
@@ -61,13 +56,13 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
                 Some(_) => Some(db.clone()),
                 None => None,
             };
-            load::bench(args, db.pg, seed_into, cli.json).await
+            Ok(infusion_bench::load::bench(args, db.pg, seed_into, cli.json).await?)
         }
         cli::Command::Bench(cli::BenchCommand::Accuracy(args)) => {
-            accuracy::bench(args, cli.json).await
+            Ok(infusion_bench::accuracy::bench(args, cli.json).await?)
         }
         cli::Command::Accuracy(cli::AccuracyCommand::Analyze(args)) => {
-            accuracy::analyze(args, cli.json)
+            Ok(infusion_bench::accuracy::analyze(args, cli.json)?)
         }
         cli::Command::Demo(args) => {
             let db = if cli.database_url_given {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use infusion_server::{AppState, Application, ServerConfig};
 
 use crate::cli::ServeArgs;
-use crate::database::Database;
+use infusion_bench::database::Database;
 
 /// Logs to stderr (stdout carries only the `listening on` line), filtered
 /// by `RUST_LOG`, `info` by default.

@@ -36,9 +36,12 @@ impl Cli {
         Cli { _db: db, url }
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+    /// Runs `infusion` with the words of `line` (split as a shell would,
+    /// so a test reads one line per command), `stdin` on standard input.
+    fn run(&self, line: &str, stdin: Option<&str>) -> Output {
+        let args = shlex::split(line).expect("a command line that splits");
         let mut child = Command::new(env!("CARGO_BIN_EXE_infusion"))
-            .args(args)
+            .args(&args)
             .env("DATABASE_URL", &self.url)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -54,22 +57,20 @@ impl Cli {
     }
 
     /// Runs with `--json`, expects success, returns the JSON object.
-    fn ok(&self, args: &[&str], stdin: Option<&str>) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self.run(&all, stdin);
+    fn ok(&self, line: &str, stdin: Option<&str>) -> Value {
+        let out = self.run(&format!("--json {line}"), stdin);
         assert!(
             out.status.success(),
-            "{args:?}: {}",
+            "{line}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// Expects failure; returns stderr.
-    fn refused(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let out = self.run(args, stdin);
-        assert!(!out.status.success(), "{args:?} should fail");
+    fn refused(&self, line: &str, stdin: Option<&str>) -> String {
+        let out = self.run(line, stdin);
+        assert!(!out.status.success(), "{line} should fail");
         assert!(out.stdout.is_empty(), "a refusal prints nothing on stdout");
         String::from_utf8(out.stderr).unwrap()
     }
@@ -78,20 +79,11 @@ impl Cli {
     /// the device secret and server key `bind-device` printed.
     fn bind_amy(&self, mac: &str) -> (String, String) {
         let bound = self.ok(
-            &["admin", "bind-device", "--patient", "amy", "--mac", mac],
+            &format!("admin bind-device --patient amy --mac {mac}"),
             None,
         );
         self.ok(
-            &[
-                "admin",
-                "set-prescription",
-                "--patient",
-                "amy",
-                "--volume-ul",
-                "2000",
-                "--rate-ul-h",
-                "4000",
-            ],
+            "admin set-prescription --patient amy --volume-ul 2000 --rate-ul-h 4000",
             None,
         );
         let printed = |field: &str| bound[field].as_str().unwrap().to_owned();
@@ -99,36 +91,10 @@ impl Cli {
     }
 
     fn seed(&self) -> Value {
-        self.ok(
-            &[
-                "admin",
-                "create-physician",
-                "--username",
-                "dr.who",
-                "--first-name",
-                "John",
-                "--last-name",
-                "Smith",
-                "--institution",
-                "TARDIS General",
-                "--password-stdin",
-            ],
+        self.ok("admin create-physician --username dr.who --first-name John --last-name Smith --institution 'TARDIS General' --password-stdin",
             Some(PASSWORD),
         );
-        self.ok(
-            &[
-                "admin",
-                "create-patient",
-                "--username",
-                "amy",
-                "--first-name",
-                "Amy",
-                "--last-name",
-                "Pond",
-                "--physician",
-                "dr.who",
-                "--password-stdin",
-            ],
+        self.ok("admin create-patient --username amy --first-name Amy --last-name Pond --physician dr.who --password-stdin",
             Some(PASSWORD),
         )
     }
@@ -139,311 +105,99 @@ async fn admin_commands_build_a_patient_and_print_json(backend: Backend) {
     let patient = cli.seed();
     assert_eq!(patient["username"], "amy");
     assert!(patient["patient_id"].as_u64().unwrap() >= 1);
-    let admin = cli.ok(
-        &[
-            "admin",
-            "create-admin",
-            "--username",
-            "root",
-            "--first-name",
-            "Ada",
-            "--last-name",
-            "Admin",
-            "--institution",
-            "TARDIS General",
-            "--password-stdin",
-        ],
+    let admin = cli.ok("admin create-admin --username root --first-name Ada --last-name Admin --institution 'TARDIS General' --password-stdin",
         Some(PASSWORD),
     );
     assert_eq!(admin["username"], "root");
     let bound = cli.ok(
-        &[
-            "admin",
-            "bind-device",
-            "--patient",
-            "amy",
-            "--mac",
-            "aa:bb:cc:dd:ee:ff",
-        ],
+        "admin bind-device --patient amy --mac aa:bb:cc:dd:ee:ff",
         None,
     );
     assert_eq!(bound["mac"], "AA:BB:CC:DD:EE:FF");
-    cli.ok(
-        &[
-            "admin",
-            "set-limits",
-            "--patient",
-            "amy",
-            "--min-rate-ul-h",
-            "1000",
-            "--max-rate-ul-h",
-            "8000",
-            "--max-volume-ul",
-            "5000",
-        ],
+    cli.ok("admin set-limits --patient amy --min-rate-ul-h 1000 --max-rate-ul-h 8000 --max-volume-ul 5000",
         None,
     );
     let v1 = cli.ok(
-        &[
-            "admin",
-            "set-prescription",
-            "--patient",
-            "amy",
-            "--volume-ul",
-            "2000",
-            "--rate-ul-h",
-            "4000",
-        ],
+        "admin set-prescription --patient amy --volume-ul 2000 --rate-ul-h 4000",
         None,
     );
     assert_eq!(v1["version"], 1);
     let v2 = cli.ok(
-        &[
-            "admin",
-            "set-prescription",
-            "--patient",
-            "amy",
-            "--volume-ul",
-            "2000",
-            "--rate-ul-h",
-            "4000",
-            "--hold",
-        ],
+        "admin set-prescription --patient amy --volume-ul 2000 --rate-ul-h 4000 --hold",
         None,
     );
     assert_eq!(v2["version"], 2);
     // Without --json the output is a sentence.
     let out = cli.run(
-        &[
-            "admin",
-            "set-prescription",
-            "--patient",
-            "amy",
-            "--volume-ul",
-            "100",
-            "--rate-ul-h",
-            "1000",
-        ],
+        "admin set-prescription --patient amy --volume-ul 100 --rate-ul-h 1000",
         None,
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("prescription version 3"));
-    let migrated = cli.ok(&["admin", "migrate"], None);
+    let migrated = cli.ok("admin migrate", None);
     assert_eq!(migrated["applied"], 0);
 }
 
 async fn admin_refusals_are_clear_and_change_nothing(backend: Backend) {
     let cli = Cli::new(backend).await;
     cli.seed();
-    cli.ok(
-        &[
-            "admin",
-            "set-limits",
-            "--patient",
-            "amy",
-            "--min-rate-ul-h",
-            "1000",
-            "--max-rate-ul-h",
-            "8000",
-            "--max-volume-ul",
-            "5000",
-        ],
+    cli.ok("admin set-limits --patient amy --min-rate-ul-h 1000 --max-rate-ul-h 8000 --max-volume-ul 5000",
         None,
     );
     cli.ok(
-        &[
-            "admin",
-            "set-prescription",
-            "--patient",
-            "amy",
-            "--volume-ul",
-            "2000",
-            "--rate-ul-h",
-            "4000",
-        ],
+        "admin set-prescription --patient amy --volume-ul 2000 --rate-ul-h 4000",
         None,
     );
 
     let err = cli.refused(
-        &[
-            "admin",
-            "set-prescription",
-            "--patient",
-            "amy",
-            "--volume-ul",
-            "2000",
-            "--rate-ul-h",
-            "9000",
-        ],
+        "admin set-prescription --patient amy --volume-ul 2000 --rate-ul-h 9000",
         None,
     );
     assert!(err.contains("outside the patient's limits"), "{err}");
     let err = cli.refused(
-        &[
-            "admin",
-            "set-prescription",
-            "--patient",
-            "amy",
-            "--volume-ul",
-            "6000",
-            "--rate-ul-h",
-            "4000",
-        ],
+        "admin set-prescription --patient amy --volume-ul 6000 --rate-ul-h 4000",
         None,
     );
     assert!(err.contains("outside the patient's limits"), "{err}");
     let err = cli.refused(
-        &[
-            "admin",
-            "set-prescription",
-            "--patient",
-            "nobody",
-            "--volume-ul",
-            "10",
-            "--rate-ul-h",
-            "4000",
-        ],
+        "admin set-prescription --patient nobody --volume-ul 10 --rate-ul-h 4000",
         None,
     );
     assert!(err.contains("no patient named \"nobody\""), "{err}");
-    let err = cli.refused(
-        &[
-            "admin",
-            "bind-device",
-            "--patient",
-            "amy",
-            "--mac",
-            "not-a-mac",
-        ],
-        None,
-    );
+    let err = cli.refused("admin bind-device --patient amy --mac not-a-mac", None);
     assert!(err.contains("not a MAC address"), "{err}");
     let err = cli.refused(
-        &[
-            "admin",
-            "bind-device",
-            "--patient",
-            "nobody",
-            "--mac",
-            "AA:BB:CC:DD:EE:01",
-        ],
+        "admin bind-device --patient nobody --mac AA:BB:CC:DD:EE:01",
         None,
     );
     assert!(err.contains("no patient named"), "{err}");
-    let err = cli.refused(
-        &[
-            "admin",
-            "set-limits",
-            "--patient",
-            "amy",
-            "--min-rate-ul-h",
-            "1000",
-            "--max-rate-ul-h",
-            "3000",
-            "--max-volume-ul",
-            "5000",
-        ],
+    let err = cli.refused("admin set-limits --patient amy --min-rate-ul-h 1000 --max-rate-ul-h 3000 --max-volume-ul 5000",
         None,
     );
     assert!(err.contains("current prescription"), "{err}");
-    let err = cli.refused(
-        &[
-            "admin",
-            "set-limits",
-            "--patient",
-            "amy",
-            "--min-rate-ul-h",
-            "9000",
-            "--max-rate-ul-h",
-            "3000",
-            "--max-volume-ul",
-            "5000",
-        ],
+    let err = cli.refused("admin set-limits --patient amy --min-rate-ul-h 9000 --max-rate-ul-h 3000 --max-volume-ul 5000",
         None,
     );
     assert!(err.contains("above maximum"), "{err}");
-    let err = cli.refused(
-        &[
-            "admin",
-            "create-patient",
-            "--username",
-            "rory",
-            "--first-name",
-            "Rory",
-            "--last-name",
-            "Williams",
-            "--physician",
-            "dr.nobody",
-            "--password-stdin",
-        ],
+    let err = cli.refused("admin create-patient --username rory --first-name Rory --last-name Williams --physician dr.nobody --password-stdin",
         Some(PASSWORD),
     );
     assert!(err.contains("no physician named"), "{err}");
-    let err = cli.refused(
-        &[
-            "admin",
-            "create-patient",
-            "--username",
-            "amy",
-            "--first-name",
-            "Amy",
-            "--last-name",
-            "Pond",
-            "--physician",
-            "dr.who",
-            "--password-stdin",
-        ],
+    let err = cli.refused("admin create-patient --username amy --first-name Amy --last-name Pond --physician dr.who --password-stdin",
         Some(PASSWORD),
     );
     assert!(err.contains("taken"), "{err}");
-    let err = cli.refused(
-        &[
-            "admin",
-            "create-patient",
-            "--username",
-            "rory",
-            "--first-name",
-            "Rory",
-            "--last-name",
-            "Williams",
-            "--physician",
-            "dr.who",
-            "--password-stdin",
-        ],
+    let err = cli.refused("admin create-patient --username rory --first-name Rory --last-name Williams --physician dr.who --password-stdin",
         Some("short"),
     );
     assert!(err.contains("password"), "{err}");
     // Passwords are never flags.
-    let err = cli.refused(
-        &[
-            "admin",
-            "create-patient",
-            "--username",
-            "rory",
-            "--first-name",
-            "Rory",
-            "--last-name",
-            "Williams",
-            "--physician",
-            "dr.who",
-            "--password",
-            "x",
-        ],
+    let err = cli.refused("admin create-patient --username rory --first-name Rory --last-name Williams --physician dr.who --password x",
         None,
     );
     assert!(err.contains("--password"), "{err}");
     // With --json the refusal is JSON on stderr.
     let err = cli.refused(
-        &[
-            "--json",
-            "admin",
-            "set-prescription",
-            "--patient",
-            "nobody",
-            "--volume-ul",
-            "10",
-            "--rate-ul-h",
-            "4000",
-        ],
+        "--json admin set-prescription --patient nobody --volume-ul 10 --rate-ul-h 4000",
         None,
     );
     let v: Value = serde_json::from_str(err.trim()).unwrap();
@@ -451,16 +205,7 @@ async fn admin_refusals_are_clear_and_change_nothing(backend: Backend) {
 
     // Nothing changed: still exactly one prescription version and one patient.
     let v = cli.ok(
-        &[
-            "admin",
-            "set-prescription",
-            "--patient",
-            "amy",
-            "--volume-ul",
-            "2000",
-            "--rate-ul-h",
-            "4000",
-        ],
+        "admin set-prescription --patient amy --volume-ul 2000 --rate-ul-h 4000",
         None,
     );
     assert_eq!(v["version"], 2);
@@ -520,7 +265,7 @@ async fn a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused
     // Binding again would issue a new secret: the printed one is the only
     // copy, and the human output says so.
     let again = cli.run(
-        &["admin", "bind-device", "--patient", "amy", "--mac", mac],
+        &format!("admin bind-device --patient amy --mac {mac}"),
         None,
     );
     let text = String::from_utf8(again.stdout).unwrap();
@@ -535,11 +280,11 @@ async fn a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
 
-    let pump = |server: &str, extra: &[&str]| run_pump(&cli, server, mac, extra);
+    let pump = |server: &str, extra: &str| run_pump(&cli, server, mac, extra);
     let (mut server, url) =
         common::spawn_serve(&cli.url, &["--bind", "127.0.0.1:0"], Stdio::null());
     assert_infuses(&cli, &url, mac, &secret_file, &server_key);
-    let paper = pump(&url, &["--paper-login"]);
+    let paper = pump(&url, "--paper-login");
     assert!(paper.contains("(0 requests ok"), "{paper}");
     let _ = server.kill();
     let _ = server.wait();
@@ -549,7 +294,7 @@ async fn a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused
         &["--bind", "127.0.0.1:0", "--paper-login"],
         Stdio::null(),
     );
-    let paper = pump(&url, &["--paper-login"]);
+    let paper = pump(&url, "--paper-login");
     assert!(!paper.contains("(0 requests ok"), "{paper}");
     let _ = server.kill();
     let _ = server.wait();
@@ -558,25 +303,12 @@ async fn a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused
 /// Runs `infusion pump` as amy's pump `mac` against `server` for 3 s
 /// (3 minutes of pump time), expects it to exit cleanly, returns its
 /// output.
-fn run_pump(cli: &Cli, server: &str, mac: &str, extra: &[&str]) -> String {
-    let mut args = vec![
-        "pump",
-        "--server",
-        server,
-        "--username",
-        "amy",
-        "--mac",
-        mac,
-        "--password-stdin",
-        "--poll-interval-ms",
-        "1000",
-        "--time-scale",
-        "60",
-        "--duration-s",
-        "3",
-    ];
-    args.extend_from_slice(extra);
-    let out = cli.run(&args, Some(PASSWORD));
+fn run_pump(cli: &Cli, server: &str, mac: &str, extra: &str) -> String {
+    let line = format!(
+        "pump --server {server} --username amy --mac {mac} --password-stdin \
+         --poll-interval-ms 1000 --time-scale 60 --duration-s 3 {extra}"
+    );
+    let out = cli.run(&line, Some(PASSWORD));
     assert!(
         out.status.success(),
         "{}",
@@ -594,17 +326,9 @@ fn assert_infuses(
     secret_file: &std::path::Path,
     server_key: &str,
 ) {
-    let out = run_pump(
-        cli,
-        server,
-        mac,
-        &[
-            "--device-secret-file",
-            secret_file.to_str().unwrap(),
-            "--server-key",
-            server_key,
-        ],
-    );
+    let secret_file = secret_file.to_str().unwrap();
+    let extra = format!("--device-secret-file {secret_file} --server-key {server_key}");
+    let out = run_pump(cli, server, mac, &extra);
     assert!(out.contains("running"), "{out}");
     assert!(!out.contains("stopped: 0 µL"), "{out}");
 }
@@ -624,12 +348,12 @@ async fn keys_moved_by_export_keys_serve_the_pumps_provisioned_before(backend: B
     std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
     let key_file = dir.path().join("server.keys");
     let key_path = key_file.to_str().unwrap();
-    let moved = cli.ok(&["admin", "export-keys", "--key-file", key_path], None);
+    let moved = cli.ok(&format!("admin export-keys --key-file {key_path}"), None);
     assert_eq!(moved["server_key"].as_str(), Some(server_key.as_str()));
-    let refused = cli.refused(&["admin", "export-keys", "--key-file", key_path], None);
+    let refused = cli.refused(&format!("admin export-keys --key-file {key_path}"), None);
     assert!(refused.contains("no server keys"), "{refused}");
 
-    let refused = cli.refused(&["serve", "--bind", "127.0.0.1:0"], None);
+    let refused = cli.refused("serve --bind 127.0.0.1:0", None);
     assert!(refused.contains("--key-file"), "{refused}");
     let (mut server, url) = common::spawn_serve(
         &cli.url,
@@ -641,7 +365,7 @@ async fn keys_moved_by_export_keys_serve_the_pumps_provisioned_before(backend: B
     let _ = server.wait();
 
     let other = cli.ok(
-        &["admin", "bind-device", "--patient", "amy", "--mac", mac],
+        &format!("admin bind-device --patient amy --mac {mac}"),
         None,
     );
     assert_eq!(other["server_key"].as_str(), Some(server_key.as_str()));
@@ -652,12 +376,10 @@ async fn keys_moved_by_export_keys_serve_the_pumps_provisioned_before(backend: B
     new.seed();
     let key_file = dir.path().join("new.keys");
     let moved = new.ok(
-        &[
-            "admin",
-            "export-keys",
-            "--key-file",
-            key_file.to_str().unwrap(),
-        ],
+        &format!(
+            "admin export-keys --key-file {}",
+            key_file.to_str().unwrap()
+        ),
         None,
     );
     let (_, bound_key) = new.bind_amy(mac);

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use crate::error::{Context, bail};
 use infusion_accuracy::analysis::{self, IEC_WINDOWS_MIN};
 use infusion_accuracy::plot::{Chart, Series, write_svg};
 use infusion_accuracy::{Iec, RunResult, Sample, Setting};
@@ -27,7 +27,7 @@ use infusion_sim::physics::{Bench, PhysicsConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
 use serde_json::{Value, json};
 
-use crate::cli::{AnalyzeArgs, BenchAccuracyArgs, PhysicsArgs};
+use crate::args::{AnalyzeArgs, BenchAccuracyArgs, PhysicsArgs};
 use crate::database::{Database, DatabaseUrl};
 use crate::seed;
 
@@ -53,7 +53,7 @@ impl From<&PhysicsArgs> for PhysicsConfig {
 }
 
 /// `2@4` → 2 mL at 4 mL/h, in the pump's integer units.
-fn parse_setting(s: &str) -> anyhow::Result<(Setting, u32, u32)> {
+fn parse_setting(s: &str) -> crate::BenchResult<(Setting, u32, u32)> {
     let (v, r) = s
         .split_once('@')
         .with_context(|| format!("{s:?}: a setting is VOLUME_ML@RATE_ML_H, like 2@4"))?;
@@ -93,7 +93,7 @@ struct Run {
 }
 
 /// Runs the bench and prints Table III and the IEC figures.
-pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> anyhow::Result<()> {
+pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> crate::BenchResult<()> {
     let began = Instant::now();
     if args.runs == 0 {
         bail!("--runs must be at least 1");
@@ -102,7 +102,7 @@ pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> anyhow::Result<(
         .settings
         .iter()
         .map(|s| parse_setting(s))
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<crate::BenchResult<_>>()?;
     let physics = PhysicsConfig::from(&args.physics);
     let plan = DosePlan::PAPER;
     for &(setting, volume_ul, _) in &settings {
@@ -425,7 +425,7 @@ fn figures(
     setting: Setting,
     runs: &[Curve<'_>],
     density: f64,
-) -> anyhow::Result<Vec<String>> {
+) -> crate::BenchResult<Vec<String>> {
     let name = slug(setting);
     let title = format!("{} mL at {} mL/h", setting.volume_ml, setting.rate_ml_h);
     let nominal_min = setting.volume_ml / setting.rate_ml_h * 60.0;
@@ -538,7 +538,7 @@ fn figures(
 }
 
 /// `infusion accuracy analyze`: the same analysis of one log from a file.
-pub fn analyze(args: AnalyzeArgs, json_mode: bool) -> anyhow::Result<()> {
+pub fn analyze(args: AnalyzeArgs, json_mode: bool) -> crate::BenchResult<()> {
     let positive = |x: f64| x.is_finite() && x > 0.0;
     let given = [
         args.volume_ml,

@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use crate::error::{Context, bail};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
@@ -28,7 +28,7 @@ pub struct Sample {
 impl ServerProcess {
     /// Starts this binary's `serve` on a free loopback port over
     /// `database_url`, and waits for its `listening on` line.
-    pub async fn start(database_url: &str) -> anyhow::Result<ServerProcess> {
+    pub async fn start(database_url: &str) -> crate::BenchResult<ServerProcess> {
         let exe = std::env::current_exe().context("finding this binary")?;
         let mut child = Command::new(exe)
             .args([

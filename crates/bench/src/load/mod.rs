@@ -25,7 +25,7 @@ mod users;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use crate::error::{Context, bail};
 use infusion_accuracy::plot::{Chart, Series, write_svg};
 use infusion_protocol::DeviceSecret;
 use infusion_server::identity::new_device_secret;
@@ -33,9 +33,9 @@ use infusion_server::password::PasswordParams;
 use infusion_store_postgres::PgConfig;
 use serde_json::{Value, json};
 
-use crate::bench::fresh;
-use crate::cli::{BenchLoadArgs, LoadMode};
+use crate::args::{BenchLoadArgs, LoadMode};
 use crate::database::Database;
+use crate::index::fresh;
 use crate::seed;
 use server::{ServerProcess, cpu_percent};
 use users::{Pace, Recorder, Run, Stats, pump_account};
@@ -64,7 +64,7 @@ async fn seed_accounts(
     store: &Arc<dyn infusion_store::Store>,
     shape: Shape,
     fleet: bool,
-) -> anyhow::Result<Arc<Vec<DeviceSecret>>> {
+) -> crate::BenchResult<Arc<Vec<DeviceSecret>>> {
     let secrets = (0..shape.pumps)
         .map(|_| new_device_secret())
         .collect::<Result<Vec<_>, _>>()?;
@@ -117,7 +117,7 @@ async fn drive(
     ramp_up: Duration,
     baseline: bool,
     max_in_flight: usize,
-) -> anyhow::Result<(Stats, f64)> {
+) -> crate::BenchResult<(Stats, f64)> {
     let rec: Recorder = Arc::new(std::sync::Mutex::new(Stats::new()?));
     let start = Instant::now() + Duration::from_millis(200);
     let run = Run {
@@ -228,7 +228,7 @@ fn figures(stats: &Stats, elapsed: f64) -> Value {
 /// one connection, WAL, `synchronous=FULL`, one-row transactions in a
 /// tight loop for two seconds. The bar the group-committing writer must
 /// beat.
-fn sqlite_durable_rate(dir: &std::path::Path) -> anyhow::Result<f64> {
+fn sqlite_durable_rate(dir: &std::path::Path) -> crate::BenchResult<f64> {
     let conn = rusqlite::Connection::open(dir.join("raw-commit-rate.db"))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -246,7 +246,7 @@ fn sqlite_durable_rate(dir: &std::path::Path) -> anyhow::Result<f64> {
 /// Where a measurement's load goes.
 enum Target<'a> {
     /// A fresh database and a server process of our own.
-    Own(crate::cli::BenchBackend),
+    Own(crate::args::BenchBackend),
     /// `--server URL`, seeded through its database.
     External { base: &'a str, db: &'a Database },
 }
@@ -256,7 +256,7 @@ async fn measure(
     pg: &PgConfig,
     target: Target<'_>,
     shape: Shape,
-) -> anyhow::Result<(Value, Stats)> {
+) -> crate::BenchResult<(Value, Stats)> {
     let fleet = matches!(shape.pace, Pace::Open(_));
     let (store, fresh_db, url, backend) = match target {
         Target::Own(backend) => {
@@ -385,38 +385,38 @@ pub async fn bench(
     pg: PgConfig,
     seed_into: Option<Database>,
     json_mode: bool,
-) -> anyhow::Result<()> {
+) -> crate::BenchResult<()> {
     let sizes = match args.mode {
         LoadMode::Fleet => &args.pumps,
         LoadMode::Paper | LoadMode::Closed => &args.users,
     };
     if sizes.is_empty() || sizes.contains(&0) {
-        anyhow::bail!("--users and --pumps must list counts of at least 1");
+        bail!("--users and --pumps must list counts of at least 1");
     }
     if let Some(base) = &args.server {
         if sizes.len() != 1 {
-            anyhow::bail!("--server takes one size per run (its database is seeded once)");
+            bail!("--server takes one size per run (its database is seeded once)");
         }
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            anyhow::bail!("--server must be an http:// or https:// URL, not {base:?}");
+            bail!("--server must be an http:// or https:// URL, not {base:?}");
         }
     }
     if args
         .ramp_up
         .is_some_and(|r| Duration::from(r) >= Duration::from(args.duration))
     {
-        anyhow::bail!("--ramp-up must be shorter than --duration");
+        bail!("--ramp-up must be shorter than --duration");
     }
     let poll: Duration = args.poll_interval.into();
     if args.mode == LoadMode::Fleet && poll.is_zero() {
-        anyhow::bail!("--poll-interval must be longer than zero");
+        bail!("--poll-interval must be longer than zero");
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let physicians = |n: u32| n.checked_div(args.physicians_every).unwrap_or(0);
     let mut rows = Vec::new();
     let mut timelines: Vec<(String, Stats)> = Vec::new();
-    let backends: Vec<Option<crate::cli::BenchBackend>> = match &args.server {
+    let backends: Vec<Option<crate::args::BenchBackend>> = match &args.server {
         Some(_) => vec![None],
         None => args.backend.iter().copied().map(Some).collect(),
     };
@@ -456,7 +456,7 @@ pub async fn bench(
                     base: base.trim_end_matches('/'),
                     db,
                 },
-                _ => anyhow::bail!("--server needs the database to seed"),
+                _ => bail!("--server needs the database to seed"),
             };
             let (row, stats) = measure(&args, &pg, target, shape).await?;
             if json_mode {
@@ -564,7 +564,7 @@ fn print_table(args: &BenchLoadArgs, rows: &[Value]) {
 fn write_figures(
     out: &std::path::Path,
     timelines: &[(String, Stats)],
-) -> anyhow::Result<Vec<String>> {
+) -> crate::BenchResult<Vec<String>> {
     let series = |f: &dyn Fn(u64, u64) -> f64| -> Vec<Series> {
         timelines
             .iter()

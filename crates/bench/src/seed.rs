@@ -48,7 +48,7 @@ pub async fn seed(
     patients: &[Patient],
     actor: &str,
     params: PasswordParams,
-) -> anyhow::Result<()> {
+) -> crate::BenchResult<()> {
     let hash = tokio::task::spawn_blocking(move || params.hash_blocking(password)).await??;
     let now = now_ms();
     store
@@ -85,7 +85,7 @@ async fn patient(
     physician: &str,
     actor: &str,
     now: i64,
-) -> anyhow::Result<()> {
+) -> crate::BenchResult<()> {
     let id = store
         .create_patient(
             NewPatient {

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use crate::error::{Context, bail};
 use infusion_protocol::{ChallengeResponse, DeviceSecret, MacAddress};
 use infusion_server::identity::new_device_secret;
 use infusion_server::{AppState, Application, ServerConfig};
@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use infusion_store_postgres::PgConfig;
 use infusion_store_postgres::scratch::ScratchDatabase;
 
-use crate::cli::{BenchBackend, BenchIndexArgs};
+use crate::args::{BenchBackend, BenchIndexArgs};
 use crate::database::{Database, DatabaseUrl};
 use crate::seed;
 
@@ -31,7 +31,7 @@ fn mac_of(i: u32) -> MacAddress {
 }
 
 /// Seeds `users` patients; returns their device secrets, by user number.
-async fn seed(store: &Arc<dyn Store>, users: u32) -> anyhow::Result<Vec<DeviceSecret>> {
+async fn seed(store: &Arc<dyn Store>, users: u32) -> crate::BenchResult<Vec<DeviceSecret>> {
     let patients = (0..users)
         .map(|i| {
             Ok(seed::Patient {
@@ -44,7 +44,7 @@ async fn seed(store: &Arc<dyn Store>, users: u32) -> anyhow::Result<Vec<DeviceSe
                 rate_ul_h: 4_000,
             })
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<crate::BenchResult<Vec<_>>>()?;
     seed::seed(
         store,
         "bench.physician",
@@ -66,7 +66,7 @@ pub(crate) async fn device_login(
     password: &str,
     mac: MacAddress,
     secret: &DeviceSecret,
-) -> anyhow::Result<Value> {
+) -> crate::BenchResult<Value> {
     let challenge: ChallengeResponse = http
         .post(format!("{base}/api/v1/device/challenge"))
         .send()
@@ -97,7 +97,7 @@ async fn user(
     i: u32,
     secret: DeviceSecret,
     until: Instant,
-) -> anyhow::Result<(Vec<u32>, u64)> {
+) -> crate::BenchResult<(Vec<u32>, u64)> {
     let http = reqwest::Client::new();
     let login = device_login(
         &http,
@@ -156,7 +156,7 @@ pub(crate) async fn fresh(
     backend: BenchBackend,
     postgres_url: Option<&str>,
     pg: &PgConfig,
-) -> anyhow::Result<(Arc<dyn Store>, Fresh, String)> {
+) -> crate::BenchResult<(Arc<dyn Store>, Fresh, String)> {
     match backend {
         BenchBackend::Sqlite => {
             let dir = tempfile::tempdir()?;
@@ -198,7 +198,7 @@ impl Fresh {
 
     /// Drops a scratch PostgreSQL database; a SQLite directory goes with
     /// the value.
-    pub(crate) async fn remove(self) -> anyhow::Result<()> {
+    pub(crate) async fn remove(self) -> crate::BenchResult<()> {
         if let Fresh::Postgres(scratch) = self {
             scratch.remove().await?;
         }
@@ -208,7 +208,7 @@ impl Fresh {
 
 /// Runs one measurement per backend and user count and prints a table (one
 /// JSON object per measurement with `--json`).
-pub async fn index(args: BenchIndexArgs, pg: PgConfig, json_mode: bool) -> anyhow::Result<()> {
+pub async fn index(args: BenchIndexArgs, pg: PgConfig, json_mode: bool) -> crate::BenchResult<()> {
     if args.users.is_empty() || args.users.contains(&0) {
         bail!("--users must list counts of at least 1");
     }
@@ -259,7 +259,7 @@ pub async fn index(args: BenchIndexArgs, pg: PgConfig, json_mode: bool) -> anyho
     Ok(())
 }
 
-async fn measure(store: Arc<dyn Store>, users: u32, duration_s: u64) -> anyhow::Result<Value> {
+async fn measure(store: Arc<dyn Store>, users: u32, duration_s: u64) -> crate::BenchResult<Value> {
     let secrets = seed(&store, users).await?;
     let state = AppState::new(store, ServerConfig::default()).await?;
     let app = Application::bind(([127, 0, 0, 1], 0).into(), state).await?;

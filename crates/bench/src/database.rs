@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use crate::error::{Context, bail};
 use infusion_store::Store;
 use infusion_store_postgres::{PgConfig, PgStore};
 use infusion_store_sqlite::SqliteStore;
@@ -21,7 +21,7 @@ pub enum DatabaseUrl {
 impl DatabaseUrl {
     /// `postgres://…` or `postgresql://…`; `sqlite://PATH`, `sqlite:PATH`
     /// or a bare path.
-    pub fn parse(url: &str) -> anyhow::Result<DatabaseUrl> {
+    pub fn parse(url: &str) -> crate::BenchResult<DatabaseUrl> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(DatabaseUrl::Postgres(url.to_owned()));
         }
@@ -74,7 +74,7 @@ pub struct Database {
 
 impl Database {
     /// Opens the store, applying migrations.
-    pub async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+    pub async fn open(&self) -> crate::BenchResult<Arc<dyn Store>> {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
                 Ok(Arc::new(SqliteStore::open(path).with_context(|| {
@@ -90,7 +90,7 @@ impl Database {
     }
 
     /// Applies pending migrations; returns how many.
-    pub async fn migrate(&self) -> anyhow::Result<usize> {
+    pub async fn migrate(&self) -> crate::BenchResult<usize> {
         match &self.url {
             DatabaseUrl::Sqlite(path) => Ok(SqliteStore::migrate(path)
                 .with_context(|| format!("migrating {}", path.display()))?),

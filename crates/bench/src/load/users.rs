@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use crate::error::Context;
 use hdrhistogram::Histogram;
 use infusion_protocol::MacAddress;
 use serde_json::{Value, json};
@@ -161,14 +161,14 @@ struct Chain {
     patient_id: Value,
 }
 
-async fn device_login(http: &reqwest::Client, run: &Run, i: u32) -> anyhow::Result<Chain> {
+async fn device_login(http: &reqwest::Client, run: &Run, i: u32) -> crate::BenchResult<Chain> {
     let (username, mac) = pump_account(i);
     let secret = run
         .secrets
         .get(i as usize)
         .context("no device secret for this pump")?;
     let r =
-        crate::bench::device_login(http, &run.base, &username, run.password, mac, secret).await?;
+        crate::index::device_login(http, &run.base, &username, run.password, mac, secret).await?;
     Ok(Chain {
         token: r["token"]
             .as_str()
@@ -269,7 +269,11 @@ fn csrf(page: &str) -> Option<String> {
     page[at..].split('"').next().map(str::to_owned)
 }
 
-async fn web_login(http: &reqwest::Client, run: &Run, username: &str) -> anyhow::Result<String> {
+async fn web_login(
+    http: &reqwest::Client,
+    run: &Run,
+    username: &str,
+) -> crate::BenchResult<String> {
     let form = http.get(format!("{}/login", run.base)).send().await?;
     let login_cookie = cookie(&form, "infusion_login").context("no login cookie")?;
     let token = csrf(&form.text().await?).context("no login csrf")?;
