@@ -18,7 +18,7 @@ use crate::error::{Context, bail};
 use infusion_accuracy::analysis::{self, IEC_WINDOWS_MIN};
 use infusion_accuracy::plot::{Chart, Series, write_svg};
 use infusion_accuracy::{Iec, RunResult, Sample, Setting};
-use infusion_protocol::MacAddress;
+use infusion_protocol::{DeviceSecret, MacAddress};
 use infusion_pump_core::PumpConfig;
 use infusion_pump_core::dose::{DosePlan, PAPER_DRIVE};
 use infusion_server::identity::new_device_secret;
@@ -95,6 +95,50 @@ struct Run {
 /// Runs the bench and prints Table III and the IEC figures.
 pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> crate::BenchResult<()> {
     let began = Instant::now();
+    let plan = DosePlan::PAPER;
+    let settings = settings(&args, &plan)?;
+    let physics = PhysicsConfig::from(&args.physics);
+    std::fs::create_dir_all(args.out.join("logs"))
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let dir = tempfile::tempdir()?;
+    let (server, secrets) = BenchServer::start(&dir, &args, &settings).await?;
+    let tasks = spawn_runs(&args, &settings, &server, secrets, plan, physics)?;
+    let runs = collect(&args, &settings, tasks, plan, physics).await;
+    server.stop().await;
+    let mut runs = runs?;
+
+    let mut summary = Vec::new();
+    for (s, set_runs) in runs.iter_mut().enumerate() {
+        set_runs.sort_by_key(|r| r.number);
+        let setting = settings[s].0;
+        let curves: Vec<Curve<'_>> = set_runs.iter().map(Run::curve).collect();
+        let figures = figures(&args.out, setting, &curves, physics.density_g_ml)?;
+        summary.push(report(setting, set_runs, &figures, json_mode));
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+    let all = json!({"settings": summary, "wall_clock_s": elapsed, "seed": args.seed});
+    std::fs::write(
+        args.out.join("summary.json"),
+        serde_json::to_string_pretty(&all)?,
+    )?;
+    if json_mode {
+        println!("{all}");
+    } else {
+        println!(
+            "{} runs in {elapsed:.1} s of wall-clock time; logs, figures and summary.json in {}",
+            runs.iter().map(Vec::len).sum::<usize>(),
+            args.out.display()
+        );
+    }
+    Ok(())
+}
+
+/// The settings to run (setting, volume µL, rate µL/h), each within what
+/// the simulated syringe holds.
+fn settings(
+    args: &BenchAccuracyArgs,
+    plan: &DosePlan,
+) -> crate::BenchResult<Vec<(Setting, u32, u32)>> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
@@ -103,8 +147,6 @@ pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> crate::BenchResu
         .iter()
         .map(|s| parse_setting(s))
         .collect::<crate::BenchResult<_>>()?;
-    let physics = PhysicsConfig::from(&args.physics);
-    let plan = DosePlan::PAPER;
     for &(setting, volume_ul, _) in &settings {
         if u64::from(volume_ul) > plan.capacity_ul() {
             bail!(
@@ -114,65 +156,106 @@ pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> crate::BenchResu
             );
         }
     }
-    std::fs::create_dir_all(args.out.join("logs"))
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    Ok(settings)
+}
 
-    // The server, on a fresh SQLite file, with one patient per run.
-    let dir = tempfile::tempdir()?;
-    let store = Database {
-        url: DatabaseUrl::Sqlite(dir.path().join("accuracy.db")),
-        pg: Default::default(),
-    }
-    .open()
-    .await?;
-    let mut patients = Vec::new();
-    for (s, &(_, volume_ul, rate_ul_h)) in settings.iter().enumerate() {
-        for k in 1..=args.runs {
-            patients.push(seed::Patient {
-                username: format!("accuracy.s{s}.r{k}"),
-                first_name: "Bench".into(),
-                mac: mac_of(s, k),
-                secret: new_device_secret()?,
-                limits: None,
-                volume_ul,
-                rate_ul_h,
-            });
+/// The server the runs' pumps talk to: in process, on a fresh SQLite
+/// file, with one patient per run (whose device secrets it hands out once,
+/// in the order they were seeded).
+struct BenchServer {
+    base: String,
+    server_key: infusion_protocol::PublicKey,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl BenchServer {
+    async fn start(
+        dir: &tempfile::TempDir,
+        args: &BenchAccuracyArgs,
+        settings: &[(Setting, u32, u32)],
+    ) -> crate::BenchResult<(BenchServer, Vec<DeviceSecret>)> {
+        let store = Database {
+            url: DatabaseUrl::Sqlite(dir.path().join("accuracy.db")),
+            pg: Default::default(),
         }
+        .open()
+        .await?;
+        let mut patients = Vec::new();
+        for (s, &(_, volume_ul, rate_ul_h)) in settings.iter().enumerate() {
+            for k in 1..=args.runs {
+                patients.push(seed::Patient {
+                    username: format!("accuracy.s{s}.r{k}"),
+                    first_name: "Bench".into(),
+                    mac: mac_of(s, k),
+                    secret: new_device_secret()?,
+                    limits: None,
+                    volume_ul,
+                    rate_ul_h,
+                });
+            }
+        }
+        seed::seed(
+            &store,
+            "accuracy.physician",
+            "Bench",
+            PASSWORD,
+            &patients,
+            "bench",
+            infusion_server::password::PasswordParams::default(),
+        )
+        .await?;
+        let state = AppState::new(Arc::clone(&store), ServerConfig::default()).await?;
+        let server_key = state.keys.index.public_key();
+        let secrets: Vec<_> = patients.into_iter().map(|p| p.secret).collect();
+        let app = Application::bind(([127, 0, 0, 1], 0).into(), state).await?;
+        let base = format!("http://{}", app.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        let server = BenchServer {
+            base,
+            server_key,
+            stop,
+            task,
+        };
+        Ok((server, secrets))
     }
-    seed::seed(
-        &store,
-        "accuracy.physician",
-        "Bench",
-        PASSWORD,
-        &patients,
-        "bench",
-        infusion_server::password::PasswordParams::default(),
-    )
-    .await?;
-    let state = AppState::new(Arc::clone(&store), ServerConfig::default()).await?;
-    let server_key = state.keys.index.public_key();
-    let mut secrets = patients.into_iter().map(|p| p.secret);
-    let app = Application::bind(([127, 0, 0, 1], 0).into(), state).await?;
-    let base = format!("http://{}", app.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
 
-    // Every run at once: each pump has its own virtual clock.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// What one run's task ends with: its setting and run number, its seed,
+/// the pump's last snapshot, the bench, and the volume set.
+type Finished = (usize, u32, u64, Snapshot, Bench, u32);
+
+/// Every run at once: each pump has its own virtual clock.
+fn spawn_runs(
+    args: &BenchAccuracyArgs,
+    settings: &[(Setting, u32, u32)],
+    server: &BenchServer,
+    secrets: Vec<DeviceSecret>,
+    plan: DosePlan,
+    physics: PhysicsConfig,
+) -> crate::BenchResult<tokio::task::JoinSet<Finished>> {
+    let mut secrets = secrets.into_iter();
     let mut tasks = tokio::task::JoinSet::new();
     for (s, &(setting, volume_ul, _)) in settings.iter().enumerate() {
         for k in 1..=args.runs {
             let seed = args.seed + 100 * s as u64 + u64::from(k);
             let pump = SimPump::new(
                 &format!("accuracy.s{s}.r{k}"),
-                &base,
+                &server.base,
                 Credentials::provisioned(
                     &format!("accuracy.s{s}.r{k}"),
                     PASSWORD,
                     mac_of(s, k),
                     secrets.next().context("one device secret per seeded run")?,
-                    server_key,
+                    server.server_key,
                 ),
                 SimConfig {
                     pump: PumpConfig {
@@ -205,9 +288,20 @@ pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> crate::BenchResu
             });
         }
     }
+    Ok(tasks)
+}
+
+/// Waits for every run, writes its scale log and analyses it; the runs of
+/// each setting.
+async fn collect(
+    args: &BenchAccuracyArgs,
+    settings: &[(Setting, u32, u32)],
+    tasks: tokio::task::JoinSet<Finished>,
+    plan: DosePlan,
+    physics: PhysicsConfig,
+) -> crate::BenchResult<Vec<Vec<Run>>> {
     let mut runs: Vec<Vec<Run>> = settings.iter().map(|_| Vec::new()).collect();
-    for joined in tasks.join_all().await {
-        let (s, k, seed, snap, bench, volume_ul) = joined;
+    for (s, k, seed, snap, bench, volume_ul) in tasks.join_all().await {
         let setting = settings[s].0;
         if snap.completed_at_ms.is_none() {
             bail!(
@@ -244,33 +338,7 @@ pub async fn bench(args: BenchAccuracyArgs, json_mode: bool) -> crate::BenchResu
             requests: snap.requests_ok,
         });
     }
-    let _ = stop.send(());
-    let _ = server.await;
-
-    let mut summary = Vec::new();
-    for (s, set_runs) in runs.iter_mut().enumerate() {
-        set_runs.sort_by_key(|r| r.number);
-        let setting = settings[s].0;
-        let curves: Vec<Curve<'_>> = set_runs.iter().map(Run::curve).collect();
-        let figures = figures(&args.out, setting, &curves, physics.density_g_ml)?;
-        summary.push(report(setting, set_runs, &figures, json_mode));
-    }
-    let elapsed = began.elapsed().as_secs_f64();
-    let all = json!({"settings": summary, "wall_clock_s": elapsed, "seed": args.seed});
-    std::fs::write(
-        args.out.join("summary.json"),
-        serde_json::to_string_pretty(&all)?,
-    )?;
-    if json_mode {
-        println!("{all}");
-    } else {
-        println!(
-            "{} runs in {elapsed:.1} s of wall-clock time; logs, figures and summary.json in {}",
-            runs.iter().map(Vec::len).sum::<usize>(),
-            args.out.display()
-        );
-    }
-    Ok(())
+    Ok(runs)
 }
 
 fn mac_of(setting: usize, run: u32) -> MacAddress {

@@ -119,12 +119,37 @@ pub async fn run(db: Option<Database>, args: DemoArgs) -> anyhow::Result<()> {
         let _ = server_stop.wait_for(|s| *s).await;
     }));
 
+    banner(&base, &db_path, tmp.is_none(), args.time_scale);
+    let pumps = start_pumps(&base, secrets, state_key, &args, &stop_rx)?;
+    watch_pumps(&store, &pumps, &args).await?;
+    let _ = stop_tx.send(true);
+    for (name, _, task) in pumps {
+        if let Ok(last) = task.await {
+            println!("stopped {}", describe(name, &last).trim_start());
+        }
+    }
+    let events: usize = {
+        let mut n = 0;
+        for (username, ..) in PATIENTS {
+            let id = store.patient_id(username).await?;
+            n += store.events(id, 0, u32::MAX).await?.len();
+        }
+        n
+    };
+    println!("{events} events stored in {db_path}");
+    server.await??;
+    Ok(())
+}
+
+/// What the demo prints before it starts: where everything is, and the
+/// accounts to log in with.
+fn banner(base: &str, db_path: &str, kept: bool, time_scale: u32) {
     println!("Infusion pump system demo");
     println!("  server        {base}   (listening on {base})");
     println!("  web app       {base}/login   (log in with the accounts below)");
     println!("  device API    {base}/api/v1/openapi.json");
     println!("  health        {base}/api/v1/health");
-    if tmp.is_none() {
+    if kept {
         println!("  database      {db_path}");
     } else {
         println!("  database      {db_path} (deleted on exit; pass --database-url to keep one)");
@@ -135,16 +160,32 @@ pub async fn run(db: Option<Database>, args: DemoArgs) -> anyhow::Result<()> {
     }
     println!(
         "  pump time runs {}x real time; Ctrl-C stops. Try: curl {base}/api/v1/health",
-        args.time_scale
+        time_scale
     );
     println!();
+}
 
+/// The demo's pump handles: name, live view, task.
+type Pumps = Vec<(
+    &'static str,
+    watch::Receiver<Snapshot>,
+    tokio::task::JoinHandle<Snapshot>,
+)>;
+
+/// Starts one simulated pump per demo patient, provisioned with its
+/// device secret and the server key, until `stop` says so.
+fn start_pumps(
+    base: &str,
+    secrets: Vec<DeviceSecret>,
+    server_key: infusion_protocol::PublicKey,
+    args: &DemoArgs,
+    stop_rx: &watch::Receiver<bool>,
+) -> anyhow::Result<Pumps> {
     let mut pumps = Vec::new();
-    let server_key = state_key;
     for ((username, _, mac, _, _), secret) in PATIENTS.into_iter().zip(secrets) {
         let pump = SimPump::new(
             username,
-            &base,
+            base,
             Credentials::provisioned(
                 username,
                 PASSWORD,
@@ -166,6 +207,12 @@ pub async fn run(db: Option<Database>, args: DemoArgs) -> anyhow::Result<()> {
         pumps.push((username, view, task));
     }
 
+    Ok(pumps)
+}
+
+/// Prints every pump's state every 3 s, changes the first patient's rate
+/// after 8 s, until Ctrl-C or `--duration-s`.
+async fn watch_pumps(store: &Arc<dyn Store>, pumps: &Pumps, args: &DemoArgs) -> anyhow::Result<()> {
     let deadline = args.duration_s.map(Duration::from_secs);
     let started = tokio::time::Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_secs(3));
@@ -199,28 +246,12 @@ pub async fn run(db: Option<Database>, args: DemoArgs) -> anyhow::Result<()> {
             );
         }
         println!("after {:>3} s:", elapsed.as_secs());
-        for (name, view, _) in &pumps {
+        for (name, view, _) in pumps {
             println!("{}", describe(name, &view.borrow()));
         }
         if deadline.is_some_and(|d| elapsed >= d) {
             break;
         }
     }
-    let _ = stop_tx.send(true);
-    for (name, _, task) in pumps {
-        if let Ok(last) = task.await {
-            println!("stopped {}", describe(name, &last).trim_start());
-        }
-    }
-    let events: usize = {
-        let mut n = 0;
-        for (username, ..) in PATIENTS {
-            let id = store.patient_id(username).await?;
-            n += store.events(id, 0, u32::MAX).await?.len();
-        }
-        n
-    };
-    println!("{events} events stored in {db_path}");
-    server.await??;
     Ok(())
 }
