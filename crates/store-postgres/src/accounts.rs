@@ -4,12 +4,12 @@ use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
     AccountId, AccountOverview, AccountRecord, Accounts, NewPatient, NewPhysician, Role,
-    StoreError, StoreResult, new_patient, new_staff, patient_created, stored_role,
+    StoreError, StoreResult, new_patient, new_staff, patient_created,
 };
 use sqlx::PgConnection;
 
 use crate::audit::apply;
-use crate::rows::{ACCOUNT_COLUMNS, account_row, db_patient_id, get, patient_id};
+use crate::rows::{Cols, db_patient_id, get, patient_id};
 use crate::{PgStore, db_error};
 
 async fn username_taken(conn: &mut PgConnection, username: &str) -> StoreResult<bool> {
@@ -177,43 +177,34 @@ impl Accounts for PgStore {
     }
 
     async fn accounts(&self) -> StoreResult<Vec<AccountOverview>> {
-        sqlx::query(
-            "SELECT a.username, a.role, a.first_name, a.last_name, i.name, ph.username, d.mac
-             FROM accounts a
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM accounts a
              LEFT JOIN institutions i ON i.id = a.institution_id
              LEFT JOIN patients p ON p.account_id = a.id
              LEFT JOIN accounts ph ON ph.id = p.physician_id
              LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
              ORDER BY a.role, a.username",
-        )
+            AccountOverview::COLUMNS
+        )))
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?
         .iter()
-        .map(|r| {
-            Ok(AccountOverview {
-                username: get(r, 0)?,
-                role: stored_role(get(r, 1)?)?,
-                first_name: get(r, 2)?,
-                last_name: get(r, 3)?,
-                institution: get(r, 4)?,
-                physician: get(r, 5)?,
-                device: get(r, 6)?,
-            })
-        })
+        .map(|r| AccountOverview::from_row(&Cols(r)))
         .collect()
     }
 
     async fn account(&self, username: &str) -> StoreResult<Option<AccountRecord>> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.username = $1"
+            "SELECT {} FROM accounts a WHERE a.username = $1",
+            AccountRecord::COLUMNS
         )))
         .bind(username)
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?
         .as_ref()
-        .map(account_row)
+        .map(|r| AccountRecord::at(&Cols(r), 0))
         .transpose()
     }
 

@@ -1,25 +1,16 @@
 //! The SQL of devices: binding and the device login.
 
 use async_trait::async_trait;
-use infusion_protocol::{HexBytes, MacAddress, PatientId, PublicKey};
+use infusion_protocol::{MacAddress, PatientId, PublicKey};
 use infusion_store::{
-    AccountId, Binding, BoundDevice, BoundNow, DeviceId, Devices, LoginRecord, NewToken,
-    StoreError, StoreResult, bind, start_session, stored_mac,
+    Binding, BoundNow, Columns, DeviceId, Devices, LoginRecord, NewToken, StoreError, StoreResult,
+    bind, start_session,
 };
 
 use crate::accounts::lock_patient;
 use crate::audit::apply;
-use crate::rows::{db_patient_id, get, patient_id};
+use crate::rows::{Cols, db_patient_id, get, patient_id};
 use crate::{PgStore, db_error};
-
-/// A stored fixed-size byte column (`what` names it in the fault).
-fn bytes<const N: usize>(v: Option<Vec<u8>>, what: &str) -> StoreResult<Option<[u8; N]>> {
-    v.map(|v| {
-        v.try_into()
-            .map_err(|_| StoreError::Backend(format!("stored {what} is not {N} bytes")))
-    })
-    .transpose()
-}
 
 #[async_trait]
 impl Devices for PgStore {
@@ -88,40 +79,20 @@ impl Devices for PgStore {
     }
 
     async fn device_login_record(&self, username: &str) -> StoreResult<Option<LoginRecord>> {
-        let row = sqlx::query(
-            "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac,
-                    d.public_key, d.login_nonce
-             FROM accounts a
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM accounts a
              JOIN patients p ON p.account_id = a.id
              LEFT JOIN institutions i ON i.id = a.institution_id
              LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
              WHERE a.username = $1 AND a.role = 'patient'",
-        )
+            LoginRecord::COLUMNS
+        )))
         .bind(username)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_error)?;
-        let Some(r) = row else {
-            return Ok(None);
-        };
-        let device = match get::<Option<i64>>(&r, 6)? {
-            Some(id) => Some(BoundDevice {
-                id: DeviceId(id),
-                mac: stored_mac(get(&r, 7)?)?,
-                public_key: bytes(get(&r, 8)?, "device key")?.map(HexBytes),
-                login_nonce: bytes(get(&r, 9)?, "login nonce")?,
-            }),
-            None => None,
-        };
-        Ok(Some(LoginRecord {
-            account_id: AccountId(get(&r, 0)?),
-            patient_id: patient_id(get(&r, 1)?),
-            password_hash: get(&r, 2)?,
-            first_name: get(&r, 3)?,
-            last_name: get(&r, 4)?,
-            institution: get(&r, 5)?,
-            device,
-        }))
+        .map_err(db_error)?
+        .map(|r| LoginRecord::from_row(&Cols(&r)))
+        .transpose()
     }
 
     async fn start_device_session(
@@ -148,9 +119,10 @@ impl Devices for PgStore {
         .await
         .map_err(db_error)?
         .map(|r| {
+            let r = Cols(&r);
             Ok::<_, StoreError>(BoundNow {
-                mac: get(&r, 0)?,
-                login_nonce: bytes(get(&r, 1)?, "login nonce")?,
+                mac: r.string(0)?,
+                login_nonce: r.array(1, "login nonce")?,
             })
         })
         .transpose()?;

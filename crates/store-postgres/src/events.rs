@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use crate::accounts::lock_patient;
 use crate::audit::apply;
-use crate::rows::{db_patient_id, event_row, get};
+use crate::rows::{Cols, db_patient_id, get};
 use crate::tokens::{CONSUME, refuse_token};
 use crate::{PgStore, db_error};
 
@@ -145,7 +145,7 @@ async fn events(
     .await
     .map_err(db_error)?
     .iter()
-    .map(event_row)
+    .map(|r| EventRow::from_row(&Cols(r)))
     .collect()
 }
 
@@ -194,7 +194,7 @@ impl Events for PgStore {
         .await
         .map_err(db_error)?
         .iter()
-        .map(event_row)
+        .map(|r| EventRow::from_row(&Cols(r)))
         .collect()
     }
 

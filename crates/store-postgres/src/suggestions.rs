@@ -3,26 +3,15 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    Decision, NewSuggestion, StoreResult, SuggestPlan, Suggestion, SuggestionStatus, Suggestions,
-    decide, suggest, suggested,
+    Columns, Decision, NewSuggestion, StoreResult, SuggestPlan, Suggestion, SuggestionStatus,
+    Suggestions, decide, suggest, suggested,
 };
-use sqlx::postgres::PgRow;
 
 use crate::accounts::lock_patient;
 use crate::audit::apply;
-use crate::rows::{db_patient_id, get, get_u32};
+use crate::rows::{Cols, db_patient_id, get};
 use crate::treatment::{current_prescription, insert_prescription, limits_of};
 use crate::{PgStore, db_error};
-
-/// The proposal columns of a suggestion row from `i`.
-fn proposal_at(r: &PgRow, i: usize) -> StoreResult<NewSuggestion> {
-    Ok(NewSuggestion {
-        based_on_version: get_u32(r, i)?,
-        volume_ul: get_u32(r, i + 1)?,
-        rate_ul_h: get_u32(r, i + 2)?,
-        reason: get(r, i + 3)?,
-    })
-}
 
 #[async_trait]
 impl Suggestions for PgStore {
@@ -46,7 +35,7 @@ impl Suggestions for PgStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?
-        .map(|r| Ok::<_, infusion_store::StoreError>((get(&r, 0)?, get_u32(&r, 1)?)))
+        .map(|r| Ok::<_, infusion_store::StoreError>((get(&r, 0)?, Cols(&r).u32(1)?)))
         .transpose()?;
         let SuggestPlan::Insert { supersede } = suggest(&s, current, &limits, pending)? else {
             return Ok(None);
@@ -91,13 +80,7 @@ impl Suggestions for PgStore {
         .await
         .map_err(db_error)?
         .iter()
-        .map(|r| {
-            Ok(Suggestion {
-                id: get(r, 0)?,
-                created_at_ms: get(r, 1)?,
-                proposal: proposal_at(r, 2)?,
-            })
-        })
+        .map(|r| Suggestion::from_row(&Cols(r)))
         .collect()
     }
 
@@ -121,7 +104,7 @@ impl Suggestions for PgStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?
-        .map(|r| proposal_at(&r, 0))
+        .map(|r| NewSuggestion::at(&Cols(&r), 0))
         .transpose()?;
         let current = current_prescription(&mut tx, pid)
             .await?

@@ -5,13 +5,13 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    DeviceId, NewToken, PolledIndex, PresentedToken, Refusal, StoreError, StoreResult, TokenHash,
-    TokenStatus, Tokens, index_of, refusal_after_miss, stored_mac,
+    Columns, NewToken, PolledIndex, Prescription, PresentedToken, Refusal, StoreError, StoreResult,
+    TokenHash, TokenStatus, Tokens, index_of, limits_at, refusal_after_miss, stored_mac,
 };
 use sqlx::PgPool;
 
 use crate::audit::insert_audit_on;
-use crate::rows::{db_patient_id, get, limits_at, patient_id, prescription_at};
+use crate::rows::{Cols, db_patient_id};
 use crate::{PgStore, db_error};
 
 /// Consumes the presented token (if it is unused, unexpired, this
@@ -47,30 +47,15 @@ pub(crate) async fn refuse_token(
     patient: PatientId,
     now_ms: i64,
 ) -> StoreError {
-    let found = sqlx::query(
-        "SELECT t.device_id, t.patient_id, t.expires_at_ms, t.used_at_ms, d.mac,
-                d.retired_at_ms IS NOT NULL,
-                t.revoked_at_ms IS NOT NULL OR t.generation <> d.token_generation
-         FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = $1",
-    )
+    let found = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = $1",
+        PresentedToken::COLUMNS
+    )))
     .bind(&presented.0[..])
     .fetch_optional(pool)
     .await
     .map_err(db_error)
-    .and_then(|row| {
-        row.map(|r| {
-            Ok(PresentedToken {
-                device: DeviceId(get(&r, 0)?),
-                owner: patient_id(get(&r, 1)?),
-                expires_at_ms: get(&r, 2)?,
-                used_at_ms: get(&r, 3)?,
-                mac: get(&r, 4)?,
-                device_retired: get(&r, 5)?,
-                revoked: get(&r, 6)?,
-            })
-        })
-        .transpose()
-    });
+    .and_then(|row| row.map(|r| PresentedToken::from_row(&Cols(&r))).transpose());
     let found = match found {
         Ok(f) => f,
         Err(e) => return e,
@@ -153,10 +138,11 @@ async fn poll_index(
     let Some(r) = row else {
         return Err(refuse_token(pool, presented, patient, now_ms).await);
     };
+    let r = Cols(&r);
     let limits = limits_at(&r, 0)?;
-    let mac = stored_mac(get(&r, 10)?)?;
+    let mac = stored_mac(&r.string(10)?)?;
     // The first fetch was marked in the statement; only the index is left.
-    let current = prescription_at(&r, 3)?;
+    let current = Prescription::at(&r, 3)?;
     let (index, _) = index_of(current.as_ref(), limits);
     Ok(PolledIndex { index, mac })
 }
@@ -192,23 +178,15 @@ impl Tokens for PgStore {
     }
 
     async fn token_status(&self, hash: TokenHash) -> StoreResult<Option<TokenStatus>> {
-        sqlx::query(
-            "SELECT device_id, patient_id, expires_at_ms, used_at_ms, revoked_at_ms
-             FROM tokens WHERE hash = $1",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM tokens WHERE hash = $1",
+            TokenStatus::COLUMNS
+        )))
         .bind(&hash.0[..])
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?
-        .map(|r| {
-            Ok(TokenStatus {
-                device_id: DeviceId(get(&r, 0)?),
-                patient_id: patient_id(get(&r, 1)?),
-                expires_at_ms: get(&r, 2)?,
-                used_at_ms: get(&r, 3)?,
-                revoked_at_ms: get(&r, 4)?,
-            })
-        })
+        .map(|r| TokenStatus::from_row(&Cols(&r)))
         .transpose()
     }
 }

@@ -3,17 +3,14 @@
 use async_trait::async_trait;
 use infusion_protocol::{PatientId, PatientLimits};
 use infusion_store::{
-    NewPrescription, PatientSummary, Prescription, StoreError, StoreResult, Treatment,
-    limits_change, next_version, stored_mac,
+    NewPrescription, PatientSummary, Prescription, StoreError, StoreResult, Treatment, limits_at,
+    limits_change, next_version,
 };
 use sqlx::PgConnection;
 
 use crate::accounts::lock_patient;
 use crate::audit::apply;
-use crate::rows::{
-    PRESCRIPTION_COLUMNS, db_patient_id, get, limits_at, patient_id, prescription_at,
-    prescription_row,
-};
+use crate::rows::{Cols, db_patient_id};
 use crate::{PgStore, db_error};
 
 /// A patient's limits.
@@ -25,7 +22,7 @@ pub(crate) async fn limits_of(conn: &mut PgConnection, pid: i64) -> StoreResult<
     .fetch_one(conn)
     .await
     .map_err(db_error)?;
-    limits_at(&row, 0)
+    limits_at(&Cols(&row), 0)
 }
 
 /// A patient's newest prescription version, if one was written.
@@ -34,15 +31,15 @@ pub(crate) async fn current_prescription(
     pid: i64,
 ) -> StoreResult<Option<Prescription>> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {PRESCRIPTION_COLUMNS} FROM prescriptions WHERE patient_id = $1
-         ORDER BY version DESC LIMIT 1"
+        "SELECT {} FROM prescriptions WHERE patient_id = $1 ORDER BY version DESC LIMIT 1",
+        Prescription::COLUMNS
     )))
     .bind(pid)
     .fetch_optional(conn)
     .await
     .map_err(db_error)?
     .as_ref()
-    .map(prescription_row)
+    .map(|r| Prescription::from_row(&Cols(r)))
     .transpose()
 }
 
@@ -78,36 +75,20 @@ pub(crate) async fn insert_prescription(
 /// `filter` is a `WHERE` of our own on `$1`.
 fn summaries_sql(filter: &str) -> String {
     format!(
-        "SELECT p.id, a.username, a.first_name, a.last_name, ph.username, d.mac, d.last_seen_ms,
-                l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
-                rx.version, rx.volume_ul, rx.rate_ul_h, rx.state, rx.created_at_ms, rx.created_by,
-                rx.fetched_at_ms
-         FROM patients p
+        "SELECT {} FROM patients p
          JOIN accounts a ON a.id = p.account_id
          JOIN accounts ph ON ph.id = p.physician_id
          JOIN limits l ON l.patient_id = p.id
          LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
          LEFT JOIN LATERAL (
-             SELECT {PRESCRIPTION_COLUMNS} FROM prescriptions
+             SELECT {} FROM prescriptions
              WHERE patient_id = p.id ORDER BY version DESC LIMIT 1
          ) rx ON TRUE
          {filter}
-         ORDER BY a.last_name, a.first_name, a.username"
+         ORDER BY a.last_name, a.first_name, a.username",
+        PatientSummary::COLUMNS,
+        Prescription::COLUMNS
     )
-}
-
-fn summary_row(r: &sqlx::postgres::PgRow) -> StoreResult<PatientSummary> {
-    Ok(PatientSummary {
-        patient_id: patient_id(get(r, 0)?),
-        username: get(r, 1)?,
-        first_name: get(r, 2)?,
-        last_name: get(r, 3)?,
-        physician_username: get(r, 4)?,
-        device: get::<Option<&str>>(r, 5)?.map(stored_mac).transpose()?,
-        last_contact_ms: get(r, 6)?,
-        limits: limits_at(r, 7)?,
-        prescription: prescription_at(r, 10)?,
-    })
 }
 
 #[async_trait]
@@ -169,7 +150,7 @@ impl Treatment for PgStore {
             .await
             .map_err(db_error)?
             .as_ref()
-            .map(summary_row)
+            .map(|r| PatientSummary::from_row(&Cols(r)))
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("no patient {}", patient.0)))
     }
@@ -181,7 +162,7 @@ impl Treatment for PgStore {
             .await
             .map_err(db_error)?
             .iter()
-            .map(summary_row)
+            .map(|r| PatientSummary::from_row(&Cols(r)))
             .collect()
     }
 
@@ -190,14 +171,15 @@ impl Treatment for PgStore {
             return Ok(Vec::new());
         };
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PRESCRIPTION_COLUMNS} FROM prescriptions WHERE patient_id = $1 ORDER BY version"
+            "SELECT {} FROM prescriptions WHERE patient_id = $1 ORDER BY version",
+            Prescription::COLUMNS
         )))
         .bind(pid)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?
         .iter()
-        .map(prescription_row)
+        .map(|r| Prescription::from_row(&Cols(r)))
         .collect()
     }
 }

@@ -2,11 +2,12 @@
 
 use async_trait::async_trait;
 use infusion_store::{
-    AccountId, NewWebSession, StoreResult, TokenHash, WebSession, WebSessions, ended, started,
+    AccountId, AccountRecord, NewWebSession, StoreResult, TokenHash, WebSession, WebSessions,
+    ended, started,
 };
 
 use crate::audit::apply;
-use crate::rows::{ACCOUNT_COLUMNS, account_row, get};
+use crate::rows::{Cols, get};
 use crate::{PgStore, db_error};
 
 #[async_trait]
@@ -50,8 +51,9 @@ impl WebSessions for PgStore {
                    AND last_seen_ms > $2 - $3
                  RETURNING account_id, created_at_ms, expires_at_ms
              )
-             SELECT {ACCOUNT_COLUMNS}, s.created_at_ms, s.expires_at_ms
-             FROM s JOIN accounts a ON a.id = s.account_id"
+             SELECT {}, s.created_at_ms, s.expires_at_ms
+             FROM s JOIN accounts a ON a.id = s.account_id",
+            AccountRecord::COLUMNS
         )))
         .bind(&hash.0[..])
         .bind(now_ms)
@@ -62,7 +64,7 @@ impl WebSessions for PgStore {
         let Some(r) = row else {
             return Ok(None);
         };
-        let a = account_row(&r)?;
+        let a = AccountRecord::at(&Cols(&r), 0)?;
         Ok(Some(WebSession {
             account_id: a.account_id,
             username: a.username,

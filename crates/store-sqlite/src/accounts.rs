@@ -9,7 +9,7 @@ use infusion_store::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::SqliteStore;
-use crate::rows::{ACCOUNT_COLUMNS, account_row, db_patient_id, patient_id, read_role};
+use crate::rows::{all, db_patient_id, one, patient_id};
 use crate::writer::{Cached, WriteCtx, backend};
 
 fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
@@ -109,30 +109,20 @@ fn create_patient(
 }
 
 fn accounts(conn: &Connection) -> StoreResult<Vec<AccountOverview>> {
-    let mut st = conn
-        .prepare_cached(
-            "SELECT a.username, a.role, a.first_name, a.last_name, i.name, ph.username, d.mac
-             FROM accounts a
+    all(
+        conn,
+        &format!(
+            "SELECT {} FROM accounts a
              LEFT JOIN institutions i ON i.id = a.institution_id
              LEFT JOIN patients p ON p.account_id = a.id
              LEFT JOIN accounts ph ON ph.id = p.physician_id
              LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
              ORDER BY a.role, a.username",
-        )
-        .map_err(backend)?;
-    st.query_map([], |r| {
-        Ok(AccountOverview {
-            username: r.get(0)?,
-            role: read_role(r, 1)?,
-            first_name: r.get(2)?,
-            last_name: r.get(3)?,
-            institution: r.get(4)?,
-            physician: r.get(5)?,
-            device: r.get(6)?,
-        })
-    })
-    .and_then(|rows| rows.collect())
-    .map_err(backend)
+            AccountOverview::COLUMNS
+        ),
+        [],
+        |r| AccountOverview::from_row(r),
+    )
 }
 
 /// The patient record of `username`, or `NotFound`.
@@ -206,11 +196,11 @@ impl Accounts for SqliteStore {
         let user = username.to_owned();
         self.readers
             .read(move |conn| {
-                conn.prepare_cached(&format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE username = ?1"
-                ))
-                .and_then(|mut st| st.query_row([user], account_row).optional())
-                .map_err(backend)
+                let sql = format!(
+                    "SELECT {} FROM accounts a WHERE a.username = ?1",
+                    AccountRecord::COLUMNS
+                );
+                one(conn, &sql, [user], |r| AccountRecord::at(r, 0))
             })
             .await
     }

@@ -5,13 +5,13 @@ use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::audit_chain::chain_hash;
 use infusion_store::{
-    AuditAction, AuditHead, AuditLog, AuditRecord, ChainedAudit, NewAudit, StoreError, StoreResult,
-    stored_action,
+    AuditAction, AuditHead, AuditLog, AuditRecord, ChainedAudit, Columns, NewAudit, StoreError,
+    StoreResult,
 };
 use rusqlite::{Connection, params};
 
 use crate::SqliteStore;
-use crate::rows::{db_patient_id, patient_id};
+use crate::rows::{all, db_patient_id};
 use crate::writer::{Cached, backend};
 
 /// The audit chain's head.
@@ -106,23 +106,21 @@ fn audit_rows(
     tail: &str,
     params: impl rusqlite::Params,
 ) -> StoreResult<Vec<ChainedAudit>> {
-    let hash32 = |v: Option<Vec<u8>>| v.and_then(|v| <[u8; 32]>::try_from(v).ok());
-    let mut st = conn
-        .prepare_cached(&format!(
-            "SELECT id, at_ms, actor, action, patient_id, detail, prev_hash, hash FROM audit {tail}"
-        ))
-        .map_err(backend)?;
-    st.query_map(params, |r| {
-        let AuditRecord { id, entry } = audit_record(r)?;
+    let sql = format!(
+        "SELECT {}, prev_hash, hash FROM audit {tail}",
+        AuditRecord::COLUMNS
+    );
+    all(conn, &sql, params, |r| {
+        let AuditRecord { id, entry } = AuditRecord::from_row(r)?;
         Ok(ChainedAudit {
             id,
             entry,
-            prev_hash: hash32(r.get(6)?),
-            hash: hash32(r.get(7)?),
+            // A hash of another length is a row edited around the
+            // application: the verifier names it, it does not fail on it.
+            prev_hash: r.bytes(6)?.and_then(|v| v.try_into().ok()),
+            hash: r.bytes(7)?.and_then(|v| v.try_into().ok()),
         })
     })
-    .and_then(|rows| rows.collect())
-    .map_err(backend)
 }
 
 /// The newest audit entries (of one patient, or all), newest first; with
@@ -156,36 +154,12 @@ pub(crate) fn audit_log(
     } else {
         "?1 IS NULL"
     };
-    let mut st = conn
-        .prepare_cached(&format!(
-            "SELECT id, at_ms, actor, action, patient_id, detail FROM audit
-             WHERE {patient} {actions} ORDER BY id DESC LIMIT ?2"
-        ))
-        .map_err(backend)?;
-    st.query_map(params![pid, limit], audit_record)
-        .and_then(|rows| rows.collect())
-        .map_err(backend)
-}
-
-/// An audit row's first six columns: id, at_ms, actor, action,
-/// patient_id, detail.
-fn audit_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
-    let action: String = r.get(3)?;
-    Ok(AuditRecord {
-        id: r.get(0)?,
-        entry: NewAudit {
-            at_ms: r.get(1)?,
-            actor: r.get(2)?,
-            action: stored_action(&action).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    3,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })?,
-            patient_id: r.get::<_, Option<i64>>(4)?.map(patient_id),
-            detail: r.get(5)?,
-        },
+    let sql = format!(
+        "SELECT {} FROM audit WHERE {patient} {actions} ORDER BY id DESC LIMIT ?2",
+        AuditRecord::COLUMNS
+    );
+    all(conn, &sql, params![pid, limit], |r| {
+        AuditRecord::from_row(r)
     })
 }
 

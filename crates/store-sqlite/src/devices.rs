@@ -1,16 +1,16 @@
 //! The SQL of devices: binding and the device login.
 
 use async_trait::async_trait;
-use infusion_protocol::{HexBytes, MacAddress, PatientId, PublicKey};
+use infusion_protocol::{MacAddress, PatientId, PublicKey};
 use infusion_store::{
-    AccountId, Binding, BoundDevice, BoundNow, DeviceId, Devices, LoginRecord, NewToken,
-    StoreResult, bind, start_session,
+    Binding, BoundNow, Columns, DeviceId, Devices, LoginRecord, NewToken, StoreResult, bind,
+    start_session,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::SqliteStore;
 use crate::accounts::username_of;
-use crate::rows::{db_patient_id, patient_id, read_mac};
+use crate::rows::{db_patient_id, one, patient_id};
 use crate::tokens::insert_token;
 use crate::writer::{Cached, WriteCtx, backend};
 
@@ -63,38 +63,15 @@ fn bind_device(
 }
 
 fn login_record(conn: &Connection, username: &str) -> StoreResult<Option<LoginRecord>> {
-    conn.row(
-        "SELECT a.id, p.id, a.password_hash, a.first_name, a.last_name, COALESCE(i.name, ''), d.id, d.mac,
-                d.public_key, d.login_nonce
-         FROM accounts a
+    let sql = format!(
+        "SELECT {} FROM accounts a
          JOIN patients p ON p.account_id = a.id
          LEFT JOIN institutions i ON i.id = a.institution_id
          LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
          WHERE a.username = ?1 AND a.role = 'patient'",
-        [username],
-        |r| {
-            let device = match r.get::<_, Option<i64>>(6)? {
-                Some(id) => Some(BoundDevice {
-                    id: DeviceId(id),
-                    mac: read_mac(r, 7)?,
-                    public_key: r.get::<_, Option<[u8; 32]>>(8)?.map(HexBytes),
-                    login_nonce: r.get(9)?,
-                }),
-                None => None,
-            };
-            Ok(LoginRecord {
-                account_id: AccountId(r.get(0)?),
-                patient_id: patient_id(r.get(1)?),
-                password_hash: r.get(2)?,
-                first_name: r.get(3)?,
-                last_name: r.get(4)?,
-                institution: r.get(5)?,
-                device,
-            })
-        },
-    )
-    .optional()
-    .map_err(backend)
+        LoginRecord::COLUMNS
+    );
+    one(conn, &sql, [username], |r| LoginRecord::from_row(r))
 }
 
 fn start_device_session(
@@ -107,19 +84,17 @@ fn start_device_session(
 ) -> StoreResult<()> {
     let conn = cx.conn;
     let pid = db_patient_id(record.patient_id).unwrap_or(-1);
-    let bound = conn
-        .row(
-            "SELECT mac, login_nonce FROM devices WHERE id = ?1 AND patient_id = ?2 AND retired_at_ms IS NULL",
-            params![device.0, pid],
-            |r| {
-                Ok(BoundNow {
-                    mac: r.get(0)?,
-                    login_nonce: r.get(1)?,
-                })
-            },
-        )
-        .optional()
-        .map_err(backend)?;
+    let bound = one(
+        conn,
+        "SELECT mac, login_nonce FROM devices WHERE id = ?1 AND patient_id = ?2 AND retired_at_ms IS NULL",
+        params![device.0, pid],
+        |r| {
+            Ok(BoundNow {
+                mac: r.string(0)?,
+                login_nonce: r.array(1, "login nonce")?,
+            })
+        },
+    )?;
     let (nonce, effects) = start_session(bound, nonce, record.patient_id, now_ms)?;
     if let Some(nonce) = nonce {
         conn.exec(

@@ -3,13 +3,13 @@
 use async_trait::async_trait;
 use infusion_protocol::{Alarm, Event, PatientId, StateChange, WireEvent};
 use infusion_store::{
-    AlarmFound, EventRow, Events, NewToken, ReportOutcome, StoreResult, StoredEvent, TokenHash,
-    acknowledge, reported,
+    AlarmFound, Columns, EventRow, Events, NewToken, ReportOutcome, StoreResult, StoredEvent,
+    TokenHash, acknowledge, reported,
 };
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::SqliteStore;
-use crate::rows::{db_patient_id, event_row, patient_id};
+use crate::rows::{all, db_patient_id, one, patient_id};
 use crate::tokens::{consume_token, insert_token};
 use crate::writer::{Cached, WriteCtx, backend};
 
@@ -77,29 +77,23 @@ fn events(
     } else {
         (after_id, "")
     };
-    let mut st = conn
-        .prepare_cached(&format!(
-            "SELECT {} FROM events WHERE patient_id = ?1 AND id > ?2 ORDER BY id {order} LIMIT ?3",
-            EventRow::COLUMNS
-        ))
-        .map_err(backend)?;
-    st.query_map(params![pid, after, limit], event_row)
-        .and_then(|rows| rows.collect())
-        .map_err(backend)
+    let sql = format!(
+        "SELECT {} FROM events WHERE patient_id = ?1 AND id > ?2 ORDER BY id {order} LIMIT ?3",
+        EventRow::COLUMNS
+    );
+    all(conn, &sql, params![pid, after, limit], |r| {
+        EventRow::from_row(r)
+    })
 }
 
 fn open_alarms(conn: &Connection, pid: i64) -> StoreResult<Vec<StoredEvent>> {
-    let mut st = conn
-        .prepare_cached(&format!(
-            "SELECT {} FROM events e WHERE patient_id = ?1 AND kind = 'alarm'
-             AND NOT EXISTS (SELECT 1 FROM alarm_acks a WHERE a.event_id = e.id)
-             ORDER BY id DESC LIMIT 100",
-            EventRow::COLUMNS
-        ))
-        .map_err(backend)?;
-    st.query_map([pid], event_row)
-        .and_then(|rows| rows.collect())
-        .map_err(backend)
+    let sql = format!(
+        "SELECT {} FROM events e WHERE patient_id = ?1 AND kind = 'alarm'
+         AND NOT EXISTS (SELECT 1 FROM alarm_acks a WHERE a.event_id = e.id)
+         ORDER BY id DESC LIMIT 100",
+        EventRow::COLUMNS
+    );
+    all(conn, &sql, [pid], |r| EventRow::from_row(r))
 }
 
 fn acknowledge_alarm(
@@ -110,20 +104,18 @@ fn acknowledge_alarm(
     now_ms: i64,
 ) -> StoreResult<bool> {
     let conn = cx.conn;
-    let found = conn
-        .row(
-            "SELECT alarm, EXISTS (SELECT 1 FROM alarm_acks WHERE event_id = e.id)
-             FROM events e WHERE id = ?1 AND patient_id = ?2 AND kind = 'alarm'",
-            params![event_id, db_patient_id(patient).unwrap_or(-1)],
-            |r| {
-                Ok(AlarmFound {
-                    alarm: r.get(0)?,
-                    acknowledged: r.get(1)?,
-                })
-            },
-        )
-        .optional()
-        .map_err(backend)?;
+    let found = one(
+        conn,
+        "SELECT alarm, EXISTS (SELECT 1 FROM alarm_acks WHERE event_id = e.id)
+         FROM events e WHERE id = ?1 AND patient_id = ?2 AND kind = 'alarm'",
+        params![event_id, db_patient_id(patient).unwrap_or(-1)],
+        |r| {
+            Ok(AlarmFound {
+                alarm: r.string(0)?,
+                acknowledged: r.flag(1)?,
+            })
+        },
+    )?;
     let Some(effects) = acknowledge(found, patient, event_id, actor, now_ms)? else {
         return Ok(false);
     };

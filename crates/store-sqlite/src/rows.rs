@@ -1,13 +1,13 @@
-//! Row mapping: SQLite columns to the store's domain types. Conversions
-//! that can fail on a row no program of ours wrote become
-//! `InvalidColumnType`, a fault, never a panic.
+//! Row mapping: a SQLite row read as the store's [`Columns`], so that the
+//! store's one decoder of each type serves this backend too, and the
+//! statements that read them (through the statement cache).
 
-use infusion_protocol::{InfusionState, MacAddress, PatientId, PatientLimits};
-use infusion_store::{
-    AccountId, AccountRecord, EventRow, Prescription, Role, StoreError, StoredEvent, stored_mac,
-    stored_role, stored_state,
-};
-use rusqlite::Row;
+use infusion_protocol::PatientId;
+use infusion_store::{Columns, StoreError, StoreResult};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Params, Row};
+
+use crate::writer::backend;
 
 /// A patient id as stored (`None` for one no row can have).
 pub(crate) fn db_patient_id(id: PatientId) -> Option<i64> {
@@ -19,108 +19,60 @@ pub(crate) fn patient_id(v: i64) -> PatientId {
     PatientId(v as u64)
 }
 
-/// A store decoding failure as a column error, so that it travels through
-/// rusqlite's row mapping.
-fn column(i: usize, e: StoreError) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-}
+/// A row, read by position.
+pub(crate) struct Cols<'a, 'r>(pub &'a Row<'r>);
 
-/// A column that must hold a `u32` (volumes, rates, versions, seqs).
-pub(crate) fn read_u32(row: &Row<'_>, i: usize) -> rusqlite::Result<u32> {
-    row.get::<_, i64>(i)
-        .and_then(|v| u32::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(i, v)))
-}
-
-/// A MAC address column.
-pub(crate) fn read_mac(row: &Row<'_>, i: usize) -> rusqlite::Result<MacAddress> {
-    let s: String = row.get(i)?;
-    stored_mac(&s).map_err(|e| column(i, e))
-}
-
-fn read_state(row: &Row<'_>, i: usize) -> rusqlite::Result<InfusionState> {
-    let s: String = row.get(i)?;
-    stored_state(&s).map_err(|e| column(i, e))
-}
-
-/// Three limit columns from `i`: minimum rate, maximum rate, maximum volume.
-pub(crate) fn limits_at(r: &Row<'_>, i: usize) -> rusqlite::Result<PatientLimits> {
-    Ok(PatientLimits {
-        min_rate_ul_h: read_u32(r, i)?,
-        max_rate_ul_h: read_u32(r, i + 1)?,
-        max_volume_ul: read_u32(r, i + 2)?,
-    })
-}
-
-/// The prescription columns, in [`prescription_at`]'s order.
-pub(crate) const PRESCRIPTION_COLUMNS: &str =
-    "version, volume_ul, rate_ul_h, state, created_at_ms, created_by, fetched_at_ms";
-
-/// A prescription from its seven columns starting at `i`; `None` when the
-/// version is null (a left join found none).
-pub(crate) fn prescription_at(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Prescription>> {
-    if r.get::<_, Option<i64>>(i)?.is_none() {
-        return Ok(None);
+impl Columns for Cols<'_, '_> {
+    fn int(&self, i: usize) -> StoreResult<Option<i64>> {
+        self.0.get(i).map_err(backend)
     }
-    Ok(Some(Prescription {
-        version: read_u32(r, i)?,
-        volume_ul: read_u32(r, i + 1)?,
-        rate_ul_h: read_u32(r, i + 2)?,
-        state: read_state(r, i + 3)?,
-        created_at_ms: r.get(i + 4)?,
-        created_by: r.get(i + 5)?,
-        fetched_at_ms: r.get(i + 6)?,
-    }))
-}
 
-/// A prescription row selected with [`PRESCRIPTION_COLUMNS`].
-pub(crate) fn prescription_row(r: &Row<'_>) -> rusqlite::Result<Prescription> {
-    prescription_at(r, 0)?.ok_or(rusqlite::Error::InvalidColumnType(
-        0,
-        "version".into(),
-        rusqlite::types::Type::Null,
-    ))
-}
-
-/// An event row selected with [`EventRow::COLUMNS`], decoded by the
-/// store's one decoder.
-pub(crate) fn event_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
-    EventRow {
-        id: r.get(0)?,
-        device_id: r.get(1)?,
-        seq: r.get(2)?,
-        uptime_ms: r.get(3)?,
-        received_at_ms: r.get(4)?,
-        kind: r.get(5)?,
-        delivered_ul: r.get(6)?,
-        rate_ul_h: r.get(7)?,
-        index_version: r.get(8)?,
-        state: r.get(9)?,
-        alarm: r.get(10)?,
-        heart_rate_bpm: r.get(11)?,
-        spo2_pct: r.get(12)?,
-        tremor_score: r.get(13)?,
+    fn text(&self, i: usize) -> StoreResult<Option<String>> {
+        self.0.get(i).map_err(backend)
     }
-    .decode()
-    .map_err(|e| column(5, e))
+
+    fn bytes(&self, i: usize) -> StoreResult<Option<Vec<u8>>> {
+        self.0.get(i).map_err(backend)
+    }
+
+    fn flag(&self, i: usize) -> StoreResult<bool> {
+        match self.0.get_ref(i).map_err(backend)? {
+            ValueRef::Integer(v) => Ok(v != 0),
+            other => Err(StoreError::Backend(format!(
+                "column {i} is {:?}, not a truth value",
+                other.data_type()
+            ))),
+        }
+    }
 }
 
-/// The account columns, in [`account_row`]'s order.
-pub(crate) const ACCOUNT_COLUMNS: &str = "id, username, role, first_name, last_name, password_hash";
-
-/// A role column.
-pub(crate) fn read_role(r: &Row<'_>, i: usize) -> rusqlite::Result<Role> {
-    let role: String = r.get(i)?;
-    stored_role(&role).map_err(|e| column(i, e))
+/// The first row `sql` selects, decoded by `f`; `None` without one.
+pub(crate) fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    f: impl FnOnce(&Cols<'_, '_>) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let mut st = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = st.query(params).map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(r) => f(&Cols(r)).map(Some),
+        None => Ok(None),
+    }
 }
 
-/// An account row selected with [`ACCOUNT_COLUMNS`].
-pub(crate) fn account_row(r: &Row<'_>) -> rusqlite::Result<AccountRecord> {
-    Ok(AccountRecord {
-        account_id: AccountId(r.get(0)?),
-        username: r.get(1)?,
-        role: read_role(r, 2)?,
-        first_name: r.get(3)?,
-        last_name: r.get(4)?,
-        password_hash: r.get(5)?,
-    })
+/// Every row `sql` selects, each decoded by `f`.
+pub(crate) fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    f: impl Fn(&Cols<'_, '_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut st = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = st.query(params).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(backend)? {
+        out.push(f(&Cols(r))?);
+    }
+    Ok(out)
 }

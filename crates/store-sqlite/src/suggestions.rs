@@ -3,26 +3,16 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    Decision, NewSuggestion, StoreError, StoreResult, SuggestPlan, Suggestion, SuggestionStatus,
-    Suggestions, decide, suggest, suggested,
+    Columns, Decision, NewSuggestion, StoreError, StoreResult, SuggestPlan, Suggestion,
+    SuggestionStatus, Suggestions, decide, suggest, suggested,
 };
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use crate::SqliteStore;
 use crate::accounts::username_of;
-use crate::rows::{db_patient_id, read_u32};
+use crate::rows::{all, db_patient_id, one};
 use crate::treatment::{current_prescription, insert_prescription, limits_of};
 use crate::writer::{Cached, WriteCtx, backend};
-
-/// The proposal columns of a suggestion row from `i`.
-fn proposal_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<NewSuggestion> {
-    Ok(NewSuggestion {
-        based_on_version: read_u32(r, i)?,
-        volume_ul: read_u32(r, i + 1)?,
-        rate_ul_h: read_u32(r, i + 2)?,
-        reason: r.get(i + 3)?,
-    })
-}
 
 fn make_suggestion(
     cx: &mut WriteCtx<'_>,
@@ -35,14 +25,12 @@ fn make_suggestion(
         db_patient_id(patient).ok_or_else(|| StoreError::NotFound("no such patient".into()))?;
     username_of(conn, patient)?;
     let current = current_prescription(conn, pid)?.map_or(0, |c| c.version);
-    let pending = conn
-        .row(
-            "SELECT id, based_on_version FROM suggestions WHERE patient_id = ?1 AND status = 'pending'",
-            [pid],
-            |r| Ok((r.get(0)?, read_u32(r, 1)?)),
-        )
-        .optional()
-        .map_err(backend)?;
+    let pending = one(
+        conn,
+        "SELECT id, based_on_version FROM suggestions WHERE patient_id = ?1 AND status = 'pending'",
+        [pid],
+        |r| Ok((r.i64(0)?, r.u32(1)?)),
+    )?;
     let SuggestPlan::Insert { supersede } = suggest(&s, current, &limits_of(conn, pid)?, pending)?
     else {
         return Ok(None);
@@ -76,15 +64,11 @@ fn decide_suggestion(
     let conn = cx.conn;
     username_of(conn, patient)?;
     let pid = patient.0 as i64;
-    let pending = conn
-        .row(
-            "SELECT based_on_version, volume_ul, rate_ul_h, reason FROM suggestions
-             WHERE id = ?1 AND patient_id = ?2 AND status = 'pending'",
-            params![id, pid],
-            |r| proposal_at(r, 0),
-        )
-        .optional()
-        .map_err(backend)?;
+    let sql = format!(
+        "SELECT {} FROM suggestions WHERE id = ?1 AND patient_id = ?2 AND status = 'pending'",
+        NewSuggestion::COLUMNS
+    );
+    let pending = one(conn, &sql, params![id, pid], |r| NewSuggestion::at(r, 0))?;
     let current = current_prescription(conn, pid)?.map_or(0, |c| c.version);
     let limits = limits_of(conn, pid)?;
     let decided = decide(
@@ -129,21 +113,12 @@ impl Suggestions for SqliteStore {
         };
         self.readers
             .read(move |conn| {
-                let mut st = conn
-                    .prepare_cached(
-                        "SELECT id, created_at_ms, based_on_version, volume_ul, rate_ul_h, reason FROM suggestions
-                         WHERE patient_id = ?1 AND status = 'pending' ORDER BY id DESC",
-                    )
-                    .map_err(backend)?;
-                st.query_map([pid], |r| {
-                    Ok(Suggestion {
-                        id: r.get(0)?,
-                        created_at_ms: r.get(1)?,
-                        proposal: proposal_at(r, 2)?,
-                    })
-                })
-                .and_then(|rows| rows.collect())
-                .map_err(backend)
+                let sql = format!(
+                    "SELECT {} FROM suggestions WHERE patient_id = ?1 AND status = 'pending'
+                     ORDER BY id DESC",
+                    Suggestion::COLUMNS
+                );
+                all(conn, &sql, [pid], |r| Suggestion::from_row(r))
             })
             .await
     }

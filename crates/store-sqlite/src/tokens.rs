@@ -4,13 +4,13 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    DeviceId, NewToken, PolledIndex, PresentedToken, StoreError, StoreResult, TokenHash,
+    Columns, DeviceId, NewToken, PolledIndex, PresentedToken, StoreError, StoreResult, TokenHash,
     TokenStatus, Tokens, check_presented, index_of, stored_mac,
 };
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::SqliteStore;
-use crate::rows::patient_id;
+use crate::rows::one;
 use crate::treatment::{current_prescription, limits_of};
 use crate::writer::{Cached, WriteCtx, backend};
 
@@ -60,30 +60,13 @@ pub(crate) fn consume_token(
     now_ms: i64,
 ) -> StoreResult<(i64, i64, String)> {
     let conn = cx.conn;
-    let row = conn
-        .prepare_cached(
-            "SELECT t.device_id, t.patient_id, t.expires_at_ms, t.used_at_ms, d.mac, d.retired_at_ms,
-                    t.revoked_at_ms IS NOT NULL OR t.generation <> d.token_generation
-             FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = ?1",
-        )
-        .and_then(|mut st| {
-            st.query_row([&presented.0[..]], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    PresentedToken {
-                        device: DeviceId(r.get(0)?),
-                        owner: patient_id(r.get(1)?),
-                        expires_at_ms: r.get(2)?,
-                        used_at_ms: r.get(3)?,
-                        mac: r.get(4)?,
-                        device_retired: r.get::<_, Option<i64>>(5)?.is_some(),
-                        revoked: r.get(6)?,
-                    },
-                ))
-            })
-            .optional()
-        })
-        .map_err(backend)?;
+    let sql = format!(
+        "SELECT {} FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = ?1",
+        PresentedToken::COLUMNS
+    );
+    let row = one(conn, &sql, [&presented.0[..]], |r| {
+        Ok((r.i64(0)?, PresentedToken::from_row(r)?))
+    })?;
     if let Err(refusal) = check_presented(row.as_ref().map(|(_, t)| t), patient, now_ms) {
         cx.keep_refusal(&refusal);
         return Err(refusal.error);
@@ -145,22 +128,11 @@ fn prune_tokens(cx: &mut WriteCtx<'_>, before_ms: i64) -> StoreResult<u64> {
 }
 
 fn token_status(conn: &Connection, hash: TokenHash) -> StoreResult<Option<TokenStatus>> {
-    conn.row(
-        "SELECT device_id, patient_id, expires_at_ms, used_at_ms, revoked_at_ms
-         FROM tokens WHERE hash = ?1",
-        [&hash.0[..]],
-        |r| {
-            Ok(TokenStatus {
-                device_id: DeviceId(r.get(0)?),
-                patient_id: patient_id(r.get(1)?),
-                expires_at_ms: r.get(2)?,
-                used_at_ms: r.get(3)?,
-                revoked_at_ms: r.get(4)?,
-            })
-        },
-    )
-    .optional()
-    .map_err(backend)
+    let sql = format!(
+        "SELECT {} FROM tokens WHERE hash = ?1",
+        TokenStatus::COLUMNS
+    );
+    one(conn, &sql, [&hash.0[..]], |r| TokenStatus::from_row(r))
 }
 
 #[async_trait]

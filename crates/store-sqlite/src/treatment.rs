@@ -3,27 +3,25 @@
 use async_trait::async_trait;
 use infusion_protocol::{PatientId, PatientLimits};
 use infusion_store::{
-    Effects, NewPrescription, PatientSummary, Prescription, StoreResult, Treatment, limits_change,
-    next_version,
+    Effects, NewPrescription, PatientSummary, Prescription, StoreError, StoreResult, Treatment,
+    limits_at, limits_change, next_version,
 };
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::SqliteStore;
 use crate::accounts::username_of;
-use crate::rows::{
-    PRESCRIPTION_COLUMNS, db_patient_id, limits_at, patient_id, prescription_at, prescription_row,
-    read_mac,
-};
+use crate::rows::{all, db_patient_id, one};
 use crate::writer::{Cached, WriteCtx, backend};
 
 /// A patient's limits.
 pub(crate) fn limits_of(conn: &Connection, pid: i64) -> StoreResult<PatientLimits> {
-    conn.row(
+    one(
+        conn,
         "SELECT min_rate_ul_h, max_rate_ul_h, max_volume_ul FROM limits WHERE patient_id = ?1",
         [pid],
         |r| limits_at(r, 0),
-    )
-    .map_err(backend)
+    )?
+    .ok_or_else(|| StoreError::NotFound(format!("no limits for patient {pid}")))
 }
 
 /// A patient's newest prescription version, if one was written.
@@ -31,16 +29,11 @@ pub(crate) fn current_prescription(
     conn: &Connection,
     pid: i64,
 ) -> StoreResult<Option<Prescription>> {
-    conn.row(
-        &format!(
-            "SELECT {PRESCRIPTION_COLUMNS} FROM prescriptions
-             WHERE patient_id = ?1 ORDER BY version DESC LIMIT 1"
-        ),
-        [pid],
-        prescription_row,
-    )
-    .optional()
-    .map_err(backend)
+    let sql = format!(
+        "SELECT {} FROM prescriptions WHERE patient_id = ?1 ORDER BY version DESC LIMIT 1",
+        Prescription::COLUMNS
+    );
+    one(conn, &sql, [pid], |r| Prescription::from_row(r))
 }
 
 /// Writes prescription version `version` of `patient`, as a decision
@@ -114,41 +107,19 @@ fn summaries(
     filter: &str,
     arg: impl rusqlite::ToSql,
 ) -> StoreResult<Vec<PatientSummary>> {
-    let mut st = conn
-        .prepare_cached(&format!(
-            "SELECT p.id, a.username, a.first_name, a.last_name, ph.username, d.mac, d.last_seen_ms,
-                    l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
-                    rx.version, rx.volume_ul, rx.rate_ul_h, rx.state, rx.created_at_ms, rx.created_by,
-                    rx.fetched_at_ms
-             FROM patients p
-             JOIN accounts a ON a.id = p.account_id
-             JOIN accounts ph ON ph.id = p.physician_id
-             JOIN limits l ON l.patient_id = p.id
-             LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
-             LEFT JOIN prescriptions rx ON rx.patient_id = p.id
-                  AND rx.version = (SELECT max(version) FROM prescriptions WHERE patient_id = p.id)
-             {filter}
-             ORDER BY a.last_name, a.first_name, a.username"
-        ))
-        .map_err(backend)?;
-    st.query_map([arg], |r| {
-        Ok(PatientSummary {
-            patient_id: patient_id(r.get(0)?),
-            username: r.get(1)?,
-            first_name: r.get(2)?,
-            last_name: r.get(3)?,
-            physician_username: r.get(4)?,
-            device: match r.get::<_, Option<String>>(5)? {
-                Some(_) => Some(read_mac(r, 5)?),
-                None => None,
-            },
-            last_contact_ms: r.get(6)?,
-            limits: limits_at(r, 7)?,
-            prescription: prescription_at(r, 10)?,
-        })
-    })
-    .and_then(|rows| rows.collect())
-    .map_err(backend)
+    let sql = format!(
+        "SELECT {} FROM patients p
+         JOIN accounts a ON a.id = p.account_id
+         JOIN accounts ph ON ph.id = p.physician_id
+         JOIN limits l ON l.patient_id = p.id
+         LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
+         LEFT JOIN prescriptions rx ON rx.patient_id = p.id
+              AND rx.version = (SELECT max(version) FROM prescriptions WHERE patient_id = p.id)
+         {filter}
+         ORDER BY a.last_name, a.first_name, a.username",
+        PatientSummary::COLUMNS
+    );
+    all(conn, &sql, [arg], |r| PatientSummary::from_row(r))
 }
 
 #[async_trait]
@@ -208,15 +179,11 @@ impl Treatment for SqliteStore {
         };
         self.readers
             .read(move |conn| {
-                let mut st = conn
-                    .prepare_cached(&format!(
-                        "SELECT {PRESCRIPTION_COLUMNS} FROM prescriptions
-                         WHERE patient_id = ?1 ORDER BY version"
-                    ))
-                    .map_err(backend)?;
-                st.query_map([pid], prescription_row)
-                    .and_then(|rows| rows.collect())
-                    .map_err(backend)
+                let sql = format!(
+                    "SELECT {} FROM prescriptions WHERE patient_id = ?1 ORDER BY version",
+                    Prescription::COLUMNS
+                );
+                all(conn, &sql, [pid], |r| Prescription::from_row(r))
             })
             .await
     }

@@ -2,12 +2,13 @@
 
 use async_trait::async_trait;
 use infusion_store::{
-    AccountId, NewWebSession, StoreResult, TokenHash, WebSession, WebSessions, ended, started,
+    AccountId, AccountRecord, NewWebSession, StoreError, StoreResult, TokenHash, WebSession,
+    WebSessions, ended, started,
 };
 use rusqlite::{OptionalExtension, params};
 
 use crate::SqliteStore;
-use crate::rows::{ACCOUNT_COLUMNS, account_row};
+use crate::rows::one;
 use crate::writer::{Cached, WriteCtx, backend};
 
 fn start_web_session(
@@ -60,13 +61,12 @@ fn web_session(
     let Some((account_id, created_at_ms, expires_at_ms)) = live else {
         return Ok(None);
     };
-    let a = conn
-        .row(
-            &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"),
-            [account_id],
-            account_row,
-        )
-        .map_err(backend)?;
+    let sql = format!(
+        "SELECT {} FROM accounts a WHERE a.id = ?1",
+        AccountRecord::COLUMNS
+    );
+    let a = one(conn, &sql, [account_id], |r| AccountRecord::at(r, 0))?
+        .ok_or_else(|| StoreError::NotFound("no such account".into()))?;
     Ok(Some(WebSession {
         account_id: a.account_id,
         username: a.username,
