@@ -9,7 +9,7 @@ use infusion_store::{
 use sqlx::PgConnection;
 
 use crate::audit::apply;
-use crate::rows::{Cols, db_patient_id, get, patient_id};
+use crate::rows::{Cols, get, patient_id, stored_patient};
 use crate::{PgStore, db_error};
 
 async fn username_taken(conn: &mut PgConnection, username: &str) -> StoreResult<bool> {
@@ -97,7 +97,7 @@ pub(crate) async fn lock_patient(
         "SELECT a.username FROM patients p JOIN accounts a ON a.id = p.account_id
          WHERE p.id = $1 FOR UPDATE OF p",
     )
-    .bind(db_patient_id(patient).unwrap_or(-1))
+    .bind(stored_patient(patient).unwrap_or(-1))
     .fetch_optional(conn)
     .await
     .map_err(db_error)?
@@ -177,21 +177,13 @@ impl Accounts for PgStore {
     }
 
     async fn accounts(&self) -> StoreResult<Vec<AccountOverview>> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM accounts a
-             LEFT JOIN institutions i ON i.id = a.institution_id
-             LEFT JOIN patients p ON p.account_id = a.id
-             LEFT JOIN accounts ph ON ph.id = p.physician_id
-             LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
-             ORDER BY a.role, a.username",
-            AccountOverview::COLUMNS
-        )))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?
-        .iter()
-        .map(|r| AccountOverview::from_row(&Cols(r)))
-        .collect()
+        sqlx::query(AccountOverview::QUERY)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|r| AccountOverview::from_row(&Cols(r)))
+            .collect()
     }
 
     async fn account(&self, username: &str) -> StoreResult<Option<AccountRecord>> {
@@ -217,7 +209,7 @@ impl Accounts for PgStore {
         sqlx::query_scalar(
             "SELECT a.username FROM patients p JOIN accounts a ON a.id = p.account_id WHERE p.id = $1",
         )
-        .bind(db_patient_id(patient).unwrap_or(-1))
+        .bind(stored_patient(patient).unwrap_or(-1))
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?

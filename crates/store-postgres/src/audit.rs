@@ -6,12 +6,12 @@ use infusion_protocol::PatientId;
 use infusion_store::audit_chain::chain_hash;
 use infusion_store::{
     AuditAction, AuditHead, AuditLog, AuditRecord, ChainedAudit, Change, Columns, Effects,
-    NewAudit, StoreError, StoreResult,
+    NewAudit, StoreError, StoreResult, patient_filter,
 };
 use sqlx::{PgConnection, PgPool};
 
 use crate::feed::CHANNEL;
-use crate::rows::{Cols, db_patient_id, get};
+use crate::rows::{Cols, get, stored_patient};
 use crate::{PgStore, db_error};
 
 /// Applies a decision's effects in the caller's transaction: each change
@@ -77,7 +77,7 @@ pub(crate) async fn insert_audit_on(conn: &mut PgConnection, e: &NewAudit) -> St
     .bind(e.at_ms)
     .bind(&e.actor)
     .bind(e.action.as_str())
-    .bind(e.patient_id.and_then(db_patient_id))
+    .bind(e.patient_id.and_then(stored_patient))
     .bind(&e.detail)
     .bind(&head.hash[..])
     .bind(&hash[..])
@@ -156,12 +156,8 @@ async fn audit_log(
     limit: u32,
     security_only: bool,
 ) -> StoreResult<Vec<AuditRecord>> {
-    let pid = match patient {
-        Some(p) => match db_patient_id(p) {
-            Some(pid) => Some(pid),
-            None => return Ok(Vec::new()),
-        },
-        None => None,
+    let Some(pid) = patient_filter(patient) else {
+        return Ok(Vec::new());
     };
     let actions: Option<Vec<&str>> =
         security_only.then(|| AuditAction::SECURITY.iter().map(|a| a.as_str()).collect());

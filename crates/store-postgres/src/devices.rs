@@ -9,7 +9,7 @@ use infusion_store::{
 
 use crate::accounts::lock_patient;
 use crate::audit::apply;
-use crate::rows::{Cols, db_patient_id, get, patient_id};
+use crate::rows::{Cols, get, patient_id, stored_patient};
 use crate::{PgStore, db_error};
 
 #[async_trait]
@@ -103,7 +103,7 @@ impl Devices for PgStore {
         token: NewToken,
         now_ms: i64,
     ) -> StoreResult<()> {
-        let pid = db_patient_id(record.patient_id).unwrap_or(-1);
+        let pid = stored_patient(record.patient_id).unwrap_or(-1);
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         // Touching the device row checks and locks the binding in one go: a
         // concurrent login of the same device waits here, then reads the

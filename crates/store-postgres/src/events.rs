@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use crate::accounts::lock_patient;
 use crate::audit::apply;
-use crate::rows::{Cols, db_patient_id, get};
+use crate::rows::{Cols, get, stored_patient};
 use crate::tokens::{CONSUME, refuse_token};
 use crate::{PgStore, db_error};
 
@@ -59,7 +59,7 @@ async fn report(
     next: NewToken,
     now_ms: i64,
 ) -> StoreResult<ReportOutcome> {
-    let Some(pid) = db_patient_id(patient) else {
+    let Some(pid) = stored_patient(patient) else {
         return Err(refuse_token(pool, presented, patient, now_ms).await);
     };
     let mut tx = pool.begin().await.map_err(db_error)?;
@@ -126,7 +126,7 @@ async fn events(
     limit: u32,
     newest_first: bool,
 ) -> StoreResult<Vec<StoredEvent>> {
-    let Some(pid) = db_patient_id(patient) else {
+    let Some(pid) = stored_patient(patient) else {
         return Ok(Vec::new());
     };
     let (after, order) = if newest_first {
@@ -180,7 +180,7 @@ impl Events for PgStore {
     }
 
     async fn open_alarms(&self, patient_id: PatientId) -> StoreResult<Vec<StoredEvent>> {
-        let Some(pid) = db_patient_id(patient_id) else {
+        let Some(pid) = stored_patient(patient_id) else {
             return Ok(Vec::new());
         };
         sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -8,10 +8,7 @@ use sqlx::{Column, Row, TypeInfo};
 
 use crate::db_error;
 
-/// A patient id as stored (`None` for one no row can have).
-pub(crate) fn db_patient_id(id: PatientId) -> Option<i64> {
-    i64::try_from(id.0).ok()
-}
+pub(crate) use infusion_store::stored_patient;
 
 /// A stored patient id.
 pub(crate) fn patient_id(v: i64) -> PatientId {

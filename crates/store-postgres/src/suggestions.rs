@@ -4,12 +4,12 @@ use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
     Columns, Decision, NewSuggestion, StoreResult, SuggestPlan, Suggestion, SuggestionStatus,
-    Suggestions, decide, suggest, suggested,
+    Suggestions, Verdict, suggest, suggested,
 };
 
 use crate::accounts::lock_patient;
 use crate::audit::apply;
-use crate::rows::{Cols, db_patient_id, get};
+use crate::rows::{Cols, get, stored_patient};
 use crate::treatment::{current_prescription, insert_prescription, limits_of};
 use crate::{PgStore, db_error};
 
@@ -68,7 +68,7 @@ impl Suggestions for PgStore {
     }
 
     async fn pending_suggestions(&self, patient: PatientId) -> StoreResult<Vec<Suggestion>> {
-        let Some(pid) = db_patient_id(patient) else {
+        let Some(pid) = stored_patient(patient) else {
             return Ok(Vec::new());
         };
         sqlx::query(
@@ -84,14 +84,9 @@ impl Suggestions for PgStore {
         .collect()
     }
 
-    async fn decide_suggestion(
-        &self,
-        patient: PatientId,
-        id: i64,
-        approve: bool,
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<Decision> {
+    async fn decide_suggestion(&self, verdict: Verdict) -> StoreResult<Decision> {
+        let (patient, id, now_ms) = (verdict.patient, verdict.id, verdict.at_ms);
+        let actor = verdict.actor.as_str();
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         lock_patient(&mut tx, patient).await?;
         let pid = patient.0 as i64;
@@ -110,16 +105,7 @@ impl Suggestions for PgStore {
             .await?
             .map_or(0, |c| c.version);
         let limits = limits_of(&mut tx, pid).await?;
-        let decided = decide(
-            pending.as_ref(),
-            id,
-            approve,
-            current,
-            &limits,
-            patient,
-            actor,
-            now_ms,
-        )?;
+        let decided = verdict.decide(pending.as_ref(), current, &limits)?;
         if let Some((version, p)) = &decided.prescription {
             insert_prescription(&mut tx, patient, *version, p, actor, now_ms).await?;
         }

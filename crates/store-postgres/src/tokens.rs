@@ -11,7 +11,7 @@ use infusion_store::{
 use sqlx::PgPool;
 
 use crate::audit::insert_audit_on;
-use crate::rows::{Cols, db_patient_id};
+use crate::rows::{Cols, stored_patient};
 use crate::{PgStore, db_error};
 
 /// Consumes the presented token (if it is unused, unexpired, this
@@ -104,7 +104,7 @@ async fn poll_index(
     next: NewToken,
     now_ms: i64,
 ) -> StoreResult<PolledIndex> {
-    let Some(pid) = db_patient_id(patient) else {
+    let Some(pid) = stored_patient(patient) else {
         return Err(refuse_token(pool, presented, patient, now_ms).await);
     };
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 
 use crate::accounts::lock_patient;
 use crate::audit::apply;
-use crate::rows::{Cols, db_patient_id};
+use crate::rows::{Cols, stored_patient};
 use crate::{PgStore, db_error};
 
 /// A patient's limits.
@@ -145,7 +145,7 @@ impl Treatment for PgStore {
 
     async fn patient(&self, patient: PatientId) -> StoreResult<PatientSummary> {
         sqlx::query(sqlx::AssertSqlSafe(summaries_sql("WHERE p.id = $1")))
-            .bind(db_patient_id(patient).unwrap_or(-1))
+            .bind(stored_patient(patient).unwrap_or(-1))
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?
@@ -167,7 +167,7 @@ impl Treatment for PgStore {
     }
 
     async fn prescriptions(&self, patient: PatientId) -> StoreResult<Vec<Prescription>> {
-        let Some(pid) = db_patient_id(patient) else {
+        let Some(pid) = stored_patient(patient) else {
             return Ok(Vec::new());
         };
         sqlx::query(sqlx::AssertSqlSafe(format!(

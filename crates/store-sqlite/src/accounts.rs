@@ -9,7 +9,7 @@ use infusion_store::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::SqliteStore;
-use crate::rows::{all, db_patient_id, one, patient_id};
+use crate::rows::{all, one, patient_id, stored_patient};
 use crate::writer::{Cached, WriteCtx, backend};
 
 fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
@@ -109,20 +109,9 @@ fn create_patient(
 }
 
 fn accounts(conn: &Connection) -> StoreResult<Vec<AccountOverview>> {
-    all(
-        conn,
-        &format!(
-            "SELECT {} FROM accounts a
-             LEFT JOIN institutions i ON i.id = a.institution_id
-             LEFT JOIN patients p ON p.account_id = a.id
-             LEFT JOIN accounts ph ON ph.id = p.physician_id
-             LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
-             ORDER BY a.role, a.username",
-            AccountOverview::COLUMNS
-        ),
-        [],
-        |r| AccountOverview::from_row(r),
-    )
+    all(conn, AccountOverview::QUERY, [], |r| {
+        AccountOverview::from_row(r)
+    })
 }
 
 /// The patient record of `username`, or `NotFound`.
@@ -142,7 +131,7 @@ pub(crate) fn patient_by_username(conn: &Connection, username: &str) -> StoreRes
 pub(crate) fn username_of(conn: &Connection, patient: PatientId) -> StoreResult<String> {
     conn.row(
         "SELECT a.username FROM patients p JOIN accounts a ON a.id = p.account_id WHERE p.id = ?1",
-        [db_patient_id(patient).unwrap_or(-1)],
+        [stored_patient(patient).unwrap_or(-1)],
         |r| r.get(0),
     )
     .optional()

@@ -6,12 +6,12 @@ use infusion_protocol::PatientId;
 use infusion_store::audit_chain::chain_hash;
 use infusion_store::{
     AuditAction, AuditHead, AuditLog, AuditRecord, ChainedAudit, Columns, NewAudit, StoreError,
-    StoreResult,
+    StoreResult, patient_filter,
 };
 use rusqlite::{Connection, params};
 
 use crate::SqliteStore;
-use crate::rows::{all, db_patient_id};
+use crate::rows::{all, stored_patient};
 use crate::writer::{Cached, backend};
 
 /// The audit chain's head.
@@ -54,7 +54,7 @@ pub(crate) fn insert_audit(conn: &Connection, e: &NewAudit) -> StoreResult<()> {
             e.at_ms,
             e.actor,
             e.action.as_str(),
-            e.patient_id.and_then(db_patient_id),
+            e.patient_id.and_then(stored_patient),
             e.detail,
             &head.hash[..],
             &hash[..],
@@ -131,12 +131,8 @@ pub(crate) fn audit_log(
     limit: u32,
     security_only: bool,
 ) -> StoreResult<Vec<AuditRecord>> {
-    let pid = match patient {
-        Some(p) => match db_patient_id(p) {
-            Some(pid) => Some(pid),
-            None => return Ok(Vec::new()),
-        },
-        None => None,
+    let Some(pid) = patient_filter(patient) else {
+        return Ok(Vec::new());
     };
     // The action names are our own constants, never input.
     let actions = if security_only {

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::SqliteStore;
 use crate::accounts::username_of;
-use crate::rows::{db_patient_id, one, patient_id};
+use crate::rows::{one, patient_id, stored_patient};
 use crate::tokens::insert_token;
 use crate::writer::{Cached, WriteCtx, backend};
 
@@ -83,7 +83,7 @@ fn start_device_session(
     now_ms: i64,
 ) -> StoreResult<()> {
     let conn = cx.conn;
-    let pid = db_patient_id(record.patient_id).unwrap_or(-1);
+    let pid = stored_patient(record.patient_id).unwrap_or(-1);
     let bound = one(
         conn,
         "SELECT mac, login_nonce FROM devices WHERE id = ?1 AND patient_id = ?2 AND retired_at_ms IS NULL",

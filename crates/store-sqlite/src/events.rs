@@ -9,7 +9,7 @@ use infusion_store::{
 use rusqlite::{Connection, params};
 
 use crate::SqliteStore;
-use crate::rows::{all, db_patient_id, one, patient_id};
+use crate::rows::{all, one, patient_id, stored_patient};
 use crate::tokens::{consume_token, insert_token};
 use crate::writer::{Cached, WriteCtx, backend};
 
@@ -108,7 +108,7 @@ fn acknowledge_alarm(
         conn,
         "SELECT alarm, EXISTS (SELECT 1 FROM alarm_acks WHERE event_id = e.id)
          FROM events e WHERE id = ?1 AND patient_id = ?2 AND kind = 'alarm'",
-        params![event_id, db_patient_id(patient).unwrap_or(-1)],
+        params![event_id, stored_patient(patient).unwrap_or(-1)],
         |r| {
             Ok(AlarmFound {
                 alarm: r.string(0)?,
@@ -149,7 +149,7 @@ impl Events for SqliteStore {
         after_id: i64,
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let Some(pid) = db_patient_id(patient_id) else {
+        let Some(pid) = stored_patient(patient_id) else {
             return Ok(Vec::new());
         };
         self.readers
@@ -162,7 +162,7 @@ impl Events for SqliteStore {
         patient_id: PatientId,
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let Some(pid) = db_patient_id(patient_id) else {
+        let Some(pid) = stored_patient(patient_id) else {
             return Ok(Vec::new());
         };
         self.readers
@@ -171,7 +171,7 @@ impl Events for SqliteStore {
     }
 
     async fn open_alarms(&self, patient_id: PatientId) -> StoreResult<Vec<StoredEvent>> {
-        let Some(pid) = db_patient_id(patient_id) else {
+        let Some(pid) = stored_patient(patient_id) else {
             return Ok(Vec::new());
         };
         self.readers.read(move |conn| open_alarms(conn, pid)).await

@@ -4,13 +4,13 @@ use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
     Columns, Decision, NewSuggestion, StoreError, StoreResult, SuggestPlan, Suggestion,
-    SuggestionStatus, Suggestions, decide, suggest, suggested,
+    SuggestionStatus, Suggestions, Verdict, suggest, suggested,
 };
 use rusqlite::params;
 
 use crate::SqliteStore;
 use crate::accounts::username_of;
-use crate::rows::{all, db_patient_id, one};
+use crate::rows::{all, one, stored_patient};
 use crate::treatment::{current_prescription, insert_prescription, limits_of};
 use crate::writer::{Cached, WriteCtx, backend};
 
@@ -22,7 +22,7 @@ fn make_suggestion(
 ) -> StoreResult<Option<i64>> {
     let conn = cx.conn;
     let pid =
-        db_patient_id(patient).ok_or_else(|| StoreError::NotFound("no such patient".into()))?;
+        stored_patient(patient).ok_or_else(|| StoreError::NotFound("no such patient".into()))?;
     username_of(conn, patient)?;
     let current = current_prescription(conn, pid)?.map_or(0, |c| c.version);
     let pending = one(
@@ -53,15 +53,9 @@ fn make_suggestion(
     Ok(Some(id))
 }
 
-fn decide_suggestion(
-    cx: &mut WriteCtx<'_>,
-    patient: PatientId,
-    id: i64,
-    approve: bool,
-    actor: &str,
-    now_ms: i64,
-) -> StoreResult<Decision> {
-    let conn = cx.conn;
+fn decide_suggestion(cx: &mut WriteCtx<'_>, verdict: Verdict) -> StoreResult<Decision> {
+    let (conn, patient, id, now_ms) = (cx.conn, verdict.patient, verdict.id, verdict.at_ms);
+    let actor = verdict.actor.as_str();
     username_of(conn, patient)?;
     let pid = patient.0 as i64;
     let sql = format!(
@@ -71,16 +65,7 @@ fn decide_suggestion(
     let pending = one(conn, &sql, params![id, pid], |r| NewSuggestion::at(r, 0))?;
     let current = current_prescription(conn, pid)?.map_or(0, |c| c.version);
     let limits = limits_of(conn, pid)?;
-    let decided = decide(
-        pending.as_ref(),
-        id,
-        approve,
-        current,
-        &limits,
-        patient,
-        actor,
-        now_ms,
-    )?;
+    let decided = verdict.decide(pending.as_ref(), current, &limits)?;
     if let Some((version, p)) = &decided.prescription {
         insert_prescription(conn, patient, *version, p, actor, now_ms)?;
     }
@@ -108,7 +93,7 @@ impl Suggestions for SqliteStore {
     }
 
     async fn pending_suggestions(&self, patient_id: PatientId) -> StoreResult<Vec<Suggestion>> {
-        let Some(pid) = db_patient_id(patient_id) else {
+        let Some(pid) = stored_patient(patient_id) else {
             return Ok(Vec::new());
         };
         self.readers
@@ -123,17 +108,9 @@ impl Suggestions for SqliteStore {
             .await
     }
 
-    async fn decide_suggestion(
-        &self,
-        patient: PatientId,
-        id: i64,
-        approve: bool,
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<Decision> {
-        let actor = actor.to_owned();
+    async fn decide_suggestion(&self, verdict: Verdict) -> StoreResult<Decision> {
         self.writer
-            .write(move |cx| decide_suggestion(cx, patient, id, approve, &actor, now_ms))
+            .write(move |cx| decide_suggestion(cx, verdict))
             .await
     }
 }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, params};
 
 use crate::SqliteStore;
 use crate::accounts::username_of;
-use crate::rows::{all, db_patient_id, one};
+use crate::rows::{all, one, stored_patient};
 use crate::writer::{Cached, WriteCtx, backend};
 
 /// A patient's limits.
@@ -156,7 +156,7 @@ impl Treatment for SqliteStore {
                 summaries(
                     conn,
                     "WHERE p.id = ?1",
-                    db_patient_id(patient).unwrap_or(-1),
+                    stored_patient(patient).unwrap_or(-1),
                 )?
                 .pop()
                 .ok_or_else(|| {
@@ -174,7 +174,7 @@ impl Treatment for SqliteStore {
     }
 
     async fn prescriptions(&self, patient: PatientId) -> StoreResult<Vec<Prescription>> {
-        let Some(pid) = db_patient_id(patient) else {
+        let Some(pid) = stored_patient(patient) else {
             return Ok(Vec::new());
         };
         self.readers

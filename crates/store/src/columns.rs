@@ -59,6 +59,22 @@ fn null(i: usize) -> StoreError {
     StoreError::Backend(format!("column {i} is unexpectedly NULL"))
 }
 
+/// A patient id as stored: `None` for one no row can have (beyond
+/// `i64`), which finds nothing.
+pub fn stored_patient(id: PatientId) -> Option<i64> {
+    i64::try_from(id.0).ok()
+}
+
+/// A query's patient filter as stored: `Some(None)` for every patient,
+/// `Some(Some(id))` for one, `None` for an id no row can have (the answer
+/// is empty).
+pub fn patient_filter(patient: Option<PatientId>) -> Option<Option<i64>> {
+    match patient {
+        Some(p) => stored_patient(p).map(Some),
+        None => Some(None),
+    }
+}
+
 /// A stored patient id.
 pub fn patient_at(c: &impl Columns, i: usize) -> StoreResult<PatientId> {
     Ok(PatientId(c.i64(i)? as u64))
@@ -146,13 +162,18 @@ impl AccountRecord {
 }
 
 impl AccountOverview {
-    /// The select list of the administrator's overview, over `accounts
-    /// a`, `institutions i`, `accounts ph` (a patient's physician) and
-    /// `devices d` (a patient's bound pump), all but `a` left joined.
-    pub const COLUMNS: &'static str =
-        "a.username, a.role, a.first_name, a.last_name, i.name, ph.username, d.mac";
+    /// The whole overview, by role then username (no parameters, so one
+    /// statement serves both backends).
+    pub const QUERY: &'static str = "SELECT a.username, a.role, a.first_name, a.last_name, i.name,
+            ph.username, d.mac
+        FROM accounts a
+        LEFT JOIN institutions i ON i.id = a.institution_id
+        LEFT JOIN patients p ON p.account_id = a.id
+        LEFT JOIN accounts ph ON ph.id = p.physician_id
+        LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
+        ORDER BY a.role, a.username";
 
-    /// A row selected with [`AccountOverview::COLUMNS`].
+    /// A row of [`AccountOverview::QUERY`].
     pub fn from_row(c: &impl Columns) -> StoreResult<AccountOverview> {
         Ok(AccountOverview {
             username: c.string(0)?,

@@ -34,7 +34,7 @@ pub use accounts::*;
 pub use audit::*;
 pub use audit_chain::{AuditHead, ChainedAudit};
 pub use change::{CHANGE_BACKLOG, Change};
-pub use columns::{Columns, limits_at, patient_at};
+pub use columns::{Columns, limits_at, patient_at, patient_filter, stored_patient};
 pub use devices::*;
 pub use effects::Effects;
 pub use error::{StoreError, StoreResult};

@@ -27,20 +27,13 @@ pub trait Suggestions: Send + Sync {
     /// A patient's pending suggestions (at most one), newest first.
     async fn pending_suggestions(&self, patient_id: PatientId) -> StoreResult<Vec<Suggestion>>;
 
-    /// A physician's decision on pending suggestion `id` of `patient`.
+    /// A physician's decision (`Verdict`) on a pending suggestion.
     /// Approval writes a new prescription version (refused with `Conflict`
     /// when the suggestion is stale, a newer version having been written
     /// since, and with `OutsideLimits` when the limits changed since);
     /// rejection closes it. Both are audited with who and when; `NotFound`
     /// unless it is a pending suggestion of that patient.
-    async fn decide_suggestion(
-        &self,
-        patient: PatientId,
-        id: i64,
-        approve: bool,
-        actor: &str,
-        now_ms: i64,
-    ) -> StoreResult<Decision>;
+    async fn decide_suggestion(&self, verdict: Verdict) -> StoreResult<Decision>;
 }
 
 /// A prescription change proposed by the decision algorithm.
@@ -173,61 +166,84 @@ pub struct Decided {
     pub effects: Effects,
 }
 
-/// Decides a physician's decision on suggestion `id`, given the pending
-/// suggestion of that id (`None`: no such pending suggestion of this
-/// patient), the newest prescription version and the limits now.
-#[allow(clippy::too_many_arguments)]
-pub fn decide(
-    pending: Option<&NewSuggestion>,
-    id: i64,
-    approve: bool,
-    current: u32,
-    limits: &PatientLimits,
-    patient: PatientId,
-    actor: &str,
-    now_ms: i64,
-) -> StoreResult<Decided> {
-    let s = pending.ok_or_else(|| StoreError::no_suggestion(id))?;
-    let (decision, status, prescription, effects) = if approve {
-        s.check(current, limits)?;
-        let p = s.as_prescription();
-        let (version, effects) = next_version(&p, limits, current, patient, actor, now_ms)?;
-        (
-            Decision::Approved(version),
-            SuggestionStatus::Approved,
-            Some((version, p)),
+/// A physician's decision on suggestion `id` of `patient`, as submitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Whose suggestion.
+    pub patient: PatientId,
+    /// Which suggestion.
+    pub id: i64,
+    /// Approve (write it as a prescription) or reject.
+    pub approve: bool,
+    /// Who decided (the audit actor).
+    pub actor: String,
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+}
+
+impl Verdict {
+    /// Decides this verdict, given the pending suggestion of its id
+    /// (`None`: no such pending suggestion of this patient), the newest
+    /// prescription version and the limits now.
+    pub fn decide(
+        &self,
+        pending: Option<&NewSuggestion>,
+        current: u32,
+        limits: &PatientLimits,
+    ) -> StoreResult<Decided> {
+        let (patient, id, actor, now_ms) = (self.patient, self.id, self.actor.as_str(), self.at_ms);
+        let s = pending.ok_or_else(|| StoreError::no_suggestion(id))?;
+        let (decision, status, prescription, effects) = if self.approve {
+            s.check(current, limits)?;
+            let p = s.as_prescription();
+            let (version, effects) = next_version(&p, limits, current, patient, actor, now_ms)?;
+            (
+                Decision::Approved(version),
+                SuggestionStatus::Approved,
+                Some((version, p)),
+                effects,
+            )
+        } else {
+            (
+                Decision::Rejected,
+                SuggestionStatus::Rejected,
+                None,
+                Effects::none(),
+            )
+        };
+        let approved_as = prescription.as_ref().map(|(v, _)| *v);
+        let effects = effects
+            .and_audit(NewAudit::suggestion_decided(
+                now_ms,
+                actor,
+                patient,
+                id,
+                approved_as,
+            ))
+            .and_announce(Change::Suggestion { patient });
+        Ok(Decided {
+            decision,
+            status,
+            prescription,
             effects,
-        )
-    } else {
-        (
-            Decision::Rejected,
-            SuggestionStatus::Rejected,
-            None,
-            Effects::none(),
-        )
-    };
-    let approved_as = prescription.as_ref().map(|(v, _)| *v);
-    let effects = effects
-        .and_audit(NewAudit::suggestion_decided(
-            now_ms,
-            actor,
-            patient,
-            id,
-            approved_as,
-        ))
-        .and_announce(Change::Suggestion { patient });
-    Ok(Decided {
-        decision,
-        status,
-        prescription,
-        effects,
-    })
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{AuditAction, DEFAULT_LIMITS};
+
+    fn verdict(patient: PatientId, approve: bool) -> Verdict {
+        Verdict {
+            patient,
+            id: 7,
+            approve,
+            actor: "user:doc".into(),
+            at_ms: 5,
+        }
+    }
 
     fn proposal(based_on_version: u32, rate_ul_h: u32) -> NewSuggestion {
         NewSuggestion {
@@ -266,7 +282,9 @@ mod tests {
     #[test]
     fn approval_writes_the_next_version_and_is_refused_when_stale() {
         let (l, p) = (DEFAULT_LIMITS, PatientId(1));
-        let d = decide(Some(&proposal(2, 4_000)), 7, true, 2, &l, p, "user:doc", 5).unwrap();
+        let d = verdict(p, true)
+            .decide(Some(&proposal(2, 4_000)), 2, &l)
+            .unwrap();
         assert_eq!(d.decision, Decision::Approved(3));
         assert_eq!(d.status, SuggestionStatus::Approved);
         assert_eq!(
@@ -282,28 +300,20 @@ mod tests {
             ]
         );
         assert!(matches!(
-            decide(Some(&proposal(1, 4_000)), 7, true, 2, &l, p, "x", 5),
+            verdict(p, true).decide(Some(&proposal(1, 4_000)), 2, &l),
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            decide(None, 7, false, 2, &l, p, "x", 5),
+            verdict(p, false).decide(None, 2, &l),
             Err(StoreError::NotFound(_))
         ));
     }
 
     #[test]
     fn rejection_writes_no_prescription_even_when_stale() {
-        let d = decide(
-            Some(&proposal(1, 4_000)),
-            7,
-            false,
-            2,
-            &DEFAULT_LIMITS,
-            PatientId(1),
-            "x",
-            5,
-        )
-        .unwrap();
+        let d = verdict(PatientId(1), false)
+            .decide(Some(&proposal(1, 4_000)), 2, &DEFAULT_LIMITS)
+            .unwrap();
         assert_eq!(
             (d.decision, d.status, d.prescription),
             (Decision::Rejected, SuggestionStatus::Rejected, None)

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use infusion_store::{Decision, StoreError, user_actor};
+use infusion_store::{Decision, StoreError, Verdict, user_actor};
 
 use crate::AppState;
 use crate::clock::now_ms;
@@ -24,13 +24,13 @@ pub async fn decide_suggestion(
     };
     let outcome = match app
         .store
-        .decide_suggestion(
-            p.patient_id,
+        .decide_suggestion(Verdict {
+            patient: p.patient_id,
             id,
             approve,
-            &user_actor(&user.session.username),
-            now_ms(),
-        )
+            actor: user_actor(&user.session.username),
+            at_ms: now_ms(),
+        })
         .await
     {
         Ok(Decision::Approved(v)) => Ok(format!(
