@@ -1,6 +1,8 @@
 //! The SQL of the token chain: consuming a presented token, issuing the
 //! next, revoking a replayed chain, and the index transaction.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
@@ -60,11 +62,14 @@ pub(crate) fn consume_token(
     now_ms: i64,
 ) -> StoreResult<(i64, i64, String)> {
     let conn = cx.conn;
-    let sql = format!(
-        "SELECT {} FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = ?1",
-        PresentedToken::COLUMNS
-    );
-    let row = one(conn, &sql, [&presented.0[..]], |r| {
+    // On every device request: the text is built once, not per request.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = ?1",
+            PresentedToken::COLUMNS
+        )
+    });
+    let row = one(conn, &SQL, [&presented.0[..]], |r| {
         Ok((r.i64(0)?, PresentedToken::from_row(r)?))
     })?;
     if let Err(refusal) = check_presented(row.as_ref().map(|(_, t)| t), patient, now_ms) {

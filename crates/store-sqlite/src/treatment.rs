@@ -1,5 +1,7 @@
 //! The SQL of limits, prescriptions and patient summaries.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use infusion_protocol::{PatientId, PatientLimits};
 use infusion_store::{
@@ -29,11 +31,14 @@ pub(crate) fn current_prescription(
     conn: &Connection,
     pid: i64,
 ) -> StoreResult<Option<Prescription>> {
-    let sql = format!(
-        "SELECT {} FROM prescriptions WHERE patient_id = ?1 ORDER BY version DESC LIMIT 1",
-        Prescription::COLUMNS
-    );
-    one(conn, &sql, [pid], |r| Prescription::from_row(r))
+    // On every index poll: the text is built once, not per request.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM prescriptions WHERE patient_id = ?1 ORDER BY version DESC LIMIT 1",
+            Prescription::COLUMNS
+        )
+    });
+    one(conn, &SQL, [pid], |r| Prescription::from_row(r))
 }
 
 /// Writes prescription version `version` of `patient`, as a decision
