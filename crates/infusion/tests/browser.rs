@@ -21,13 +21,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
+use infusion_protocol::{InfusionState, MacAddress, PatientId, PatientLimits};
 use infusion_pump_core::PumpConfig;
 use infusion_server::password::PasswordParams;
 use infusion_sim::{Credentials, SimConfig, SimPump};
-use infusion_store::{NewPhysician, NewPrescription, NewSuggestion};
+use infusion_store::{NewPhysician, NewPrescription, NewSuggestion, Store};
 use infusion_testkit::{
-    Backend, TestDb, device_secret, patient_id, seed_patient, seed_physician, serve, test_config,
+    Backend, Served, TestDb, device_secret, patient_id, seed_patient, seed_physician, serve,
+    test_config,
 };
 use serde_json::{Value, json};
 
@@ -263,22 +264,45 @@ async fn clinicians_and_patients_in_a_real_browser() {
             return;
         }
     };
-    // The server on SQLite, with a pump infusing for alice.
     let db = TestDb::open(Backend::Sqlite).await;
     let store = db.store.clone();
+    let alice = seed(&*store).await;
+    let server = serve(store.clone(), test_config(Duration::from_secs(300))).await;
+    let (stop_pump, pump_task) = start_pump(&server);
+    let shots = repo().join("target/browser-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let (_driver, client) = start_browser(&driver_path).await;
+    let s = Session {
+        c: client,
+        base: server.base.clone(),
+        axe,
+        shots,
+    };
+
+    physician(&s, &*store, alice).await;
+    alarm(&s, &*store, &server, alice).await;
+    phone_patient_and_admin(&s).await;
+    let _ = s.c.close().await;
+    let _ = stop_pump.send(());
+    pump_task.await.unwrap();
+}
+
+/// The physicians, patients and administrator of the browser test, and
+/// alice's first prescription; alice's patient id.
+async fn seed(store: &dyn Store) -> PatientId {
     let hash = PasswordParams::INSECURE_FAST
         .hash_blocking(PASSWORD)
         .unwrap();
-    seed_physician(&*store, "dr.house", &hash).await;
-    seed_physician(&*store, "dr.other", &hash).await;
+    seed_physician(store, "dr.house", &hash).await;
+    seed_physician(store, "dr.other", &hash).await;
     let limits = PatientLimits {
         min_rate_ul_h: 1_000,
         max_rate_ul_h: 10_000,
         max_volume_ul: 10_000,
     };
-    let alice = seed_patient(&*store, "alice", "Alice", "dr.house", &hash, MAC_A, limits).await;
+    let alice = seed_patient(store, "alice", "Alice", "dr.house", &hash, MAC_A, limits).await;
     seed_patient(
-        &*store,
+        store,
         "bob",
         "Bob",
         "dr.other",
@@ -303,7 +327,7 @@ async fn clinicians_and_patients_in_a_real_browser() {
         .unwrap();
     store
         .set_prescription(
-            patient_id(&*store, "alice").await,
+            patient_id(store, "alice").await,
             NewPrescription {
                 volume_ul: 9_000,
                 rate_ul_h: 4_000,
@@ -314,7 +338,16 @@ async fn clinicians_and_patients_in_a_real_browser() {
         )
         .await
         .unwrap();
-    let server = serve(store.clone(), test_config(Duration::from_secs(300))).await;
+    alice
+}
+
+/// Alice's simulated pump, infusing until told to stop.
+fn start_pump(
+    server: &Served,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<infusion_sim::Snapshot>,
+) {
     let pump = SimPump::new(
         "alice-pump",
         &server.base,
@@ -340,16 +373,12 @@ async fn clinicians_and_patients_in_a_real_browser() {
         let _ = pump_stopped.await;
     }));
 
-    let shots = repo().join("target/browser-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let (_driver, client) = start_browser(&driver_path).await;
-    let s = Session {
-        c: client,
-        base: server.base.clone(),
-        axe,
-        shots,
-    };
+    (stop_pump, pump_task)
+}
 
+/// The physician: dashboard, limits, a new rate seen live, a suggestion
+/// approved.
+async fn physician(s: &Session, store: &dyn Store, alice: PatientId) {
     // The physician.
     s.goto("/login").await;
     s.axe("login").await;
@@ -406,7 +435,7 @@ async fn clinicians_and_patients_in_a_real_browser() {
         .await;
     assert_eq!(
         store
-            .patient(patient_id(&*store, "alice").await)
+            .patient(patient_id(store, "alice").await)
             .await
             .unwrap()
             .prescription
@@ -414,8 +443,10 @@ async fn clinicians_and_patients_in_a_real_browser() {
             .rate_ul_h,
         8_800
     );
+}
 
-    // A device alarm reaches the dashboard live and is acknowledged.
+/// A device alarm reaches the dashboard live and is acknowledged.
+async fn alarm(s: &Session, store: &dyn Store, server: &Served, alice: PatientId) {
     s.goto("/dashboard").await;
     let http = reqwest::Client::new();
     let login: Value = http
@@ -445,7 +476,11 @@ async fn clinicians_and_patients_in_a_real_browser() {
     s.wait_text("Alarm acknowledged.", Duration::from_secs(5))
         .await;
     assert!(store.open_alarms(alice).await.unwrap().is_empty());
+}
 
+/// The pages at a phone's width, then the patient's and the
+/// administrator's views.
+async fn phone_patient_and_admin(s: &Session) {
     // A phone's width.
     s.c.set_window_size(390, 844).await.unwrap();
     s.goto("/dashboard").await;
@@ -477,8 +512,4 @@ async fn clinicians_and_patients_in_a_real_browser() {
         .await;
     s.axe("admin").await;
     s.shot("11-admin").await;
-
-    let _ = s.c.close().await;
-    let _ = stop_pump.send(());
-    pump_task.await.unwrap();
 }

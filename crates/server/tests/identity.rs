@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Backend, MAC_A, MAC_B, PASSWORD, TestApp};
@@ -319,51 +320,11 @@ async fn keys_moved_to_a_key_file_leave_the_database_unable_to_sign(backend: Bac
     assert!(matches!(err, KeyError::NotInDatabase), "{err}");
     assert!(!again.exists());
 
-    // With another key file: refused, naming the key the pumps trust.
-    let other = dir.path().join("other.keys");
-    KeyFile {
-        index: [7; 32],
-        challenge: [8; 32],
-    }
-    .write_new(&other)
-    .unwrap();
-    let with = |file: &std::path::Path| infusion_server::ServerConfig {
-        key_file: Some(file.to_owned()),
-        ..config()
-    };
-    let err = AppState::new(store.clone(), with(&other))
-        .await
-        .err()
-        .unwrap();
-    assert!(
-        matches!(err, StartError::Keys(KeyError::Mismatch { .. })),
-        "{err}"
-    );
-    assert!(err.to_string().contains(&key.to_string()), "{err}");
-
-    // A copy others may read: refused.
-    let exposed = dir.path().join("exposed.keys");
-    std::fs::copy(&path, &exposed).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = AppState::new(store.clone(), with(&exposed))
-            .await
-            .err()
-            .unwrap();
-        assert!(
-            matches!(
-                err,
-                StartError::Keys(KeyError::File(KeyFileError::Exposed { .. }))
-            ),
-            "{err}"
-        );
-    }
+    wrong_key_files_are_refused(&store, dir.path(), &path, &key).await;
 
     // With the file: the provisioned pump logs in (with the challenge from
     // before the move) and every index verifies under its key.
-    let served = serve(store.clone(), with(&path)).await;
+    let served = serve(store.clone(), with_key_file(&path)).await;
     assert_eq!(served.server_key, key);
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", served.base);
@@ -387,4 +348,59 @@ async fn keys_moved_to_a_key_file_leave_the_database_unable_to_sign(backend: Bac
     let sig = Signature::parse(body["signature"].as_str().unwrap()).unwrap();
     let mac_b = MacAddress::parse(MAC_B).unwrap();
     assert!(verify_index(&key, app.b.id, mac_b, &index, &sig));
+}
+
+/// A server on the database's key file, with the test's settings.
+fn with_key_file(file: &std::path::Path) -> infusion_server::ServerConfig {
+    infusion_server::ServerConfig {
+        key_file: Some(file.to_owned()),
+        ..test_config(Duration::from_secs(300))
+    }
+}
+
+/// A server given another key file, or a copy of the right one that
+/// others may read, refuses to start.
+async fn wrong_key_files_are_refused(
+    store: &Arc<dyn infusion_store::Store>,
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    key: &infusion_protocol::PublicKey,
+) {
+    // With another key file: refused, naming the key the pumps trust.
+    let other = dir.join("other.keys");
+    KeyFile {
+        index: [7; 32],
+        challenge: [8; 32],
+    }
+    .write_new(&other)
+    .unwrap();
+    let err = AppState::new(store.clone(), with_key_file(&other))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, StartError::Keys(KeyError::Mismatch { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&key.to_string()), "{err}");
+
+    // A copy others may read: refused.
+    let exposed = dir.join("exposed.keys");
+    std::fs::copy(path, &exposed).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = AppState::new(store.clone(), with_key_file(&exposed))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                StartError::Keys(KeyError::File(KeyFileError::Exposed { .. }))
+            ),
+            "{err}"
+        );
+    }
 }

@@ -39,16 +39,6 @@ async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: B
     assert_eq!(snapshot(&app, "alice").await, before);
 
     // Nobody else administers.
-    let physician_form = |csrf: &str, username: &str, password: &str| {
-        vec![
-            ("csrf", csrf.to_owned()),
-            ("username", username.to_owned()),
-            ("first_name", "New".to_owned()),
-            ("last_name", "Doctor".to_owned()),
-            ("institution", "Test Clinic".to_owned()),
-            ("password", password.to_owned()),
-        ]
-    };
     for (who, own) in [("dr.house", "/dashboard"), ("alice", "/patients/alice")] {
         let b = Browser::logged_in(&app, who).await;
         assert_eq!(b.get("/admin").await.status, 403, "{who}");
@@ -59,18 +49,29 @@ async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: B
     }
     assert_eq!(app.store.account("dr.sneaky").await.unwrap(), None);
 
-    let post = |path: &'static str, fields: Vec<(&'static str, String)>| {
-        let admin = &admin;
-        async move {
-            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            admin.post(path, &f).await
-        }
+    admin_creates_accounts_and_registers_pumps(&app, &admin, &csrf).await;
+}
+
+/// The new-physician form's fields.
+fn physician_form(csrf: &str, username: &str, password: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("csrf", csrf.to_owned()),
+        ("username", username.to_owned()),
+        ("first_name", "New".to_owned()),
+        ("last_name", "Doctor".to_owned()),
+        ("institution", "Test Clinic".to_owned()),
+        ("password", password.to_owned()),
+    ]
+}
+
+/// The administrator's forms: refusals say why and change nothing; a
+/// physician, a patient and a pump are made.
+async fn admin_creates_accounts_and_registers_pumps(app: &TestApp, admin: &Browser, csrf: &str) {
+    let post = |path: &'static str, fields: Vec<(&'static str, String)>| async move {
+        let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        admin.post(path, &f).await
     };
-    let r = post(
-        "/admin/physicians",
-        physician_form(&csrf, "dr.new", "short"),
-    )
-    .await;
+    let r = post("/admin/physicians", physician_form(csrf, "dr.new", "short")).await;
     assert_eq!(r.status, 422);
     assert!(
         r.body.contains("a password is 12 to 128 characters"),
@@ -79,14 +80,14 @@ async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: B
     );
     let r = post(
         "/admin/physicians",
-        physician_form(&csrf, "dr.house", PASSWORD),
+        physician_form(csrf, "dr.house", PASSWORD),
     )
     .await;
     assert_eq!(r.status, 422);
     assert!(r.body.contains("is taken"), "{}", r.body);
     let r = post(
         "/admin/physicians",
-        physician_form(&csrf, "dr.new", PASSWORD),
+        physician_form(csrf, "dr.new", PASSWORD),
     )
     .await;
     assert_eq!(r.status, 303, "{}", r.body);
@@ -99,7 +100,7 @@ async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: B
     let r = post(
         "/admin/patients",
         vec![
-            ("csrf", csrf.clone()),
+            ("csrf", csrf.to_owned()),
             ("username", "dave".into()),
             ("first_name", "Dave".into()),
             ("last_name", "Patient".into()),
@@ -126,7 +127,7 @@ async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: B
         let r = post(
             "/admin/devices",
             vec![
-                ("csrf", csrf.clone()),
+                ("csrf", csrf.to_owned()),
                 ("patient", "dave".into()),
                 ("mac", mac.into()),
             ],

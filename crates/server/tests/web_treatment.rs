@@ -237,15 +237,21 @@ async fn suggestions_change_nothing_until_approved_and_stale_ones_are_refused(ba
         "decided already"
     );
 
-    // A new suggestion, then a newer prescription makes it stale: refused.
-    let pending = tremor(&app, 4, 80).await;
+    let stale_id = a_stale_suggestion_is_refused(&app, &house, &csrf).await;
+    the_next_suggestion_is_approved_as_version_3(&app, &house, &csrf, stale_id).await;
+}
+
+/// A new suggestion, then a newer prescription makes it stale: refused.
+/// Returns the stale suggestion's id.
+async fn a_stale_suggestion_is_refused(app: &TestApp, house: &Browser, csrf: &str) -> i64 {
+    let pending = tremor(app, 4, 80).await;
     assert_eq!(pending.len(), 1, "{pending:?}");
     let stale_id = pending[0].id;
     let p = house
         .post(
             "/patients/alice/prescription",
             &[
-                ("csrf", &csrf),
+                ("csrf", csrf),
                 ("volume_ml", "2"),
                 ("rate_ml_h", "5"),
                 ("state", "run"),
@@ -253,7 +259,7 @@ async fn suggestions_change_nothing_until_approved_and_stale_ones_are_refused(ba
         )
         .await;
     assert_eq!(p.status, 303);
-    assert_eq!(current_version(&app).await, 2);
+    assert_eq!(current_version(app).await, 2);
     let page = house.get("/patients/alice").await;
     assert!(
         page.body.contains("Stale: version 2 was written since"),
@@ -263,7 +269,7 @@ async fn suggestions_change_nothing_until_approved_and_stale_ones_are_refused(ba
     let refused = house
         .post(
             &format!("/patients/alice/suggestions/{stale_id}/approve"),
-            &[("csrf", &csrf)],
+            &[("csrf", csrf)],
         )
         .await;
     assert_eq!(refused.status, 422);
@@ -272,10 +278,20 @@ async fn suggestions_change_nothing_until_approved_and_stale_ones_are_refused(ba
         "{}",
         refused.body
     );
-    assert_eq!(current_version(&app).await, 2);
+    assert_eq!(current_version(app).await, 2);
 
-    // Fresh vitals supersede it; approving the new one writes version 3.
-    let pending = tremor(&app, 7, 80).await;
+    stale_id
+}
+
+/// Fresh vitals supersede the stale suggestion; approving the new one
+/// writes version 3, and the audit trail tells the whole story.
+async fn the_next_suggestion_is_approved_as_version_3(
+    app: &TestApp,
+    house: &Browser,
+    csrf: &str,
+    stale_id: i64,
+) {
+    let pending = tremor(app, 7, 80).await;
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_ne!(pending[0].id, stale_id);
     assert_eq!(
@@ -288,7 +304,7 @@ async fn suggestions_change_nothing_until_approved_and_stale_ones_are_refused(ba
     let ok = house
         .post(
             &format!("/patients/alice/suggestions/{}/approve", pending[0].id),
-            &[("csrf", &csrf)],
+            &[("csrf", csrf)],
         )
         .await;
     assert_eq!(ok.status, 303);
