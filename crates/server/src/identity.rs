@@ -69,6 +69,8 @@ pub struct ServerKeys {
     /// Signs every index answer.
     pub index: IndexSigner,
     challenge: [u8; 32],
+    /// Encrypts the web application's one-time notice cookie.
+    notice: axum_extra::extract::cookie::Key,
 }
 
 impl std::fmt::Debug for ServerKeys {
@@ -126,10 +128,7 @@ impl ServerKeys {
         source_name: String,
         now_ms: i64,
     ) -> Result<ServerKeys, KeyError> {
-        let keys = ServerKeys {
-            index: IndexSigner::from_bytes(&file.index),
-            challenge: file.challenge,
-        };
+        let keys = ServerKeys::of(&file.index, file.challenge);
         let found = keys.index.public_key();
         let recorded = HexBytes(store.server_secret(INDEX_PUBLIC, found.0, now_ms).await?);
         if recorded != found {
@@ -175,17 +174,27 @@ impl ServerKeys {
         Ok(keys.index.public_key())
     }
 
+    /// The keys of an index signing secret and a challenge secret. The
+    /// notice key is derived here, once, from the challenge secret.
+    fn of(index: &[u8; 32], challenge: [u8; 32]) -> ServerKeys {
+        use sha2::Digest;
+        let mut h = sha2::Sha512::new();
+        h.update(b"infusion-notice-key\0");
+        h.update(challenge);
+        ServerKeys {
+            index: IndexSigner::from_bytes(index),
+            challenge,
+            notice: axum_extra::extract::cookie::Key::from(h.finalize().as_slice()),
+        }
+    }
+
     /// The key that encrypts the web application's one-time notice cookie
     /// (what a form's redirect carries to the page it lands on), derived
     /// from the challenge secret, so that every instance on this database
     /// (or with this key file) reads what another wrote, and no key more
     /// has to be kept.
     pub fn notice_key(&self) -> axum_extra::extract::cookie::Key {
-        use sha2::Digest;
-        let mut h = sha2::Sha512::new();
-        h.update(b"infusion-notice-key\0");
-        h.update(self.challenge);
-        axum_extra::extract::cookie::Key::from(h.finalize().as_slice())
+        self.notice.clone()
     }
 
     /// A new login challenge issued at `now_ms`.
@@ -251,10 +260,7 @@ mod tests {
     use super::*;
 
     fn keys() -> ServerKeys {
-        ServerKeys {
-            index: IndexSigner::from_bytes(&[1; 32]),
-            challenge: [2; 32],
-        }
+        ServerKeys::of(&[1; 32], [2; 32])
     }
 
     #[test]
@@ -271,10 +277,7 @@ mod tests {
             k.check(&forged, 60_000, 1_000_000).is_none(),
             "time changed"
         );
-        let other = ServerKeys {
-            challenge: [3; 32],
-            ..keys()
-        };
+        let other = ServerKeys::of(&[1; 32], [3; 32]);
         assert!(other.check(&n, 60_000, 1_000_000).is_none(), "other server");
         assert_ne!(n, k.challenge(1_000_000).unwrap(), "random part");
     }

@@ -139,6 +139,22 @@ pub(crate) fn username_of(conn: &Connection, patient: PatientId) -> StoreResult<
     .ok_or_else(|| StoreError::NotFound(format!("no patient {}", patient.0)))
 }
 
+impl SqliteStore {
+    /// A physician or administrator account, on the writer.
+    async fn create_staff(
+        &self,
+        new: NewPhysician,
+        role: Role,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<AccountId> {
+        let actor = actor.to_owned();
+        self.writer
+            .write(move |cx| create_staff(cx, new, role, &actor, now_ms))
+            .await
+    }
+}
+
 #[async_trait]
 impl Accounts for SqliteStore {
     async fn create_physician(
@@ -147,10 +163,7 @@ impl Accounts for SqliteStore {
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<AccountId> {
-        let actor = actor.to_owned();
-        self.writer
-            .write(move |cx| create_staff(cx, new, Role::Physician, &actor, now_ms))
-            .await
+        self.create_staff(new, Role::Physician, actor, now_ms).await
     }
 
     async fn create_admin(
@@ -159,10 +172,7 @@ impl Accounts for SqliteStore {
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<AccountId> {
-        let actor = actor.to_owned();
-        self.writer
-            .write(move |cx| create_staff(cx, new, Role::Admin, &actor, now_ms))
-            .await
+        self.create_staff(new, Role::Admin, actor, now_ms).await
     }
 
     async fn create_patient(
