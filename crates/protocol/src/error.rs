@@ -22,8 +22,9 @@ pub enum ErrorCode {
     TokenExpired,
     /// 401: no such token, or not a token at all. Log in again.
     TokenInvalid,
-    /// 401: the token was revoked because an earlier token of this
-    /// device's chain was presented twice (a replay). Log in again.
+    /// 401: the token's chain has ended: an earlier token of it was
+    /// presented twice (a replay), or the device logged in again or was
+    /// bound again since the token was issued. Log in again.
     TokenRevoked,
     /// 401: the login carried no device proof (`nonce` and `proof`), and
     /// this server does not accept the paper's password-and-MAC login.

@@ -38,12 +38,15 @@ impl Devices for PgStore {
         let (binding, effects) = bind(patient, &username, &mac, holder, actor, now_ms)?;
         let id = match binding {
             Binding::Rekey(id) => {
-                sqlx::query("UPDATE devices SET public_key = $1 WHERE id = $2")
-                    .bind(&public_key.0[..])
-                    .bind(id.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                sqlx::query(
+                    "UPDATE devices SET public_key = $1, token_generation = token_generation + 1
+                     WHERE id = $2",
+                )
+                .bind(&public_key.0[..])
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
                 id
             }
             Binding::New => {
@@ -107,9 +110,11 @@ impl Devices for PgStore {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         // Touching the device row checks and locks the binding in one go: a
         // concurrent login of the same device waits here, then reads the
-        // nonce the first one stored.
+        // nonce the first one stored. One live chain per device: the new
+        // chain's generation ends the others.
         let bound = sqlx::query(
-            "UPDATE devices SET last_seen_ms = $1 WHERE id = $2 AND patient_id = $3 AND retired_at_ms IS NULL
+            "UPDATE devices SET last_seen_ms = $1, token_generation = token_generation + 1
+             WHERE id = $2 AND patient_id = $3 AND retired_at_ms IS NULL
              RETURNING mac, login_nonce",
         )
         .bind(now_ms)

@@ -38,7 +38,8 @@ fn bind_device(
     let id = match binding {
         Binding::Rekey(id) => {
             conn.exec(
-                "UPDATE devices SET public_key = ?1 WHERE id = ?2",
+                "UPDATE devices SET public_key = ?1, token_generation = token_generation + 1
+                 WHERE id = ?2",
                 params![&public_key.0[..], id.0],
             )
             .map_err(backend)?;
@@ -103,12 +104,14 @@ fn start_device_session(
         )
         .map_err(backend)?;
     }
-    insert_token(conn, &token, device.0, pid, now_ms)?;
+    // One live chain per device: the new chain's generation ends the others.
     conn.exec(
-        "UPDATE devices SET last_seen_ms = ?1 WHERE id = ?2",
+        "UPDATE devices SET last_seen_ms = ?1, token_generation = token_generation + 1
+         WHERE id = ?2",
         params![now_ms, device.0],
     )
     .map_err(backend)?;
+    insert_token(conn, &token, device.0, pid, now_ms)?;
     cx.apply(effects)
 }
 

@@ -93,6 +93,11 @@ pub enum AuditAction {
     /// (`infusion admin export-keys`): from then on only servers given
     /// that file can sign an index. A security event.
     ServerKeysMoved,
+    /// A token of a chain that had ended was presented: the pump logged
+    /// in again since (one live chain per device) or was bound again with
+    /// a new secret. Whoever holds such a token copied it, or is a pump
+    /// that lost track of its own login. A security event.
+    RetiredTokenUsed,
 }
 
 impl AuditAction {
@@ -118,6 +123,7 @@ impl AuditAction {
         AuditAction::DeviceProofFailed,
         AuditAction::LoginReplayed,
         AuditAction::ServerKeysMoved,
+        AuditAction::RetiredTokenUsed,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -128,6 +134,7 @@ impl AuditAction {
         AuditAction::DeviceProofFailed,
         AuditAction::LoginReplayed,
         AuditAction::ServerKeysMoved,
+        AuditAction::RetiredTokenUsed,
     ];
 
     /// The action as stored.
@@ -153,6 +160,7 @@ impl AuditAction {
             AuditAction::DeviceProofFailed => "device_proof_failed",
             AuditAction::LoginReplayed => "login_replayed",
             AuditAction::ServerKeysMoved => "server_keys_moved",
+            AuditAction::RetiredTokenUsed => "retired_token_used",
         }
     }
 

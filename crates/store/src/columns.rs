@@ -220,8 +220,8 @@ impl PresentedToken {
     /// The select list of a presented token, over `tokens t` joined with
     /// `devices d`, its device.
     pub const COLUMNS: &'static str = "t.device_id, t.patient_id, t.expires_at_ms, t.used_at_ms,
-        d.mac, d.retired_at_ms IS NOT NULL,
-        t.revoked_at_ms IS NOT NULL OR t.generation <> d.token_generation";
+        d.mac, d.retired_at_ms IS NOT NULL, t.revoked_at_ms IS NOT NULL,
+        t.generation <> d.token_generation";
 
     /// A row selected with [`PresentedToken::COLUMNS`].
     pub fn from_row(c: &impl Columns) -> StoreResult<PresentedToken> {
@@ -233,6 +233,7 @@ impl PresentedToken {
             mac: c.string(4)?,
             device_retired: c.flag(5)?,
             revoked: c.flag(6)?,
+            stale: c.flag(7)?,
         })
     }
 }

@@ -88,7 +88,9 @@ pub struct BoundDevice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binding {
     /// The same pump bound to the same patient again: keep its
-    /// registration and event series, replace its key.
+    /// registration and event series, replace its key, and end every token
+    /// chain issued before (raise the device's token generation): a chain
+    /// started under the old secret must not outlive it.
     Rekey(DeviceId),
     /// A new registration; the patient's current device, if any, is
     /// retired.
@@ -131,7 +133,9 @@ pub struct BoundNow {
 /// still be bound (`None`: the binding changed since the login record was
 /// read, refused like a wrong MAC), and a login nonce must be strictly
 /// newer than the last one used (a replay otherwise). Returns the nonce to
-/// store, if any, and the audit entry.
+/// store, if any, and the audit entry. The backend starts the session by
+/// raising the device's token generation before it stores the first
+/// token: a device has one live chain, and a login ends the earlier ones.
 pub fn start_session(
     bound: Option<BoundNow>,
     nonce: Option<[u8; 16]>,

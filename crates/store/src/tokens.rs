@@ -100,6 +100,9 @@ pub struct PresentedToken {
     pub device_retired: bool,
     /// True when the token was revoked with its chain after a replay.
     pub revoked: bool,
+    /// True when the token is of an older token generation than its
+    /// device's: its chain ended, by a replay, a newer login or a binding.
+    pub stale: bool,
 }
 
 /// Why a presented token may not be consumed: the error to answer with,
@@ -121,66 +124,94 @@ pub struct Refusal {
 /// such token is stored) may be consumed now for `patient`, and if not, why
 /// not and what to audit. Shared by every backend so that each refuses the
 /// same token with the same error, checked in the same order: unknown or
-/// retired device, then used (a replay), revoked, expired, and another
-/// patient's.
+/// retired device, then used (a replay), of an ended chain (revoked, or
+/// retired by a newer login or binding), expired, and another patient's.
 ///
 /// A used token presented again is treated as refresh-token reuse is in
 /// RFC 9700, section 4.14.2: the server cannot tell the genuine pump from
 /// whoever copied the token, so it revokes the device's whole chain, and
 /// the genuine pump (which alone knows the password and the device secret)
-/// logs in again, while the copier is left with nothing.
+/// logs in again, while the copier is left with nothing. A replay of a
+/// token whose chain has already ended revokes nothing more: otherwise one
+/// captured token, presented again and again, would end every chain the
+/// genuine pump starts.
+///
+/// A device has one live chain: a login or a binding raises its token
+/// generation, and a token of an older generation that was not revoked
+/// after a replay is a retired chain's, a security event of its own.
 pub fn check_presented(
     found: Option<&PresentedToken>,
     patient: PatientId,
     now_ms: i64,
 ) -> Result<(), Box<Refusal>> {
     use StoreError::{Forbidden, TokenExpired, TokenInvalid, TokenRevoked, TokenUsed};
-    let refuse = |err: StoreError, actor: String, owner: Option<PatientId>| {
-        let entry = NewAudit {
-            at_ms: now_ms,
-            actor,
-            action: AuditAction::TokenRefused,
-            patient_id: owner,
-            detail: err.to_string(),
-        };
+    let refuse = |err: StoreError, action: AuditAction, actor: String, owner, detail: String| {
         Err(Box::new(Refusal {
-            error: err,
-            audit: entry,
+            audit: NewAudit::of(now_ms, &actor, action, owner, detail),
             revoke_chain_of: None,
+            error: err,
         }))
     };
+    let refused = |err: StoreError, actor: String, owner: Option<PatientId>| {
+        refuse(
+            err.clone(),
+            AuditAction::TokenRefused,
+            actor,
+            owner,
+            err.to_string(),
+        )
+    };
     let Some(t) = found else {
-        return refuse(TokenInvalid, "anonymous".to_owned(), None);
+        return refused(TokenInvalid, "anonymous".to_owned(), None);
     };
     let actor = device_actor(&t.mac);
     let owner = Some(t.owner);
     if t.device_retired {
-        return refuse(TokenInvalid, actor, owner);
+        return refused(TokenInvalid, actor, owner);
     }
     if let Some(used) = t.used_at_ms {
+        let ago = now_ms.saturating_sub(used);
+        let (detail, revoke) = if t.stale {
+            (
+                format!(
+                    "a token used {ago} ms earlier, of a chain that had already ended, was presented again"
+                ),
+                None,
+            )
+        } else {
+            (
+                format!(
+                    "a token used {ago} ms earlier was presented again; every live token of this device was revoked"
+                ),
+                Some(t.device),
+            )
+        };
         return Err(Box::new(Refusal {
             error: TokenUsed,
-            audit: NewAudit {
-                at_ms: now_ms,
-                actor,
-                action: AuditAction::TokenReplayed,
-                patient_id: owner,
-                detail: format!(
-                    "a token used {} ms earlier was presented again; every live token of this device was revoked",
-                    now_ms.saturating_sub(used)
-                ),
-            },
-            revoke_chain_of: Some(t.device),
+            audit: NewAudit::of(now_ms, &actor, AuditAction::TokenReplayed, owner, detail),
+            revoke_chain_of: revoke,
         }));
     }
     if t.revoked {
-        return refuse(TokenRevoked, actor, owner);
+        return refused(TokenRevoked, actor, owner);
+    }
+    if t.stale {
+        let detail =
+            "a token of a chain ended by a newer login or a new binding of this pump was presented"
+                .to_owned();
+        return refuse(
+            TokenRevoked,
+            AuditAction::RetiredTokenUsed,
+            actor,
+            owner,
+            detail,
+        );
     }
     if now_ms >= t.expires_at_ms {
-        return refuse(TokenExpired, actor, owner);
+        return refused(TokenExpired, actor, owner);
     }
     if t.owner != patient {
-        return refuse(Forbidden, actor, owner);
+        return refused(Forbidden, actor, owner);
     }
     Ok(())
 }
@@ -254,6 +285,7 @@ mod tests {
             mac: "AA:BB:CC:DD:EE:01".into(),
             device_retired: false,
             revoked: false,
+            stale: false,
         }
     }
 
@@ -283,8 +315,24 @@ mod tests {
         assert_eq!(r.audit.action, AuditAction::TokenReplayed);
         assert_eq!(r.revoke_chain_of, Some(DeviceId(4)));
         let mut t = token(2);
-        t.revoked = true;
-        assert_eq!(refused(Some(&t), 2_000).error, StoreError::TokenRevoked);
+        (t.revoked, t.stale) = (true, true);
+        let r = refused(Some(&t), 2_000);
+        assert_eq!(r.error, StoreError::TokenRevoked);
+        assert_eq!(r.audit.action, AuditAction::TokenRefused);
+        let mut t = token(2);
+        t.stale = true;
+        let r = refused(Some(&t), 0);
+        assert_eq!(r.error, StoreError::TokenRevoked);
+        assert_eq!(r.audit.action, AuditAction::RetiredTokenUsed);
+        assert!(AuditAction::SECURITY.contains(&r.audit.action));
+        t.used_at_ms = Some(0);
+        let r = refused(Some(&t), 0);
+        assert_eq!(r.error, StoreError::TokenUsed);
+        assert_eq!(r.audit.action, AuditAction::TokenReplayed);
+        assert_eq!(
+            r.revoke_chain_of, None,
+            "an ended chain's replay revokes nothing more"
+        );
         assert_eq!(
             refused(Some(&token(2)), 1_000).error,
             StoreError::TokenExpired
@@ -336,18 +384,20 @@ mod tests {
         #[test]
         fn only_a_live_token_of_this_patient_is_taken(
             owner in 1u64..4, patient in 1u64..4, expires in 0i64..100, now in 0i64..100,
-            used in proptest::option::of(0i64..100), retired: bool, revoked: bool,
+            used in proptest::option::of(0i64..100), retired: bool, revoked: bool, stale: bool,
         ) {
             let t = PresentedToken {
                 device: DeviceId(1), owner: PatientId(owner), expires_at_ms: expires,
                 used_at_ms: used, mac: "AA:BB:CC:DD:EE:01".into(), device_retired: retired, revoked,
+                stale,
             };
             let verdict = check_presented(Some(&t), PatientId(patient), now);
-            let live = !retired && used.is_none() && !revoked && now < expires && owner == patient;
+            let live = !retired && used.is_none() && !revoked && !stale && now < expires
+                && owner == patient;
             prop_assert_eq!(verdict.is_ok(), live);
             if let Err(r) = verdict {
                 prop_assert_eq!(r.audit.patient_id, Some(PatientId(owner)));
-                prop_assert_eq!(r.revoke_chain_of.is_some(), !retired && used.is_some());
+                prop_assert_eq!(r.revoke_chain_of.is_some(), !retired && !stale && used.is_some());
             }
         }
     }
