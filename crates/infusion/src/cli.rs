@@ -185,6 +185,20 @@ pub struct ServeArgs {
     /// export-keys`; every server on one database needs the same file.
     #[arg(long, env = "INFUSION_KEY_FILE")]
     pub key_file: Option<std::path::PathBuf>,
+
+    /// Connections held at once, from all clients; lowered to fit the
+    /// open file limit (whose soft value is raised to the hard one at
+    /// start). A connection over it is closed as soon as it is accepted.
+    #[arg(long, env = "INFUSION_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+
+    /// Connections held at once from one client address (one /64 for
+    /// IPv6). Raise it when many pumps or browsers reach the server
+    /// through one address (a NAT gateway or a proxy).
+    #[arg(long, env = "INFUSION_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections_per_address: u64,
 }
 
 /// `infusion admin ...`: scriptable; passwords only on standard input.

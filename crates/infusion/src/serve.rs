@@ -4,6 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
+use infusion_server::conn_limit::Caps;
 use infusion_server::{AppState, Application, ServerConfig};
 
 use crate::cli::ServeArgs;
@@ -46,6 +47,13 @@ pub async fn shutdown_signal() {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
     init_logging("info,tower_http=warn");
+    let files = infusion_server::conn_limit::raise_open_file_limit();
+    tracing::info!(
+        soft_at_start = ?files.was,
+        soft = ?files.soft,
+        hard = ?files.hard,
+        "open file limit (None: unlimited or unknown)"
+    );
     let store = db.open().await?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(infusion_server::tls::server_config(cert, key)?),
@@ -56,6 +64,10 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
         secure_cookies: tls.is_some(),
         paper_login: args.paper_login,
         key_file: args.key_file.clone(),
+        connections: Caps {
+            total: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            per_address: usize::try_from(args.max_connections_per_address).unwrap_or(usize::MAX),
+        },
         ..ServerConfig::default()
     };
     if args.paper_login {

@@ -43,6 +43,10 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: the body is not sent as `application/json`.
     UnsupportedMediaType,
+    /// 408: the request's body came too slowly (below the minimum data
+    /// rate, or not complete within the deadline); the connection is
+    /// closed. Send the request again.
+    RequestTimeout,
     /// 404: no such route or record.
     NotFound,
     /// 405: the route exists but not with this method.
@@ -82,6 +86,7 @@ impl ErrorCode {
             ErrorCode::InvalidBody => "invalid_body",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::OutsideLimits => "outside_limits",
@@ -149,6 +154,7 @@ mod tests {
             ErrorCode::InvalidBody,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
+            ErrorCode::RequestTimeout,
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::OutsideLimits,

@@ -19,8 +19,11 @@ use tower_http::trace::TraceLayer;
 use crate::api;
 use crate::clock::now_ms;
 use crate::config::ServerConfig;
+use crate::conn_limit::{Caps, ConnectionLimits};
 use crate::error::ApiError;
 use crate::identity::{KeyError, ServerKeys};
+use crate::log_limit::LogLimit;
+use crate::pace::{PaceLimits, Paced};
 use crate::password::Passwords;
 
 /// What every handler can reach. Cheap to clone.
@@ -134,19 +137,32 @@ impl Application {
     ///
     /// Each connection is HTTP/1.1 through hyper with the limits above,
     /// over TLS when configured, with its peer address given to handlers
-    /// as `ConnectInfo` (login throttling counts per address).
+    /// as `ConnectInfo` (login throttling counts per address). A
+    /// connection past the caps of [`crate::conn_limit`] is closed as soon
+    /// as it is accepted; every request body is paced ([`crate::pace`]).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let pruner = tokio::spawn(prune_tokens(self.state.clone()));
-        let header_read_timeout = self.state.config.header_read_timeout;
+        let config = Arc::clone(&self.state.config);
+        let limits = ConnectionLimits::new(Caps::fitted(
+            config.connections,
+            crate::conn_limit::open_file_limit(),
+        ));
+        let caps = limits.caps();
+        tracing::info!(
+            total = caps.total,
+            per_address = caps.per_address,
+            "connection caps"
+        );
         let app = router(self.state);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
+            .header_read_timeout(config.header_read_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
+        let over_cap = LogLimit::new(Duration::from_secs(10));
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -161,27 +177,33 @@ impl Application {
                 },
                 () = &mut shutdown => break,
             };
+            let permit = match limits.admit(peer.ip()) {
+                Ok(permit) => permit,
+                Err(refused) => {
+                    if let Some(n) = over_cap.hit(std::time::Instant::now()) {
+                        tracing::warn!(%peer, ?refused, closed = n, held = limits.held(),
+                            "connections over the cap closed on accept");
+                    }
+                    continue;
+                }
+            };
+            let pace = config.body_pace;
             let service = hyper_util::service::TowerToHyperService::new(
-                tower::ServiceExt::map_request(app.clone(), move |mut req: Request<Incoming>| {
+                tower::ServiceExt::map_request(app.clone(), move |req: Request<Incoming>| {
+                    let mut req = req.map(|body| paced(body, pace));
                     req.extensions_mut().insert(ConnectInfo(peer));
                     req
                 }),
             );
-            let (http, tls, watcher) = (http.clone(), self.tls.clone(), graceful.watcher());
+            let conn = Connection {
+                http: http.clone(),
+                tls: self.tls.clone(),
+                watcher: graceful.watcher(),
+                peer,
+            };
             tokio::spawn(async move {
-                let Some(acceptor) = tls else {
-                    let conn = http.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn).await;
-                    return;
-                };
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => {
-                        let conn = http.serve_connection(TokioIo::new(stream), service);
-                        let _ = watcher.watch(conn).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
+                conn.serve(stream, service).await;
+                drop(permit);
             });
         }
         drop(self.listener);
@@ -193,6 +215,57 @@ impl Application {
             tracing::warn!("connections still open after the drain timeout; closing them");
         }
         Ok(())
+    }
+}
+
+/// A request body held to `limits`; a body that is already complete (no
+/// body at all, as in every GET) is taken as it is.
+fn paced(body: Incoming, limits: PaceLimits) -> axum::body::Body {
+    use hyper::body::Body as _;
+    if body.is_end_stream() {
+        axum::body::Body::new(body)
+    } else {
+        axum::body::Body::new(Paced::new(body, limits))
+    }
+}
+
+/// What serving one accepted connection needs.
+struct Connection {
+    http: hyper::server::conn::http1::Builder,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    /// Serves `stream` (after the TLS handshake, if any) until it ends.
+    async fn serve<S>(self, stream: tokio::net::TcpStream, service: S)
+    where
+        S: hyper::service::Service<Request<Incoming>, Response = axum::response::Response>
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Connection {
+            http,
+            tls,
+            watcher,
+            peer,
+        } = self;
+        let Some(acceptor) = tls else {
+            let conn = http.serve_connection(TokioIo::new(stream), service);
+            let _ = watcher.watch(conn).await;
+            return;
+        };
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => {
+                let conn = http.serve_connection(TokioIo::new(stream), service);
+                let _ = watcher.watch(conn).await;
+            }
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
     }
 }
 

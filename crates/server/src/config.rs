@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::conn_limit::Caps;
+use crate::pace::PaceLimits;
 use crate::password::PasswordParams;
 
 /// How the server behaves. Built by the binary from flags and environment;
@@ -30,6 +32,14 @@ pub struct ServerConfig {
     /// How long a client may take to send a request's head: a slow-header
     /// attack holds a connection this long at most.
     pub header_read_timeout: Duration,
+    /// How fast a request's body must arrive after its head (see
+    /// [`crate::pace`]): with the head's timeout, this bounds a whole
+    /// request.
+    pub body_pace: PaceLimits,
+    /// How many connections are held at once, overall (lowered to fit the
+    /// open file limit) and per client address (see
+    /// [`crate::conn_limit`]).
+    pub connections: Caps,
     /// Accept the paper's device login (username, password and MAC, no
     /// proof of the device secret). Off unless `--paper-login`: a MAC
     /// address is set by firmware at will, so this login is all a cloned
@@ -53,6 +63,14 @@ impl Default for ServerConfig {
             session_absolute: Duration::from_secs(12 * 3600),
             secure_cookies: false,
             header_read_timeout: Duration::from_secs(10),
+            body_pace: PaceLimits {
+                deadline: Duration::from_secs(10),
+                min_bytes_per_s: 1024,
+            },
+            connections: Caps {
+                total: 10_000,
+                per_address: 256,
+            },
             paper_login: false,
             challenge_ttl: Duration::from_secs(60),
             key_file: None,

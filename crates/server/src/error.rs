@@ -44,6 +44,17 @@ impl ApiError {
         }
     }
 
+    /// 408 `request_timeout` when an extractor's rejection `r` came from a
+    /// body cut off by [`crate::pace`].
+    pub fn body_too_slow(r: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
+        crate::pace::cut_off(r).then(|| {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                "the request body came too slowly; send the request again",
+            )
+        })
+    }
+
     /// A server fault: `detail` goes to the log, not to the client.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(%detail, "internal error");
@@ -66,6 +77,7 @@ impl ApiError {
             ErrorCode::InvalidBody | ErrorCode::OutsideLimits => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Conflict => StatusCode::CONFLICT,
@@ -104,7 +116,7 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::TokenRevoked => ApiError::new(
                 ErrorCode::TokenRevoked,
-                "this token was revoked after a replay of this device's chain; log in again",
+                "this token's chain has ended (a replay, a newer login or a new binding of this pump); log in again",
             ),
             StoreError::Forbidden => {
                 ApiError::new(ErrorCode::Forbidden, "that patient is not this account's")
@@ -133,6 +145,13 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if self.code == ErrorCode::RequestTimeout {
+            // The rest of the body is never read: end the connection.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
             );
         }
         if let Some(secs) = self.retry_after_s {

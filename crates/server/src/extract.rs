@@ -29,6 +29,9 @@ where
 }
 
 fn json_rejection(r: &JsonRejection) -> ApiError {
+    if let Some(slow) = ApiError::body_too_slow(r) {
+        return slow;
+    }
     let code = match r.status() {
         StatusCode::BAD_REQUEST => ErrorCode::MalformedJson,
         StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,

@@ -45,8 +45,15 @@ pub fn refused(mut c: Command) -> String {
 /// `stderr` as given, and waits for its `listening on URL` line: the
 /// child and the URL.
 pub fn spawn_serve(database_url: &str, args: &[&str], stderr: Stdio) -> (Child, String) {
-    let mut child = command(&["serve"])
-        .args(args)
+    let mut serve = command(&["serve"]);
+    serve.args(args);
+    spawn_listening(serve, database_url, stderr)
+}
+
+/// Runs `c` (a server, perhaps wrapped in a shell that sets its limits)
+/// as [`spawn_serve`] does.
+pub fn spawn_listening(mut c: Command, database_url: &str, stderr: Stdio) -> (Child, String) {
+    let mut child = c
         .env("DATABASE_URL", database_url)
         .stdout(Stdio::piped())
         .stderr(stderr)

@@ -24,10 +24,14 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, WebError> {
         match axum::Form::<T>::from_request(req, state).await {
             Ok(axum::Form(value)) => Ok(Form(value)),
-            Err(rejection) => Err(WebError::Api(ApiError::new(
-                infusion_protocol::ErrorCode::InvalidBody,
-                format!("this form could not be read: {}", rejection.body_text()),
-            ))),
+            Err(rejection) => Err(WebError::Api(
+                ApiError::body_too_slow(&rejection).unwrap_or_else(|| {
+                    ApiError::new(
+                        infusion_protocol::ErrorCode::InvalidBody,
+                        format!("this form could not be read: {}", rejection.body_text()),
+                    )
+                }),
+            )),
         }
     }
 }
