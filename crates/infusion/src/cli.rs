@@ -347,9 +347,9 @@ pub struct PumpArgs {
     /// Run pump time this many times faster than real time.
     #[arg(long, default_value_t = 1)]
     pub time_scale: u32,
-    /// Sequence number of the first event. A real pump keeps its counter in
-    /// flash; give the last run's next number when restarting a simulated
-    /// pump on the same database, or new events are taken for duplicates.
+    /// Sequence number of the first event. No longer needed: a pump whose
+    /// counter is behind the server's (a restarted simulated pump) numbers
+    /// its events from the login answer's `next_seq`. Kept for scripts.
     #[arg(long, default_value_t = 1)]
     pub first_seq: u32,
     /// The newest index version this pump applied before (kept in flash

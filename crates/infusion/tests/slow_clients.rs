@@ -101,7 +101,7 @@ async fn honest(base: &str, patient: u64, mut token: String, until: Instant) -> 
         let http = fresh_client();
         let t = Instant::now();
         let health = http.get(format!("{base}/api/v1/health")).send().await;
-        let health = health.unwrap_or_else(|e| panic!("health check during the attack: {e}"));
+        let health = health.unwrap_or_else(|e| panic!("health check during the attack: {e:?}"));
         assert_eq!(health.status(), 200);
         took.push(t.elapsed());
 
@@ -112,7 +112,7 @@ async fn honest(base: &str, patient: u64, mut token: String, until: Instant) -> 
             .json(&serde_json::json!({"patient_id": patient}))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("index poll during the attack: {e}"));
+            .unwrap_or_else(|e| panic!("index poll during the attack: {e:?}"));
         assert_eq!(index.status(), 200);
         let body: serde_json::Value = index.json().await.unwrap();
         took.push(t.elapsed());

@@ -56,6 +56,11 @@ pub enum ErrorCode {
     /// 409: the request conflicts with the current state (for example a
     /// username or MAC address that is already taken).
     Conflict,
+    /// 409: a reported event reuses a `seq` this device's stored events
+    /// hold with other content (the pump's counter restarted). Nothing of
+    /// the report was stored and the token was not consumed. Log in again
+    /// and number new events from the login answer's `next_seq`.
+    SeqConflict,
     /// 429: too many login attempts for this account or from this address;
     /// try again after the `Retry-After` header's seconds.
     TooManyRequests,
@@ -91,6 +96,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::OutsideLimits => "outside_limits",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::SeqConflict => "seq_conflict",
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
             ErrorCode::Internal => "internal",
@@ -159,6 +165,7 @@ mod tests {
             ErrorCode::MethodNotAllowed,
             ErrorCode::OutsideLimits,
             ErrorCode::Conflict,
+            ErrorCode::SeqConflict,
             ErrorCode::TooManyRequests,
             ErrorCode::DatabaseUnavailable,
             ErrorCode::Internal,

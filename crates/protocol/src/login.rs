@@ -64,6 +64,13 @@ pub struct LoginResponse {
     pub token: Token,
     /// Seconds until `token` expires, counted from this answer.
     pub expires_in_s: u32,
+    /// The lowest sequence number this device's stored events leave free:
+    /// one past the highest stored. A pump whose own counter is lower has
+    /// lost it (wiped flash, a replacement board) and numbers its events
+    /// from here, so that none collides with one stored before. Absent
+    /// from servers before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_seq: Option<u32>,
 }
 
 /// A login challenge: sign `nonce` with the device secret and log in within

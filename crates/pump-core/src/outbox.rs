@@ -12,6 +12,8 @@ use infusion_protocol::{Event, EventBody};
 pub struct Outbox<const N: usize> {
     events: heapless::Vec<Event, N>,
     next_seq: u32,
+    /// The highest number that has gone out in a report (this boot).
+    sent_through: Option<u32>,
     dropped: u32,
 }
 
@@ -23,6 +25,7 @@ impl<const N: usize> Outbox<N> {
         Outbox {
             events: heapless::Vec::new(),
             next_seq: first_seq,
+            sent_through: None,
             dropped: 0,
         }
     }
@@ -74,6 +77,49 @@ impl<const N: usize> Outbox<N> {
             .any(|e| !matches!(e.body, EventBody::Progress(_) | EventBody::Vitals(_)))
     }
 
+    /// Notes that every event up to `seq` has gone out in a report: the
+    /// server may hold those under their numbers, so they keep them.
+    pub fn mark_sent(&mut self, seq: u32) {
+        self.sent_through = Some(self.sent_through.map_or(seq, |s| s.max(seq)));
+    }
+
+    /// Takes the server's word (`next_seq` at login) for where numbering
+    /// stands. An event that never went out in a report cannot be on the
+    /// server, so it may take any free number; one numbered below
+    /// `next_seq` collides with a stored event (the counter was lost:
+    /// wiped flash, a restart without it, a replacement board under the
+    /// same binding). Then every unsent event is numbered again from
+    /// `next_seq` (or past the last sent, if higher), in order, and new
+    /// events follow. Sent events keep their numbers: the server may hold
+    /// them already (their answer was lost) and will count them as
+    /// repeats. Returns true when anything was renumbered.
+    ///
+    /// Firmware that keeps its outbox across a reboot must keep which
+    /// events were sent with it, or a sent event could be stored twice.
+    pub fn continue_from(&mut self, next_seq: u32) -> bool {
+        let start = match self.sent_through {
+            Some(s) => next_seq.max(s.saturating_add(1)),
+            None => next_seq,
+        };
+        let first_unsent = match self.sent_through {
+            Some(s) => self.events.iter().position(|e| e.seq > s),
+            None => Some(0),
+        }
+        .unwrap_or(self.events.len());
+        let unsent = &mut self.events[first_unsent..];
+        let behind = unsent.first().map_or(self.next_seq, |e| e.seq) < start;
+        if !behind {
+            return false;
+        }
+        let mut seq = start;
+        for e in unsent.iter_mut() {
+            e.seq = seq;
+            seq = seq.wrapping_add(1);
+        }
+        self.next_seq = seq;
+        true
+    }
+
     /// The sequence number the next event will get (to persist).
     pub fn next_seq(&self) -> u32 {
         self.next_seq
@@ -94,6 +140,46 @@ impl<const N: usize> Outbox<N> {
 mod tests {
     use super::*;
     use infusion_protocol::{Alarm, Progress};
+
+    fn seqs<const N: usize>(o: &Outbox<N>) -> heapless::Vec<u32, N> {
+        o.batch().iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn a_lost_counter_continues_where_the_server_stands() {
+        let mut o: Outbox<8> = Outbox::new(1);
+        for i in 0..4 {
+            o.push(i, progress(i as u32));
+        }
+        o.push(10, EventBody::Alarm(Alarm::MotorFault));
+        // The server holds 1..=3 from before the restart: the counter (6)
+        // passed them, but the waiting events under them never went out.
+        assert!(o.continue_from(4));
+        assert_eq!(&seqs(&o)[..], &[4, 5, 6, 7, 8]);
+        assert_eq!(o.batch()[4].body, EventBody::Alarm(Alarm::MotorFault));
+        assert_eq!(o.push(30, progress(6)), 9);
+        assert!(!o.continue_from(4), "numbered where the server stands");
+    }
+
+    #[test]
+    fn sent_events_keep_their_numbers() {
+        let mut o: Outbox<8> = Outbox::new(10);
+        o.push(1, progress(1));
+        o.push(2, progress(2));
+        o.mark_sent(11);
+        o.push(3, progress(3));
+        // The answer to 10..=11 was lost; the server stored them (next 12).
+        assert!(!o.continue_from(12));
+        assert_eq!(&seqs(&o)[..], &[10, 11, 12]);
+        // Or another board's events reach 50: the unsent one moves past.
+        assert!(o.continue_from(50));
+        assert_eq!(&seqs(&o)[..], &[10, 11, 50]);
+        assert_eq!(o.next_seq(), 51);
+        // An empty outbox with a counter behind moves the counter.
+        let mut o: Outbox<8> = Outbox::new(1);
+        assert!(o.continue_from(7));
+        assert_eq!(o.push(0, progress(0)), 7);
+    }
 
     fn progress(v: u32) -> EventBody {
         EventBody::Progress(Progress {

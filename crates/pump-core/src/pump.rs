@@ -40,7 +40,9 @@ pub struct PumpConfig {
     pub backoff_max_ms: u64,
     /// Consecutive failures after which `comm_lost` is raised.
     pub comm_lost_after: u32,
-    /// The sequence number of the first event (persisted across reboots).
+    /// The sequence number of the first event (persisted across reboots
+    /// where the firmware can; a counter lost anyway continues from the
+    /// login answer's `next_seq`, see [`Outbox::continue_from`]).
     pub first_seq: u32,
     /// The newest index version this pump applied before it restarted,
     /// kept in flash like `first_seq`. An index not newer is not run again
@@ -315,6 +317,7 @@ impl<const N: usize> Pump<N> {
             !self.outbox.is_empty() && (self.outbox.has_urgent() || now_ms >= self.next_report_ms);
         if report_due {
             let through = self.outbox.batch().last().map_or(0, |e| e.seq);
+            self.outbox.mark_sent(through);
             s.in_flight = InFlight::Report(through);
             return Some(Request::Report { token, patient_id });
         }
@@ -367,6 +370,14 @@ impl<const N: usize> Pump<N> {
                 self.session.logout();
                 self.session.not_before_ms = now_ms;
             }
+            Failure::Api(ErrorCode::SeqConflict) => {
+                // Numbers the server holds with other events: log in again
+                // (after the back-off, in case it does not clear) to learn
+                // where numbering stands.
+                self.session.logout();
+                self.session
+                    .backoff(now_ms, self.cfg.backoff_min_ms, self.cfg.backoff_max_ms);
+            }
             Failure::Api(
                 ErrorCode::InvalidCredentials
                 | ErrorCode::DeviceNotRegistered
@@ -409,6 +420,9 @@ impl<const N: usize> Pump<N> {
                 self.succeeded(&r.token);
                 self.session.patient = Some(r.patient_id);
                 self.session.next_poll_ms = now_ms;
+                if let Some(next) = r.next_seq {
+                    self.outbox.continue_from(next);
+                }
             }
             Err(f) => self.failed(now_ms, f),
         }

@@ -98,6 +98,11 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head (request line and headers) read, bytes; a
 /// larger one is answered 431 and the connection closed.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Connections the kernel may queue before they are accepted (capped by
+/// `net.core.somaxconn`, 4,096 on current Linux). A client refused at the
+/// caps reconnects at once; a short queue would then overflow and drop
+/// honest clients' connection attempts, which retry only after a second.
+pub const LISTEN_BACKLOG: u32 = 4096;
 /// How long shutdown waits for open connections (live streams included).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -110,9 +115,15 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `addr`.
+    /// Binds `addr`, with a listen backlog of [`LISTEN_BACKLOG`].
     pub async fn bind(addr: SocketAddr, state: AppState) -> std::io::Result<Application> {
-        let listener = TcpListener::bind(addr).await?;
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let listener = socket.listen(LISTEN_BACKLOG)?;
         Ok(Application {
             listener,
             state,

@@ -80,7 +80,7 @@ impl ApiError {
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Conflict | ErrorCode::SeqConflict => StatusCode::CONFLICT,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,6 +123,13 @@ impl From<StoreError> for ApiError {
             }
             StoreError::NotFound(m) => ApiError::new(ErrorCode::NotFound, m),
             StoreError::Conflict(m) => ApiError::new(ErrorCode::Conflict, m),
+            StoreError::SeqConflict { seq } => ApiError::new(
+                ErrorCode::SeqConflict,
+                format!(
+                    "event {seq} is stored already with other content; nothing was stored: log in \
+                     again and number new events from next_seq"
+                ),
+            ),
             StoreError::OutsideLimits(m) => ApiError::new(ErrorCode::OutsideLimits, m),
             StoreError::Invalid(m) => ApiError::new(ErrorCode::InvalidBody, m),
             StoreError::Unavailable(detail) => {

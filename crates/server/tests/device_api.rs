@@ -222,7 +222,10 @@ async fn resent_and_overlapping_report_batches_are_stored_once(backend: Backend)
     }
     assert_eq!(counts, [(4, 0), (0, 4), (0, 4)]);
     assert_eq!(app.event_count(&app.a).await, 4);
-    let (status, body) = app.report(&app.a, &token, progress_events(3, 4)).await;
+    // Overlapping: 3 and 4 again, as they were, then 5 and 6.
+    let mut overlap: Vec<_> = batch.as_array().unwrap()[2..].to_vec();
+    overlap.extend(progress_events(5, 2).as_array().unwrap().iter().cloned());
+    let (status, body) = app.report(&app.a, &token, json!(overlap)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["accepted"].as_u64(), body["duplicates"].as_u64()),

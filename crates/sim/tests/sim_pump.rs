@@ -493,11 +493,13 @@ async fn a_man_in_the_middle_cannot_change_the_dose(backend: Backend) {
 }
 
 /// A pump that restarts mid-infusion (power loss, reset), keeping in flash
-/// what a real one keeps (the next event number and the newest version it
-/// applied), neither runs that order again nor leaves the server's last
-/// report standing as if it still ran: it reports a `restarted` alarm and
-/// a stopped state, stays idle through its polls, and runs the next
-/// version the physician writes.
+/// the newest version it applied, neither runs that order again nor leaves
+/// the server's last report standing as if it still ran: it reports a
+/// `restarted` alarm and a stopped state, stays idle through its polls,
+/// and runs the next version the physician writes. Its event counter
+/// starts over at 1, as after wiped flash: the login's `next_seq` tells it
+/// where the numbering stands, so its alarm is stored, not taken for a
+/// repeat of the event stored under the same number before.
 async fn a_restarted_pump_says_so_and_waits_for_a_new_version(backend: Backend) {
     let (server, store, _db) = server(backend, Duration::from_secs(300)).await;
     let url = server.base.clone();
@@ -532,7 +534,6 @@ async fn a_restarted_pump_says_so_and_waits_for_a_new_version(backend: Backend) 
             time_scale: 300,
             pump: PumpConfig {
                 applied_version: 1,
-                first_seq: next_seq,
                 ..PumpConfig::default()
             },
             ..SimConfig::default()

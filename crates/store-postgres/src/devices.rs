@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use infusion_protocol::{MacAddress, PatientId, PublicKey};
 use infusion_store::{
     Binding, BoundNow, Columns, DeviceId, Devices, LoginRecord, NewToken, StoreError, StoreResult,
-    bind, start_session,
+    bind, next_seq, start_session,
 };
 
 use crate::accounts::lock_patient;
@@ -105,7 +105,7 @@ impl Devices for PgStore {
         nonce: Option<[u8; 16]>,
         token: NewToken,
         now_ms: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<u32> {
         let pid = stored_patient(record.patient_id).unwrap_or(-1);
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         // Touching the device row checks and locks the binding in one go: a
@@ -152,7 +152,14 @@ impl Devices for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        let highest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE device_id = $1")
+                .bind(device.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
         apply(&mut tx, effects).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        Ok(next_seq(highest))
     }
 }

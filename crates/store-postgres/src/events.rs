@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use infusion_protocol::{Alarm, Event, PatientId, StateChange, WireEvent};
 use infusion_store::{
     AlarmFound, EventRow, Events, NewToken, ReportOutcome, StoreResult, StoredEvent, TokenHash,
-    acknowledge, reported,
+    acknowledge, not_stored_now, reported,
 };
 use sqlx::PgPool;
 
@@ -111,10 +111,39 @@ async fn report(
         .into_iter()
         .filter_map(|s| u32::try_from(s).ok())
         .collect();
-    let (outcome, effects) = reported(events, &stored, patient, &mac, now_ms);
+    let repeats: Vec<i64> = not_stored_now(events, &stored)
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    let already = if repeats.is_empty() {
+        Vec::new()
+    } else {
+        stored_at(&mut tx, device, &repeats).await?
+    };
+    let (outcome, effects) = reported(events, &stored, &already, patient, &mac, now_ms)?;
     apply(&mut tx, effects).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(outcome)
+}
+
+/// The stored events of `device` at the sequence numbers `seqs`.
+async fn stored_at(
+    tx: &mut sqlx::PgConnection,
+    device: i64,
+    seqs: &[i64],
+) -> StoreResult<Vec<Event>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM events WHERE device_id = $1 AND seq = ANY($2)",
+        EventRow::COLUMNS
+    )))
+    .bind(device)
+    .bind(seqs)
+    .fetch_all(tx)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(|r| EventRow::from_row(&Cols(r)).map(|e| e.event()))
+    .collect()
 }
 
 /// Events after `after_id`, oldest first; or with `newest_first`, the

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use infusion_protocol::{MacAddress, PatientId, PublicKey};
 use infusion_store::{
     Binding, BoundNow, Columns, DeviceId, Devices, LoginRecord, NewToken, StoreResult, bind,
-    start_session,
+    next_seq, start_session,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -82,7 +82,7 @@ fn start_device_session(
     nonce: Option<[u8; 16]>,
     token: NewToken,
     now_ms: i64,
-) -> StoreResult<()> {
+) -> StoreResult<u32> {
     let conn = cx.conn;
     let pid = stored_patient(record.patient_id).unwrap_or(-1);
     let bound = one(
@@ -112,7 +112,15 @@ fn start_device_session(
     )
     .map_err(backend)?;
     insert_token(conn, &token, device.0, pid, now_ms)?;
-    cx.apply(effects)
+    let highest = one(
+        conn,
+        "SELECT MAX(seq) FROM events WHERE device_id = ?1",
+        [device.0],
+        |r| r.int(0),
+    )?
+    .flatten();
+    cx.apply(effects)?;
+    Ok(next_seq(highest))
 }
 
 #[async_trait]
@@ -145,7 +153,7 @@ impl Devices for SqliteStore {
         nonce: Option<[u8; 16]>,
         token: NewToken,
         now_ms: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<u32> {
         let record = record.clone();
         self.writer
             .write(move |cx| start_device_session(cx, &record, device, nonce, token, now_ms))

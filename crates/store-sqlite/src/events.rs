@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use infusion_protocol::{Alarm, Event, PatientId, StateChange, WireEvent};
 use infusion_store::{
     AlarmFound, Columns, EventRow, Events, NewToken, ReportOutcome, StoreResult, StoredEvent,
-    TokenHash, acknowledge, reported,
+    TokenHash, acknowledge, not_stored_now, reported,
 };
 use rusqlite::{Connection, params};
 
@@ -57,10 +57,26 @@ fn report(
         }
     }
     drop(insert);
-    let (outcome, effects) = reported(events, &stored, patient_id(pid), &mac, now_ms);
+    let already = stored_at(conn, device, &not_stored_now(events, &stored))?;
+    let (outcome, effects) = reported(events, &stored, &already, patient_id(pid), &mac, now_ms)?;
     cx.apply(effects)?;
     insert_token(conn, &next, device, pid, now_ms)?;
     Ok(outcome)
+}
+
+/// The stored events of `device` at the sequence numbers `seqs`.
+fn stored_at(conn: &Connection, device: i64, seqs: &[u32]) -> StoreResult<Vec<Event>> {
+    let sql = format!(
+        "SELECT {} FROM events WHERE device_id = ?1 AND seq = ?2",
+        EventRow::COLUMNS
+    );
+    let mut found = Vec::with_capacity(seqs.len());
+    for &seq in seqs {
+        if let Some(e) = one(conn, &sql, params![device, seq], |r| EventRow::from_row(r))? {
+            found.push(e.event());
+        }
+    }
+    Ok(found)
 }
 
 /// Events after `after_id`, oldest first; or with `newest_first`, the

@@ -33,7 +33,9 @@ pub trait Devices: Send + Sync {
     /// login challenge: its time and randomness), the login is taken only
     /// if the nonce is newer than the last one this device used, and
     /// becomes the last one; otherwise [`StoreError::NonceReplayed`] and
-    /// nothing changes.
+    /// nothing changes. Returns the device's next free event sequence
+    /// number (one past its highest stored, 0 with none), which the login
+    /// answer gives the pump as `next_seq`.
     async fn start_device_session(
         &self,
         record: &LoginRecord,
@@ -41,11 +43,13 @@ pub trait Devices: Send + Sync {
         nonce: Option<[u8; 16]>,
         token: NewToken,
         now_ms: i64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<u32>;
 }
 
 /// A device registration's row id. Event sequence numbers are unique per
-/// device registration, so a re-bound or replaced pump starts a new series.
+/// device registration; a pump bound again (a new secret, perhaps a
+/// replacement board with the same MAC) keeps its registration and its
+/// series, and learns where the series stands at login (`next_seq`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeviceId(pub i64);
 

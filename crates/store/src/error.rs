@@ -15,9 +15,9 @@ pub enum StoreError {
     /// The presented token outlived its lifetime.
     #[error("token expired")]
     TokenExpired,
-    /// The presented token was revoked with its whole chain, because an
-    /// earlier token of the chain was presented twice.
-    #[error("token revoked after a replay")]
+    /// The presented token's chain has ended: an earlier token of it was
+    /// presented twice, or the device logged in again or was bound again.
+    #[error("token revoked: its chain has ended")]
     TokenRevoked,
     /// A login nonce that is not newer than the last one this device used:
     /// a captured login replayed.
@@ -26,6 +26,15 @@ pub enum StoreError {
     /// The token is valid but belongs to another patient.
     #[error("that patient is not this account's")]
     Forbidden,
+    /// A reported event reuses a sequence number this device's events
+    /// already hold, with other content (a pump whose counter restarted).
+    /// The whole report is refused; the pump logs in again and learns
+    /// where to continue numbering.
+    #[error("event {seq} is stored already with other content")]
+    SeqConflict {
+        /// The sequence number.
+        seq: u32,
+    },
     /// A named record does not exist.
     #[error("{0}")]
     NotFound(String),

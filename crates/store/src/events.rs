@@ -81,6 +81,26 @@ pub struct StoredEvent {
     pub body: EventBody,
 }
 
+impl StoredEvent {
+    /// The event as the pump sent it.
+    pub fn event(&self) -> Event {
+        Event {
+            seq: self.seq,
+            uptime_ms: self.uptime_ms,
+            body: self.body,
+        }
+    }
+}
+
+/// The sequence number a device's next event may take: one past the
+/// `highest` its stored events hold (0 with none), saturating at the
+/// counter's end rather than wrapping onto stored numbers.
+pub fn next_seq(highest: Option<i64>) -> u32 {
+    highest.map_or(0, |h| {
+        u32::try_from(h.saturating_add(1).max(0)).unwrap_or(u32::MAX)
+    })
+}
+
 /// The alarm, if this event is one (alarms are audited as well as stored).
 pub fn alarm_of(body: &EventBody) -> Option<Alarm> {
     match body {
@@ -170,25 +190,52 @@ impl EventRow {
     }
 }
 
+/// The sequence numbers of `events` that the insert did not store now
+/// (`stored`, once each): each is a repeat of a stored event or a conflict
+/// with one. The backend reads the stored events at these numbers, in the
+/// same transaction, for [`reported`] to compare.
+pub fn not_stored_now(events: &[Event], stored: &[u32]) -> Vec<u32> {
+    let mut unclaimed = stored.to_vec();
+    let mut repeats = Vec::new();
+    for e in events {
+        match unclaimed.iter().position(|&s| s == e.seq) {
+            Some(at) => {
+                unclaimed.swap_remove(at);
+            }
+            None => repeats.push(e.seq),
+        }
+    }
+    repeats
+}
+
 /// What a report leaves once its new events are stored: the counts
 /// answered to the pump, an audit entry and an announcement per new alarm,
 /// and one announcement of new events. `stored` holds the sequence
 /// numbers the insert stored now, once each: an event whose number is not
 /// there (or was used up by an earlier event of the batch with the same
-/// number) is a repeat. `mac` is the reporting device's, for the audit.
+/// number) is a repeat, if `already` (the stored events at the numbers of
+/// [`not_stored_now`]) holds it with the same content. One that differs is
+/// a conflict ([`StoreError::SeqConflict`]), and the whole report is
+/// refused: acknowledging it would let the pump delete an event, perhaps
+/// an alarm, that was never stored. `mac` is the reporting device's, for
+/// the audit.
 pub fn reported(
     events: &[Event],
     stored: &[u32],
+    already: &[Event],
     patient: PatientId,
     mac: &str,
     now_ms: i64,
-) -> (ReportOutcome, Effects) {
+) -> StoreResult<(ReportOutcome, Effects)> {
     let mut unclaimed = stored.to_vec();
     let mut outcome = ReportOutcome::default();
     let mut effects = Effects::none();
     let mut alarms = Effects::none();
     for e in events {
         let Some(at) = unclaimed.iter().position(|&s| s == e.seq) else {
+            if !already.contains(e) {
+                return Err(StoreError::SeqConflict { seq: e.seq });
+            }
             outcome.duplicates += 1;
             continue;
         };
@@ -203,7 +250,7 @@ pub fn reported(
     if outcome.accepted > 0 {
         effects = effects.and_announce(Change::Events { patient });
     }
-    (outcome, effects.then(alarms))
+    Ok((outcome, effects.then(alarms)))
 }
 
 /// An alarm event as an acknowledgement finds it: which alarm, and
@@ -329,7 +376,9 @@ mod tests {
             event(2, EventBody::Alarm(Alarm::Occlusion)),
             event(3, EventBody::State(StateChange::Paused)),
         ];
-        let (outcome, e) = reported(&events, &[3, 2], p, "AA:BB:CC:DD:EE:01", 9);
+        let (outcome, e) =
+            reported(&events, &[3, 2], &events[..1], p, "AA:BB:CC:DD:EE:01", 9).unwrap();
+        assert_eq!(not_stored_now(&events, &[3, 2]), [1]);
         assert_eq!((outcome.accepted, outcome.duplicates), (2, 1));
         assert_eq!(e.audit.len(), 1);
         assert_eq!(e.audit[0].detail, "occlusion (event 2)");
@@ -343,16 +392,51 @@ mod tests {
                 }
             ]
         );
-        let (outcome, e) = reported(&events, &[], p, "x", 9);
+        let (outcome, e) = reported(&events, &[], &events, p, "x", 9).unwrap();
         assert_eq!((outcome.accepted, outcome.duplicates), (0, 3));
         assert_eq!(e, Effects::none());
         // One number twice in a batch is stored once, and counted once.
         let twice = [events[0], events[0]];
-        let (outcome, e) = reported(&twice, &[1], p, "x", 9);
+        assert_eq!(not_stored_now(&twice, &[1]), [1]);
+        let (outcome, e) = reported(&twice, &[1], &twice[..1], p, "x", 9).unwrap();
         assert_eq!(
             (outcome.accepted, outcome.duplicates, e.audit.len()),
             (1, 1, 1)
         );
+    }
+
+    #[test]
+    fn a_number_stored_with_other_content_refuses_the_report() {
+        let p = PatientId(5);
+        let stored_before = event(7, EventBody::State(StateChange::Paused));
+        let fault = event(7, EventBody::Alarm(Alarm::MotorFault));
+        let batch = [event(6, EventBody::State(StateChange::Paused)), fault];
+        assert_eq!(not_stored_now(&batch, &[6]), [7]);
+        assert_eq!(
+            reported(&batch, &[6], &[stored_before], p, "x", 9),
+            Err(StoreError::SeqConflict { seq: 7 })
+        );
+        // The same kind at another uptime is another event too.
+        let later = Event {
+            uptime_ms: 99_000,
+            ..stored_before
+        };
+        assert_eq!(
+            reported(&[later], &[], &[stored_before], p, "x", 9),
+            Err(StoreError::SeqConflict { seq: 7 })
+        );
+        // And a number the store has nothing for is never taken as a repeat.
+        assert_eq!(
+            reported(&[fault], &[], &[], p, "x", 9),
+            Err(StoreError::SeqConflict { seq: 7 })
+        );
+    }
+
+    #[test]
+    fn the_next_number_follows_the_highest_stored() {
+        assert_eq!(next_seq(None), 0);
+        assert_eq!(next_seq(Some(41)), 42);
+        assert_eq!(next_seq(Some(i64::from(u32::MAX))), u32::MAX);
     }
 
     #[test]

@@ -34,6 +34,7 @@ fn login() -> LoginResponse {
         patient_id: PATIENT,
         token: token('a'),
         expires_in_s: 300,
+        next_seq: None,
     }
 }
 

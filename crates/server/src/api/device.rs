@@ -74,6 +74,7 @@ pub async fn challenge(State(app): State<AppState>) -> Result<Json<ChallengeResp
         (status = 403, description = "`device_not_registered`: this MAC is not the device bound to the account", body = ErrorBody),
         (status = 429, description = "`too_many_requests`: too many attempts for this username or from this address; wait `Retry-After` seconds", body = ErrorBody),
         (status = 400, description = "`malformed_json`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body came too slowly; the connection is closed", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`: missing or unknown field, wrong type, value out of range", body = ErrorBody),
@@ -109,10 +110,13 @@ pub async fn login(
         .store
         .start_device_session(&record, device, stamp, next, now)
         .await;
-    if let Err(e) = started {
-        let refused = device_login::session_refused(e, &req, record.patient_id, now)?;
-        return Err(apply(&app, refused, &screened.keys, now).await);
-    }
+    let next_seq = match started {
+        Ok(next_seq) => next_seq,
+        Err(e) => {
+            let refused = device_login::session_refused(e, &req, record.patient_id, now)?;
+            return Err(apply(&app, refused, &screened.keys, now).await);
+        }
+    };
     app.store.login_succeeded(screened.keys).await?;
     Ok(Json(LoginResponse {
         first_name: truncated(&record.first_name),
@@ -121,6 +125,7 @@ pub async fn login(
         patient_id: record.patient_id,
         token,
         expires_in_s: app.expires_in_s(),
+        next_seq: Some(next_seq),
     }))
 }
 
@@ -157,6 +162,7 @@ async fn apply(
         (status = 401, description = "`token_used`, `token_expired` or `token_invalid`: log in again", body = ErrorBody),
         (status = 403, description = "`forbidden`: the patient is not this account's", body = ErrorBody),
         (status = 400, description = "`malformed_json`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body came too slowly; the connection is closed", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`", body = ErrorBody),
@@ -190,9 +196,11 @@ pub async fn index(
     security(("token" = [])),
     responses(
         (status = 200, description = "Stored: counts of new and already-stored events, and the next token", body = ReportResponse),
-        (status = 401, description = "`token_used`, `token_expired` or `token_invalid`: log in again", body = ErrorBody),
+        (status = 401, description = "`token_used`, `token_expired`, `token_invalid` or `token_revoked`: log in again", body = ErrorBody),
         (status = 403, description = "`forbidden`: the patient is not this account's", body = ErrorBody),
         (status = 400, description = "`malformed_json`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body came too slowly; the connection is closed", body = ErrorBody),
+        (status = 409, description = "`seq_conflict`: an event reuses a `seq` stored with other content; nothing was stored and the token is not consumed: log in again and number new events from `next_seq`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`: includes `seq` not strictly increasing within the batch", body = ErrorBody),
