@@ -310,9 +310,18 @@ async fn web_session_started_on_one_instance_works_and_ends_on_the_other() {
     a.start_web_session(doc.account_id, session, 1_000)
         .await
         .unwrap();
-    let seen = b.web_session(hash, 60_000, 2_000).await.unwrap().unwrap();
+    let seen = b
+        .web_session(hash, 60_000, 2_000, infusion_store::SessionUse::Active)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(seen.username, "doc");
     // Logged out through B: dead at A at once, no cache to wait for.
     assert!(b.end_web_session(hash, 3_000).await.unwrap());
-    assert_eq!(a.web_session(hash, 60_000, 3_001).await.unwrap(), None);
+    assert_eq!(
+        a.web_session(hash, 60_000, 3_001, infusion_store::SessionUse::Active)
+            .await
+            .unwrap(),
+        None
+    );
 }

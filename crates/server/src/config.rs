@@ -24,6 +24,10 @@ pub struct ServerConfig {
     /// A web session unused this long ends (OWASP ASVS 3.3.2: 30 minutes
     /// for a clinical application).
     pub session_idle: Duration,
+    /// How often an open live stream checks its session (a logout ends
+    /// it at once, through the change feed; this catches the idle timeout
+    /// and the absolute expiry).
+    pub live_recheck: Duration,
     /// A web session ends this long after login however active it is.
     pub session_absolute: Duration,
     /// Served over HTTPS (by us or a TLS proxy in front): cookies are
@@ -61,6 +65,7 @@ impl Default for ServerConfig {
             prune_interval: Duration::from_secs(60),
             session_idle: Duration::from_secs(30 * 60),
             session_absolute: Duration::from_secs(12 * 3600),
+            live_recheck: Duration::from_secs(30),
             secure_cookies: false,
             header_read_timeout: Duration::from_secs(10),
             body_pace: PaceLimits {

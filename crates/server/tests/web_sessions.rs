@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Backend, TestApp};
-use infusion_store::{NewWebSession, Role, TokenHash};
+use infusion_store::{NewWebSession, Role, SessionUse, TokenHash};
 
 infusion_testkit::backend_tests!(
     sessions_live_until_ended_idle_or_expired,
@@ -33,14 +33,20 @@ async fn sessions_live_until_ended_idle_or_expired(backend: Backend) {
         .await
         .unwrap();
     let s = store
-        .web_session(a, IDLE_MS, t0 + 1)
+        .web_session(a, IDLE_MS, t0 + 1, SessionUse::Active)
         .await
         .unwrap()
         .unwrap();
     assert_eq!((s.username.as_str(), s.role), ("dr.house", Role::Physician));
     assert_eq!(s.created_at_ms, t0);
     assert!(store.end_web_session(a, t0 + 2).await.unwrap());
-    assert_eq!(store.web_session(a, IDLE_MS, t0 + 3).await.unwrap(), None);
+    assert_eq!(
+        store
+            .web_session(a, IDLE_MS, t0 + 3, SessionUse::Active)
+            .await
+            .unwrap(),
+        None
+    );
     assert!(!store.end_web_session(a, t0 + 4).await.unwrap());
 
     // Kept alive by use, then dead after an idle minute.
@@ -56,19 +62,26 @@ async fn sessions_live_until_ended_idle_or_expired(backend: Backend) {
     for step in 1..=5 {
         let at = t0 + step * (IDLE_MS - 1);
         assert!(
-            store.web_session(b, IDLE_MS, at).await.unwrap().is_some(),
+            store
+                .web_session(b, IDLE_MS, at, SessionUse::Active)
+                .await
+                .unwrap()
+                .is_some(),
             "step {step}"
         );
     }
     let last = t0 + 5 * (IDLE_MS - 1);
     assert_eq!(
-        store.web_session(b, IDLE_MS, last + IDLE_MS).await.unwrap(),
+        store
+            .web_session(b, IDLE_MS, last + IDLE_MS, SessionUse::Active)
+            .await
+            .unwrap(),
         None
     );
     // Once idle-dead, it stays dead.
     assert_eq!(
         store
-            .web_session(b, IDLE_MS, last + IDLE_MS + 1)
+            .web_session(b, IDLE_MS, last + IDLE_MS + 1, SessionUse::Active)
             .await
             .unwrap(),
         None
@@ -86,27 +99,45 @@ async fn sessions_live_until_ended_idle_or_expired(backend: Backend) {
         .unwrap();
     assert!(
         store
-            .web_session(c, IDLE_MS, t0 + 50_000)
+            .web_session(c, IDLE_MS, t0 + 50_000, SessionUse::Active)
             .await
             .unwrap()
             .is_some()
     );
     assert!(
         store
-            .web_session(c, IDLE_MS, t0 + 99_999)
+            .web_session(c, IDLE_MS, t0 + 99_999, SessionUse::Active)
             .await
             .unwrap()
             .is_some()
     );
     assert_eq!(
-        store.web_session(c, IDLE_MS, t0 + 100_000).await.unwrap(),
+        store
+            .web_session(c, IDLE_MS, t0 + 100_000, SessionUse::Active)
+            .await
+            .unwrap(),
         None
     );
+
+    // A look-up in the background (a page's live stream) is no use: it
+    // finds the session and leaves it to idle out.
+    let d = TokenHash([4; 32]);
+    let new = NewWebSession {
+        hash: d,
+        expires_at_ms: t0 + 3_600_000,
+    };
+    store
+        .start_web_session(doc.account_id, new, t0)
+        .await
+        .unwrap();
+    let peek = |at| store.web_session(d, IDLE_MS, at, SessionUse::Background);
+    assert!(peek(t0 + IDLE_MS - 1).await.unwrap().is_some());
+    assert_eq!(peek(t0 + IDLE_MS).await.unwrap(), None, "not kept alive");
 
     // Unknown ids are simply not sessions.
     assert_eq!(
         store
-            .web_session(TokenHash([9; 32]), IDLE_MS, t0)
+            .web_session(TokenHash([9; 32]), IDLE_MS, t0, SessionUse::Active)
             .await
             .unwrap(),
         None
@@ -122,7 +153,13 @@ async fn sessions_live_until_ended_idle_or_expired(backend: Backend) {
         .collect();
     assert_eq!(
         actions,
-        ["web_login", "web_login", "web_logout", "web_login"],
+        [
+            "web_login",
+            "web_login",
+            "web_login",
+            "web_logout",
+            "web_login"
+        ],
         "newest first"
     );
 }

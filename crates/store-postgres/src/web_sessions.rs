@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use infusion_store::{
-    AccountId, AccountRecord, NewWebSession, StoreResult, TokenHash, WebSession, WebSessions,
-    ended, started,
+    AccountId, AccountRecord, NewWebSession, SessionUse, StoreResult, TokenHash, WebSession,
+    WebSessions, ended, started,
 };
 
 use crate::audit::apply;
@@ -43,14 +43,21 @@ impl WebSessions for PgStore {
         hash: TokenHash,
         idle_timeout_ms: i64,
         now_ms: i64,
+        used: SessionUse,
     ) -> StoreResult<Option<WebSession>> {
+        let live =
+            "hash = $1 AND ended_at_ms IS NULL AND expires_at_ms > $2 AND last_seen_ms > $2 - $3";
+        let found = match used {
+            SessionUse::Active => format!(
+                "UPDATE web_sessions SET last_seen_ms = $2 WHERE {live}
+                 RETURNING account_id, created_at_ms, expires_at_ms"
+            ),
+            SessionUse::Background => format!(
+                "SELECT account_id, created_at_ms, expires_at_ms FROM web_sessions WHERE {live}"
+            ),
+        };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "WITH s AS (
-                 UPDATE web_sessions SET last_seen_ms = $2
-                 WHERE hash = $1 AND ended_at_ms IS NULL AND expires_at_ms > $2
-                   AND last_seen_ms > $2 - $3
-                 RETURNING account_id, created_at_ms, expires_at_ms
-             )
+            "WITH s AS ({found})
              SELECT {}, s.created_at_ms, s.expires_at_ms
              FROM s JOIN accounts a ON a.id = s.account_id",
             AccountRecord::COLUMNS
@@ -78,19 +85,22 @@ impl WebSessions for PgStore {
 
     async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let username: Option<String> = sqlx::query_scalar(
+        let account: Option<(i64, String)> = sqlx::query_as(
             "WITH s AS (
                  UPDATE web_sessions SET ended_at_ms = $2 WHERE hash = $1 AND ended_at_ms IS NULL
                  RETURNING account_id
              )
-             SELECT a.username FROM s JOIN accounts a ON a.id = s.account_id",
+             SELECT a.id, a.username FROM s JOIN accounts a ON a.id = s.account_id",
         )
         .bind(&hash.0[..])
         .bind(now_ms)
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        let (live, effects) = ended(username.as_deref(), now_ms);
+        let account = account
+            .as_ref()
+            .map(|(id, name)| (AccountId(*id), name.as_str()));
+        let (live, effects) = ended(account, now_ms);
         apply(&mut tx, effects).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(live)

@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 use infusion_store::{
-    AccountId, AccountRecord, NewWebSession, StoreError, StoreResult, TokenHash, WebSession,
-    WebSessions, ended, started,
+    AccountId, AccountRecord, NewWebSession, SessionUse, StoreError, StoreResult, TokenHash,
+    WebSession, WebSessions, ended, started,
 };
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::SqliteStore;
 use crate::rows::one;
@@ -41,21 +41,31 @@ fn start_web_session(
     cx.apply(effects)
 }
 
+/// The condition of a live session, over `?1` (hash), `?2` (now) and
+/// `?3` (the idle timeout).
+const LIVE: &str =
+    "hash = ?1 AND ended_at_ms IS NULL AND expires_at_ms > ?2 AND last_seen_ms > ?2 - ?3";
+
 fn web_session(
-    cx: &mut WriteCtx<'_>,
+    conn: &Connection,
     hash: TokenHash,
     idle_timeout_ms: i64,
     now_ms: i64,
+    used: SessionUse,
 ) -> StoreResult<Option<WebSession>> {
-    let conn = cx.conn;
+    let sql = match used {
+        SessionUse::Active => format!(
+            "UPDATE web_sessions SET last_seen_ms = ?2 WHERE {LIVE}
+             RETURNING account_id, created_at_ms, expires_at_ms"
+        ),
+        SessionUse::Background => format!(
+            "SELECT account_id, created_at_ms, expires_at_ms FROM web_sessions WHERE {LIVE}"
+        ),
+    };
     let live: Option<(i64, i64, i64)> = conn
-        .row(
-            "UPDATE web_sessions SET last_seen_ms = ?2
-             WHERE hash = ?1 AND ended_at_ms IS NULL AND expires_at_ms > ?2 AND last_seen_ms > ?2 - ?3
-             RETURNING account_id, created_at_ms, expires_at_ms",
-            params![&hash.0[..], now_ms, idle_timeout_ms],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .row(&sql, params![&hash.0[..], now_ms, idle_timeout_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()
         .map_err(backend)?;
     let Some((account_id, created_at_ms, expires_at_ms)) = live else {
@@ -79,17 +89,20 @@ fn web_session(
 }
 
 fn end_web_session(cx: &mut WriteCtx<'_>, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {
-    let username: Option<String> = cx
+    let username: Option<(i64, String)> = cx
         .conn
         .row(
             "UPDATE web_sessions SET ended_at_ms = ?2 WHERE hash = ?1 AND ended_at_ms IS NULL
-             RETURNING (SELECT username FROM accounts WHERE id = account_id)",
+             RETURNING account_id, (SELECT username FROM accounts WHERE id = account_id)",
             params![&hash.0[..], now_ms],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(backend)?;
-    let (live, effects) = ended(username.as_deref(), now_ms);
+    let account = username
+        .as_ref()
+        .map(|(id, name): &(i64, String)| (AccountId(*id), name.as_str()));
+    let (live, effects) = ended(account, now_ms);
     cx.apply(effects)?;
     Ok(live)
 }
@@ -112,10 +125,20 @@ impl WebSessions for SqliteStore {
         hash: TokenHash,
         idle_timeout_ms: i64,
         now_ms: i64,
+        used: SessionUse,
     ) -> StoreResult<Option<WebSession>> {
-        self.writer
-            .write(move |cx| web_session(cx, hash, idle_timeout_ms, now_ms))
-            .await
+        match used {
+            SessionUse::Active => {
+                self.writer
+                    .write(move |cx| web_session(cx.conn, hash, idle_timeout_ms, now_ms, used))
+                    .await
+            }
+            SessionUse::Background => {
+                self.readers
+                    .read(move |conn| web_session(conn, hash, idle_timeout_ms, now_ms, used))
+                    .await
+            }
+        }
     }
 
     async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {

@@ -10,6 +10,8 @@
 
 use infusion_protocol::{Alarm, PatientId};
 
+use crate::AccountId;
+
 /// One committed change, as announced to every subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -47,6 +49,13 @@ pub enum Change {
         /// Whose.
         patient: PatientId,
     },
+    /// A web session of this account ended (logout; later, a disabled
+    /// account): its open live streams check their session at once and
+    /// end if it was theirs, rather than at their next periodic check.
+    SessionEnded {
+        /// Whose session.
+        account: AccountId,
+    },
     /// Changes may have been missed (the notification connection was lost
     /// or a subscriber fell behind): reread whatever is shown.
     Resync,
@@ -64,6 +73,7 @@ impl Change {
             Change::Alarm { patient, alarm } => format!("alarm:{}:{}", patient.0, alarm.as_str()),
             Change::AlarmAcknowledged { patient } => format!("alarm_ack:{}", patient.0),
             Change::Suggestion { patient } => format!("suggestion:{}", patient.0),
+            Change::SessionEnded { account } => format!("session_ended:{}", account.0),
             Change::Resync => "resync".to_owned(),
         }
     }
@@ -75,6 +85,13 @@ impl Change {
         let kind = parts.next()?;
         if kind == "resync" {
             return parts.next().is_none().then_some(Change::Resync);
+        }
+        if kind == "session_ended" {
+            let account = AccountId(parts.next()?.parse().ok()?);
+            return parts
+                .next()
+                .is_none()
+                .then_some(Change::SessionEnded { account });
         }
         let patient = PatientId(parts.next()?.parse().ok()?);
         let detail = parts.next();
@@ -107,7 +124,7 @@ impl Change {
             | Change::Alarm { patient, .. }
             | Change::AlarmAcknowledged { patient }
             | Change::Suggestion { patient } => Some(*patient),
-            Change::Resync => None,
+            Change::SessionEnded { .. } | Change::Resync => None,
         }
     }
 }
@@ -136,6 +153,9 @@ mod tests {
             },
             Change::AlarmAcknowledged { patient: p },
             Change::Suggestion { patient: p },
+            Change::SessionEnded {
+                account: AccountId(9),
+            },
             Change::Resync,
         ];
         for c in all {

@@ -18,20 +18,33 @@ pub trait WebSessions: Send + Sync {
         now_ms: i64,
     ) -> StoreResult<()>;
 
-    /// The live session with this id hash, touched as used now; `None` when
-    /// unknown, ended, past its absolute expiry, or idle for
-    /// `idle_timeout_ms` or longer. Stored in the database, so a session
-    /// started through one instance works at every other, and one ended
-    /// anywhere is dead everywhere at once.
+    /// The live session with this id hash; `None` when unknown, ended,
+    /// past its absolute expiry, or idle for `idle_timeout_ms` or longer.
+    /// With [`SessionUse::Active`] it is touched as used now (the user did
+    /// something); with [`SessionUse::Background`] only read, so that what
+    /// a page does by itself (its live stream, its live refreshes) never
+    /// keeps an unattended screen logged in. Stored in the database, so a
+    /// session started through one instance works at every other, and one
+    /// ended anywhere is dead everywhere at once.
     async fn web_session(
         &self,
         hash: TokenHash,
         idle_timeout_ms: i64,
         now_ms: i64,
+        used: SessionUse,
     ) -> StoreResult<Option<WebSession>>;
 
     /// Ends a session (logout); true when it was live. Audited.
     async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool>;
+}
+
+/// Whether a session look-up is the user's doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionUse {
+    /// A request the user made: it counts as activity.
+    Active,
+    /// A request the page made by itself: it does not.
+    Background,
 }
 
 /// A web session to store. Only the SHA-256 of the session id (the cookie
@@ -74,13 +87,14 @@ pub fn started(username: Option<&str>, now_ms: i64) -> StoreResult<Effects> {
 }
 
 /// What ending a session leaves, given the account whose live session it
-/// was (`None`: it was not live): whether it was, and the logout's audit
-/// entry.
-pub fn ended(username: Option<&str>, now_ms: i64) -> (bool, Effects) {
-    match username {
-        Some(u) => (
+/// was (`None`: it was not live): whether it was, the logout's audit
+/// entry, and the announcement that ends the session's open live streams.
+pub fn ended(account: Option<(AccountId, &str)>, now_ms: i64) -> (bool, Effects) {
+    match account {
+        Some((account, username)) => (
             true,
-            Effects::audit(NewAudit::web_session(now_ms, u, false)),
+            Effects::audit(NewAudit::web_session(now_ms, username, false))
+                .and_announce(crate::Change::SessionEnded { account }),
         ),
         None => (false, Effects::none()),
     }
@@ -99,9 +113,15 @@ mod tests {
             (AuditAction::WebLogin, "user:doc")
         );
         assert!(matches!(started(None, 3), Err(StoreError::NotFound(_))));
-        let (live, e) = ended(Some("doc"), 4);
+        let (live, e) = ended(Some((AccountId(3), "doc")), 4);
         assert!(live);
         assert_eq!(e.audit[0].action, AuditAction::WebLogout);
+        assert_eq!(
+            e.changes,
+            [crate::Change::SessionEnded {
+                account: AccountId(3)
+            }]
+        );
         assert_eq!(ended(None, 4), (false, Effects::none()));
     }
 }

@@ -8,20 +8,23 @@
 //! code and the same authorization as a full load. With PostgreSQL the feed
 //! includes changes made through every other instance (LISTEN/NOTIFY).
 //!
-//! The stream re-checks the session every `RECHECK` and ends when it has
-//! ended (logout anywhere, expiry), and it re-reads the physician's patient
-//! list when the feed says changes may have been missed.
+//! The stream ends when its session does, and tells the page so
+//! (`session_ended`), which then goes to the login page: at once on a
+//! logout anywhere (the feed announces it), and within `live_recheck` of
+//! the idle timeout or the absolute expiry. It reads the session without
+//! touching it, so an open page alone never keeps a session alive. It
+//! re-reads the physician's patient list when the feed says changes may
+//! have been missed.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
-use infusion_protocol::Token;
-use infusion_store::Change;
+use infusion_protocol::{PatientId, Token};
+use infusion_store::{Change, SessionUse, TokenHash};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -31,9 +34,6 @@ use crate::token;
 use crate::web::session::{SESSION_COOKIE, WebUser};
 use crate::web::{WebError, access};
 
-/// How often a live stream checks that its session is still alive.
-const RECHECK: Duration = Duration::from_secs(30);
-
 fn kind(change: &Change) -> &'static str {
     match change {
         Change::Prescription { .. } => "prescription",
@@ -42,6 +42,7 @@ fn kind(change: &Change) -> &'static str {
         Change::Alarm { .. } => "alarm",
         Change::AlarmAcknowledged { .. } => "alarm_acknowledged",
         Change::Suggestion { .. } => "suggestion",
+        Change::SessionEnded { .. } => "session_ended",
         Change::Resync => "resync",
     }
 }
@@ -52,58 +53,115 @@ pub async fn live(
     user: WebUser,
     jar: CookieJar,
 ) -> Result<Response, WebError> {
-    let mut patients = access::visible_ids(&app, &user.session).await?;
-    let mut feed = app.store.changes();
+    let patients = access::visible_ids(&app, &user.session).await?;
     let session_hash = jar
         .get(SESSION_COOKIE)
         .and_then(|c| Token::parse(c.value()).ok())
         .map(|t| token::hash(&t))
         .ok_or(WebError::Login)?;
-    let idle_ms = i64::try_from(app.config.session_idle.as_millis()).unwrap_or(i64::MAX);
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(16);
-    tokio::spawn(async move {
-        let mut recheck = tokio::time::interval(RECHECK);
+    let stream = Stream {
+        feed: app.store.changes(),
+        app,
+        user,
+        session_hash,
+        patients,
+        tx,
+    };
+    tokio::spawn(stream.run());
+    let mut response = Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::default())
+        .into_response();
+    // Like every page: nothing of a patient's is kept in any cache (the
+    // event stream's own default is `no-cache`, which allows storing).
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+/// One open stream: whose, what it may show, and where it sends.
+struct Stream {
+    app: AppState,
+    user: WebUser,
+    session_hash: TokenHash,
+    patients: std::collections::HashSet<PatientId>,
+    feed: broadcast::Receiver<Change>,
+    tx: mpsc::Sender<Result<Event, Infallible>>,
+}
+
+impl Stream {
+    /// Forwards the changes this session may see until the page goes away
+    /// or the session ends; then says `session_ended`, which sends the page
+    /// to the login page, so that nothing stays on a screen whose session
+    /// is over.
+    async fn run(mut self) {
+        let mut recheck = tokio::time::interval(self.app.config.live_recheck);
         recheck.tick().await;
         loop {
             let change = tokio::select! {
-                c = feed.recv() => match c {
+                c = self.feed.recv() => match c {
                     Ok(c) => c,
                     Err(broadcast::error::RecvError::Lagged(_)) => Change::Resync,
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = recheck.tick() => {
-                    match app.store.web_session(session_hash, idle_ms, now_ms()).await {
-                        Ok(Some(_)) => continue,
-                        // Ended or expired: the page's next request goes to the login page.
-                        Ok(None) => break,
-                        Err(_) => continue,
+                    if self.session_over().await {
+                        break;
+                    }
+                    continue;
+                }
+                _ = self.tx.closed() => return,
+            };
+            match change {
+                Change::SessionEnded { account } => {
+                    if account == self.user.session.account_id && self.session_over().await {
+                        break;
+                    }
+                    continue;
+                }
+                Change::Resync => {
+                    if let Ok(p) = access::visible_ids(&self.app, &self.user.session).await {
+                        self.patients = p;
                     }
                 }
-                _ = tx.closed() => break,
-            };
-            if change == Change::Resync {
-                if let Ok(p) = access::visible_ids(&app, &user.session).await {
-                    patients = p;
-                }
-            } else if !change.patient().is_some_and(|p| patients.contains(&p)) {
-                continue;
+                _ if !change.patient().is_some_and(|p| self.patients.contains(&p)) => continue,
+                _ => {}
             }
             let data = match change.patient() {
                 Some(p) => format!("{{\"patient\":{},\"kind\":\"{}\"}}", p.0, kind(&change)),
                 None => format!("{{\"kind\":\"{}\"}}", kind(&change)),
             };
-            if tx
-                .send(Ok(Event::default().event("change").data(data)))
+            if self
+                .send(Event::default().event("change").data(data))
                 .await
                 .is_err()
             {
-                break;
+                return;
             }
         }
-    });
-    Ok(Sse::new(ReceiverStream::new(rx))
-        .keep_alive(KeepAlive::default())
-        .into_response())
+        let _ = self
+            .send(Event::default().event("session_ended").data("{}"))
+            .await;
+    }
+
+    /// True when the session has ended, expired or idled out. Read without
+    /// touching it: a stream is not the user's activity. A database fault
+    /// keeps the stream (the next check decides).
+    async fn session_over(&self) -> bool {
+        let idle_ms = i64::try_from(self.app.config.session_idle.as_millis()).unwrap_or(i64::MAX);
+        let found = self
+            .app
+            .store
+            .web_session(self.session_hash, idle_ms, now_ms(), SessionUse::Background)
+            .await;
+        matches!(found, Ok(None))
+    }
+
+    async fn send(&self, event: Event) -> Result<(), ()> {
+        self.tx.send(Ok(event)).await.map_err(|_| ())
+    }
 }
 
 const SCRIPT: &str = r#"// Live regions: when the server says this page's data changed, fetch the
@@ -116,7 +174,8 @@ const SCRIPT: &str = r#"// Live regions: when the server says this page's data c
   var pending = null;
   function refresh() {
     pending = null;
-    fetch(path, { credentials: "same-origin" }).then(function (r) {
+    // Marked as the page's own doing: it does not keep the session alive.
+    fetch(path, { credentials: "same-origin", headers: { "X-Live-Refresh": "1" } }).then(function (r) {
       if (r.redirected || r.status === 303) { location.href = "/login"; return null; }
       return r.ok ? r.text() : null;
     }).then(function (html) {
@@ -129,6 +188,12 @@ const SCRIPT: &str = r#"// Live regions: when the server says this page's data c
     });
   }
   var source = new EventSource("/live");
+  // The session ended (logout, here or elsewhere; idle timeout; expiry):
+  // leave nothing on the screen.
+  source.addEventListener("session_ended", function () {
+    source.close();
+    location.href = "/login";
+  });
   source.addEventListener("change", function (e) {
     var msg = JSON.parse(e.data);
     if (patient && msg.patient !== undefined && String(msg.patient) !== patient) return;

@@ -16,7 +16,7 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use base64::Engine;
 use infusion_protocol::Token;
-use infusion_store::WebSession;
+use infusion_store::{SessionUse, WebSession};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
@@ -29,9 +29,15 @@ pub const SESSION_COOKIE: &str = "infusion_session";
 /// The login form's double-submit cookie.
 pub const LOGIN_COOKIE: &str = "infusion_login";
 
+/// The header the live script sends with the page fetches it makes by
+/// itself. Sending it can only make a session look less used, so a
+/// client gains nothing by forging it.
+pub const LIVE_REFRESH: &str = "x-live-refresh";
+
 /// A logged-in user, extracted from the session cookie. Handlers that take
 /// one are reachable only with a live session; without one the browser is
 /// sent to the login page.
+
 #[derive(Debug, Clone)]
 pub struct WebUser {
     /// Whose session this is.
@@ -52,9 +58,16 @@ impl FromRequestParts<AppState> for WebUser {
             return Err(WebError::Login);
         };
         let idle_ms = i64::try_from(app.config.session_idle.as_millis()).unwrap_or(i64::MAX);
+        // What a page does by itself is not the user's activity: an
+        // unattended screen must reach its idle timeout.
+        let used = if parts.uri.path() == "/live" || parts.headers.contains_key(LIVE_REFRESH) {
+            SessionUse::Background
+        } else {
+            SessionUse::Active
+        };
         match app
             .store
-            .web_session(token::hash(&id), idle_ms, now_ms())
+            .web_session(token::hash(&id), idle_ms, now_ms(), used)
             .await?
         {
             Some(session) => Ok(WebUser {
