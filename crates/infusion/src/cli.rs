@@ -186,6 +186,16 @@ pub struct ServeArgs {
     #[arg(long, env = "INFUSION_KEY_FILE")]
     pub key_file: Option<std::path::PathBuf>,
 
+    /// A reverse proxy or load balancer in front of this server: an
+    /// address or a range (CIDR), repeated or comma-separated for several.
+    /// Only requests from these peers have `X-Forwarded-For` believed
+    /// (the client address that login throttling counts; without this,
+    /// everyone behind the proxy shares one count) and
+    /// `X-Forwarded-Proto` (`https` makes cookies `Secure` and adds HSTS).
+    #[arg(long = "trusted-proxy", value_name = "CIDR", env = "INFUSION_TRUSTED_PROXIES",
+          value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+
     /// Connections held at once, from all clients; lowered to fit the
     /// open file limit (whose soft value is raised to the hard one at
     /// start). A connection over it is closed as soon as it is accepted.
@@ -406,4 +416,12 @@ pub struct DemoArgs {
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long)]
     pub duration_s: Option<u64>,
+}
+
+/// `--trusted-proxy`: `10.0.0.0/8`, `2001:db8::/32`, or one address.
+fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| format!("{s:?} is not an address or an address range such as 10.0.0.0/8"))
 }

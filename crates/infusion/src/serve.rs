@@ -4,6 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
+use infusion_server::client::TrustedProxies;
 use infusion_server::conn_limit::Caps;
 use infusion_server::{AppState, Application, ServerConfig};
 
@@ -64,6 +65,7 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
         secure_cookies: tls.is_some(),
         paper_login: args.paper_login,
         key_file: args.key_file.clone(),
+        trusted_proxies: TrustedProxies(args.trusted_proxy.clone()),
         connections: Caps {
             total: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             per_address: usize::try_from(args.max_connections_per_address).unwrap_or(usize::MAX),
@@ -75,6 +77,17 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
             "--paper-login: devices may log in with username, password and MAC alone, which a \
              cloned device knows; for reproducing the paper only"
         );
+    }
+    if !args.trusted_proxy.is_empty() {
+        let ranges: Vec<String> = args.trusted_proxy.iter().map(|n| n.to_string()).collect();
+        tracing::info!(trusted_proxies = %ranges.join(", "),
+            "X-Forwarded-For and X-Forwarded-Proto believed from these peers only");
+        if args.trusted_proxy.iter().any(|n| n.prefix_len() == 0) {
+            tracing::warn!(
+                "--trusted-proxy covers every address: any client can choose the \
+                 address its logins are counted under"
+            );
+        }
     }
     match &config.key_file {
         Some(path) => tracing::info!(key_file = %path.display(), "server keys from the key file"),

@@ -72,7 +72,6 @@ impl AppState {
 /// error format like everything else.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
-    let https = state.config.secure_cookies;
     Router::new()
         .merge(api::device::router())
         .merge(api::health::router())
@@ -86,9 +85,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::map_response(move |r| {
-            crate::headers::add(r, https)
-        }))
+        .layer(axum::middleware::from_fn(crate::headers::added))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -148,7 +145,8 @@ impl Application {
     ///
     /// Each connection is HTTP/1.1 through hyper with the limits above,
     /// over TLS when configured, with its peer address given to handlers
-    /// as `ConnectInfo` (login throttling counts per address). A
+    /// as `ConnectInfo` and the [`crate::client::Client`] it speaks for
+    /// (login throttling counts per client address). A
     /// connection past the caps of [`crate::conn_limit`] is closed as soon
     /// as it is accepted; every request body is paced ([`crate::pace`]).
     pub async fn run_until(
@@ -198,11 +196,17 @@ impl Application {
                     continue;
                 }
             };
-            let pace = config.body_pace;
+            let config = Arc::clone(&config);
             let service = hyper_util::service::TowerToHyperService::new(
                 tower::ServiceExt::map_request(app.clone(), move |req: Request<Incoming>| {
-                    let mut req = req.map(|body| paced(body, pace));
+                    let mut req = req.map(|body| paced(body, config.body_pace));
+                    let client = config.trusted_proxies.client(
+                        peer.ip(),
+                        req.headers(),
+                        config.secure_cookies,
+                    );
                     req.extensions_mut().insert(ConnectInfo(peer));
+                    req.extensions_mut().insert(client);
                     req
                 }),
             );
@@ -280,17 +284,24 @@ impl Connection {
     }
 }
 
-/// Deletes tokens that expired more than an hour ago, every
-/// `prune_interval`. The hour keeps "used" and "expired" answers accurate
-/// for a while after expiry, for diagnosis.
+/// Deletes tokens that expired more than an hour ago, and login throttle
+/// counts that are forgotten, every `prune_interval`. The hour keeps
+/// "used" and "expired" answers accurate for a while after expiry, for
+/// diagnosis.
 async fn prune_tokens(state: AppState) {
     let mut tick = tokio::time::interval(state.config.prune_interval);
     loop {
         tick.tick().await;
-        match state.store.prune_tokens(now_ms() - 3_600_000).await {
+        let now = now_ms();
+        match state.store.prune_tokens(now - 3_600_000).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "pruned expired tokens"),
             Err(e) => tracing::warn!(error = %e, "token pruning failed"),
+        }
+        match state.store.prune_throttle(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "pruned login throttle counts"),
+            Err(e) => tracing::warn!(error = %e, "throttle pruning failed"),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::client::TrustedProxies;
 use crate::conn_limit::Caps;
 use crate::pace::PaceLimits;
 use crate::password::PasswordParams;
@@ -30,9 +31,14 @@ pub struct ServerConfig {
     pub live_recheck: Duration,
     /// A web session ends this long after login however active it is.
     pub session_absolute: Duration,
-    /// Served over HTTPS (by us or a TLS proxy in front): cookies are
-    /// `Secure` and every answer carries HSTS. On when serving TLS.
+    /// Served over HTTPS (by us, or by a TLS proxy in front that does not
+    /// say so in `X-Forwarded-Proto`): cookies are `Secure` and every
+    /// answer carries HSTS. On when serving TLS. A trusted proxy's
+    /// `X-Forwarded-Proto: https` does the same for its requests.
     pub secure_cookies: bool,
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed
+    /// (`--trusted-proxy`; see [`crate::client`]). Empty: none.
+    pub trusted_proxies: TrustedProxies,
     /// How long a client may take to send a request's head: a slow-header
     /// attack holds a connection this long at most.
     pub header_read_timeout: Duration,
@@ -67,6 +73,7 @@ impl Default for ServerConfig {
             session_absolute: Duration::from_secs(12 * 3600),
             live_recheck: Duration::from_secs(30),
             secure_cookies: false,
+            trusted_proxies: TrustedProxies::default(),
             header_read_timeout: Duration::from_secs(10),
             body_pace: PaceLimits {
                 deadline: Duration::from_secs(10),

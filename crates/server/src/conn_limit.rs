@@ -48,19 +48,9 @@ pub enum Refused {
     Address,
 }
 
-/// The key a client address is counted under: an IPv4 address (also when
-/// written as IPv4-mapped IPv6), or an IPv6 address's /64, since one
-/// subscriber is usually given a whole /64 and picks addresses in it at
-/// will.
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
-    }
-}
+/// The key a client address is counted under: the same network as the
+/// login throttle's (an IPv6 address's /64).
+pub use infusion_store::throttle::address_network as address_key;
 
 #[derive(Debug, Default)]
 struct Held {

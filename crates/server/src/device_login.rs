@@ -18,13 +18,14 @@
 //!    exactly like a wrong password, so that a cloner learns nothing;
 //! 4. [`session_refused`]: what the session start's own refusals mean.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use infusion_protocol::{ErrorCode, LoginRequest, PatientId, verify_login_proof};
 use infusion_store::throttle::ThrottleKey;
 use infusion_store::{AuditAction, BoundDevice, DeviceId, LoginRecord, NewAudit, StoreError};
 
 use crate::error::ApiError;
+use crate::password::Lane;
 
 /// Why a login is refused, with what the refusal leaves behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +111,9 @@ pub fn challenge(
 pub struct Screened {
     /// The keys this attempt counts against.
     pub keys: Vec<ThrottleKey>,
+    /// The hashing queue its password check waits in: first, once the
+    /// device secret is proven.
+    pub lane: Lane,
     /// Why the proof of the device secret fails, for the device bound to
     /// this MAC, if it does.
     pub proof_fault: Option<&'static str>,
@@ -120,7 +124,7 @@ pub fn screen(
     req: &LoginRequest,
     stamp: Option<[u8; 16]>,
     record: Option<&LoginRecord>,
-    peer: SocketAddr,
+    client: IpAddr,
     now_ms: i64,
 ) -> Result<Screened, Refused> {
     let bound = record.and_then(|r| r.device).filter(|d| d.mac == req.mac);
@@ -135,7 +139,12 @@ pub fn screen(
         _ => None,
     };
     Ok(Screened {
-        keys: crate::throttle::keys(&req.username, peer, proven),
+        keys: crate::throttle::keys(&req.username, client, proven),
+        lane: if proven.is_some() {
+            Lane::Proven
+        } else {
+            Lane::Other
+        },
         proof_fault,
     })
 }

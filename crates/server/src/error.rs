@@ -44,6 +44,17 @@ impl ApiError {
         }
     }
 
+    /// The hashing queue is full: 429, come back in a second.
+    pub fn busy() -> ApiError {
+        ApiError {
+            retry_after_s: Some(1),
+            ..ApiError::new(
+                ErrorCode::TooManyRequests,
+                "the server is busy checking other logins; try again in 1 s",
+            )
+        }
+    }
+
     /// 408 `request_timeout` when an extractor's rejection `r` came from a
     /// body cut off by [`crate::pace`].
     pub fn body_too_slow(r: &(dyn std::error::Error + 'static)) -> Option<ApiError> {

@@ -6,8 +6,12 @@
 //! posting only here. Answers are never cached: they are patient data or
 //! single-use tokens.
 
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::Response;
+
+use crate::client::Client;
 
 /// The policy: our own script, style and live-update stream, nothing else.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -17,9 +21,16 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// HSTS when served over HTTPS: browsers keep to HTTPS for a year.
 pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000; includeSubDomains";
 
+/// The middleware: [`add`]s the headers to every answer, HSTS when the
+/// request's client reached us over HTTPS.
+pub async fn added(req: Request, next: Next) -> Response {
+    let https = req.extensions().get::<Client>().is_some_and(|c| c.https);
+    add(next.run(req).await, https)
+}
+
 /// Adds the security headers a handler did not set itself; `https` adds
 /// HSTS.
-pub async fn add(mut response: Response, https: bool) -> Response {
+pub fn add(mut response: Response, https: bool) -> Response {
     let headers = response.headers_mut();
     if https {
         headers.insert(

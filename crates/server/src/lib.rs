@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod app;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod conn_limit;

@@ -12,7 +12,8 @@
 //! Each hashing thread therefore owns one buffer of Argon2 blocks, grown
 //! to the largest cost it has seen and reused for every hash.
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -134,9 +135,10 @@ fn verify_with(blocks: &mut Vec<Block>, password: &str, stored: &str) -> Result<
 
 /// Verifies passwords without letting hashing starve the server: at most
 /// one hash per core runs at once (each holds m_cost of memory), on
-/// dedicated hashing threads. An unknown user is verified against a dummy hash of the
-/// same cost, so that a wrong username and a wrong password take equally
-/// long and cannot be told apart.
+/// dedicated hashing threads, fed from two bounded queues (see [`Lane`]).
+/// An unknown user is verified against a dummy hash of the same cost, so
+/// that a wrong username and a wrong password take equally long and
+/// cannot be told apart.
 #[derive(Clone)]
 pub struct Passwords {
     params: PasswordParams,
@@ -144,57 +146,135 @@ pub struct Passwords {
     dummy_hash: Arc<str>,
 }
 
+/// Which queue a hash waits in. The hashing threads always take a proven
+/// device login first: a pump that has shown its device secret is a real
+/// pump, and a flood of guesses (which cannot show it) must not keep a
+/// running infusion's pump from logging in again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// A device login that proved its device secret.
+    Proven,
+    /// Everything else: web logins, unproven device logins, new hashes.
+    Other,
+}
+
+/// How many hashes may wait in each lane, per hashing thread. A hash
+/// takes about 1/15 s on one core at the default cost, so a full `Other`
+/// lane is about half a second of work: a login beyond it is told to come
+/// back in a second rather than wait behind a flood.
+pub const QUEUED_PER_THREAD: [usize; 2] = [64, 8];
+
 /// A job for the hashing threads, given the thread's own block buffer.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
-/// The dedicated hashing threads; they end when the last handle is
-/// dropped.
+/// The two queues and whether the pool was dropped.
+#[derive(Default)]
+struct Queues {
+    proven: VecDeque<Job>,
+    other: VecDeque<Job>,
+    closed: bool,
+}
+
+/// What the hashing threads share with the handles.
+#[derive(Default)]
+struct Shared {
+    queues: Mutex<Queues>,
+    ready: Condvar,
+}
+
+/// Closes the queues when the last pool handle is dropped, so that the
+/// threads end.
+struct Closer(Arc<Shared>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        if let Ok(mut q) = self.0.queues.lock() {
+            q.closed = true;
+        }
+        self.0.ready.notify_all();
+    }
+}
+
+/// The dedicated hashing threads and their queues.
 #[derive(Clone)]
 struct HashPool {
-    jobs: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    capacity: [usize; 2],
+    _closer: Arc<Closer>,
 }
 
 impl HashPool {
     fn new(threads: usize) -> Result<HashPool, ApiError> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..threads.max(1) {
-            let queue = Arc::clone(&queue);
+        let threads = threads.max(1);
+        let shared = Arc::new(Shared::default());
+        for i in 0..threads {
+            let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
                     lower_priority();
                     let mut blocks = Vec::new();
-                    loop {
-                        // The lock is held only to take the next job.
-                        let job = match queue.lock() {
-                            Ok(q) => q.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(&mut blocks),
-                            Err(_) => return,
-                        }
+                    while let Some(job) = shared.next() {
+                        job(&mut blocks);
                     }
                 })
                 .map_err(|e| ApiError::internal(format!("starting a hashing thread: {e}")))?;
         }
-        Ok(HashPool { jobs })
+        Ok(HashPool {
+            capacity: QUEUED_PER_THREAD.map(|n| n * threads),
+            _closer: Arc::new(Closer(Arc::clone(&shared))),
+            shared,
+        })
     }
 
-    /// Runs `f` on a hashing thread and waits for its answer.
+    /// Runs `f` on a hashing thread and waits for its answer; 429 at once
+    /// when `lane` is full. A job whose caller has gone (the client
+    /// closed the connection) is skipped unhashed.
     async fn run<T: Send + 'static>(
         &self,
+        lane: Lane,
         f: impl FnOnce(&mut Vec<Block>) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move |blocks: &mut Vec<Block>| {
+        let job: Job = Box::new(move |blocks: &mut Vec<Block>| {
+            if !tx.is_closed() {
                 let _ = tx.send(f(blocks));
-            }))
-            .map_err(|_| ApiError::internal("password threads stopped"))?;
+            }
+        });
+        {
+            let mut q = self
+                .shared
+                .queues
+                .lock()
+                .map_err(|_| ApiError::internal("password threads stopped"))?;
+            let (queue, capacity) = match lane {
+                Lane::Proven => (&mut q.proven, self.capacity[0]),
+                Lane::Other => (&mut q.other, self.capacity[1]),
+            };
+            if queue.len() >= capacity {
+                return Err(ApiError::busy());
+            }
+            queue.push_back(job);
+        }
+        self.shared.ready.notify_one();
         rx.await
             .map_err(|_| ApiError::internal("password task failed"))?
+    }
+}
+
+impl Shared {
+    /// The next job, proven logins first; `None` once closed and empty.
+    fn next(&self) -> Option<Job> {
+        let mut q = self.queues.lock().ok()?;
+        loop {
+            if let Some(job) = q.proven.pop_front().or_else(|| q.other.pop_front()) {
+                return Some(job);
+            }
+            if q.closed {
+                return None;
+            }
+            q = self.ready.wait(q).ok()?;
+        }
     }
 }
 
@@ -220,14 +300,20 @@ impl Passwords {
     }
 
     /// True when `password` matches `hash`; with no hash (unknown user) it
-    /// spends the same work on the dummy hash and answers false.
-    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, ApiError> {
+    /// spends the same work on the dummy hash and answers false. Waits in
+    /// `lane`; 429 (`too_many_requests`, retry in 1 s) when it is full.
+    pub async fn verify(
+        &self,
+        password: &str,
+        hash: Option<&str>,
+        lane: Lane,
+    ) -> Result<bool, ApiError> {
         let known = hash.is_some();
         let hash: Arc<str> = hash.map_or_else(|| self.dummy_hash.clone(), Arc::from);
         let password = password.to_owned();
         let matched = self
             .pool
-            .run(move |blocks| verify_with(blocks, &password, &hash))
+            .run(lane, move |blocks| verify_with(blocks, &password, &hash))
             .await?;
         Ok(known && matched)
     }
@@ -237,7 +323,9 @@ impl Passwords {
         let password = password.to_owned();
         let params = self.params;
         self.pool
-            .run(move |blocks| params.hash_with(blocks, &password))
+            .run(Lane::Other, move |blocks| {
+                params.hash_with(blocks, &password)
+            })
             .await
     }
 }
@@ -264,9 +352,10 @@ mod tests {
         let p = Passwords::new(PasswordParams::INSECURE_FAST).unwrap();
         let h = p.hash("correct horse").await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(p.verify("correct horse", Some(&h)).await.unwrap());
-        assert!(!p.verify("wrong", Some(&h)).await.unwrap());
-        assert!(!p.verify("correct horse", None).await.unwrap());
+        let verify = |pw, h| p.verify(pw, h, Lane::Other);
+        assert!(verify("correct horse", Some(&h)).await.unwrap());
+        assert!(!verify("wrong", Some(&h)).await.unwrap());
+        assert!(!verify("correct horse", None).await.unwrap());
     }
 
     #[test]

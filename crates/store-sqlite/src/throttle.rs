@@ -3,62 +3,50 @@
 
 use async_trait::async_trait;
 use infusion_store::StoreResult;
-use infusion_store::throttle::{self, Attempt, Throttle, ThrottleKey, attempt, counted};
+use infusion_store::throttle::{
+    self, Attempt, Count, Outcome, Settle, Throttle, ThrottleKey, decide, settle,
+};
 use rusqlite::{OptionalExtension, params};
 
 use crate::SqliteStore;
 use crate::writer::{Cached, WriteCtx, backend};
 
+/// Decides an attempt on the keys' rows and writes what was decided; the
+/// single writer orders concurrent attempts.
 fn login_attempt(cx: &mut WriteCtx<'_>, keys: &[ThrottleKey], now_ms: i64) -> StoreResult<Attempt> {
-    let mut until: Option<i64> = None;
+    let mut stored = Vec::with_capacity(keys.len());
     for k in keys {
-        let locked: Option<i64> = cx
+        let count = cx
             .conn
             .row(
-                "SELECT locked_until_ms FROM login_throttle WHERE key = ?1",
+                "SELECT attempts, last_attempt_ms, locked_until_ms FROM login_throttle WHERE key = ?1",
                 [&k.key],
-                |r| r.get(0),
+                |r| {
+                    Ok(Count {
+                        attempts: r.get(0)?,
+                        last_attempt_ms: r.get(1)?,
+                        until_ms: r.get(2)?,
+                    })
+                },
             )
             .optional()
             .map_err(backend)?;
-        until = until.max(locked);
+        stored.push(count);
     }
-    let verdict = attempt(until, now_ms);
-    if verdict == Attempt::Allowed {
-        for k in keys.iter().filter(|k| k.up_front) {
-            count_attempt(cx, k, now_ms)?;
-        }
-    }
-    Ok(verdict)
-}
-
-/// Counts one attempt against `k` (restarting a count older than the
-/// window) and applies what the count decides.
-fn count_attempt(cx: &mut WriteCtx<'_>, k: &ThrottleKey, now_ms: i64) -> StoreResult<()> {
-    let attempts: i64 = cx
-        .conn
-        .row(
-            "INSERT INTO login_throttle (key, attempts, last_attempt_ms, locked_until_ms)
-             VALUES (?1, 1, ?2, 0)
-             ON CONFLICT (key) DO UPDATE SET
-                 attempts = CASE WHEN ?2 - login_throttle.last_attempt_ms > ?3 THEN 1
-                                 ELSE login_throttle.attempts + 1 END,
-                 last_attempt_ms = ?2
-             RETURNING attempts",
-            params![k.key, now_ms, throttle::WINDOW_MS],
-            |r| r.get(0),
-        )
-        .map_err(backend)?;
-    let count = counted(k, attempts, now_ms);
-    if let Some(until) = count.locked_until_ms {
+    let decided = decide(keys, &stored, now_ms);
+    for (key, c) in &decided.rows {
         cx.conn
             .exec(
-                "UPDATE login_throttle SET locked_until_ms = ?2 WHERE key = ?1",
-                params![k.key, until],
+                "INSERT INTO login_throttle (key, attempts, last_attempt_ms, locked_until_ms)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET attempts = ?2, last_attempt_ms = ?3,
+                     locked_until_ms = ?4",
+                params![key, c.attempts, c.last_attempt_ms, c.until_ms],
             )
             .map_err(backend)?;
     }
-    cx.apply(count.effects)
+    cx.apply(decided.effects)?;
+    Ok(decided.attempt)
 }
 
 #[async_trait]
@@ -69,26 +57,39 @@ impl Throttle for SqliteStore {
             .await
     }
 
-    async fn login_failed(&self, keys: Vec<ThrottleKey>, now_ms: i64) -> StoreResult<()> {
+    async fn login_settled(&self, keys: Vec<ThrottleKey>, outcome: Outcome) -> StoreResult<()> {
+        if keys.iter().all(|k| settle(k, outcome) == Settle::Keep) {
+            return Ok(());
+        }
         self.writer
             .write(move |cx| {
-                for k in keys.iter().filter(|k| !k.up_front) {
-                    count_attempt(cx, k, now_ms)?;
+                for k in &keys {
+                    let sql = match settle(k, outcome) {
+                        Settle::Keep => continue,
+                        Settle::GiveBack => {
+                            "UPDATE login_throttle SET attempts = max(attempts - 1, 0) WHERE key = ?1"
+                        }
+                        Settle::Clear => "DELETE FROM login_throttle WHERE key = ?1",
+                    };
+                    cx.conn.exec(sql, [&k.key]).map_err(backend)?;
                 }
                 Ok(())
             })
             .await
     }
 
-    async fn login_succeeded(&self, keys: Vec<ThrottleKey>) -> StoreResult<()> {
+    async fn prune_throttle(&self, now_ms: i64) -> StoreResult<u64> {
         self.writer
             .write(move |cx| {
-                for k in keys.iter().filter(|k| k.up_front) {
-                    cx.conn
-                        .exec("DELETE FROM login_throttle WHERE key = ?1", [&k.key])
-                        .map_err(backend)?;
-                }
-                Ok(())
+                let n = cx
+                    .conn
+                    .exec(
+                        "DELETE FROM login_throttle
+                         WHERE last_attempt_ms < ?1 AND locked_until_ms <= ?2",
+                        params![now_ms.saturating_sub(throttle::WINDOW_MS), now_ms],
+                    )
+                    .map_err(backend)?;
+                Ok(n as u64)
             })
             .await
     }

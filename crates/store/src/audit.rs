@@ -98,6 +98,11 @@ pub enum AuditAction {
     /// a new secret. Whoever holds such a token copied it, or is a pump
     /// that lost track of its own login. A security event.
     RetiredTokenUsed,
+    /// Many logins from one client address within an hour: its further
+    /// attempts now take turns (the first pacing of a window). Everyone
+    /// behind that address is slowed, no one is locked out. A security
+    /// event.
+    LoginSlowed,
 }
 
 impl AuditAction {
@@ -124,6 +129,7 @@ impl AuditAction {
         AuditAction::LoginReplayed,
         AuditAction::ServerKeysMoved,
         AuditAction::RetiredTokenUsed,
+        AuditAction::LoginSlowed,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -135,6 +141,7 @@ impl AuditAction {
         AuditAction::LoginReplayed,
         AuditAction::ServerKeysMoved,
         AuditAction::RetiredTokenUsed,
+        AuditAction::LoginSlowed,
     ];
 
     /// The action as stored.
@@ -161,6 +168,7 @@ impl AuditAction {
             AuditAction::LoginReplayed => "login_replayed",
             AuditAction::ServerKeysMoved => "server_keys_moved",
             AuditAction::RetiredTokenUsed => "retired_token_used",
+            AuditAction::LoginSlowed => "login_slowed",
         }
     }
 

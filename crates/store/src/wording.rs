@@ -28,6 +28,20 @@ impl NewAudit {
         )
     }
 
+    /// Logins from the address `key` (`addr:IP`) now take turns.
+    pub fn slowed(at_ms: i64, key: &str, attempts: u32, interval_ms: i64) -> NewAudit {
+        Self::of(
+            at_ms,
+            key,
+            AuditAction::LoginSlowed,
+            None,
+            format!(
+                "{attempts} login attempts from this address within an hour; each further attempt waits its turn, one every {} s or more",
+                interval_ms / 1_000
+            ),
+        )
+    }
+
     /// An entry with every field given.
     pub fn of(
         at_ms: i64,

@@ -4,19 +4,18 @@
 //! and receives the next one; a token works once. Each handler is one store
 //! transaction, so a refused request changes nothing.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use infusion_protocol::{
     ChallengeResponse, ErrorBody, ErrorCode, IndexRequest, IndexResponse, LoginRequest,
     LoginResponse, ReportRequest, ReportResponse, Token, truncated,
 };
-use infusion_store::throttle::ThrottleKey;
+use infusion_store::throttle::{Outcome, ThrottleKey};
 use infusion_store::{NewToken, StoreError};
 
 use crate::AppState;
+use crate::client::Client;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::{self, Bearer};
@@ -72,7 +71,7 @@ pub async fn challenge(State(app): State<AppState>) -> Result<Json<ChallengeResp
         (status = 200, description = "Logged in: the first token of the chain", body = LoginResponse),
         (status = 401, description = "`invalid_credentials`: unknown user, wrong password, or no valid proof of the device secret (one answer for all three); `device_proof_required`: no `nonce` and `proof`; `challenge_invalid`: the nonce is not this server's, has expired, or was used", body = ErrorBody),
         (status = 403, description = "`device_not_registered`: this MAC is not the device bound to the account", body = ErrorBody),
-        (status = 429, description = "`too_many_requests`: too many attempts for this username or from this address; wait `Retry-After` seconds", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many attempts for this username or device, too many at once from this address, or the server is busy checking other logins; wait `Retry-After` seconds", body = ErrorBody),
         (status = 400, description = "`malformed_json`", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body came too slowly; the connection is closed", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
@@ -82,7 +81,7 @@ pub async fn challenge(State(app): State<AppState>) -> Result<Json<ChallengeResp
     ))]
 pub async fn login(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     extract::Json(req): extract::Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let now = now_ms();
@@ -91,16 +90,19 @@ pub async fn login(
     let stamp = device_login::challenge(checked, req.proof.is_some(), app.config.paper_login)
         .map_err(|r| ApiError::from(r.answer))?;
     let record = app.store.device_login_record(&req.username).await?;
-    let screened = match device_login::screen(&req, stamp, record.as_ref(), peer, now) {
+    let screened = match device_login::screen(&req, stamp, record.as_ref(), client.ip, now) {
         Ok(s) => s,
-        Err(refused) => return Err(apply(&app, refused, &[], now).await),
+        Err(refused) => return Err(apply(&app, refused, &[]).await),
     };
     throttle::admit(&app, &screened.keys, now).await?;
+    // A paced attempt may have waited its turn.
+    let now = now_ms();
     let hash = record.as_ref().map(|r| r.password_hash.as_str());
-    let matched = app.passwords.verify(&req.password, hash).await?;
+    let matched =
+        throttle::verify(&app, &screened.keys, &req.password, hash, screened.lane).await?;
     let device = match device_login::judge(&req, record.as_ref(), &screened, matched, now) {
         Ok(d) => d,
-        Err(refused) => return Err(apply(&app, refused, &screened.keys, now).await),
+        Err(refused) => return Err(apply(&app, refused, &screened.keys).await),
     };
     let Some(record) = record else {
         return Err(ApiError::internal("login record vanished"));
@@ -114,10 +116,10 @@ pub async fn login(
         Ok(next_seq) => next_seq,
         Err(e) => {
             let refused = device_login::session_refused(e, &req, record.patient_id, now)?;
-            return Err(apply(&app, refused, &screened.keys, now).await);
+            return Err(apply(&app, refused, &screened.keys).await);
         }
     };
-    app.store.login_succeeded(screened.keys).await?;
+    throttle::settle(&app, &screened.keys, Outcome::Succeeded).await?;
     Ok(Json(LoginResponse {
         first_name: truncated(&record.first_name),
         last_name: truncated(&record.last_name),
@@ -129,22 +131,20 @@ pub async fn login(
     }))
 }
 
-/// Applies a refused login: its audit entry, its count against `keys`
-/// when it counts, and the answer (or the store's fault, if applying
-/// failed).
-async fn apply(
-    app: &AppState,
-    refused: device_login::Refused,
-    keys: &[ThrottleKey],
-    now: i64,
-) -> ApiError {
+/// Applies a refused login: its audit entry, its outcome on `keys` (a
+/// failure when it counts as a guess, else given back), and the answer
+/// (or the store's fault, if applying failed).
+async fn apply(app: &AppState, refused: device_login::Refused, keys: &[ThrottleKey]) -> ApiError {
     let applied = async {
         if let Some(entry) = refused.audit {
             app.store.append_audit(entry).await?;
         }
-        if refused.counts {
-            app.store.login_failed(keys.to_vec(), now).await?;
-        }
+        let outcome = if refused.counts {
+            Outcome::Failed
+        } else {
+            Outcome::Unjudged
+        };
+        app.store.login_settled(keys.to_vec(), outcome).await?;
         Ok::<_, StoreError>(())
     };
     match applied.await {

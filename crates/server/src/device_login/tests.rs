@@ -1,7 +1,7 @@
 //! The device login's decisions, table by table and as properties over
 //! every combination of what a login can get right or wrong.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use infusion_protocol::{DeviceSecret, HexBytes, LoginRequest, MacAddress, PatientId};
 use infusion_store::{AccountId, AuditAction, BoundDevice, DeviceId, LoginRecord, StoreError};
@@ -12,8 +12,8 @@ use super::*;
 const MAC: &str = "AA:BB:CC:DD:EE:01";
 const OTHER_MAC: &str = "AA:BB:CC:DD:EE:02";
 
-fn peer() -> SocketAddr {
-    "10.0.0.7:4000".parse().unwrap()
+fn peer() -> IpAddr {
+    "10.0.0.7".parse().unwrap()
 }
 
 fn secret(seed: u8) -> DeviceSecret {

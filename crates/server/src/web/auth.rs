@@ -1,17 +1,19 @@
 //! `GET/POST /login` and `POST /logout`.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
+use infusion_store::throttle::Outcome;
 use infusion_store::{AuditAction, NewAudit, NewWebSession, user_actor};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::client::Client;
 use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::password::Lane;
 use crate::web::WebError;
 use crate::web::form::{Button, Form, Submitted};
 use crate::web::layout::bare;
@@ -37,12 +39,12 @@ fn form(csrf: &str, username: &str, error: Option<&str>) -> Markup {
 }
 
 /// The login page; sets the double-submit cookie its form must match.
-pub async fn login_form(State(app): State<AppState>, jar: CookieJar) -> Result<Response, WebError> {
+pub async fn login_form(client: Client, jar: CookieJar) -> Result<Response, WebError> {
     let (nonce, _) = token::issue()?;
     let jar = jar.add(cookie(
         LOGIN_COOKIE,
         nonce.as_str().to_owned(),
-        app.config.secure_cookies,
+        client.https,
     ));
     Ok((jar, form(nonce.as_str(), "", None)).into_response())
 }
@@ -60,42 +62,31 @@ pub struct LoginForm {
 pub async fn login(
     State(app): State<AppState>,
     jar: CookieJar,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Client,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, WebError> {
-    let secure = app.config.secure_cookies;
+    let secure = client.https;
     let expected = jar.get(LOGIN_COOKIE).map(|c| c.value().to_owned());
-    if !expected.is_some_and(|e| same_secret(&e, &f.csrf)) {
+    // An empty pair matches itself: a page elsewhere could post one.
+    if !expected.is_some_and(|e| !e.is_empty() && same_secret(&e, &f.csrf)) {
         return Err(WebError::Csrf);
     }
     let now = now_ms();
-    let keys = throttle::keys(&f.username, peer, None);
+    let keys = throttle::keys(&f.username, client.ip, None);
     if let Err(e) = throttle::admit(&app, &keys, now).await {
-        let Some(secs) = e.retry_after_s else {
-            return Err(e.into());
-        };
-        let page = form(
-            &f.csrf,
-            &f.username,
-            Some(&format!(
-                "Too many login attempts for this account or from this computer. Try again in {secs} s."
-            )),
+        return too_many(
+            &f,
+            e,
+            "Too many login attempts for this account or from this network.",
         );
-        return Ok((
-            StatusCode::TOO_MANY_REQUESTS,
-            [(axum::http::header::RETRY_AFTER, secs.to_string())],
-            page,
-        )
-            .into_response());
     }
+    let now = now_ms();
     let account = app.store.account(&f.username).await?;
-    let matched = app
-        .passwords
-        .verify(
-            &f.password,
-            account.as_ref().map(|a| a.password_hash.as_str()),
-        )
-        .await?;
+    let hash = account.as_ref().map(|a| a.password_hash.as_str());
+    let matched = match throttle::verify(&app, &keys, &f.password, hash, Lane::Other).await {
+        Ok(matched) => matched,
+        Err(e) => return too_many(&f, e, "The server is busy with other logins."),
+    };
     let Some(account) = account.filter(|_| matched) else {
         app.store
             .append_audit(NewAudit {
@@ -106,7 +97,7 @@ pub async fn login(
                 detail: "unknown username or wrong password".into(),
             })
             .await?;
-        app.store.login_failed(keys, now).await?;
+        throttle::settle(&app, &keys, Outcome::Failed).await?;
         let page = form(
             &f.csrf,
             &f.username,
@@ -133,7 +124,7 @@ pub async fn login(
             now,
         )
         .await?;
-    app.store.login_succeeded(keys).await?;
+    throttle::settle(&app, &keys, Outcome::Succeeded).await?;
     let jar = jar.remove(removal(LOGIN_COOKIE, secure)).add(cookie(
         SESSION_COOKIE,
         id.as_str().to_owned(),
@@ -142,11 +133,31 @@ pub async fn login(
     Ok((jar, Redirect::to("/")).into_response())
 }
 
+/// A login refused 429 (`e`, with its `Retry-After`) as the login page
+/// says it: `why`, and when to try again. Any other error is the error.
+fn too_many(f: &LoginForm, e: ApiError, why: &str) -> Result<Response, WebError> {
+    let Some(secs) = e.retry_after_s else {
+        return Err(e.into());
+    };
+    let page = form(
+        &f.csrf,
+        &f.username,
+        Some(&format!("{why} Try again in {secs} s.")),
+    );
+    Ok((
+        StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::RETRY_AFTER, secs.to_string())],
+        page,
+    )
+        .into_response())
+}
+
 /// Ends the session in the database (dead on every instance at once) and
 /// clears the cookie.
 pub async fn logout(
     State(app): State<AppState>,
     jar: CookieJar,
+    client: Client,
     _: Submitted<Button>,
 ) -> Result<Response, WebError> {
     if let Some(id) = jar
@@ -157,6 +168,6 @@ pub async fn logout(
             .end_web_session(token::hash(&id), now_ms())
             .await?;
     }
-    let jar = jar.remove(removal(SESSION_COOKIE, app.config.secure_cookies));
+    let jar = jar.remove(removal(SESSION_COOKIE, client.https));
     Ok((jar, Redirect::to("/login")).into_response())
 }

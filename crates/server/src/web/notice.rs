@@ -18,6 +18,7 @@ use axum_extra::extract::cookie::PrivateCookieJar;
 use maud::{Markup, html};
 
 use crate::AppState;
+use crate::client::Client;
 use crate::web::session::{WebUser, cookie, removal};
 
 /// The one-time notice cookie.
@@ -74,7 +75,7 @@ pub fn see_other(app: &AppState, user: &WebUser, path: &str, notice: Notice) -> 
     let jar = PrivateCookieJar::new(app.keys.notice_key()).add(cookie(
         NOTICE_COOKIE,
         notice.encode(user),
-        app.config.secure_cookies,
+        user.https,
     ));
     (jar, Redirect::to(path)).into_response()
 }
@@ -107,7 +108,7 @@ impl FromRequestParts<AppState> for Flash {
     ) -> Result<Self, std::convert::Infallible> {
         Ok(Flash {
             jar: PrivateCookieJar::from_headers(&parts.headers, app.keys.notice_key()),
-            secure: app.config.secure_cookies,
+            secure: parts.extensions.get::<Client>().is_some_and(|c| c.https),
         })
     }
 }

@@ -20,6 +20,7 @@ use infusion_store::{SessionUse, WebSession};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::client::Client;
 use crate::clock::now_ms;
 use crate::token;
 use crate::web::WebError;
@@ -44,6 +45,8 @@ pub struct WebUser {
     pub session: WebSession,
     /// The CSRF token every form of this session must carry.
     pub csrf: String,
+    /// Reached over HTTPS: the cookies set for this user are `Secure`.
+    pub https: bool,
 }
 
 impl FromRequestParts<AppState> for WebUser {
@@ -73,6 +76,7 @@ impl FromRequestParts<AppState> for WebUser {
             Some(session) => Ok(WebUser {
                 session,
                 csrf: csrf_of(id.as_str()),
+                https: parts.extensions.get::<Client>().is_some_and(|c| c.https),
             }),
             None => Err(WebError::Login),
         }

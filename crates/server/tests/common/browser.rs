@@ -33,12 +33,23 @@ impl Page {
 
 impl Browser {
     pub fn new(app: &TestApp) -> Browser {
+        Self::built(app, |b| b)
+    }
+
+    /// A browser whose client is further set up by `more` (a local address
+    /// to come from, headers a proxy would add).
+    pub fn built(
+        app: &TestApp,
+        more: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Browser {
         Browser {
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            http: more(
+                reqwest::Client::builder()
+                    .cookie_store(true)
+                    .redirect(reqwest::redirect::Policy::none()),
+            )
+            .build()
+            .unwrap(),
             base: app.url(""),
         }
     }
