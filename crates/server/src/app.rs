@@ -39,6 +39,8 @@ pub struct AppState {
     pub decision: Arc<dyn crate::decision::DecisionAlgorithm>,
     /// The index signing key and the login challenge key.
     pub keys: Arc<ServerKeys>,
+    /// Refusals counted instead of audited.
+    pub refusals: Arc<crate::refusals::RefusalCounts>,
 }
 
 /// Why a server cannot start.
@@ -64,7 +66,20 @@ impl AppState {
             decision: Arc::new(crate::decision::TremorRule),
             store,
             config: Arc::new(config),
+            refusals: Arc::default(),
         })
+    }
+}
+
+impl AppState {
+    /// A device request's store error, a token that is not stored counted
+    /// (the store audits only stored ones: see [`crate::refusals`]).
+    pub fn token_refused(&self, e: infusion_store::StoreError) -> infusion_store::StoreError {
+        if e == infusion_store::StoreError::TokenInvalid {
+            self.refusals
+                .count(crate::refusals::Unrecorded::UnknownToken);
+        }
+        e
     }
 }
 

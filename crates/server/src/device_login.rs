@@ -21,7 +21,7 @@
 use std::net::IpAddr;
 
 use infusion_protocol::{ErrorCode, LoginRequest, PatientId, verify_login_proof};
-use infusion_store::throttle::ThrottleKey;
+use infusion_store::throttle::{ThrottleKey, address_network};
 use infusion_store::{AuditAction, BoundDevice, DeviceId, LoginRecord, NewAudit, StoreError};
 
 use crate::error::ApiError;
@@ -143,7 +143,7 @@ pub fn screen(
         lane: if proven.is_some() {
             Lane::Proven
         } else {
-            Lane::Other
+            Lane::Other(address_network(client))
         },
         proof_fault,
     })
@@ -191,31 +191,37 @@ pub fn judge(
     password_matched: bool,
     now_ms: i64,
 ) -> Result<DeviceId, Refused> {
-    let refuse = |answer, patient, what: &str| Refused {
+    let refuse = |answer, patient: PatientId, what: &str| Refused {
         answer,
         audit: Some(NewAudit {
             at_ms: now_ms,
             actor: format!("device:{}", req.mac),
             action: AuditAction::DeviceLoginRefused,
-            patient_id: patient,
+            patient_id: Some(patient),
             detail: format!("username {:?}: {what}", req.username.as_str()),
         }),
         counts: true,
     };
-    let record = match record {
-        Some(r) if password_matched => r,
-        _ => {
-            return Err(refuse(
-                Answer::InvalidCredentials,
-                record.map(|r| r.patient_id),
-                "invalid credentials",
-            ));
-        }
+    let Some(record) = record else {
+        // A name no account has: counted by the throttle and the server,
+        // not audited, so that guessing names cannot grow the audit log.
+        return Err(Refused {
+            answer: Answer::InvalidCredentials,
+            audit: None,
+            counts: true,
+        });
     };
+    if !password_matched {
+        return Err(refuse(
+            Answer::InvalidCredentials,
+            record.patient_id,
+            "invalid credentials",
+        ));
+    }
     let Some(device) = record.device.filter(|d| d.mac == req.mac) else {
         return Err(refuse(
             Answer::NotRegistered,
-            Some(record.patient_id),
+            record.patient_id,
             "device not registered",
         ));
     };

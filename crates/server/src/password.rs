@@ -12,13 +12,15 @@
 //! Each hashing thread therefore owns one buffer of Argon2 blocks, grown
 //! to the largest cost it has seen and reused for every hash.
 
-use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::error::ApiError;
+pub use crate::hash_queue::Lane;
+use crate::hash_queue::{QueueCaps, Queues};
 
 /// Argon2id cost. The default is OWASP's password storage recommendation
 /// (m = 19 MiB, t = 2, p = 1); tests lower it to keep suites fast.
@@ -135,7 +137,8 @@ fn verify_with(blocks: &mut Vec<Block>, password: &str, stored: &str) -> Result<
 
 /// Verifies passwords without letting hashing starve the server: at most
 /// one hash per core runs at once (each holds m_cost of memory), on
-/// dedicated hashing threads, fed from two bounded queues (see [`Lane`]).
+/// dedicated hashing threads, fed from bounded queues (see
+/// [`crate::hash_queue`]).
 /// An unknown user is verified against a dummy hash of the same cost, so
 /// that a wrong username and a wrong password take equally long and
 /// cannot be told apart.
@@ -146,39 +149,13 @@ pub struct Passwords {
     dummy_hash: Arc<str>,
 }
 
-/// Which queue a hash waits in. The hashing threads always take a proven
-/// device login first: a pump that has shown its device secret is a real
-/// pump, and a flood of guesses (which cannot show it) must not keep a
-/// running infusion's pump from logging in again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lane {
-    /// A device login that proved its device secret.
-    Proven,
-    /// Everything else: web logins, unproven device logins, new hashes.
-    Other,
-}
-
-/// How many hashes may wait in each lane, per hashing thread. A hash
-/// takes about 1/15 s on one core at the default cost, so a full `Other`
-/// lane is about half a second of work: a login beyond it is told to come
-/// back in a second rather than wait behind a flood.
-pub const QUEUED_PER_THREAD: [usize; 2] = [64, 8];
-
 /// A job for the hashing threads, given the thread's own block buffer.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
-
-/// The two queues and whether the pool was dropped.
-#[derive(Default)]
-struct Queues {
-    proven: VecDeque<Job>,
-    other: VecDeque<Job>,
-    closed: bool,
-}
 
 /// What the hashing threads share with the handles.
 #[derive(Default)]
 struct Shared {
-    queues: Mutex<Queues>,
+    queues: Mutex<Queues<Job>>,
     ready: Condvar,
 }
 
@@ -199,7 +176,7 @@ impl Drop for Closer {
 #[derive(Clone)]
 struct HashPool {
     shared: Arc<Shared>,
-    capacity: [usize; 2],
+    caps: QueueCaps,
     _closer: Arc<Closer>,
 }
 
@@ -221,7 +198,7 @@ impl HashPool {
                 .map_err(|e| ApiError::internal(format!("starting a hashing thread: {e}")))?;
         }
         Ok(HashPool {
-            capacity: QUEUED_PER_THREAD.map(|n| n * threads),
+            caps: QueueCaps::PER_THREAD.times(threads),
             _closer: Arc::new(Closer(Arc::clone(&shared))),
             shared,
         })
@@ -247,14 +224,9 @@ impl HashPool {
                 .queues
                 .lock()
                 .map_err(|_| ApiError::internal("password threads stopped"))?;
-            let (queue, capacity) = match lane {
-                Lane::Proven => (&mut q.proven, self.capacity[0]),
-                Lane::Other => (&mut q.other, self.capacity[1]),
-            };
-            if queue.len() >= capacity {
+            if q.push(lane, job, self.caps).is_err() {
                 return Err(ApiError::busy());
             }
-            queue.push_back(job);
         }
         self.shared.ready.notify_one();
         rx.await
@@ -263,11 +235,11 @@ impl HashPool {
 }
 
 impl Shared {
-    /// The next job, proven logins first; `None` once closed and empty.
+    /// The next job (see [`Queues::pop`]); `None` once closed and empty.
     fn next(&self) -> Option<Job> {
         let mut q = self.queues.lock().ok()?;
         loop {
-            if let Some(job) = q.proven.pop_front().or_else(|| q.other.pop_front()) {
+            if let Some(job) = q.pop() {
                 return Some(job);
             }
             if q.closed {
@@ -323,7 +295,7 @@ impl Passwords {
         let password = password.to_owned();
         let params = self.params;
         self.pool
-            .run(Lane::Other, move |blocks| {
+            .run(Lane::Other(IpAddr::from([0, 0, 0, 0])), move |blocks| {
                 params.hash_with(blocks, &password)
             })
             .await
@@ -352,7 +324,7 @@ mod tests {
         let p = Passwords::new(PasswordParams::INSECURE_FAST).unwrap();
         let h = p.hash("correct horse").await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        let verify = |pw, h| p.verify(pw, h, Lane::Other);
+        let verify = |pw, h| p.verify(pw, h, Lane::Other([127, 0, 0, 1].into()));
         assert!(verify("correct horse", Some(&h)).await.unwrap());
         assert!(!verify("wrong", Some(&h)).await.unwrap());
         assert!(!verify("correct horse", None).await.unwrap());

@@ -70,7 +70,9 @@ async fn binding_again_ends_the_chain_started_under_the_old_secret(backend: Back
         events_before,
         "nothing stored"
     );
-    assert_eq!(retired_uses(&app).await, 2);
+    // One security event: the token's second refusal is counted on it,
+    // not audited again (threat T16).
+    assert_eq!(retired_uses(&app).await, 1);
     assert_eq!(
         app.token_used(&live).await,
         Some(false),

@@ -92,7 +92,6 @@ async fn login_logout_and_session_renewal(backend: Backend) {
             "user:dr.house web_login",
             "user:dr.house web_logout",
             "user:dr.house web_login",
-            "user:nobody web_login_refused",
             "user:dr.house web_login_refused",
         ]
     );

@@ -64,6 +64,7 @@ async fn audit_head_on(conn: &mut PgConnection, lock: bool) -> StoreResult<Audit
 
 /// Appends one audit entry to the hash chain, under the head's lock.
 pub(crate) async fn insert_audit_on(conn: &mut PgConnection, e: &NewAudit) -> StoreResult<()> {
+    let e = &*e.bounded();
     let head = audit_head_on(conn, true).await?;
     let hash = chain_hash(&head.hash, e);
     sqlx::query(

@@ -61,7 +61,7 @@ pub(crate) async fn refuse_token(
         Err(e) => return e,
     };
     let refusal = refusal_after_miss(found.as_ref(), patient, now_ms);
-    match keep_refusal(pool, &refusal).await {
+    match keep_refusal(pool, &refusal, presented).await {
         Ok(()) => refusal.error,
         Err(failed) => failed,
     }
@@ -75,14 +75,21 @@ pub(crate) async fn refuse_token(
 /// device row, so taking them in the same order cannot deadlock. A
 /// consumption that raced the revocation may still have issued a token,
 /// but with the old generation, so that token is dead.
-async fn keep_refusal(pool: &PgPool, refusal: &Refusal) -> StoreResult<()> {
+async fn keep_refusal(pool: &PgPool, refusal: &Refusal, presented: TokenHash) -> StoreResult<()> {
     let mut tx = pool.begin().await.map_err(db_error)?;
+    if refusal.count_on_token {
+        sqlx::query("UPDATE tokens SET refused_count = refused_count + 1 WHERE hash = $1")
+            .bind(&presented.0[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
     if let Some(device) = refusal.revoke_chain_of {
         sqlx::query(
             "UPDATE tokens SET revoked_at_ms = $1
              WHERE device_id = $2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL",
         )
-        .bind(refusal.audit.at_ms)
+        .bind(refusal.at_ms)
         .bind(device.0)
         .execute(&mut *tx)
         .await
@@ -93,7 +100,9 @@ async fn keep_refusal(pool: &PgPool, refusal: &Refusal) -> StoreResult<()> {
             .await
             .map_err(db_error)?;
     }
-    insert_audit_on(&mut tx, &refusal.audit).await?;
+    if let Some(entry) = &refusal.audit {
+        insert_audit_on(&mut tx, entry).await?;
+    }
     tx.commit().await.map_err(db_error)
 }
 

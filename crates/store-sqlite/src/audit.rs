@@ -43,6 +43,7 @@ pub(crate) fn audit_head(conn: &Connection) -> StoreResult<AuditHead> {
 /// hash and its fields, and the head moved on, in the caller's
 /// transaction (on the single writer, so no other insert interleaves).
 pub(crate) fn insert_audit(conn: &Connection, e: &NewAudit) -> StoreResult<()> {
+    let e = &*e.bounded();
     let head = audit_head(conn)?;
     let hash = chain_hash(&head.hash, e);
     conn.prepare_cached(

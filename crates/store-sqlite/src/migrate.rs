@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_device_identity",
         include_str!("../migrations/0009_device_identity.sql"),
     ),
+    (
+        "0010_token_refusals",
+        include_str!("../migrations/0010_token_refusals.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

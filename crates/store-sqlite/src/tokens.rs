@@ -73,7 +73,7 @@ pub(crate) fn consume_token(
         Ok((r.i64(0)?, PresentedToken::from_row(r)?))
     })?;
     if let Err(refusal) = check_presented(row.as_ref().map(|(_, t)| t), patient, now_ms) {
-        cx.keep_refusal(&refusal);
+        cx.keep_refusal(&refusal, presented);
         return Err(refusal.error);
     }
     let Some((device, token)) = row else {

@@ -8,7 +8,9 @@
 //! before their data is on disk, and throughput grows with load instead of
 //! being capped at the disk's fsync rate.
 
-use infusion_store::{Change, DeviceId, Effects, NewAudit, Refusal, StoreError, StoreResult};
+use infusion_store::{
+    Change, DeviceId, Effects, NewAudit, Refusal, StoreError, StoreResult, TokenHash,
+};
 use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -33,6 +35,8 @@ pub(crate) struct WriteCtx<'c> {
     /// Devices whose token chain a refused job revokes (a replay), with
     /// the time: kept, like the audit, though the job is rolled back.
     kept_revocations: Vec<(DeviceId, i64)>,
+    /// Stored tokens a refused job was refused for, to count on their row.
+    kept_refused_tokens: Vec<TokenHash>,
     announced: Vec<Change>,
 }
 
@@ -41,10 +45,13 @@ impl WriteCtx<'_> {
     /// job is rolled back: its audit entry and, for a replay, the
     /// revocation of the device's chain. A refused request changes nothing
     /// else.
-    pub fn keep_refusal(&mut self, refusal: &Refusal) {
-        self.kept_audit.push(refusal.audit.clone());
+    pub fn keep_refusal(&mut self, refusal: &Refusal, presented: TokenHash) {
+        self.kept_audit.extend(refusal.audit.clone());
         if let Some(device) = refusal.revoke_chain_of {
-            self.kept_revocations.push((device, refusal.audit.at_ms));
+            self.kept_revocations.push((device, refusal.at_ms));
+        }
+        if refusal.count_on_token {
+            self.kept_refused_tokens.push(presented);
         }
     }
 
@@ -177,6 +184,7 @@ fn commit_batch(
                 conn,
                 kept_audit: Vec::new(),
                 kept_revocations: Vec::new(),
+                kept_refused_tokens: Vec::new(),
                 announced: Vec::new(),
             };
             let keep = job.run(&mut cx);
@@ -190,6 +198,13 @@ fn commit_batch(
             }
             for &(device, at_ms) in &cx.kept_revocations {
                 revoke_chain(conn, device, at_ms)?;
+            }
+            for hash in &cx.kept_refused_tokens {
+                conn.exec(
+                    "UPDATE tokens SET refused_count = refused_count + 1 WHERE hash = ?1",
+                    [&hash.0[..]],
+                )
+                .map_err(backend)?;
             }
             control(conn, "RELEASE job")?;
         }

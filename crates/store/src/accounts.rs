@@ -154,9 +154,21 @@ pub struct AccountOverview {
     pub device: Option<String>,
 }
 
+/// True when `username` could be an account's: 1 to 64 characters of
+/// ASCII letters, digits and `.`, `_`, `-`, `@`. A login naming anything
+/// else is refused before anything about it is stored or hashed.
+pub fn is_possible_username(username: &str) -> bool {
+    use infusion_protocol::limits::USERNAME_MAX;
+    !username.is_empty()
+        && username.len() <= USERNAME_MAX
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
 /// Checks the names of a new account against the wire format's limits, so
 /// that everything stored can be sent to a pump unchanged. Usernames are
-/// 1 to 64 characters of letters, digits and `.`, `_`, `-`, `@`.
+/// [`is_possible_username`]s.
 pub fn check_account_names(
     username: &str,
     first_name: &str,
@@ -164,12 +176,7 @@ pub fn check_account_names(
 ) -> Result<(), StoreError> {
     use infusion_protocol::limits::{NAME_MAX, USERNAME_MAX};
     let invalid = |m: String| Err(StoreError::Invalid(m));
-    if username.is_empty()
-        || username.len() > USERNAME_MAX
-        || !username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
-    {
+    if !is_possible_username(username) {
         return invalid(format!(
             "a username is 1 to {USERNAME_MAX} letters, digits, '.', '_', '-' or '@'"
         ));

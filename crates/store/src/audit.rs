@@ -193,6 +193,40 @@ pub struct NewAudit {
     pub detail: String,
 }
 
+impl NewAudit {
+    /// The longest actor stored, bytes (`user:` and a 64-byte name fit).
+    pub const ACTOR_MAX: usize = 128;
+    /// The longest detail stored, bytes.
+    pub const DETAIL_MAX: usize = 1024;
+
+    /// The entry as stored: actor and detail cut to [`Self::ACTOR_MAX`]
+    /// and [`Self::DETAIL_MAX`] (at a character boundary, marked `…`), so
+    /// that no text an outsider chooses takes more room than that in the
+    /// append-only log. Both backends store and chain this form.
+    pub fn bounded(&self) -> std::borrow::Cow<'_, NewAudit> {
+        if self.actor.len() <= Self::ACTOR_MAX && self.detail.len() <= Self::DETAIL_MAX {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        std::borrow::Cow::Owned(NewAudit {
+            actor: cut(&self.actor, Self::ACTOR_MAX),
+            detail: cut(&self.detail, Self::DETAIL_MAX),
+            ..self.clone()
+        })
+    }
+}
+
+/// `s` cut to at most `max` bytes, ending in `…` when cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max - '…'.len_utf8();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// A stored audit entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -224,5 +258,20 @@ mod tests {
                 .all(|s| AuditAction::ALL.contains(s))
         );
         assert!(stored_action("meltdown").is_err());
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary_and_short_text_kept() {
+        let e = NewAudit::of(0, "user:x", AuditAction::WebLogin, None, "ok".into());
+        assert!(matches!(e.bounded(), std::borrow::Cow::Borrowed(_)));
+        let long = NewAudit {
+            actor: "é".repeat(100),
+            detail: "x".repeat(60_000),
+            ..e
+        };
+        let b = long.bounded();
+        assert!(b.actor.len() <= NewAudit::ACTOR_MAX && b.actor.ends_with('…'));
+        assert!(b.actor.starts_with("éé"));
+        assert_eq!(b.detail.len(), NewAudit::DETAIL_MAX);
     }
 }

@@ -221,7 +221,7 @@ impl PresentedToken {
     /// `devices d`, its device.
     pub const COLUMNS: &'static str = "t.device_id, t.patient_id, t.expires_at_ms, t.used_at_ms,
         d.mac, d.retired_at_ms IS NOT NULL, t.revoked_at_ms IS NOT NULL,
-        t.generation <> d.token_generation";
+        t.generation <> d.token_generation, t.refused_count > 0";
 
     /// A row selected with [`PresentedToken::COLUMNS`].
     pub fn from_row(c: &impl Columns) -> StoreResult<PresentedToken> {
@@ -234,6 +234,7 @@ impl PresentedToken {
             device_retired: c.flag(5)?,
             revoked: c.flag(6)?,
             stale: c.flag(7)?,
+            refused_before: c.flag(8)?,
         })
     }
 }

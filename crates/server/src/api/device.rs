@@ -12,13 +12,14 @@ use infusion_protocol::{
     LoginResponse, ReportRequest, ReportResponse, Token, truncated,
 };
 use infusion_store::throttle::{Outcome, ThrottleKey};
-use infusion_store::{NewToken, StoreError};
+use infusion_store::{NewToken, StoreError, is_possible_username};
 
 use crate::AppState;
 use crate::client::Client;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::{self, Bearer};
+use crate::refusals::Unrecorded;
 use crate::{device_login, throttle, token};
 
 /// Routes of this resource.
@@ -89,6 +90,11 @@ pub async fn login(
     let checked = req.nonce.as_ref().map(|n| app.keys.check(n, ttl_ms, now));
     let stamp = device_login::challenge(checked, req.proof.is_some(), app.config.paper_login)
         .map_err(|r| ApiError::from(r.answer))?;
+    if !is_possible_username(&req.username) {
+        // No account has such a name: nothing about it is stored or hashed.
+        app.refusals.count(Unrecorded::InvalidUsername);
+        return Err(device_login::Answer::InvalidCredentials.into());
+    }
     let record = app.store.device_login_record(&req.username).await?;
     let screened = match device_login::screen(&req, stamp, record.as_ref(), client.ip, now) {
         Ok(s) => s,
@@ -102,7 +108,12 @@ pub async fn login(
         throttle::verify(&app, &screened.keys, &req.password, hash, screened.lane).await?;
     let device = match device_login::judge(&req, record.as_ref(), &screened, matched, now) {
         Ok(d) => d,
-        Err(refused) => return Err(apply(&app, refused, &screened.keys).await),
+        Err(refused) => {
+            if record.is_none() {
+                app.refusals.count(Unrecorded::UnknownUsername);
+            }
+            return Err(apply(&app, refused, &screened.keys).await);
+        }
     };
     let Some(record) = record else {
         return Err(ApiError::internal("login record vanished"));
@@ -178,7 +189,8 @@ pub async fn index(
     let polled = app
         .store
         .poll_index(token::hash(&presented), req.patient_id, next, now)
-        .await?;
+        .await
+        .map_err(|e| app.token_refused(e))?;
     Ok(Json(IndexResponse {
         signature: app
             .keys
@@ -228,7 +240,8 @@ pub async fn report(
             next,
             now,
         )
-        .await?;
+        .await
+        .map_err(|e| app.token_refused(e))?;
     if outcome.accepted > 0
         && req
             .events

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
-use infusion_store::throttle::Outcome;
-use infusion_store::{AuditAction, NewAudit, NewWebSession, user_actor};
+use infusion_store::throttle::{Outcome, address_network};
+use infusion_store::{AuditAction, NewAudit, NewWebSession, is_possible_username, user_actor};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -14,6 +14,7 @@ use crate::client::Client;
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::password::Lane;
+use crate::refusals::Unrecorded;
 use crate::web::WebError;
 use crate::web::form::{Button, Form, Submitted};
 use crate::web::layout::bare;
@@ -71,6 +72,14 @@ pub async fn login(
     if !expected.is_some_and(|e| !e.is_empty() && same_secret(&e, &f.csrf)) {
         return Err(WebError::Csrf);
     }
+    if !is_possible_username(&f.username) {
+        // No account has such a name: refused before anything about it is
+        // stored (a 60 KB name was stored twice over) or hashed.
+        app.refusals.count(Unrecorded::InvalidUsername);
+        // Shown back for correcting a typo, unless it is no typo.
+        let short = f.username.len() <= 64 && !f.username.chars().any(char::is_control);
+        return Ok(refused_page(&f.csrf, if short { &f.username } else { "" }));
+    }
     let now = now_ms();
     let keys = throttle::keys(&f.username, client.ip, None);
     if let Err(e) = throttle::admit(&app, &keys, now).await {
@@ -83,27 +92,35 @@ pub async fn login(
     let now = now_ms();
     let account = app.store.account(&f.username).await?;
     let hash = account.as_ref().map(|a| a.password_hash.as_str());
-    let matched = match throttle::verify(&app, &keys, &f.password, hash, Lane::Other).await {
+    let matched = match throttle::verify(
+        &app,
+        &keys,
+        &f.password,
+        hash,
+        Lane::Other(address_network(client.ip)),
+    )
+    .await
+    {
         Ok(matched) => matched,
         Err(e) => return too_many(&f, e, "The server is busy with other logins."),
     };
+    let known = account.is_some();
     let Some(account) = account.filter(|_| matched) else {
-        app.store
-            .append_audit(NewAudit {
-                at_ms: now,
-                actor: user_actor(&f.username),
-                action: AuditAction::WebLoginRefused,
-                patient_id: None,
-                detail: "unknown username or wrong password".into(),
-            })
-            .await?;
+        if known {
+            app.store
+                .append_audit(NewAudit {
+                    at_ms: now,
+                    actor: user_actor(&f.username),
+                    action: AuditAction::WebLoginRefused,
+                    patient_id: None,
+                    detail: "wrong password".into(),
+                })
+                .await?;
+        } else {
+            app.refusals.count(Unrecorded::UnknownUsername);
+        }
         throttle::settle(&app, &keys, Outcome::Failed).await?;
-        let page = form(
-            &f.csrf,
-            &f.username,
-            Some("Unknown username or wrong password."),
-        );
-        return Ok((StatusCode::UNAUTHORIZED, page).into_response());
+        return Ok(refused_page(&f.csrf, &f.username));
     };
     // A new session id at every login: an id planted earlier is worthless.
     if let Some(old) = jar
@@ -133,6 +150,12 @@ pub async fn login(
     Ok((jar, Redirect::to("/")).into_response())
 }
 
+/// A login refused: one answer for an unknown name and a wrong password.
+fn refused_page(csrf: &str, username: &str) -> Response {
+    let page = form(csrf, username, Some("Unknown username or wrong password."));
+    (StatusCode::UNAUTHORIZED, page).into_response()
+}
+
 /// A login refused 429 (`e`, with its `Retry-After`) as the login page
 /// says it: `why`, and when to try again. Any other error is the error.
 fn too_many(f: &LoginForm, e: ApiError, why: &str) -> Result<Response, WebError> {
@@ -142,7 +165,10 @@ fn too_many(f: &LoginForm, e: ApiError, why: &str) -> Result<Response, WebError>
     let page = form(
         &f.csrf,
         &f.username,
-        Some(&format!("{why} Try again in {secs} s.")),
+        Some(&format!(
+            "{why} Try again in {}.",
+            crate::web::format::wait(secs)
+        )),
     );
     Ok((
         StatusCode::TOO_MANY_REQUESTS,

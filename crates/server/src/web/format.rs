@@ -72,6 +72,15 @@ pub fn ago(then_ms: i64, now_ms: i64) -> String {
     }
 }
 
+/// A wait in words, rounded up: `5 s`, `15 min`.
+pub fn wait(secs: u64) -> String {
+    if secs < 60 {
+        format!("{secs} s")
+    } else {
+        format!("{} min", secs.div_ceil(60))
+    }
+}
+
 /// A prescription in words: `v3: 5 mL at 4 mL/h (run)`, or `none`.
 pub fn prescription_text(p: Option<&infusion_store::Prescription>) -> String {
     match p {
@@ -97,6 +106,15 @@ pub fn alarm_name(b: &infusion_protocol::EventBody) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_read_in_seconds_then_minutes() {
+        assert_eq!(wait(1), "1 s");
+        assert_eq!(wait(59), "59 s");
+        assert_eq!(wait(60), "1 min");
+        assert_eq!(wait(61), "2 min");
+        assert_eq!(wait(900), "15 min");
+    }
 
     #[test]
     fn millis_round_trip() {
