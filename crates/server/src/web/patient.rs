@@ -336,16 +336,43 @@ fn audit_section(v: &View<'_>) -> Markup {
     }
 }
 
-/// Security events (replayed tokens) as a table: when, which device, what.
+/// Security events as a table: when, who (a device, a username or an
+/// address), what. Repeats of one event (the same who and what, one after
+/// another) are one row with their count and first time, so that a flood
+/// of them does not push every other event off the page.
 pub(crate) fn security_table(events: &[infusion_store::AuditRecord]) -> Markup {
     html! {
         div class="table" tabindex="0" role="region" aria-label="Security events" { table {
-            thead { tr { th scope="col" { "When" } th scope="col" { "Device" } th scope="col" { "What" } th scope="col" { "Detail" } } }
-            tbody { @for r in events { tr {
-                td { (time(r.entry.at_ms)) } td { (r.entry.actor) } td { (r.entry.action.as_str()) } td { (r.entry.detail) }
+            thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
+            tbody { @for (r, times, first_ms) in repeats_grouped(events) { tr {
+                td {
+                    (time(r.entry.at_ms))
+                    @if times > 1 { br; small { (times) " times since " (time(first_ms)) } }
+                }
+                td { (r.entry.actor) } td { (r.entry.action.as_str()) } td { (r.entry.detail) }
             } } }
         } }
     }
+}
+
+/// `events` (newest first) with each run of one actor's one action made
+/// one: its newest entry, how many, and the oldest one's time.
+fn repeats_grouped(
+    events: &[infusion_store::AuditRecord],
+) -> Vec<(&infusion_store::AuditRecord, usize, i64)> {
+    let mut grouped: Vec<(&infusion_store::AuditRecord, usize, i64)> = Vec::new();
+    for r in events {
+        match grouped.last_mut() {
+            Some((newest, times, first))
+                if newest.entry.actor == r.entry.actor && newest.entry.action == r.entry.action =>
+            {
+                *times += 1;
+                *first = r.entry.at_ms;
+            }
+            _ => grouped.push((r, 1, r.entry.at_ms)),
+        }
+    }
+    grouped
 }
 
 /// Where a prescription version is on its way to the patient, from what
@@ -423,5 +450,34 @@ pub async fn answer(
             let page = patient_page(app, user, &now, Some(Notice::Refused(why))).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use infusion_store::{AuditAction, AuditRecord, NewAudit};
+
+    fn event(id: i64, actor: &str, action: AuditAction) -> AuditRecord {
+        AuditRecord {
+            id,
+            entry: NewAudit::of(id * 1_000, actor, action, None, String::new()),
+        }
+    }
+
+    #[test]
+    fn runs_of_one_event_are_one_row_with_their_count() {
+        use AuditAction::{LoginLockedOut as Locked, TokenReplayed as Replayed};
+        let events = [
+            event(9, "device:A", Replayed),
+            event(8, "device:A", Replayed),
+            event(7, "device:A", Replayed),
+            event(6, "user:x", Locked),
+            event(5, "device:A", Replayed),
+        ];
+        let grouped: Vec<(i64, usize, i64)> = super::repeats_grouped(&events)
+            .into_iter()
+            .map(|(r, n, first)| (r.id, n, first))
+            .collect();
+        assert_eq!(grouped, [(9, 3, 7_000), (6, 1, 6_000), (5, 1, 5_000)]);
     }
 }
