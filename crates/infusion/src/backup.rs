@@ -29,6 +29,9 @@ pub async fn backup(db: &Database, to: &Path) -> anyhow::Result<u64> {
         }
         DatabaseUrl::Postgres(url) => {
             let (dbname, password) = split_password(url);
+            // pg_dump keeps the mode of the file it writes into: owner only.
+            infusion_store_sqlite::private_file::create_private(to)
+                .with_context(|| format!("creating {}", to.display()))?;
             let mut cmd = tokio::process::Command::new("pg_dump");
             cmd.args(["--format=custom", "--no-owner", "--file"])
                 .arg(to)

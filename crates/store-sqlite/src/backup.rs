@@ -64,6 +64,8 @@ pub fn backup(db: &Path, dest: &Path) -> StoreResult<BackupInfo> {
             dest.display()
         )));
     }
+    // Made before SQLite opens it: the backup holds the keys and hashes.
+    crate::private_file::create_private(dest)?;
     let src = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", db.display())))?;
     src.backup(MAIN_DB, dest, None).map_err(backend)?;
@@ -78,6 +80,7 @@ pub fn backup(db: &Path, dest: &Path) -> StoreResult<BackupInfo> {
 /// backup `from`. Run with the server stopped.
 pub fn restore(from: &Path, db: &Path) -> StoreResult<BackupInfo> {
     let schema_version = verify(from)?;
+    crate::private_file::create_private(db)?;
     let mut dst = Connection::open(db)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", db.display())))?;
     dst.restore(MAIN_DB, from, None::<fn(rusqlite::backup::Progress)>)

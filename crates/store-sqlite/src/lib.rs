@@ -19,6 +19,7 @@ pub mod backup;
 mod devices;
 mod events;
 mod migrate;
+pub mod private_file;
 mod readers;
 mod rows;
 mod secrets;
@@ -80,13 +81,18 @@ impl SqliteStore {
     /// migrations and starts the writer thread.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
+        let cannot = |e: &dyn std::fmt::Display| {
+            StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+        };
+        private_file::create_private(&path)?;
+        private_file::warn_if_exposed(&path);
         let mut conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|e| cannot(&e))?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(backend)?;
@@ -122,6 +128,7 @@ impl SqliteStore {
     /// Applies pending migrations without starting a store; returns how many
     /// were applied. For `infusion admin migrate`.
     pub fn migrate(path: impl AsRef<Path>) -> StoreResult<usize> {
+        private_file::create_private(path.as_ref())?;
         let mut conn = Connection::open(path.as_ref()).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
