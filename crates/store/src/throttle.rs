@@ -163,12 +163,19 @@ impl ThrottleKey {
 /// subscriber is usually given a whole /64 and picks addresses in it at
 /// will. Login throttling and connection caps count alike.
 pub fn address_network(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
+/// An IPv4-mapped IPv6 address (what a dual-stack socket reports for an
+/// IPv4 client) as the IPv4 address it is, so one client is one address
+/// whichever way it arrived.
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
     }
 }
 

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
+use infusion_protocol::limits::USERNAME_MAX;
 use infusion_store::throttle::{Outcome, address_network};
 use infusion_store::{AuditAction, NewAudit, NewWebSession, is_possible_username, user_actor};
 use maud::{Markup, html};
@@ -77,7 +78,7 @@ pub async fn login(
         // stored (a 60 KB name was stored twice over) or hashed.
         app.refusals.count(Unrecorded::InvalidUsername);
         // Shown back for correcting a typo, unless it is no typo.
-        let short = f.username.len() <= 64 && !f.username.chars().any(char::is_control);
+        let short = f.username.len() <= USERNAME_MAX && !f.username.chars().any(char::is_control);
         return Ok(refused_page(&f.csrf, if short { &f.username } else { "" }));
     }
     let now = now_ms();
