@@ -13,7 +13,7 @@ use crate::rows::{Cols, get, patient_id, stored_patient};
 use crate::{PgStore, db_error};
 
 async fn username_taken(conn: &mut PgConnection, username: &str) -> StoreResult<bool> {
-    sqlx::query("SELECT 1 FROM accounts WHERE username = $1")
+    sqlx::query("SELECT 1 FROM accounts WHERE lower(username) = lower($1)")
         .bind(username)
         .fetch_optional(conn)
         .await

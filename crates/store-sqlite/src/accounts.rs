@@ -14,7 +14,7 @@ use crate::writer::{Cached, WriteCtx, backend};
 
 fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
     conn.row(
-        "SELECT 1 FROM accounts WHERE username = ?1",
+        "SELECT 1 FROM accounts WHERE lower(username) = lower(?1)",
         [username],
         |_| Ok(()),
     )

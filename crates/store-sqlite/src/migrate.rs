@@ -48,6 +48,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_token_refusals",
         include_str!("../migrations/0010_token_refusals.sql"),
     ),
+    (
+        "0011_username_case",
+        include_str!("../migrations/0011_username_case.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

@@ -155,15 +155,70 @@ pub struct AccountOverview {
 }
 
 /// True when `username` could be an account's: 1 to 64 characters of
-/// ASCII letters, digits and `.`, `_`, `-`, `@`. A login naming anything
-/// else is refused before anything about it is stored or hashed.
+/// ASCII letters, digits and `.`, `_`, `-`, `@`, at least one a letter or
+/// digit (`.` and `..` would name no page). A login naming anything else
+/// is refused before anything about it is stored or hashed. Usernames are
+/// also unique regardless of letter case (each backend's unique index on
+/// `lower(username)`), so `pa.one` and `PA.ONE` cannot be two people.
 pub fn is_possible_username(username: &str) -> bool {
     use infusion_protocol::limits::USERNAME_MAX;
-    !username.is_empty()
-        && username.len() <= USERNAME_MAX
+    username.len() <= USERNAME_MAX
+        && username.chars().any(|c| c.is_ascii_alphanumeric())
         && username
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
+/// Why a person's name or an institution's cannot be stored, in words
+/// for the administrator who typed it; `None` when it can. Each name is
+/// shown to clinicians beside patients it must not be confused with, so
+/// it must look like what it is:
+/// - no invisible characters: controls, formatting characters such as a
+///   zero-width space or a right-to-left override (Unicode category C),
+///   and no spaces but the plain one, none at either end or two together;
+/// - at least one letter;
+/// - each word in one script (UTS #39 mixed-script detection, by the
+///   unicode-security crate), so a Cyrillic "а" cannot hide in a Latin
+///   name. A whole name in Cyrillic or in Han is of course allowed.
+pub fn name_fault(name: &str, max: usize) -> Option<String> {
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+    use unicode_security::MixedScript;
+    let group = |c: char| c.general_category_group();
+    if name.trim().is_empty() || name.len() > max {
+        return Some(format!("must be 1 to {max} bytes long"));
+    }
+    if name
+        .chars()
+        .any(|c| group(c) == GeneralCategoryGroup::Other)
+    {
+        return Some(
+            "contains an invisible character (such as a zero-width space or a text direction \
+             mark); please type it again"
+                .into(),
+        );
+    }
+    if name
+        .chars()
+        .any(|c| c != ' ' && group(c) == GeneralCategoryGroup::Separator)
+        || name.starts_with(' ')
+        || name.ends_with(' ')
+        || name.contains("  ")
+    {
+        return Some("may have single plain spaces between words, and none at either end".into());
+    }
+    if !name
+        .chars()
+        .any(|c| group(c) == GeneralCategoryGroup::Letter)
+    {
+        return Some("must contain a letter".into());
+    }
+    if let Some(word) = name.split(' ').find(|w| !w.is_single_script()) {
+        return Some(format!(
+            "mixes alphabets within the word {word:?} (for example a Cyrillic letter among \
+             Latin ones); type it in one alphabet"
+        ));
+    }
+    None
 }
 
 /// Checks the names of a new account against the wire format's limits, so
@@ -178,29 +233,26 @@ pub fn check_account_names(
     let invalid = |m: String| Err(StoreError::Invalid(m));
     if !is_possible_username(username) {
         return invalid(format!(
-            "a username is 1 to {USERNAME_MAX} letters, digits, '.', '_', '-' or '@'"
+            "a username is 1 to {USERNAME_MAX} letters, digits, '.', '_', '-' or '@', \
+             with at least one letter or digit"
         ));
     }
     for (what, v) in [("first name", first_name), ("last name", last_name)] {
-        if v.trim().is_empty() || v.len() > NAME_MAX || v.chars().any(char::is_control) {
-            return invalid(format!(
-                "a {what} is 1 to {NAME_MAX} bytes of printable text"
-            ));
+        if let Some(fault) = name_fault(v, NAME_MAX) {
+            return invalid(format!("the {what} {fault}"));
         }
     }
     Ok(())
 }
 
-/// Checks an institution name: 1 to 128 bytes of printable text.
+/// Checks an institution name: 1 to 128 bytes, as a name (see
+/// [`name_fault`]).
 pub fn check_institution(name: &str) -> Result<(), StoreError> {
     use infusion_protocol::limits::INSTITUTION_MAX;
-    if name.trim().is_empty() || name.len() > INSTITUTION_MAX || name.chars().any(char::is_control)
-    {
-        return Err(StoreError::Invalid(format!(
-            "an institution is 1 to {INSTITUTION_MAX} bytes of printable text"
-        )));
+    match name_fault(name, INSTITUTION_MAX) {
+        Some(fault) => Err(StoreError::Invalid(format!("the institution {fault}"))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Shortest password accepted for an account (OWASP ASVS 2.1.1).
@@ -343,5 +395,49 @@ mod tests {
         let e = patient_created(PatientId(3), &patient("pat"), "admin-cli", 1);
         assert_eq!(e.audit[0].patient_id, Some(PatientId(3)));
         assert_eq!(e.audit[0].detail, "patient pat of physician doc");
+    }
+
+    #[test]
+    fn names_that_would_look_like_another_are_refused() {
+        let fault = |n: &str| name_fault(n, 64);
+        for fine in [
+            "One",
+            "Pat",
+            "O'Brien",
+            "Jean-Luc",
+            "van der Berg",
+            "Иван",
+            "山田",
+            "Zoë",
+            "José María",
+        ] {
+            assert_eq!(fault(fine), None, "{fine}");
+        }
+        // A Cyrillic "о" in a Latin word, a zero-width space, a
+        // right-to-left override, a lone zero-width space, a no-break space.
+        for bad in [
+            "\u{43e}ne",
+            "On\u{200b}e",
+            "\u{202e}enO",
+            "\u{200b}",
+            "Pat\u{a0}One",
+        ] {
+            assert!(fault(bad).is_some(), "{bad:?}");
+        }
+        assert!(fault(" One").is_some() && fault("One ").is_some() && fault("A  B").is_some());
+        assert!(fault("--").is_some(), "no letter");
+        assert!(fault(&"a".repeat(65)).is_some());
+        let e = check_account_names("pa.one", "Pat", "\u{41e}ne").unwrap_err();
+        assert!(e.to_string().contains("mixes alphabets"), "{e}");
+    }
+
+    #[test]
+    fn usernames_need_a_letter_or_digit() {
+        for bad in [".", "..", "-", "@", "", "a b", "pä"] {
+            assert!(!is_possible_username(bad), "{bad:?}");
+        }
+        for fine in ["pa.one", "PA.ONE", "a", "dr_lee@ward-3"] {
+            assert!(is_possible_username(fine), "{fine:?}");
+        }
     }
 }

@@ -305,7 +305,9 @@ pub fn user_actor(username: &str) -> String {
 impl StoreError {
     /// The username is taken.
     pub fn username_taken(username: &str) -> StoreError {
-        StoreError::Conflict(format!("the username {username:?} is taken"))
+        StoreError::Conflict(format!(
+            "the username {username:?} is taken (usernames differing only in letter case are one)"
+        ))
     }
 
     /// No patient has this username.

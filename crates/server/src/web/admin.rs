@@ -159,10 +159,10 @@ pub async fn create_physician(
     let outcome = async {
         let password_hash = new_password_hash(&app, &f.password).await?;
         let new = NewPhysician {
-            username: f.username.clone(),
-            first_name: f.first_name,
-            last_name: f.last_name,
-            institution: f.institution,
+            username: f.username.trim().to_owned(),
+            first_name: f.first_name.trim().to_owned(),
+            last_name: f.last_name.trim().to_owned(),
+            institution: f.institution.trim().to_owned(),
             password_hash,
         };
         app.store
@@ -193,9 +193,9 @@ pub async fn create_patient(
     let outcome = async {
         let password_hash = new_password_hash(&app, &f.password).await?;
         let new = NewPatient {
-            username: f.username.clone(),
-            first_name: f.first_name,
-            last_name: f.last_name,
+            username: f.username.trim().to_owned(),
+            first_name: f.first_name.trim().to_owned(),
+            last_name: f.last_name.trim().to_owned(),
             physician_username: f.physician,
             password_hash,
         };

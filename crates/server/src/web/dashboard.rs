@@ -70,7 +70,11 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                     tbody {
                         @for (p, l, alarms, pending) in &rows {
                             tr {
-                                td { a href={ "/patients/" (p.username) } { (p.last_name) ", " (p.first_name) } }
+                                td {
+                                    a href={ "/patients/" (p.username) } { (p.last_name) ", " (p.first_name) }
+                                    // A second identifier: two patients may share a name.
+                                    br; span class="hint" { "username " (p.username) }
+                                }
                                 td { (prescription_text(p.prescription.as_ref())) }
                                 td { (l.state.unwrap_or("no report yet")) }
                                 td { @if let Some(r) = l.rate_ul_h { (milli(r)) " mL/h" } @else { "—" } }

@@ -97,6 +97,8 @@ pub async fn patient_page(
     let title = format!("{} {}", p.first_name, p.last_name);
     let body = html! {
         h1 { (title) }
+        // A second identifier: two patients may share a name.
+        p class="hint" { "Username " strong { (p.username) } }
         @if let Some(n) = &notice { (n.render()) }
         (security_section(&v))
         (alarms_section(&v))
