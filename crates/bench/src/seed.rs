@@ -102,9 +102,10 @@ async fn patient(
     store
         .bind_device(id, p.mac, p.secret.public_key(), actor, now)
         .await?;
-    if let Some(limits) = p.limits {
-        store.set_limits(id, limits, actor, now).await?;
-    }
+    // No order is written before limits are set: a bench patient without
+    // limits of its own gets the pump's whole range, set explicitly.
+    let limits = p.limits.unwrap_or(infusion_store::DEFAULT_LIMITS);
+    store.set_limits(id, limits.into(), actor, now).await?;
     store
         .set_prescription(
             id,

@@ -8,7 +8,9 @@ use infusion_protocol::{InfusionState, MacAddress, PatientLimits};
 use infusion_server::clock::now_ms;
 use infusion_server::identity::{ServerKeys, new_device_secret};
 use infusion_server::password::PasswordParams;
-use infusion_store::{NewPatient, NewPhysician, NewPrescription, Store, check_password};
+use infusion_store::{
+    Confirmation, Limits, NewPatient, NewPhysician, NewPrescription, Store, check_password,
+};
 use serde_json::json;
 
 use crate::cli::{AdminCommand, StaffArgs};
@@ -80,11 +82,24 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
             min_rate_ul_h,
             max_rate_ul_h,
             max_volume_ul,
+            soft_min_rate_ul_h,
+            soft_max_rate_ul_h,
+            soft_max_volume_ul,
         } => {
-            let limits = PatientLimits {
+            let hard = PatientLimits {
                 min_rate_ul_h,
                 max_rate_ul_h,
                 max_volume_ul,
+            };
+            let soft = PatientLimits {
+                min_rate_ul_h: soft_min_rate_ul_h.unwrap_or(min_rate_ul_h),
+                max_rate_ul_h: soft_max_rate_ul_h.unwrap_or(max_rate_ul_h),
+                max_volume_ul: soft_max_volume_ul.unwrap_or(max_volume_ul),
+            };
+            let limits = Limits {
+                hard,
+                soft,
+                set: true,
             };
             set_limits(&*db.open().await?, json, &patient, limits).await
         }
@@ -93,6 +108,7 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
             volume_ul,
             rate_ul_h,
             hold,
+            reason,
         } => {
             let state = if hold {
                 InfusionState::Hold
@@ -104,7 +120,11 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
                 rate_ul_h,
                 state,
             };
-            set_prescription(&*db.open().await?, json, &patient, p).await
+            let confirmation = Confirmation {
+                reason,
+                ..Confirmation::default()
+            };
+            set_prescription(&*db.open().await?, json, &patient, p, &confirmation).await
         }
         C::ExportKeys { key_file } => export_keys(&*db.open().await?, json, &key_file).await,
     }
@@ -236,18 +256,28 @@ async fn set_limits(
     store: &dyn Store,
     json: bool,
     patient: &str,
-    l: PatientLimits,
+    limits: Limits,
 ) -> anyhow::Result<()> {
     let patient_id = store.patient_id(patient).await?;
-    store.set_limits(patient_id, l, ACTOR, now_ms()).await?;
+    store
+        .set_limits(patient_id, limits, ACTOR, now_ms())
+        .await?;
+    let (l, s) = (limits.hard, limits.soft);
     emit(
         json,
         format!(
-            "limits of {patient}: {}..={} µL/h, at most {} µL",
-            l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul
+            "limits of {patient}: {}..={} µL/h, at most {} µL; usual {}..={} µL/h, at most {} µL",
+            l.min_rate_ul_h,
+            l.max_rate_ul_h,
+            l.max_volume_ul,
+            s.min_rate_ul_h,
+            s.max_rate_ul_h,
+            s.max_volume_ul
         ),
         json!({"patient": patient, "min_rate_ul_h": l.min_rate_ul_h,
-               "max_rate_ul_h": l.max_rate_ul_h, "max_volume_ul": l.max_volume_ul}),
+               "max_rate_ul_h": l.max_rate_ul_h, "max_volume_ul": l.max_volume_ul,
+               "soft_min_rate_ul_h": s.min_rate_ul_h, "soft_max_rate_ul_h": s.max_rate_ul_h,
+               "soft_max_volume_ul": s.max_volume_ul}),
     );
     Ok(())
 }
@@ -258,10 +288,11 @@ async fn set_prescription(
     json: bool,
     patient: &str,
     p: NewPrescription,
+    confirmation: &Confirmation,
 ) -> anyhow::Result<()> {
     let patient_id = store.patient_id(patient).await?;
     let version = store
-        .set_prescription(patient_id, p, ACTOR, now_ms())
+        .prescribe(patient_id, p, confirmation, ACTOR, now_ms())
         .await?;
     emit(
         json,

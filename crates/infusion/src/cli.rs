@@ -196,6 +196,13 @@ pub struct ServeArgs {
           value_delimiter = ',', value_parser = parse_network)]
     pub trusted_proxy: Vec<ipnet::IpNet>,
 
+    /// How far one order may change a patient's running rate, up or down,
+    /// before the prescriber must confirm it with a reason (audited):
+    /// `2` lets a rate double or halve; at least 1, up to three decimals.
+    #[arg(long, value_name = "FACTOR", env = "INFUSION_RATE_CHANGE_FACTOR", default_value = "2",
+          value_parser = parse_rate_step)]
+    pub rate_change_factor: infusion_store::RateStep,
+
     /// Connections held at once, from all clients; lowered to fit the
     /// open file limit (whose soft value is raised to the hard one at
     /// start). A connection over it is closed as soon as it is accepted.
@@ -260,6 +267,15 @@ pub enum AdminCommand {
         /// Largest volume, µL.
         #[arg(long)]
         max_volume_ul: u32,
+        /// Usual lowest rate (soft limit), µL/h; default: the hard one.
+        #[arg(long)]
+        soft_min_rate_ul_h: Option<u32>,
+        /// Usual highest rate (soft limit), µL/h; default: the hard one.
+        #[arg(long)]
+        soft_max_rate_ul_h: Option<u32>,
+        /// Usual largest volume (soft limit), µL; default: the hard one.
+        #[arg(long)]
+        soft_max_volume_ul: Option<u32>,
     },
     /// Write a new prescription version; prints the version.
     SetPrescription {
@@ -275,6 +291,10 @@ pub enum AdminCommand {
         /// Write it in state `hold` instead of `run`.
         #[arg(long)]
         hold: bool,
+        /// Why, when the order crosses a soft limit or changes the rate by
+        /// more than twice up or down (audited with it).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Apply pending database migrations.
     Migrate,
@@ -424,4 +444,10 @@ fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map(|n| n.trunc())
         .map_err(|_| format!("{s:?} is not an address or an address range such as 10.0.0.0/8"))
+}
+
+/// `--rate-change-factor`: `2`, `1.5`; at least 1.
+fn parse_rate_step(s: &str) -> Result<infusion_store::RateStep, String> {
+    infusion_store::RateStep::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a factor of at least 1 with at most three decimals"))
 }

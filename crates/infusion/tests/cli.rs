@@ -82,6 +82,9 @@ impl Cli {
             &format!("admin bind-device --patient amy --mac {mac}"),
             None,
         );
+        self.ok("admin set-limits --patient amy --min-rate-ul-h 1000 --max-rate-ul-h 8000 --max-volume-ul 5000",
+            None,
+        );
         self.ok(
             "admin set-prescription --patient amy --volume-ul 2000 --rate-ul-h 4000",
             None,
@@ -127,9 +130,16 @@ async fn admin_commands_build_a_patient_and_print_json(backend: Backend) {
         None,
     );
     assert_eq!(v2["version"], 2);
-    // Without --json the output is a sentence.
-    let out = cli.run(
+    // A quarter of the rate needs a reason; without --json the output is
+    // a sentence.
+    let err = cli.refused(
         "admin set-prescription --patient amy --volume-ul 100 --rate-ul-h 1000",
+        None,
+    );
+    assert!(err.contains("needs a reason"), "{err}");
+    assert!(err.contains("from 4 mL/h to 1 mL/h"), "{err}");
+    let out = cli.run(
+        "admin set-prescription --patient amy --volume-ul 100 --rate-ul-h 1000 --reason 'restart low'",
         None,
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("prescription version 3"));
@@ -152,12 +162,12 @@ async fn admin_refusals_are_clear_and_change_nothing(backend: Backend) {
         "admin set-prescription --patient amy --volume-ul 2000 --rate-ul-h 9000",
         None,
     );
-    assert!(err.contains("outside the patient's limits"), "{err}");
+    assert!(err.contains("outside this patient's limits"), "{err}");
     let err = cli.refused(
         "admin set-prescription --patient amy --volume-ul 6000 --rate-ul-h 4000",
         None,
     );
-    assert!(err.contains("outside the patient's limits"), "{err}");
+    assert!(err.contains("outside this patient's limits"), "{err}");
     let err = cli.refused(
         "admin set-prescription --patient nobody --volume-ul 10 --rate-ul-h 4000",
         None,
@@ -177,7 +187,7 @@ async fn admin_refusals_are_clear_and_change_nothing(backend: Backend) {
     let err = cli.refused("admin set-limits --patient amy --min-rate-ul-h 9000 --max-rate-ul-h 3000 --max-volume-ul 5000",
         None,
     );
-    assert!(err.contains("above maximum"), "{err}");
+    assert!(err.contains("is above the highest"), "{err}");
     let err = cli.refused("admin create-patient --username rory --first-name Rory --last-name Williams --physician dr.nobody --password-stdin",
         Some(PASSWORD),
     );

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use infusion_store::RateStep;
+
 use crate::client::TrustedProxies;
 use crate::conn_limit::Caps;
 use crate::pace::PaceLimits;
@@ -39,6 +41,9 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed
     /// (`--trusted-proxy`; see [`crate::client`]). Empty: none.
     pub trusted_proxies: TrustedProxies,
+    /// How far one order may move the running rate, up or down, before its
+    /// prescriber must give a reason (`--rate-change-factor`).
+    pub rate_step: RateStep,
     /// How long a client may take to send a request's head: a slow-header
     /// attack holds a connection this long at most.
     pub header_read_timeout: Duration,
@@ -74,6 +79,7 @@ impl Default for ServerConfig {
             live_recheck: Duration::from_secs(30),
             secure_cookies: false,
             trusted_proxies: TrustedProxies::default(),
+            rate_step: RateStep::DEFAULT,
             header_read_timeout: Duration::from_secs(10),
             body_pace: PaceLimits {
                 deadline: Duration::from_secs(10),

@@ -159,7 +159,7 @@ pub async fn evaluate(app: &AppState, patient: PatientId) -> StoreResult<Option<
             _ => None,
         })
         .collect();
-    let Some(p) = suggest(&*app.decision, &vitals, &current, &summary.limits) else {
+    let Some(p) = suggest(&*app.decision, &vitals, &current, &summary.limits.soft) else {
         return Ok(None);
     };
     let new = NewSuggestion {

@@ -142,6 +142,9 @@ impl From<StoreError> for ApiError {
                 ),
             ),
             StoreError::OutsideLimits(m) => ApiError::new(ErrorCode::OutsideLimits, m),
+            e @ StoreError::NeedsConfirmation(_) => {
+                ApiError::new(ErrorCode::OutsideLimits, e.to_string())
+            }
             StoreError::Invalid(m) => ApiError::new(ErrorCode::InvalidBody, m),
             StoreError::Unavailable(detail) => {
                 tracing::warn!(%detail, "database unavailable");

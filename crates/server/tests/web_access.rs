@@ -193,9 +193,9 @@ async fn authorization_matrix_of_pages_and_forms(backend: Backend) {
         .unwrap();
     assert_eq!(
         (
-            p.limits.min_rate_ul_h,
-            p.limits.max_rate_ul_h,
-            p.limits.max_volume_ul
+            p.limits.hard.min_rate_ul_h,
+            p.limits.hard.max_rate_ul_h,
+            p.limits.hard.max_volume_ul
         ),
         (2_000, 8_000, 9_000)
     );

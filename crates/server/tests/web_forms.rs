@@ -26,7 +26,7 @@ async fn out_of_limits_input_is_refused_on_the_page(backend: Backend) {
         (
             "prescription",
             &[("volume_ml", "3"), ("rate_ml_h", "50"), ("state", "run")],
-            "outside the patient's limits",
+            "3 mL at 50 mL/h is outside this patient's limits",
         ),
         (
             "prescription",
@@ -45,7 +45,7 @@ async fn out_of_limits_input_is_refused_on_the_page(backend: Backend) {
                 ("max_rate_ml_h", "2"),
                 ("max_volume_ml", "9"),
             ],
-            "above maximum rate",
+            "the lowest rate, 9 mL/h, is above the highest, 2 mL/h",
         ),
         (
             "limits",
@@ -113,7 +113,12 @@ async fn names_render_as_text(backend: Backend) {
         .await
         .unwrap();
     app.store
-        .set_limits(patient_id(&*app.store, "mallory").await, limits, "test", 0)
+        .set_limits(
+            patient_id(&*app.store, "mallory").await,
+            limits.into(),
+            "test",
+            0,
+        )
         .await
         .unwrap();
     let house = Browser::logged_in(&app, "dr.house").await;

@@ -14,7 +14,7 @@ use infusion_protocol::Alarm;
 use infusion_protocol::{EventBody, InfusionState, PatientLimits, StateChange};
 use infusion_pump_core::{CommLossPolicy, PumpConfig};
 use infusion_sim::{SimConfig, SimPump, Snapshot};
-use infusion_store::{NewPrescription, Store};
+use infusion_store::{Confirmation, NewPrescription, Store};
 use infusion_testkit::{
     Backend, Served, TestDb, patient_id, seed_patient, seed_physician, serve, serve_on, test_config,
 };
@@ -125,10 +125,16 @@ async fn pump_infuses_adjusts_to_a_new_version_and_completes(backend: Backend) {
         s.phase == "running" && s.delivered_ul > 0
     })
     .await;
+    // Three times the rate: an order that needs its reason.
+    let faster = Confirmation {
+        reason: Some("finish sooner".into()),
+        ..Confirmation::default()
+    };
     store
-        .set_prescription(
+        .prescribe(
             patient_id(&*store, "pat").await,
             prescription(1_000, 12_000),
+            &faster,
             "doc",
             0,
         )

@@ -152,8 +152,9 @@ impl Accounts for PgStore {
              ), patient AS (
                  INSERT INTO patients (account_id, physician_id) SELECT id, $7 FROM account RETURNING id
              )
-             INSERT INTO limits (patient_id, min_rate_ul_h, max_rate_ul_h, max_volume_ul, updated_at_ms, updated_by)
-             SELECT id, $8, $9, $10, $6, $11 FROM patient
+             INSERT INTO limits (patient_id, min_rate_ul_h, max_rate_ul_h, max_volume_ul, updated_at_ms, updated_by,
+                                 soft_min_rate_ul_h, soft_max_rate_ul_h, soft_max_volume_ul, is_set)
+             SELECT id, $8, $9, $10, $6, $11, $8, $9, $10, FALSE FROM patient
              RETURNING patient_id",
         )
         .bind(&new.username)

@@ -27,7 +27,7 @@ impl Suggestions for PgStore {
         let current = current_prescription(&mut tx, pid)
             .await?
             .map_or(0, |c| c.version);
-        let limits = limits_of(&mut tx, pid).await?;
+        let limits = limits_of(&mut tx, pid).await?.hard;
         let pending = sqlx::query(
             "SELECT id, based_on_version FROM suggestions WHERE patient_id = $1 AND status = 'pending'",
         )
@@ -101,11 +101,9 @@ impl Suggestions for PgStore {
         .map_err(db_error)?
         .map(|r| NewSuggestion::at(&Cols(&r), 0))
         .transpose()?;
-        let current = current_prescription(&mut tx, pid)
-            .await?
-            .map_or(0, |c| c.version);
+        let current = current_prescription(&mut tx, pid).await?;
         let limits = limits_of(&mut tx, pid).await?;
-        let decided = verdict.decide(pending.as_ref(), current, &limits)?;
+        let decided = verdict.decide(pending.as_ref(), current.as_ref(), &limits)?;
         if let Some((version, p)) = &decided.prescription {
             insert_prescription(&mut tx, patient, *version, p, actor, now_ms).await?;
         }

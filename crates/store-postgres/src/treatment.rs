@@ -1,10 +1,10 @@
 //! The SQL of limits, prescriptions and patient summaries.
 
 use async_trait::async_trait;
-use infusion_protocol::{PatientId, PatientLimits};
+use infusion_protocol::PatientId;
 use infusion_store::{
-    NewPrescription, PatientSummary, Prescription, StoreError, StoreResult, Treatment, limits_at,
-    limits_change, next_version,
+    Confirmation, Limits, NewPrescription, PatientSummary, Prescription, StoreError, StoreResult,
+    Treatment, limits_change, next_version,
 };
 use sqlx::PgConnection;
 
@@ -14,15 +14,16 @@ use crate::rows::{Cols, stored_patient};
 use crate::{PgStore, db_error};
 
 /// A patient's limits.
-pub(crate) async fn limits_of(conn: &mut PgConnection, pid: i64) -> StoreResult<PatientLimits> {
-    let row = sqlx::query(
-        "SELECT min_rate_ul_h, max_rate_ul_h, max_volume_ul FROM limits WHERE patient_id = $1",
-    )
+pub(crate) async fn limits_of(conn: &mut PgConnection, pid: i64) -> StoreResult<Limits> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM limits l WHERE l.patient_id = $1",
+        Limits::COLUMNS
+    )))
     .bind(pid)
     .fetch_one(conn)
     .await
     .map_err(db_error)?;
-    limits_at(&Cols(&row), 0)
+    Limits::at(&Cols(&row), 0)
 }
 
 /// A patient's newest prescription version, if one was written.
@@ -96,7 +97,7 @@ impl Treatment for PgStore {
     async fn set_limits(
         &self,
         patient: PatientId,
-        limits: PatientLimits,
+        limits: Limits,
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<()> {
@@ -106,15 +107,19 @@ impl Treatment for PgStore {
         let current = current_prescription(&mut tx, pid).await?;
         let effects = limits_change(&limits, current.as_ref(), patient, actor, now_ms)?;
         sqlx::query(
-            "UPDATE limits SET min_rate_ul_h = $1, max_rate_ul_h = $2, max_volume_ul = $3, updated_at_ms = $4, updated_by = $5
+            "UPDATE limits SET min_rate_ul_h = $1, max_rate_ul_h = $2, max_volume_ul = $3, updated_at_ms = $4, updated_by = $5,
+                    soft_min_rate_ul_h = $7, soft_max_rate_ul_h = $8, soft_max_volume_ul = $9, is_set = TRUE
              WHERE patient_id = $6",
         )
-        .bind(i64::from(limits.min_rate_ul_h))
-        .bind(i64::from(limits.max_rate_ul_h))
-        .bind(i64::from(limits.max_volume_ul))
+        .bind(i64::from(limits.hard.min_rate_ul_h))
+        .bind(i64::from(limits.hard.max_rate_ul_h))
+        .bind(i64::from(limits.hard.max_volume_ul))
         .bind(now_ms)
         .bind(actor)
         .bind(pid)
+        .bind(i64::from(limits.soft.min_rate_ul_h))
+        .bind(i64::from(limits.soft.max_rate_ul_h))
+        .bind(i64::from(limits.soft.max_volume_ul))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -122,10 +127,11 @@ impl Treatment for PgStore {
         tx.commit().await.map_err(db_error)
     }
 
-    async fn set_prescription(
+    async fn prescribe(
         &self,
         patient: PatientId,
         p: NewPrescription,
+        confirmation: &Confirmation,
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<u32> {
@@ -133,10 +139,16 @@ impl Treatment for PgStore {
         lock_patient(&mut tx, patient).await?;
         let pid = patient.0 as i64;
         let limits = limits_of(&mut tx, pid).await?;
-        let current = current_prescription(&mut tx, pid)
-            .await?
-            .map_or(0, |c| c.version);
-        let (version, effects) = next_version(&p, &limits, current, patient, actor, now_ms)?;
+        let current = current_prescription(&mut tx, pid).await?;
+        let (version, effects) = next_version(
+            &p,
+            &limits,
+            current.as_ref(),
+            confirmation,
+            patient,
+            actor,
+            now_ms,
+        )?;
         insert_prescription(&mut tx, patient, version, &p, actor, now_ms).await?;
         apply(&mut tx, effects).await?;
         tx.commit().await.map_err(db_error)?;

@@ -91,8 +91,9 @@ fn create_patient(
     .map_err(backend)?;
     let pid = conn.last_insert_rowid();
     conn.exec(
-        "INSERT INTO limits (patient_id, min_rate_ul_h, max_rate_ul_h, max_volume_ul, updated_at_ms, updated_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO limits (patient_id, min_rate_ul_h, max_rate_ul_h, max_volume_ul, updated_at_ms, updated_by,
+                             soft_min_rate_ul_h, soft_max_rate_ul_h, soft_max_volume_ul, is_set)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?2, ?3, ?4, 0)",
         params![
             pid,
             limits.min_rate_ul_h,

@@ -52,6 +52,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_username_case",
         include_str!("../migrations/0011_username_case.sql"),
     ),
+    (
+        "0012_soft_limits",
+        include_str!("../migrations/0012_soft_limits.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

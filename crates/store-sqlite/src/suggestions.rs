@@ -31,7 +31,8 @@ fn make_suggestion(
         [pid],
         |r| Ok((r.i64(0)?, r.u32(1)?)),
     )?;
-    let SuggestPlan::Insert { supersede } = suggest(&s, current, &limits_of(conn, pid)?, pending)?
+    let SuggestPlan::Insert { supersede } =
+        suggest(&s, current, &limits_of(conn, pid)?.hard, pending)?
     else {
         return Ok(None);
     };
@@ -63,9 +64,9 @@ fn decide_suggestion(cx: &mut WriteCtx<'_>, verdict: Verdict) -> StoreResult<Dec
         NewSuggestion::COLUMNS
     );
     let pending = one(conn, &sql, params![id, pid], |r| NewSuggestion::at(r, 0))?;
-    let current = current_prescription(conn, pid)?.map_or(0, |c| c.version);
+    let current = current_prescription(conn, pid)?;
     let limits = limits_of(conn, pid)?;
-    let decided = verdict.decide(pending.as_ref(), current, &limits)?;
+    let decided = verdict.decide(pending.as_ref(), current.as_ref(), &limits)?;
     if let Some((version, p)) = &decided.prescription {
         insert_prescription(conn, patient, *version, p, actor, now_ms)?;
     }

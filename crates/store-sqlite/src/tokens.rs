@@ -104,7 +104,7 @@ fn poll_index(
     let (device, pid, mac) = consume_token(cx, presented, patient, now_ms)?;
     let mac = stored_mac(&mac)?;
     let conn = cx.conn;
-    let limits = limits_of(conn, pid)?;
+    let limits = limits_of(conn, pid)?.hard;
     let (index, first_fetch) = index_of(current_prescription(conn, pid)?.as_ref(), limits);
     if let Some(version) = first_fetch {
         conn.exec(

@@ -3,10 +3,10 @@
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use infusion_protocol::{PatientId, PatientLimits};
+use infusion_protocol::PatientId;
 use infusion_store::{
-    Effects, NewPrescription, PatientSummary, Prescription, StoreError, StoreResult, Treatment,
-    limits_at, limits_change, next_version,
+    Confirmation, Effects, Limits, NewPrescription, PatientSummary, Prescription, StoreError,
+    StoreResult, Treatment, limits_change, next_version,
 };
 use rusqlite::{Connection, params};
 
@@ -16,14 +16,16 @@ use crate::rows::{all, one, stored_patient};
 use crate::writer::{Cached, WriteCtx, backend};
 
 /// A patient's limits.
-pub(crate) fn limits_of(conn: &Connection, pid: i64) -> StoreResult<PatientLimits> {
-    one(
-        conn,
-        "SELECT min_rate_ul_h, max_rate_ul_h, max_volume_ul FROM limits WHERE patient_id = ?1",
-        [pid],
-        |r| limits_at(r, 0),
-    )?
-    .ok_or_else(|| StoreError::NotFound(format!("no limits for patient {pid}")))
+pub(crate) fn limits_of(conn: &Connection, pid: i64) -> StoreResult<Limits> {
+    // On every login: the text is built once.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM limits l WHERE l.patient_id = ?1",
+            Limits::COLUMNS
+        )
+    });
+    one(conn, &SQL, [pid], |r| Limits::at(r, 0))?
+        .ok_or_else(|| StoreError::NotFound(format!("no limits for patient {pid}")))
 }
 
 /// A patient's newest prescription version, if one was written.
@@ -63,7 +65,7 @@ pub(crate) fn insert_prescription(
 fn set_limits(
     cx: &mut WriteCtx<'_>,
     patient: PatientId,
-    limits: PatientLimits,
+    limits: Limits,
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<()> {
@@ -78,27 +80,47 @@ fn set_limits(
         now_ms,
     )?;
     conn.exec(
-        "UPDATE limits SET min_rate_ul_h = ?1, max_rate_ul_h = ?2, max_volume_ul = ?3, updated_at_ms = ?4, updated_by = ?5
+        "UPDATE limits SET min_rate_ul_h = ?1, max_rate_ul_h = ?2, max_volume_ul = ?3, updated_at_ms = ?4, updated_by = ?5,
+                soft_min_rate_ul_h = ?7, soft_max_rate_ul_h = ?8, soft_max_volume_ul = ?9, is_set = 1
          WHERE patient_id = ?6",
-        params![limits.min_rate_ul_h, limits.max_rate_ul_h, limits.max_volume_ul, now_ms, actor, pid],
+        params![
+            limits.hard.min_rate_ul_h,
+            limits.hard.max_rate_ul_h,
+            limits.hard.max_volume_ul,
+            now_ms,
+            actor,
+            pid,
+            limits.soft.min_rate_ul_h,
+            limits.soft.max_rate_ul_h,
+            limits.soft.max_volume_ul
+        ],
     )
     .map_err(backend)?;
     cx.apply(effects)
 }
 
-fn set_prescription(
+fn prescribe(
     cx: &mut WriteCtx<'_>,
     patient: PatientId,
     p: NewPrescription,
+    confirmation: &Confirmation,
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<u32> {
     let conn = cx.conn;
     username_of(conn, patient)?;
     let pid = patient.0 as i64;
-    let current = current_prescription(conn, pid)?.map_or(0, |c| c.version);
-    let (version, effects): (u32, Effects) =
-        next_version(&p, &limits_of(conn, pid)?, current, patient, actor, now_ms)?;
+    let current = current_prescription(conn, pid)?;
+    let limits = limits_of(conn, pid)?;
+    let (version, effects): (u32, Effects) = next_version(
+        &p,
+        &limits,
+        current.as_ref(),
+        confirmation,
+        patient,
+        actor,
+        now_ms,
+    )?;
     insert_prescription(conn, patient, version, &p, actor, now_ms)?;
     cx.apply(effects)?;
     Ok(version)
@@ -132,7 +154,7 @@ impl Treatment for SqliteStore {
     async fn set_limits(
         &self,
         patient: PatientId,
-        limits: PatientLimits,
+        limits: Limits,
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<()> {
@@ -142,16 +164,17 @@ impl Treatment for SqliteStore {
             .await
     }
 
-    async fn set_prescription(
+    async fn prescribe(
         &self,
         patient: PatientId,
         prescription: NewPrescription,
+        confirmation: &Confirmation,
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<u32> {
-        let actor = actor.to_owned();
+        let (actor, confirmation) = (actor.to_owned(), confirmation.clone());
         self.writer
-            .write(move |cx| set_prescription(cx, patient, prescription, &actor, now_ms))
+            .write(move |cx| prescribe(cx, patient, prescription, &confirmation, &actor, now_ms))
             .await
     }
 

@@ -103,6 +103,9 @@ pub enum AuditAction {
     /// behind that address is slowed, no one is locked out. A security
     /// event.
     LoginSlowed,
+    /// An order crossing a soft limit (or changing the rate by more than
+    /// the allowed factor) was given with its prescriber's reason.
+    SoftLimitConfirmed,
 }
 
 impl AuditAction {
@@ -130,6 +133,7 @@ impl AuditAction {
         AuditAction::ServerKeysMoved,
         AuditAction::RetiredTokenUsed,
         AuditAction::LoginSlowed,
+        AuditAction::SoftLimitConfirmed,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -169,6 +173,7 @@ impl AuditAction {
             AuditAction::ServerKeysMoved => "server_keys_moved",
             AuditAction::RetiredTokenUsed => "retired_token_used",
             AuditAction::LoginSlowed => "login_slowed",
+            AuditAction::SoftLimitConfirmed => "soft_limit_confirmed",
         }
     }
 

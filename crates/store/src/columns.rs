@@ -11,9 +11,9 @@
 use infusion_protocol::{HexBytes, PatientId, PatientLimits};
 
 use crate::{
-    AccountId, AccountOverview, AccountRecord, AuditRecord, BoundDevice, DeviceId, LoginRecord,
-    NewAudit, NewSuggestion, PatientSummary, Prescription, PresentedToken, StoreError, StoreResult,
-    Suggestion, TokenStatus, stored_action, stored_mac, stored_role, stored_state,
+    AccountId, AccountOverview, AccountRecord, AuditRecord, BoundDevice, DeviceId, Limits,
+    LoginRecord, NewAudit, NewSuggestion, PatientSummary, Prescription, PresentedToken, StoreError,
+    StoreResult, Suggestion, TokenStatus, stored_action, stored_mac, stored_role, stored_state,
 };
 
 /// A database row, read by column position.
@@ -89,6 +89,21 @@ pub fn limits_at(c: &impl Columns, i: usize) -> StoreResult<PatientLimits> {
     })
 }
 
+impl Limits {
+    /// The select list of a patient's limits, over `limits l`.
+    pub const COLUMNS: &'static str = "l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
+        l.soft_min_rate_ul_h, l.soft_max_rate_ul_h, l.soft_max_volume_ul, l.is_set";
+
+    /// Limits from their seven columns from `i`.
+    pub fn at(c: &impl Columns, i: usize) -> StoreResult<Limits> {
+        Ok(Limits {
+            hard: limits_at(c, i)?,
+            soft: limits_at(c, i + 3)?,
+            set: c.flag(i + 6)?,
+        })
+    }
+}
+
 impl Prescription {
     /// The select list of a prescription row.
     pub const COLUMNS: &'static str =
@@ -124,6 +139,7 @@ impl PatientSummary {
     /// left joined).
     pub const COLUMNS: &'static str = "p.id, a.username, a.first_name, a.last_name, ph.username,
         d.mac, d.last_seen_ms, l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
+        l.soft_min_rate_ul_h, l.soft_max_rate_ul_h, l.soft_max_volume_ul, l.is_set,
         rx.version, rx.volume_ul, rx.rate_ul_h, rx.state, rx.created_at_ms, rx.created_by,
         rx.fetched_at_ms";
 
@@ -137,8 +153,8 @@ impl PatientSummary {
             physician_username: c.string(4)?,
             device: c.text(5)?.as_deref().map(stored_mac).transpose()?,
             last_contact_ms: c.int(6)?,
-            limits: limits_at(c, 7)?,
-            prescription: Prescription::at(c, 10)?,
+            limits: Limits::at(c, 7)?,
+            prescription: Prescription::at(c, 14)?,
         })
     }
 }
@@ -380,6 +396,10 @@ mod tests {
             Int(100),
             Int(9_000),
             Int(5_000),
+            Int(200),
+            Int(8_000),
+            Int(4_000),
+            Int(1),
             Null,
             Null,
             Null,
@@ -393,8 +413,9 @@ mod tests {
             (s.patient_id, s.device, s.prescription),
             (PatientId(4), None, None)
         );
-        assert_eq!(s.limits.max_rate_ul_h, 9_000);
-        cells[10..17].clone_from_slice(&[
+        assert_eq!(s.limits.hard.max_rate_ul_h, 9_000);
+        assert_eq!((s.limits.soft.max_rate_ul_h, s.limits.set), (8_000, true));
+        cells[14..21].clone_from_slice(&[
             Int(2),
             Int(1_000),
             Int(4_000),
@@ -408,12 +429,12 @@ mod tests {
             s.prescription.map(|p| (p.version, p.rate_ul_h)),
             Some((2, 4_000))
         );
-        cells[13] = Text("sprint");
+        cells[17] = Text("sprint");
         assert!(matches!(
             PatientSummary::from_row(&Row(cells.clone())),
             Err(StoreError::Backend(_))
         ));
-        cells[13] = Text("run");
+        cells[17] = Text("run");
         cells[8] = Int(-1);
         assert!(PatientSummary::from_row(&Row(cells)).is_err());
     }

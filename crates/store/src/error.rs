@@ -44,6 +44,11 @@ pub enum StoreError {
     /// A prescription or limits outside what is allowed.
     #[error("{0}")]
     OutsideLimits(String),
+    /// An order that crosses soft limits (each named, in words) and came
+    /// without a reason: the prescriber confirms it, with one, or changes
+    /// it. Nothing was written.
+    #[error("this order needs a reason to be given: {}", .0.join("; "))]
+    NeedsConfirmation(Vec<String>),
     /// Input that is well-formed but not acceptable (for example min > max).
     #[error("{0}")]
     Invalid(String),

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use infusion_protocol::{InfusionState, PatientId, PatientLimits};
 
 use crate::{
-    Change, Effects, NewAudit, NewPrescription, StoreError, StoreResult, check_prescription,
-    next_version,
+    Change, Confirmation, Effects, Limits, NewAudit, NewPrescription, Prescription, StoreError,
+    StoreResult, check_prescription, next_version,
 };
 
 /// Suggestions and decisions on them, one transaction per method.
@@ -179,24 +179,35 @@ pub struct Verdict {
     pub actor: String,
     /// When, ms since the epoch.
     pub at_ms: i64,
+    /// The physician's reason, for an approval that crosses a soft limit.
+    pub confirmation: Confirmation,
 }
 
 impl Verdict {
     /// Decides this verdict, given the pending suggestion of its id
     /// (`None`: no such pending suggestion of this patient), the newest
-    /// prescription version and the limits now.
+    /// prescription and the limits now.
     pub fn decide(
         &self,
         pending: Option<&NewSuggestion>,
-        current: u32,
-        limits: &PatientLimits,
+        current_rx: Option<&Prescription>,
+        limits: &Limits,
     ) -> StoreResult<Decided> {
+        let current = current_rx.map_or(0, |c| c.version);
         let (patient, id, actor, now_ms) = (self.patient, self.id, self.actor.as_str(), self.at_ms);
         let s = pending.ok_or_else(|| StoreError::no_suggestion(id))?;
         let (decision, status, prescription, effects) = if self.approve {
-            s.check(current, limits)?;
+            s.check(current, &limits.hard)?;
             let p = s.as_prescription();
-            let (version, effects) = next_version(&p, limits, current, patient, actor, now_ms)?;
+            let (version, effects) = next_version(
+                &p,
+                limits,
+                current_rx,
+                &self.confirmation,
+                patient,
+                actor,
+                now_ms,
+            )?;
             (
                 Decision::Approved(version),
                 SuggestionStatus::Approved,
@@ -242,6 +253,20 @@ mod tests {
             approve,
             actor: "user:doc".into(),
             at_ms: 5,
+            confirmation: Confirmation::default(),
+        }
+    }
+
+    /// Version `version` running at 4 mL/h.
+    fn running(version: u32) -> Prescription {
+        Prescription {
+            version,
+            volume_ul: 5_000,
+            rate_ul_h: 4_000,
+            state: InfusionState::Run,
+            created_at_ms: 0,
+            created_by: "doc".into(),
+            fetched_at_ms: None,
         }
     }
 
@@ -281,9 +306,9 @@ mod tests {
 
     #[test]
     fn approval_writes_the_next_version_and_is_refused_when_stale() {
-        let (l, p) = (DEFAULT_LIMITS, PatientId(1));
+        let (l, p) = (Limits::hard_only(DEFAULT_LIMITS), PatientId(1));
         let d = verdict(p, true)
-            .decide(Some(&proposal(2, 4_000)), 2, &l)
+            .decide(Some(&proposal(2, 4_000)), Some(&running(2)), &l)
             .unwrap();
         assert_eq!(d.decision, Decision::Approved(3));
         assert_eq!(d.status, SuggestionStatus::Approved);
@@ -300,19 +325,48 @@ mod tests {
             ]
         );
         assert!(matches!(
-            verdict(p, true).decide(Some(&proposal(1, 4_000)), 2, &l),
+            verdict(p, true).decide(Some(&proposal(1, 4_000)), Some(&running(2)), &l),
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            verdict(p, false).decide(None, 2, &l),
+            verdict(p, false).decide(None, Some(&running(2)), &l),
             Err(StoreError::NotFound(_))
         ));
     }
 
     #[test]
+    fn an_approval_across_a_soft_limit_needs_the_physicians_reason() {
+        let mut l = Limits::hard_only(DEFAULT_LIMITS);
+        l.soft.max_rate_ul_h = 4_200;
+        let mut v = verdict(PatientId(1), true);
+        assert!(matches!(
+            v.decide(Some(&proposal(2, 4_400)), Some(&running(2)), &l),
+            Err(StoreError::NeedsConfirmation(_))
+        ));
+        v.confirmation.reason = Some("tremor score 8 for an hour".into());
+        let d = v
+            .decide(Some(&proposal(2, 4_400)), Some(&running(2)), &l)
+            .unwrap();
+        assert_eq!(d.decision, Decision::Approved(3));
+        let actions: Vec<_> = d.effects.audit.iter().map(|a| a.action).collect();
+        assert_eq!(
+            actions,
+            [
+                AuditAction::PrescriptionChanged,
+                AuditAction::SoftLimitConfirmed,
+                AuditAction::SuggestionApproved
+            ]
+        );
+    }
+
+    #[test]
     fn rejection_writes_no_prescription_even_when_stale() {
         let d = verdict(PatientId(1), false)
-            .decide(Some(&proposal(1, 4_000)), 2, &DEFAULT_LIMITS)
+            .decide(
+                Some(&proposal(1, 4_000)),
+                Some(&running(2)),
+                &Limits::hard_only(DEFAULT_LIMITS),
+            )
             .unwrap();
         assert_eq!(
             (d.decision, d.status, d.prescription),

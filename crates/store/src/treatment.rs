@@ -5,32 +5,58 @@ use async_trait::async_trait;
 use infusion_protocol::limits::{MAX_RATE_UL_H, MAX_VOLUME_UL, MIN_RATE_UL_H};
 use infusion_protocol::{InfusionState, MacAddress, PatientId, PatientLimits};
 
-use crate::{Change, Effects, NewAudit, StoreError, StoreResult};
+use crate::soft_limits::{check_soft, confirmed};
+use crate::units::{ml, ml_h};
+use crate::{Change, Confirmation, Effects, Limits, NewAudit, StoreError, StoreResult};
 
 /// Limits, prescriptions and patient summaries, one transaction per
 /// method.
 #[async_trait]
 pub trait Treatment: Send + Sync {
-    /// Replaces a patient's limits. Refused with
+    /// Replaces a patient's hard and soft limits (their `set` is ignored:
+    /// they are set from now on). Refused with
     /// [`StoreError::OutsideLimits`] when the current prescription would fall
-    /// outside them: change the prescription first.
+    /// outside the hard ones (change the prescription first), or the soft
+    /// ones are not inside the hard ones.
     async fn set_limits(
         &self,
         patient: PatientId,
-        limits: PatientLimits,
+        limits: Limits,
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<()>;
 
-    /// Writes a new prescription version and returns its number. Refused
-    /// with [`StoreError::OutsideLimits`] outside the patient's limits.
+    /// Writes a new prescription version and returns its number, as
+    /// [`next_version`] decides: refused before the patient's limits are
+    /// set and outside the hard limits, and with
+    /// [`StoreError::NeedsConfirmation`] across a soft limit unless
+    /// `confirmation` gives a reason.
+    async fn prescribe(
+        &self,
+        patient: PatientId,
+        prescription: NewPrescription,
+        confirmation: &Confirmation,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<u32>;
+
+    /// [`Treatment::prescribe`] with no reason, under the default rate step.
     async fn set_prescription(
         &self,
         patient: PatientId,
         prescription: NewPrescription,
         actor: &str,
         now_ms: i64,
-    ) -> StoreResult<u32>;
+    ) -> StoreResult<u32> {
+        self.prescribe(
+            patient,
+            prescription,
+            &Confirmation::default(),
+            actor,
+            now_ms,
+        )
+        .await
+    }
 
     /// A patient's account, device, limits and current prescription.
     async fn patient(&self, patient: PatientId) -> StoreResult<PatientSummary>;
@@ -87,16 +113,17 @@ pub struct PatientSummary {
     pub physician_username: String,
     /// The bound device, if any.
     pub device: Option<MacAddress>,
-    /// Current limits.
-    pub limits: PatientLimits,
+    /// Current limits, hard and soft.
+    pub limits: Limits,
     /// The newest prescription, if one was written.
     pub prescription: Option<Prescription>,
     /// When the device last presented a valid token, ms since the epoch.
     pub last_contact_ms: Option<i64>,
 }
 
-/// The limits a new patient starts with: the pump's hard limits. The
-/// physician narrows them; no prescription exists until one is written.
+/// The limits a new patient starts with: the pump's hard limits, stored
+/// as not yet set. The physician sets the patient's own; no prescription
+/// is written until then.
 pub const DEFAULT_LIMITS: PatientLimits = PatientLimits {
     min_rate_ul_h: MIN_RATE_UL_H,
     max_rate_ul_h: MAX_RATE_UL_H,
@@ -109,18 +136,22 @@ pub fn check_limits(l: &PatientLimits) -> Result<(), StoreError> {
     use StoreError::OutsideLimits;
     if l.min_rate_ul_h < MIN_RATE_UL_H || l.max_rate_ul_h > MAX_RATE_UL_H {
         return Err(OutsideLimits(format!(
-            "rate limits must lie within the pump's {MIN_RATE_UL_H}..={MAX_RATE_UL_H} µL/h"
+            "rate limits must lie within the pump's range, {} to {}",
+            ml_h(MIN_RATE_UL_H),
+            ml_h(MAX_RATE_UL_H)
         )));
     }
     if l.min_rate_ul_h > l.max_rate_ul_h {
         return Err(OutsideLimits(format!(
-            "minimum rate {} µL/h is above maximum rate {} µL/h",
-            l.min_rate_ul_h, l.max_rate_ul_h
+            "the lowest rate, {}, is above the highest, {}",
+            ml_h(l.min_rate_ul_h),
+            ml_h(l.max_rate_ul_h)
         )));
     }
     if l.max_volume_ul == 0 || l.max_volume_ul > MAX_VOLUME_UL {
         return Err(OutsideLimits(format!(
-            "maximum volume must lie within 1..={MAX_VOLUME_UL} µL"
+            "the largest volume must lie within the pump's {}",
+            ml(MAX_VOLUME_UL)
         )));
     }
     Ok(())
@@ -130,31 +161,37 @@ pub fn check_limits(l: &PatientLimits) -> Result<(), StoreError> {
 pub fn check_prescription(p: &NewPrescription, l: &PatientLimits) -> Result<(), StoreError> {
     if p.volume_ul == 0 {
         return Err(StoreError::OutsideLimits(
-            "volume must be at least 1 µL".into(),
+            "the volume must be more than 0 mL".into(),
         ));
     }
     if !l.allows(p.volume_ul, p.rate_ul_h) {
         return Err(StoreError::OutsideLimits(format!(
-            "{} µL at {} µL/h is outside the patient's limits ({}..={} µL/h, at most {} µL)",
-            p.volume_ul, p.rate_ul_h, l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul
+            "{} at {} is outside this patient's limits (a rate from {} to {}, at most {}); \
+             nothing was changed",
+            ml(p.volume_ul),
+            ml_h(p.rate_ul_h),
+            ml_h(l.min_rate_ul_h),
+            ml_h(l.max_rate_ul_h),
+            ml(l.max_volume_ul)
         )));
     }
     Ok(())
 }
 
-/// Decides new limits for `patient`: within the pump's hard limits and
-/// consistent, and not excluding the `current` prescription. Returns the
-/// audit entry and the announcement.
+/// Decides new limits for `patient`: hard limits within the pump's and
+/// consistent, soft ones inside them, and the hard ones not excluding the
+/// `current` prescription. Returns the audit entry and the announcement.
 pub fn limits_change(
-    limits: &PatientLimits,
+    limits: &Limits,
     current: Option<&Prescription>,
     patient: PatientId,
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<Effects> {
-    check_limits(limits)?;
+    check_limits(&limits.hard)?;
+    check_soft(limits)?;
     if let Some(p) = current
-        && !limits.allows(p.volume_ul, p.rate_ul_h)
+        && !limits.hard.allows(p.volume_ul, p.rate_ul_h)
     {
         return Err(StoreError::limits_exclude(p));
     }
@@ -164,25 +201,35 @@ pub fn limits_change(
     )
 }
 
-/// Decides a new prescription for `patient` under `limits`, the newest
-/// version written so far being `current_version` (0 for none). Returns
-/// the version to write and its audit entry and announcement.
+/// Decides a new prescription for `patient` under `limits`, `current`
+/// being the newest version written so far. Refused before the limits are
+/// set and outside the hard limits; across a soft limit (or a rate step
+/// beyond the allowed factor) only with a reason, which is audited.
+/// Returns the version to write and its audit entries and announcement.
 pub fn next_version(
     p: &NewPrescription,
-    limits: &PatientLimits,
-    current_version: u32,
+    limits: &Limits,
+    current: Option<&Prescription>,
+    confirmation: &Confirmation,
     patient: PatientId,
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<(u32, Effects)> {
-    check_prescription(p, limits)?;
-    let version = current_version
+    check_prescription(p, &limits.hard)?;
+    let note = confirmed(p, limits, current, confirmation)?;
+    let version = current
+        .map_or(0, |c| c.version)
         .checked_add(1)
         .ok_or_else(|| StoreError::Invalid("no more prescription versions".into()))?;
-    let effects = Effects::audit(NewAudit::prescription_changed(
+    let mut effects = Effects::audit(NewAudit::prescription_changed(
         now_ms, actor, patient, version, p,
     ))
     .and_announce(Change::Prescription { patient, version });
+    if let Some(note) = note {
+        effects = effects.and_audit(NewAudit::soft_limit_confirmed(
+            now_ms, actor, patient, version, &note,
+        ));
+    }
     Ok((version, effects))
 }
 
@@ -198,7 +245,7 @@ pub fn stored_state(s: &str) -> StoreResult<InfusionState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::AuditAction;
+    use crate::{AuditAction, RateStep};
     use proptest::prelude::*;
 
     fn rx(volume_ul: u32, rate_ul_h: u32) -> NewPrescription {
@@ -221,10 +268,15 @@ mod tests {
         }
     }
 
-    const NARROW: PatientLimits = PatientLimits {
+    const HARD: PatientLimits = PatientLimits {
         min_rate_ul_h: 1_000,
         max_rate_ul_h: 5_000,
         max_volume_ul: 10_000,
+    };
+    const NARROW: Limits = Limits {
+        hard: HARD,
+        soft: HARD,
+        set: true,
     };
 
     #[test]
@@ -244,7 +296,7 @@ mod tests {
             limits_change(&NARROW, Some(&stored(2, rx(5_000, 6_000))), p, "x", 3).unwrap_err();
         assert!(err.to_string().contains("version 2"), "{err}");
         let mut inverted = NARROW;
-        inverted.min_rate_ul_h = 6_000;
+        inverted.hard.min_rate_ul_h = 6_000;
         assert!(matches!(
             limits_change(&inverted, None, p, "x", 3),
             Err(StoreError::OutsideLimits(_))
@@ -254,7 +306,9 @@ mod tests {
     #[test]
     fn a_prescription_is_the_next_version_within_the_limits() {
         let p = PatientId(1);
-        let (v, e) = next_version(&rx(5_000, 4_000), &NARROW, 0, p, "user:doc", 9).unwrap();
+        let none = Confirmation::default();
+        let (v, e) =
+            next_version(&rx(5_000, 4_000), &NARROW, None, &none, p, "user:doc", 9).unwrap();
         assert_eq!(v, 1);
         assert_eq!(
             e.changes,
@@ -264,8 +318,10 @@ mod tests {
             }]
         );
         assert_eq!(e.audit[0].detail, "version 1: 5000 µL at 4000 µL/h, run");
-        assert!(next_version(&rx(0, 4_000), &NARROW, 0, p, "x", 0).is_err());
-        assert!(next_version(&rx(5_000, 4_000), &NARROW, u32::MAX, p, "x", 0).is_err());
+        assert_eq!(e.audit.len(), 1, "inside the soft limits: no confirmation");
+        assert!(next_version(&rx(0, 4_000), &NARROW, None, &none, p, "x", 0).is_err());
+        let last = stored(u32::MAX, rx(5_000, 4_000));
+        assert!(next_version(&rx(5_000, 4_000), &NARROW, Some(&last), &none, p, "x", 0).is_err());
     }
 
     #[test]
@@ -279,10 +335,13 @@ mod tests {
         /// A prescription is written exactly when the limits allow it, as
         /// the version after the newest.
         #[test]
-        fn written_exactly_when_allowed(volume in 0u32..20_000, rate in 0u32..8_000, current in 0u32..100) {
+        fn written_exactly_when_allowed(volume in 0u32..20_000, rate in 0u32..8_000, current in 1u32..100) {
             let p = rx(volume, rate);
-            let written = next_version(&p, &NARROW, current, PatientId(1), "x", 0);
-            prop_assert_eq!(written.is_ok(), volume > 0 && NARROW.allows(volume, rate));
+            // Hard limits only, and a rate step that allows anything.
+            let any_step = Confirmation::none(RateStep { factor_permille: u32::MAX });
+            let newest = stored(current, rx(5_000, 3_000));
+            let written = next_version(&p, &NARROW, Some(&newest), &any_step, PatientId(1), "x", 0);
+            prop_assert_eq!(written.is_ok(), volume > 0 && HARD.allows(volume, rate));
             if let Ok((v, _)) = written {
                 prop_assert_eq!(v, current + 1);
             }

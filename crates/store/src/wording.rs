@@ -2,10 +2,11 @@
 //! place so that the same event reads the same in the audit log and the
 //! same refusal reaches the user, whichever database is underneath.
 
-use infusion_protocol::{Alarm, MacAddress, PatientId, PatientLimits};
+use infusion_protocol::{Alarm, MacAddress, PatientId};
 
+use crate::units::{ml, ml_h};
 use crate::{
-    AuditAction, NewAudit, NewPrescription, NewSuggestion, Prescription, Role, StoreError,
+    AuditAction, Limits, NewAudit, NewPrescription, NewSuggestion, Prescription, Role, StoreError,
 };
 
 /// The audit actor of a device: `device:AA:BB:CC:DD:EE:FF`.
@@ -108,16 +109,18 @@ impl NewAudit {
     }
 
     /// A patient's limits changed.
-    pub fn limits_changed(
-        at_ms: i64,
-        actor: &str,
-        patient: PatientId,
-        l: &PatientLimits,
-    ) -> NewAudit {
-        let detail = format!(
+    pub fn limits_changed(at_ms: i64, actor: &str, patient: PatientId, l: &Limits) -> NewAudit {
+        let (h, s) = (&l.hard, &l.soft);
+        let mut detail = format!(
             "rate {}..={} µL/h, volume at most {} µL",
-            l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul
+            h.min_rate_ul_h, h.max_rate_ul_h, h.max_volume_ul
         );
+        if s != h {
+            detail += &format!(
+                "; soft: rate {}..={} µL/h, volume at most {} µL",
+                s.min_rate_ul_h, s.max_rate_ul_h, s.max_volume_ul
+            );
+        }
         Self::of(
             at_ms,
             actor,
@@ -147,6 +150,24 @@ impl NewAudit {
             AuditAction::PrescriptionChanged,
             Some(patient),
             detail,
+        )
+    }
+
+    /// An order crossing soft limits was confirmed with a reason: `note`
+    /// names the crossings and the reason.
+    pub fn soft_limit_confirmed(
+        at_ms: i64,
+        actor: &str,
+        patient: PatientId,
+        version: u32,
+        note: &str,
+    ) -> NewAudit {
+        Self::of(
+            at_ms,
+            actor,
+            AuditAction::SoftLimitConfirmed,
+            Some(patient),
+            format!("version {version}: {note}"),
         )
     }
 
@@ -328,8 +349,10 @@ impl StoreError {
     /// New limits would exclude the current prescription.
     pub fn limits_exclude(p: &Prescription) -> StoreError {
         StoreError::OutsideLimits(format!(
-            "the current prescription (version {}: {} µL at {} µL/h) would fall outside these limits; change it first",
-            p.version, p.volume_ul, p.rate_ul_h
+            "the current prescription (version {}: {} at {}) would fall outside these limits; change it first",
+            p.version,
+            ml(p.volume_ul),
+            ml_h(p.rate_ul_h)
         ))
     }
 }

@@ -234,7 +234,10 @@ pub async fn seed_patient(
         )
         .await
         .unwrap();
-    store.set_limits(id, limits, "test", 0).await.unwrap();
+    store
+        .set_limits(id, limits.into(), "test", 0)
+        .await
+        .unwrap();
     id
 }
 

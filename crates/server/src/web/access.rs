@@ -107,7 +107,7 @@ mod tests {
             last_name: "Q".into(),
             physician_username: physician.into(),
             device: None,
-            limits: DEFAULT_LIMITS,
+            limits: DEFAULT_LIMITS.into(),
             prescription: None,
             last_contact_ms: None,
         }

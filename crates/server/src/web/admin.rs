@@ -55,7 +55,7 @@ async fn render(
         .collect();
     let body = html! {
         h1 { "Accounts and devices" }
-        @if let Some(n) = &notice { (n.render()) }
+        @if let Some(n) = &notice { (n.render(user)) }
         div class="table" tabindex="0" role="region" aria-label="Accounts" {
             table {
                 thead { tr {

@@ -2,42 +2,7 @@
 //! without floats: volumes and rates are stored in µL and µL/h and shown
 //! (and typed) in mL and mL/h with up to three decimals.
 
-/// `2500` µL as `2.5`; whole numbers without a point.
-pub fn milli(v: u32) -> String {
-    let (whole, frac) = (v / 1000, v % 1000);
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let digits = format!("{frac:03}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
-}
-
-/// Reads `2.5` (mL) as `2500` (µL): digits, an optional point and at most
-/// three decimals. `None` for anything else, negative, or too large.
-pub fn parse_milli(s: &str) -> Option<u32> {
-    let s = s.trim();
-    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if frac.len() > 3
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let whole: u32 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    let frac: u32 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<3}").parse().ok()?
-    };
-    whole.checked_mul(1000)?.checked_add(frac)
-}
+pub use infusion_store::units::{milli, parse_milli};
 
 /// Milliseconds since the epoch as `2026-11-25 14:03:07 UTC`.
 pub fn time(ms: i64) -> String {
@@ -114,25 +79,6 @@ mod tests {
         assert_eq!(wait(60), "1 min");
         assert_eq!(wait(61), "2 min");
         assert_eq!(wait(900), "15 min");
-    }
-
-    #[test]
-    fn millis_round_trip() {
-        for (ul, text) in [
-            (0, "0"),
-            (2500, "2.5"),
-            (4000, "4"),
-            (1, "0.001"),
-            (200_000, "200"),
-        ] {
-            assert_eq!(milli(ul), text);
-            assert_eq!(parse_milli(text), Some(ul));
-        }
-        assert_eq!(parse_milli(".5"), Some(500));
-        assert_eq!(parse_milli(" 12.25 "), Some(12_250));
-        for bad in ["", ".", "-1", "1.2345", "1e3", "abc", "1,5", "99999999"] {
-            assert_eq!(parse_milli(bad), None, "{bad:?}");
-        }
     }
 
     #[test]

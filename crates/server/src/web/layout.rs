@@ -90,6 +90,10 @@ th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #bbb;
 form.inline { display: inline; margin-left: .5rem; }
 form.edit { display: grid; gap: .5rem; max-width: 28rem; margin: .5rem 0 1.5rem; }
 label { font-weight: 600; }
+fieldset { display: grid; gap: .5rem; border: 1px solid #bbb; padding: .5rem .75rem .75rem; margin: 0; }
+legend { font-weight: 600; padding: 0 .25rem; }
+.confirm form { display: grid; gap: .5rem; max-width: 28rem; margin: .5rem 0; }
+.confirm ul { margin: .25rem 0; }
 input, select, button { font: inherit; padding: .4rem .5rem; }
 button { cursor: pointer; }
 :focus-visible { outline: 3px solid #c60; outline-offset: 2px; }

@@ -19,6 +19,7 @@ mod admin;
 mod alarms;
 mod auth;
 mod chart;
+mod confirm;
 mod dashboard;
 mod form;
 mod format;
@@ -88,6 +89,7 @@ fn refusal(e: StoreError) -> Result<String, WebError> {
         | StoreError::Invalid(m)
         | StoreError::Conflict(m)
         | StoreError::NotFound(m) => Ok(m),
+        e @ StoreError::NeedsConfirmation(_) => Ok(e.to_string()),
         other => Err(other.into()),
     }
 }

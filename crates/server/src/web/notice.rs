@@ -19,6 +19,7 @@ use maud::{Markup, html};
 
 use crate::AppState;
 use crate::client::Client;
+use crate::web::confirm::Confirm;
 use crate::web::session::{WebUser, cookie, removal};
 
 /// The one-time notice cookie.
@@ -31,27 +32,33 @@ pub enum Notice {
     Done(String),
     /// It was refused, and why (announced at once).
     Refused(String),
+    /// It crosses a soft limit and waits for a reason (never carried in
+    /// the cookie: it answers the form that was refused).
+    Confirm(Box<Confirm>),
 }
 
 impl Notice {
-    /// The message on a page.
-    pub fn render(&self) -> Markup {
+    /// The message on `user`'s page.
+    pub fn render(&self, user: &WebUser) -> Markup {
         match self {
             Notice::Done(text) => html! { p role="status" class="notice" { (text) } },
             Notice::Refused(text) => html! { p role="alert" class="notice" { (text) } },
+            Notice::Confirm(c) => c.render(user),
         }
     }
 
-    /// True for a refusal.
+    /// True for a refusal (a confirmation asked for is one: nothing was
+    /// done).
     pub fn is_refusal(&self) -> bool {
-        matches!(self, Notice::Refused(_))
+        matches!(self, Notice::Refused(_) | Notice::Confirm(_))
     }
 
     /// The cookie's plain text: the session it is for, then the message.
     fn encode(&self, user: &WebUser) -> String {
         let (kind, text) = match self {
-            Notice::Done(t) => ('d', t),
-            Notice::Refused(t) => ('r', t),
+            Notice::Done(t) => ('d', t.as_str()),
+            Notice::Refused(t) => ('r', t.as_str()),
+            Notice::Confirm(_) => ('r', "This order was not sent."),
         };
         format!("{}\n{kind}{text}", user.csrf)
     }

@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use infusion_protocol::{EventBody, InfusionState};
+use infusion_protocol::EventBody;
 use infusion_store::{AuditRecord, PatientSummary, Prescription, StoredEvent, Suggestion};
 use maud::{Markup, html};
 
@@ -16,6 +16,7 @@ use crate::web::format::{ago, alarm_name, milli, prescription_text, time};
 use crate::web::layout::page;
 use crate::web::notice::{Flash, Notice, see_other};
 use crate::web::session::WebUser;
+use crate::web::treatment::{limits_section, prescribe_section};
 use crate::web::{WebError, access, chart};
 
 /// How many of a patient's newest events the reports table shows.
@@ -99,13 +100,13 @@ pub async fn patient_page(
         h1 { (title) }
         // A second identifier: two patients may share a name.
         p class="hint" { "Username " strong { (p.username) } }
-        @if let Some(n) = &notice { (n.render()) }
+        @if let Some(n) = &notice { (n.render(user)) }
         (security_section(&v))
         (alarms_section(&v))
         (suggestions_section(&v))
         (now_section(&v, &latest(v.recent())))
-        (limits_section(&v))
-        @if v.treats { (prescribe_section(&v)) }
+        (limits_section(p, user, v.treats))
+        @if v.treats { (prescribe_section(p, user, app.config.rate_step)) }
         (charts_section(&v))
         (versions_section(&v))
         (reports_section(&v))
@@ -193,54 +194,6 @@ fn now_section(v: &View<'_>, l: &Latest) -> Markup {
                 li { "Delivered: " @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
                 li { "Device: " @if let Some(m) = &p.device { (m.to_string()) } @else { "none bound" } }
                 li { "Last contact: " @if let Some(t) = p.last_contact_ms { (ago(t, now_ms())) } @else { "never" } }
-            }
-        }
-    }
-}
-
-fn limits_section(v: &View<'_>) -> Markup {
-    let l = &v.p.limits;
-    html! {
-        section aria-labelledby="limits" {
-            h2 id="limits" { "Limits" }
-            p id="limits-live" data-live { "Rate " (milli(l.min_rate_ul_h)) " to " (milli(l.max_rate_ul_h)) " mL/h, volume at most " (milli(l.max_volume_ul)) " mL." }
-            @if v.treats {
-                form class="edit" method="post" action=(v.path("/limits")) {
-                    input type="hidden" name="csrf" value=(v.user.csrf);
-                    label for="min_rate" { "Lowest rate (mL/h)" }
-                    input id="min_rate" name="min_rate_ml_h" inputmode="decimal" required value=(milli(l.min_rate_ul_h));
-                    label for="max_rate" { "Highest rate (mL/h)" }
-                    input id="max_rate" name="max_rate_ml_h" inputmode="decimal" required value=(milli(l.max_rate_ul_h));
-                    label for="max_volume" { "Largest volume (mL)" }
-                    input id="max_volume" name="max_volume_ml" inputmode="decimal" required value=(milli(l.max_volume_ul));
-                    button type="submit" { "Save limits" }
-                }
-            }
-        }
-    }
-}
-
-fn prescribe_section(v: &View<'_>) -> Markup {
-    let current = v.p.prescription.as_ref();
-    let held = current.is_some_and(|x| x.state == InfusionState::Hold);
-    html! {
-        section aria-labelledby="prescribe" {
-            h2 id="prescribe" { "Change the prescription" }
-            p class="hint" { "Within the limits above. The pump applies a new version at its next poll." }
-            form class="edit" method="post" action=(v.path("/prescription")) {
-                input type="hidden" name="csrf" value=(v.user.csrf);
-                label for="volume" { "Volume (mL)" }
-                input id="volume" name="volume_ml" inputmode="decimal" required
-                    value=(current.map_or(String::new(), |x| milli(x.volume_ul)));
-                label for="rate" { "Rate (mL/h)" }
-                input id="rate" name="rate_ml_h" inputmode="decimal" required
-                    value=(current.map_or(String::new(), |x| milli(x.rate_ul_h)));
-                label for="state" { "State" }
-                select id="state" name="state" {
-                    option value="run" selected[!held] { "Run" }
-                    option value="hold" selected[held] { "Hold (pause the pump)" }
-                }
-                button type="submit" { "Save as a new version" }
             }
         }
     }
@@ -444,12 +397,23 @@ pub async fn answer(
     p: &PatientSummary,
     outcome: Result<String, String>,
 ) -> Result<Response, WebError> {
+    answer_with(app, user, p, outcome.map_err(Notice::Refused)).await
+}
+
+/// [`answer`] with any notice for a form that did nothing (a refusal, or a
+/// confirmation asked for).
+pub async fn answer_with(
+    app: &AppState,
+    user: &WebUser,
+    p: &PatientSummary,
+    outcome: Result<String, Notice>,
+) -> Result<Response, WebError> {
     let path = format!("/patients/{}", p.username);
     match outcome {
         Ok(done) => Ok(see_other(app, user, &path, Notice::Done(done))),
-        Err(why) => {
+        Err(notice) => {
             let now = access::visible(app, &user.session, &p.username).await?;
-            let page = patient_page(app, user, &now, Some(Notice::Refused(why))).await?;
+            let page = patient_page(app, user, &now, Some(notice)).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }

@@ -2,19 +2,30 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use infusion_store::{Decision, StoreError, Verdict, user_actor};
+use infusion_store::{Confirmation, Decision, StoreError, Verdict, user_actor};
+use serde::Deserialize;
 
 use crate::AppState;
 use crate::clock::now_ms;
-use crate::web::form::{Button, Submitted};
-use crate::web::patient::answer;
+use crate::web::confirm::Confirm;
+use crate::web::form::Submitted;
+use crate::web::notice::Notice;
+use crate::web::patient::answer_with;
 use crate::web::{WebError, access, refusal};
+
+/// The decision's form: a button, with a reason when an approval that
+/// crosses a soft limit is confirmed.
+#[derive(Debug, Deserialize)]
+pub struct DecisionForm {
+    #[serde(default)]
+    reason: Option<String>,
+}
 
 /// `POST /patients/{username}/suggestions/{id}/{approve|reject}`.
 pub async fn decide_suggestion(
     State(app): State<AppState>,
     Path((username, id, decision)): Path<(String, i64, String)>,
-    Submitted { user, .. }: Submitted<Button>,
+    Submitted { user, form }: Submitted<DecisionForm>,
 ) -> Result<Response, WebError> {
     let p = access::treatable(&app, &user.session, &username).await?;
     let approve = match decision.as_str() {
@@ -30,6 +41,10 @@ pub async fn decide_suggestion(
             approve,
             actor: user_actor(&user.session.username),
             at_ms: now_ms(),
+            confirmation: Confirmation {
+                reason: form.reason,
+                rate_step: app.config.rate_step,
+            },
         })
         .await
     {
@@ -38,7 +53,14 @@ pub async fn decide_suggestion(
         )),
         Ok(Decision::Rejected) => Ok("Suggestion rejected.".to_owned()),
         Err(StoreError::NotFound(_)) => return Err(WebError::no_suggestion()),
-        Err(e) => Err(refusal(e)?),
+        Err(StoreError::NeedsConfirmation(crossed)) => Err(Notice::Confirm(Box::new(Confirm {
+            order: "the suggested change".to_owned(),
+            crossed,
+            action: format!("/patients/{}/suggestions/{id}/approve", p.username),
+            fields: Vec::new(),
+            send: "Approve this suggestion",
+        }))),
+        Err(e) => Err(Notice::Refused(refusal(e)?)),
     };
-    answer(&app, &user, &p, outcome).await
+    answer_with(&app, &user, &p, outcome).await
 }
