@@ -59,6 +59,7 @@ pub async fn seed(
                 last_name: "Physician".into(),
                 institution: institution.into(),
                 password_hash: hash.clone(),
+                must_change_password: false,
             },
             actor,
             now,

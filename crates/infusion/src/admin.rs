@@ -20,14 +20,15 @@ use infusion_bench::database::Database;
 const ACTOR: &str = "admin-cli";
 
 /// Reads a password from the first line of standard input, so that it never
-/// appears in shell history or in `ps`.
-fn password_from_stdin() -> anyhow::Result<String> {
+/// appears in shell history or in `ps`; checks it against `context` (the
+/// account's username and names).
+fn password_from_stdin(context: &[&str]) -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)
         .context("reading the password from standard input")?;
     let password = line.trim_end_matches(['\n', '\r']).to_owned();
-    check_password(&password)?;
+    check_password(&password, context)?;
     Ok(password)
 }
 
@@ -65,7 +66,9 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
             physician,
             password_stdin: _,
         } => {
-            let new = |password_hash| NewPatient {
+            let context = [username.as_str(), &first_name, &last_name];
+            let password_hash = hash(password_from_stdin(&context)?).await?;
+            let new = NewPatient {
                 username,
                 first_name,
                 last_name,
@@ -73,6 +76,12 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
                 password_hash,
             };
             create_patient(&*db.open().await?, json, new).await
+        }
+        C::DisableAccount { username } => {
+            set_enabled(&*db.open().await?, json, &username, false).await
+        }
+        C::EnableAccount { username } => {
+            set_enabled(&*db.open().await?, json, &username, true).await
         }
         C::BindDevice { patient, mac } => {
             bind_device(&*db.open().await?, json, &patient, &mac).await
@@ -174,13 +183,17 @@ async fn create_staff(
     a: StaffArgs,
     admin: bool,
 ) -> anyhow::Result<()> {
-    let password_hash = hash(password_from_stdin()?).await?;
+    let context = [a.username.as_str(), &a.first_name, &a.last_name];
+    let password_hash = hash(password_from_stdin(&context)?).await?;
     let new = NewPhysician {
         username: a.username.clone(),
         first_name: a.first_name,
         last_name: a.last_name,
         institution: a.institution,
         password_hash,
+        // Whoever runs the command chose it: its owner replaces it at the
+        // first web login.
+        must_change_password: true,
     };
     let id = if admin {
         store.create_admin(new, ACTOR, now_ms()).await?
@@ -198,12 +211,7 @@ async fn create_staff(
 
 /// `admin create-patient`: `new` is the patient with the password hash
 /// read from standard input.
-async fn create_patient(
-    store: &dyn Store,
-    json: bool,
-    new: impl FnOnce(String) -> NewPatient,
-) -> anyhow::Result<()> {
-    let new = new(hash(password_from_stdin()?).await?);
+async fn create_patient(store: &dyn Store, json: bool, new: NewPatient) -> anyhow::Result<()> {
     let username = new.username.clone();
     let id = store.create_patient(new, ACTOR, now_ms()).await?;
     emit(
@@ -247,6 +255,25 @@ async fn bind_device(
             "device_secret": secret.to_hex().to_string(),
             "server_key": server_key.to_string(),
         }),
+    );
+    Ok(())
+}
+
+/// `admin disable-account` and `admin enable-account`.
+async fn set_enabled(
+    store: &dyn Store,
+    json: bool,
+    username: &str,
+    enabled: bool,
+) -> anyhow::Result<()> {
+    store
+        .set_account_enabled(username, enabled, ACTOR, now_ms())
+        .await?;
+    let done = if enabled { "enabled" } else { "disabled" };
+    emit(
+        json,
+        format!("{username} {done}"),
+        json!({"username": username, "enabled": enabled}),
     );
     Ok(())
 }

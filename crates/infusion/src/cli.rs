@@ -244,6 +244,19 @@ pub enum AdminCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Disable an account: its web sessions and its pump's tokens end at
+    /// once, and it can log in nowhere until it is enabled again.
+    DisableAccount {
+        /// The account's username.
+        #[arg(long)]
+        username: String,
+    },
+    /// Enable a disabled account again.
+    EnableAccount {
+        /// The account's username.
+        #[arg(long)]
+        username: String,
+    },
     /// Bind a pump (by MAC address) to a patient account.
     BindDevice {
         /// Patient username.

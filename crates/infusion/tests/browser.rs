@@ -319,6 +319,7 @@ async fn seed(store: &dyn Store) -> PatientId {
                 last_name: "Admin".into(),
                 institution: "Test Clinic".into(),
                 password_hash: hash.clone(),
+                must_change_password: false,
             },
             "test",
             0,

@@ -143,6 +143,12 @@ async fn admin_commands_build_a_patient_and_print_json(backend: Backend) {
         None,
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("prescription version 3"));
+    let off = cli.ok("admin disable-account --username amy", None);
+    assert_eq!(off["enabled"], false);
+    let err = cli.refused("admin disable-account --username nobody", None);
+    assert!(err.contains("no account named"), "{err}");
+    let on = cli.ok("admin enable-account --username amy", None);
+    assert_eq!(on["enabled"], true);
     let migrated = cli.ok("admin migrate", None);
     assert_eq!(migrated["applied"], 0);
 }

@@ -233,6 +233,23 @@ async fn sql_and_script_in_every_text_field_are_stored_and_shown_verbatim(backen
     }
     for i in 0..payloads.len() {
         let doc = Browser::logged_in(&app, &format!("doc{i}")).await;
+        // The administrator chose the password: it is changed first, on a
+        // page that shows the name too.
+        let page = doc.get("/account/password").await;
+        assert!(!page.body.contains("<script>alert") && !page.body.contains("<img src=x"));
+        let new = "lantern orbit pebble meadow";
+        let changed = doc
+            .post(
+                "/account/password",
+                &[
+                    ("csrf", &page.csrf()),
+                    ("current", PASSWORD),
+                    ("new", new),
+                    ("repeat", new),
+                ],
+            )
+            .await;
+        assert_eq!(changed.status, 303, "{}", changed.body);
         for path in ["/dashboard".to_owned(), format!("/patients/pat{i}")] {
             let page = doc.get(&path).await;
             assert_eq!(page.status, 200, "{path}");

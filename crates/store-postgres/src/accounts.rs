@@ -4,13 +4,13 @@ use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
     AccountId, AccountOverview, AccountRecord, Accounts, NewPatient, NewPhysician, Role,
-    StoreError, StoreResult, new_patient, new_staff, patient_created,
+    StoreError, StoreResult, TokenHash, new_patient, new_staff, patient_created,
 };
 use sqlx::PgConnection;
 
 use crate::audit::apply;
 use crate::rows::{Cols, get, patient_id, stored_patient};
-use crate::{PgStore, db_error};
+use crate::{PgStore, db_error, lifecycle};
 
 async fn username_taken(conn: &mut PgConnection, username: &str) -> StoreResult<bool> {
     sqlx::query("SELECT 1 FROM accounts WHERE lower(username) = lower($1)")
@@ -50,8 +50,9 @@ impl PgStore {
         .await
         .map_err(db_error)?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
-             SELECT $1, $2, $7, $3, $4, id, $5 FROM institutions WHERE name = $6
+            "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms,
+                                   must_change_password)
+             SELECT $1, $2, $7, $3, $4, id, $5, $8 FROM institutions WHERE name = $6
              RETURNING id",
         )
         .bind(&new.username)
@@ -61,6 +62,7 @@ impl PgStore {
         .bind(now_ms)
         .bind(&new.institution)
         .bind(role.as_str())
+        .bind(new.must_change_password)
         .fetch_one(&mut *tx)
         .await
         .map_err(taken(&new.username))?;
@@ -215,5 +217,26 @@ impl Accounts for PgStore {
         .await
         .map_err(db_error)?
         .ok_or_else(|| StoreError::NotFound(format!("no patient {}", patient.0)))
+    }
+
+    async fn change_password(
+        &self,
+        account: AccountId,
+        password_hash: String,
+        keep: Option<TokenHash>,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        lifecycle::change_password(self, account, &password_hash, keep, actor, now_ms).await
+    }
+
+    async fn set_account_enabled(
+        &self,
+        username: &str,
+        enabled: bool,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        lifecycle::set_enabled(self, username, enabled, actor, now_ms).await
     }
 }

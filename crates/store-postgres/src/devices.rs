@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use infusion_protocol::{MacAddress, PatientId, PublicKey};
 use infusion_store::{
-    Binding, BoundNow, Columns, DeviceId, Devices, LoginRecord, NewToken, StoreError, StoreResult,
-    bind, next_seq, start_session,
+    Binding, BoundNow, Columns, DeviceId, Devices, ENABLED, LoginRecord, NewToken, StoreError,
+    StoreResult, bind, next_seq, start_session,
 };
 
 use crate::accounts::lock_patient;
@@ -87,8 +87,9 @@ impl Devices for PgStore {
              JOIN patients p ON p.account_id = a.id
              LEFT JOIN institutions i ON i.id = a.institution_id
              LEFT JOIN devices d ON d.patient_id = p.id AND d.retired_at_ms IS NULL
-             WHERE a.username = $1 AND a.role = 'patient'",
-            LoginRecord::COLUMNS
+             WHERE a.username = $1 AND a.role = 'patient' AND {}",
+            LoginRecord::COLUMNS,
+            ENABLED
         )))
         .bind(username)
         .fetch_optional(&self.pool)

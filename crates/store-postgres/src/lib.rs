@@ -30,6 +30,7 @@ mod devices;
 mod error;
 mod events;
 mod feed;
+mod lifecycle;
 mod migrate;
 mod rows;
 pub mod scratch;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use infusion_store::{
     AccountId, AccountRecord, NewWebSession, SessionUse, StoreResult, TokenHash, WebSession,
-    WebSessions, ended, started,
+    WebSessions, ended, session_of, started,
 };
 
 use crate::audit::apply;
@@ -72,15 +72,8 @@ impl WebSessions for PgStore {
             return Ok(None);
         };
         let a = AccountRecord::at(&Cols(&r), 0)?;
-        Ok(Some(WebSession {
-            account_id: a.account_id,
-            username: a.username,
-            role: a.role,
-            first_name: a.first_name,
-            last_name: a.last_name,
-            created_at_ms: get(&r, 6)?,
-            expires_at_ms: get(&r, 7)?,
-        }))
+        // After the account's eight columns.
+        Ok(session_of(a, get(&r, 8)?, get(&r, 9)?))
     }
 
     async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {

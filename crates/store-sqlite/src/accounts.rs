@@ -4,13 +4,13 @@ use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
     AccountId, AccountOverview, AccountRecord, Accounts, NewPatient, NewPhysician, Role,
-    StoreError, StoreResult, new_patient, new_staff, patient_created,
+    StoreError, StoreResult, TokenHash, new_patient, new_staff, patient_created,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::SqliteStore;
 use crate::rows::{all, one, patient_id, stored_patient};
 use crate::writer::{Cached, WriteCtx, backend};
+use crate::{SqliteStore, lifecycle};
 
 fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
     conn.row(
@@ -44,9 +44,11 @@ fn create_staff(
     )
     .map_err(backend)?;
     conn.exec(
-        "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
-         SELECT ?1, ?2, ?7, ?3, ?4, id, ?5 FROM institutions WHERE name = ?6",
-        params![new.username, new.password_hash, new.first_name, new.last_name, now_ms, new.institution, role.as_str()],
+        "INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms,
+                               must_change_password)
+         SELECT ?1, ?2, ?7, ?3, ?4, id, ?5, ?8 FROM institutions WHERE name = ?6",
+        params![new.username, new.password_hash, new.first_name, new.last_name, now_ms, new.institution, role.as_str(),
+                new.must_change_password],
     )
     .map_err(backend)?;
     let id = conn.last_insert_rowid();
@@ -215,6 +217,35 @@ impl Accounts for SqliteStore {
     async fn username_of(&self, patient: PatientId) -> StoreResult<String> {
         self.readers
             .read(move |conn| username_of(conn, patient))
+            .await
+    }
+
+    async fn change_password(
+        &self,
+        account: AccountId,
+        password_hash: String,
+        keep: Option<TokenHash>,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        let actor = actor.to_owned();
+        self.writer
+            .write(move |cx| {
+                lifecycle::change_password(cx, account, &password_hash, keep, &actor, now_ms)
+            })
+            .await
+    }
+
+    async fn set_account_enabled(
+        &self,
+        username: &str,
+        enabled: bool,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let (username, actor) = (username.to_owned(), actor.to_owned());
+        self.writer
+            .write(move |cx| lifecycle::set_enabled(cx, &username, enabled, &actor, now_ms))
             .await
     }
 }

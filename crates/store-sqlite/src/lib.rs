@@ -18,6 +18,7 @@ mod audit;
 pub mod backup;
 mod devices;
 mod events;
+mod lifecycle;
 mod migrate;
 pub mod private_file;
 mod readers;

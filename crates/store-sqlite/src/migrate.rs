@@ -56,6 +56,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_soft_limits",
         include_str!("../migrations/0012_soft_limits.sql"),
     ),
+    (
+        "0013_account_lifecycle",
+        include_str!("../migrations/0013_account_lifecycle.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

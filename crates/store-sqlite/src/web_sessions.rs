@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use infusion_store::{
     AccountId, AccountRecord, NewWebSession, SessionUse, StoreError, StoreResult, TokenHash,
-    WebSession, WebSessions, ended, started,
+    WebSession, WebSessions, ended, session_of, started,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -77,15 +77,7 @@ fn web_session(
     );
     let a = one(conn, &sql, [account_id], |r| AccountRecord::at(r, 0))?
         .ok_or_else(|| StoreError::NotFound("no such account".into()))?;
-    Ok(Some(WebSession {
-        account_id: a.account_id,
-        username: a.username,
-        role: a.role,
-        first_name: a.first_name,
-        last_name: a.last_name,
-        created_at_ms,
-        expires_at_ms,
-    }))
+    Ok(session_of(a, created_at_ms, expires_at_ms))
 }
 
 fn end_web_session(cx: &mut WriteCtx<'_>, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {

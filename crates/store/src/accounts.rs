@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use infusion_protocol::{PatientId, PatientLimits};
 
-use crate::{DEFAULT_LIMITS, Effects, NewAudit, StoreError, StoreResult};
+use crate::{Change, DEFAULT_LIMITS, Effects, NewAudit, StoreError, StoreResult, TokenHash};
 
 /// Creating and finding accounts, one transaction per method.
 #[async_trait]
@@ -52,6 +52,79 @@ pub trait Accounts: Send + Sync {
 
     /// The username of a patient record (`NotFound` if none).
     async fn username_of(&self, patient_id: PatientId) -> StoreResult<String>;
+
+    /// Replaces an account's password with `password_hash` (already
+    /// checked and hashed), clears a forced change, and ends every web
+    /// session of the account but `keep` (the one that changed it).
+    /// Returns how many sessions were ended. Audited.
+    async fn change_password(
+        &self,
+        account: AccountId,
+        password_hash: String,
+        keep: Option<TokenHash>,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64>;
+
+    /// Disables (`enabled: false`) or enables the account `username`, as
+    /// [`enabling`] decides. Disabling ends its web sessions and, for a
+    /// patient, its pump's token chain at once. Audited as a security
+    /// event.
+    async fn set_account_enabled(
+        &self,
+        username: &str,
+        enabled: bool,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()>;
+}
+
+/// What an account lookup for a login adds to its `WHERE`: disabled
+/// accounts log in nowhere (written once for both backends' login
+/// queries).
+pub const ENABLED: &str = "a.disabled_at_ms IS NULL";
+
+/// Decides a password change of `account` (named `username`): its audit
+/// entry, and the announcement that ends the account's other open live
+/// streams.
+pub fn password_changed(account: AccountId, username: &str, actor: &str, now_ms: i64) -> Effects {
+    Effects::audit(NewAudit::password_changed(now_ms, actor, username))
+        .and_announce(Change::SessionEnded { account })
+}
+
+/// Decides disabling or enabling `target` (`None`: no such account) by
+/// `actor` (an audit actor: `user:root`, `admin-cli`). An administrator
+/// cannot disable their own account (nobody might be left to enable it).
+/// `Ok(None)` when the account is in that state already: nothing to write.
+pub fn enabling(
+    target: Option<&AccountRecord>,
+    username: &str,
+    enabled: bool,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<Option<Effects>> {
+    let a = target.ok_or_else(|| StoreError::NotFound(format!("no account named {username:?}")))?;
+    if !enabled && crate::user_actor(&a.username) == actor {
+        return Err(StoreError::Invalid(
+            "you cannot disable your own account; ask another administrator".into(),
+        ));
+    }
+    if a.disabled != enabled {
+        return Ok(None);
+    }
+    let effects = Effects::audit(NewAudit::account_enabled(
+        now_ms,
+        actor,
+        &a.username,
+        enabled,
+    ));
+    Ok(Some(if enabled {
+        effects
+    } else {
+        effects.and_announce(Change::SessionEnded {
+            account: a.account_id,
+        })
+    }))
 }
 
 /// An account's row id (physician, patient or admin).
@@ -71,6 +144,9 @@ pub struct NewPhysician {
     pub institution: String,
     /// Argon2id PHC string.
     pub password_hash: String,
+    /// The password was chosen by whoever creates the account (an
+    /// administrator): its owner must change it at the first web login.
+    pub must_change_password: bool,
 }
 
 /// A patient to create.
@@ -133,6 +209,11 @@ pub struct AccountRecord {
     pub last_name: String,
     /// Argon2id PHC string.
     pub password_hash: String,
+    /// Disabled by an administrator: it can log in nowhere.
+    pub disabled: bool,
+    /// Its password was set by an administrator and must be changed at
+    /// the next web login before anything else.
+    pub must_change_password: bool,
 }
 
 /// One account as the administrator's overview shows it.
@@ -152,6 +233,8 @@ pub struct AccountOverview {
     pub physician: Option<String>,
     /// A patient's bound device.
     pub device: Option<String>,
+    /// Disabled: it logs in nowhere.
+    pub disabled: bool,
 }
 
 /// True when `username` could be an account's: 1 to 64 characters of
@@ -258,15 +341,42 @@ pub fn check_institution(name: &str) -> Result<(), StoreError> {
 /// Shortest password accepted for an account (OWASP ASVS 2.1.1).
 pub const PASSWORD_MIN: usize = 12;
 
-/// Checks a new password's length: 12 to 128 bytes.
-pub fn check_password(password: &str) -> Result<(), StoreError> {
+/// Checks a new password: 12 to 128 characters, and not easy to guess.
+/// The zxcvbn estimator (Dropbox's, ported to Rust) scores it against
+/// common and leaked passwords, dictionary words, keyboard patterns,
+/// repeats and dates, and against `context` (the username and names,
+/// which an attacker knows); a score below 3 (about 10¹⁰ guesses) is
+/// refused with its warning, in words.
+pub fn check_password(password: &str, context: &[&str]) -> Result<(), StoreError> {
     use infusion_protocol::limits::PASSWORD_MAX;
     if password.chars().count() < PASSWORD_MIN || password.len() > PASSWORD_MAX {
         return Err(StoreError::Invalid(format!(
             "a password is {PASSWORD_MIN} to {PASSWORD_MAX} characters"
         )));
     }
+    let estimate = zxcvbn::zxcvbn(password, context);
+    if estimate.score() < zxcvbn::Score::Three {
+        let why = estimate
+            .feedback()
+            .and_then(|f| f.warning())
+            .map_or_else(String::new, |w| {
+                format!(" ({})", lowercase_first(&w.to_string()))
+            });
+        return Err(StoreError::Invalid(format!(
+            "this password is too easy to guess{why}: choose a longer one, for example four or \
+             more unrelated words"
+        )));
+    }
     Ok(())
+}
+
+/// "This is a very common password." as "this is a very common password".
+fn lowercase_first(s: &str) -> String {
+    let s = s.trim_end_matches('.');
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
 }
 
 /// Decides a new physician or administrator: valid names, then a free
@@ -337,6 +447,7 @@ mod tests {
             last_name: "Lee".into(),
             institution: "General".into(),
             password_hash: "$argon2id$x".into(),
+            must_change_password: false,
         }
     }
 
@@ -439,5 +550,77 @@ mod tests {
         for fine in ["pa.one", "PA.ONE", "a", "dr_lee@ward-3"] {
             assert!(is_possible_username(fine), "{fine:?}");
         }
+    }
+
+    fn record(username: &str, disabled: bool) -> AccountRecord {
+        AccountRecord {
+            account_id: AccountId(4),
+            username: username.into(),
+            role: Role::Physician,
+            first_name: "Ann".into(),
+            last_name: "Lee".into(),
+            password_hash: "$argon2id$x".into(),
+            disabled,
+            must_change_password: false,
+        }
+    }
+
+    #[test]
+    fn easy_passwords_are_refused_with_a_reason() {
+        for weak in ["aaaaaaaaaaaa", "            ", "password1234"] {
+            let e = check_password(weak, &["ann", "Ann", "Lee"]).unwrap_err();
+            assert!(e.to_string().contains("too easy to guess"), "{weak:?}: {e}");
+        }
+        assert!(
+            check_password("short", &[])
+                .unwrap_err()
+                .to_string()
+                .contains("12 to")
+        );
+        assert_eq!(
+            check_password("lantern orbit pebble meadow", &["ann"]),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn disabling_ends_sessions_and_nobody_disables_themselves() {
+        let e = enabling(Some(&record("ann", false)), "ann", false, "user:root", 5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.audit[0].action, AuditAction::AccountDisabled);
+        assert_eq!(
+            e.changes,
+            [Change::SessionEnded {
+                account: AccountId(4)
+            }]
+        );
+        assert!(AuditAction::SECURITY.contains(&AuditAction::AccountDisabled));
+        // Already so: nothing to write.
+        assert_eq!(
+            enabling(Some(&record("ann", true)), "ann", false, "user:root", 5),
+            Ok(None)
+        );
+        let e = enabling(Some(&record("ann", true)), "ann", true, "admin-cli", 5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.audit[0].action, AuditAction::AccountEnabled);
+        assert!(e.changes.is_empty());
+        assert!(matches!(
+            enabling(Some(&record("root", false)), "root", false, "user:root", 5),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            enabling(None, "nobody", false, "user:root", 5),
+            Err(StoreError::NotFound(_))
+        ));
+        let e = password_changed(AccountId(4), "ann", "user:ann", 9);
+        assert_eq!(e.audit[0].action, AuditAction::PasswordChanged);
+        assert_eq!(
+            e.changes,
+            [Change::SessionEnded {
+                account: AccountId(4)
+            }]
+        );
     }
 }

@@ -106,6 +106,14 @@ pub enum AuditAction {
     /// An order crossing a soft limit (or changing the rate by more than
     /// the allowed factor) was given with its prescriber's reason.
     SoftLimitConfirmed,
+    /// An account's owner changed its password; its other sessions ended.
+    PasswordChanged,
+    /// An administrator disabled an account: its sessions and device
+    /// chains ended, and it logs in nowhere. A security event.
+    AccountDisabled,
+    /// An administrator enabled a disabled account again. A security
+    /// event.
+    AccountEnabled,
 }
 
 impl AuditAction {
@@ -134,6 +142,9 @@ impl AuditAction {
         AuditAction::RetiredTokenUsed,
         AuditAction::LoginSlowed,
         AuditAction::SoftLimitConfirmed,
+        AuditAction::PasswordChanged,
+        AuditAction::AccountDisabled,
+        AuditAction::AccountEnabled,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -146,6 +157,8 @@ impl AuditAction {
         AuditAction::ServerKeysMoved,
         AuditAction::RetiredTokenUsed,
         AuditAction::LoginSlowed,
+        AuditAction::AccountDisabled,
+        AuditAction::AccountEnabled,
     ];
 
     /// The action as stored.
@@ -174,6 +187,9 @@ impl AuditAction {
             AuditAction::RetiredTokenUsed => "retired_token_used",
             AuditAction::LoginSlowed => "login_slowed",
             AuditAction::SoftLimitConfirmed => "soft_limit_confirmed",
+            AuditAction::PasswordChanged => "password_changed",
+            AuditAction::AccountDisabled => "account_disabled",
+            AuditAction::AccountEnabled => "account_enabled",
         }
     }
 

@@ -161,10 +161,10 @@ impl PatientSummary {
 
 impl AccountRecord {
     /// The select list of an account, over `accounts a`.
-    pub const COLUMNS: &'static str =
-        "a.id, a.username, a.role, a.first_name, a.last_name, a.password_hash";
+    pub const COLUMNS: &'static str = "a.id, a.username, a.role, a.first_name, a.last_name,
+        a.password_hash, a.disabled_at_ms, a.must_change_password";
 
-    /// An account from its six columns from `i`.
+    /// An account from its eight columns from `i`.
     pub fn at(c: &impl Columns, i: usize) -> StoreResult<AccountRecord> {
         Ok(AccountRecord {
             account_id: AccountId(c.i64(i)?),
@@ -173,6 +173,8 @@ impl AccountRecord {
             first_name: c.string(i + 3)?,
             last_name: c.string(i + 4)?,
             password_hash: c.string(i + 5)?,
+            disabled: c.int(i + 6)?.is_some(),
+            must_change_password: c.flag(i + 7)?,
         })
     }
 }
@@ -181,7 +183,7 @@ impl AccountOverview {
     /// The whole overview, by role then username (no parameters, so one
     /// statement serves both backends).
     pub const QUERY: &'static str = "SELECT a.username, a.role, a.first_name, a.last_name, i.name,
-            ph.username, d.mac
+            ph.username, d.mac, a.disabled_at_ms
         FROM accounts a
         LEFT JOIN institutions i ON i.id = a.institution_id
         LEFT JOIN patients p ON p.account_id = a.id
@@ -199,6 +201,7 @@ impl AccountOverview {
             institution: c.text(4)?,
             physician: c.text(5)?,
             device: c.text(6)?,
+            disabled: c.int(7)?.is_some(),
         })
     }
 }

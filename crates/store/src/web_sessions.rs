@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 
-use crate::{AccountId, Effects, NewAudit, Role, StoreError, StoreResult, TokenHash};
+use crate::{
+    AccountId, AccountRecord, Effects, NewAudit, Role, StoreError, StoreResult, TokenHash,
+};
 
 /// Starting, checking and ending web sessions, one transaction per method.
 #[async_trait]
@@ -75,6 +77,25 @@ pub struct WebSession {
     pub created_at_ms: i64,
     /// Absolute expiry.
     pub expires_at_ms: i64,
+    /// The account's password was set by an administrator: nothing but
+    /// changing it is served until it is.
+    pub must_change_password: bool,
+}
+
+/// The session a live session row of account `a` is: `None` when the
+/// account was disabled since (its sessions end with it, whatever rows
+/// are left).
+pub fn session_of(a: AccountRecord, created_at_ms: i64, expires_at_ms: i64) -> Option<WebSession> {
+    (!a.disabled).then_some(WebSession {
+        account_id: a.account_id,
+        username: a.username,
+        role: a.role,
+        first_name: a.first_name,
+        last_name: a.last_name,
+        created_at_ms,
+        expires_at_ms,
+        must_change_password: a.must_change_password,
+    })
 }
 
 /// Decides a session start for the account named `username` (`None`: no

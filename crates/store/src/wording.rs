@@ -72,6 +72,25 @@ impl NewAudit {
         Self::of(at_ms, actor, AuditAction::AccountCreated, None, detail)
     }
 
+    /// An account's password was changed (by its owner).
+    pub fn password_changed(at_ms: i64, actor: &str, username: &str) -> NewAudit {
+        let detail = format!("password of {username} changed; its other sessions ended");
+        Self::of(at_ms, actor, AuditAction::PasswordChanged, None, detail)
+    }
+
+    /// An administrator disabled or enabled an account.
+    pub fn account_enabled(at_ms: i64, actor: &str, username: &str, enabled: bool) -> NewAudit {
+        let (action, detail) = if enabled {
+            (AuditAction::AccountEnabled, format!("{username} enabled"))
+        } else {
+            (
+                AuditAction::AccountDisabled,
+                format!("{username} disabled; its sessions and device tokens ended"),
+            )
+        };
+        Self::of(at_ms, actor, action, None, detail)
+    }
+
     /// A patient account was created.
     pub fn patient_created(
         at_ms: i64,

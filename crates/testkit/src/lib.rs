@@ -191,6 +191,7 @@ pub async fn seed_physician(store: &dyn Store, username: &str, hash: &str) {
                 last_name: "Physician".into(),
                 institution: "Test Clinic".into(),
                 password_hash: hash.into(),
+                must_change_password: false,
             },
             "test",
             0,

@@ -96,6 +96,7 @@ mod tests {
             last_name: "B".into(),
             created_at_ms: 0,
             expires_at_ms: 1,
+            must_change_password: false,
         }
     }
 

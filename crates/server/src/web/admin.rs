@@ -3,7 +3,7 @@
 //! clinical data (an administrator sees no patient page, limits or
 //! prescriptions).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::MacAddress;
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::clock::now_ms;
-use crate::web::form::Submitted;
+use crate::web::form::{Button, Submitted};
 use crate::web::layout::page;
 use crate::web::notice::{Flash, Notice, see_other};
 use crate::web::session::WebUser;
@@ -61,12 +61,34 @@ async fn render(
                 thead { tr {
                     th scope="col" { "Username" } th scope="col" { "Role" } th scope="col" { "Name" }
                     th scope="col" { "Institution" } th scope="col" { "Physician" } th scope="col" { "Device" }
+                    th scope="col" { "Status" }
                 } }
                 tbody { @for a in &accounts { tr {
                     td { (a.username) } td { (a.role.as_str()) } td { (a.last_name) ", " (a.first_name) }
                     td { (a.institution.as_deref().unwrap_or("—")) }
                     td { (a.physician.as_deref().unwrap_or("—")) }
                     td { (a.device.as_deref().unwrap_or("—")) }
+                    td {
+                        @if a.disabled { strong { "Disabled" } } @else { "Active" }
+                        @if a.disabled {
+                            form class="inline" method="post" action={ "/admin/accounts/" (a.username) "/enable" } {
+                                input type="hidden" name="csrf" value=(user.csrf);
+                                button type="submit" aria-label={ "Enable " (a.username) } { "Enable" }
+                            }
+                        } @else if a.username != user.session.username {
+                            // Two steps: a slip must not end a patient's pump tokens.
+                            details class="inline" {
+                                summary { "Disable…" }
+                                form method="post" action={ "/admin/accounts/" (a.username) "/disable" } {
+                                    input type="hidden" name="csrf" value=(user.csrf);
+                                    button type="submit" {
+                                        "Disable " (a.username) " now"
+                                        @if a.role == Role::Patient { ": its pump must log in again once enabled" }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 } } }
             }
         }
@@ -130,14 +152,51 @@ async fn finish(
     }
 }
 
-/// Checks a new account's password and hashes it (Argon2id, on the
-/// bounded blocking pool).
-async fn new_password_hash(app: &AppState, password: &str) -> Result<String, StoreError> {
-    check_password(password)?;
+/// Checks a new password (against `context`: the account's username and
+/// names) and hashes it (Argon2id, on the bounded blocking pool).
+pub async fn new_password_hash(
+    app: &AppState,
+    password: &str,
+    context: &[&str],
+) -> Result<String, StoreError> {
+    check_password(password, context)?;
     app.passwords
         .hash(password)
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// `POST /admin/accounts/{username}/{disable|enable}`. A disabled
+/// account's sessions and its pump's token chain end at once.
+pub async fn set_enabled(
+    State(app): State<AppState>,
+    Path((username, verb)): Path<(String, String)>,
+    Submitted { user, .. }: Submitted<Button>,
+) -> Result<Response, WebError> {
+    admin_only(&user)?;
+    let enabled = match verb.as_str() {
+        "enable" => true,
+        "disable" => false,
+        _ => {
+            return Err(WebError::Api(crate::error::ApiError::new(
+                infusion_protocol::ErrorCode::NotFound,
+                "no such action on an account",
+            )));
+        }
+    };
+    let actor = user_actor(&user.session.username);
+    let outcome = app
+        .store
+        .set_account_enabled(&username, enabled, &actor, now_ms())
+        .await
+        .map(|()| {
+            if enabled {
+                format!("{username} is enabled and can log in again.")
+            } else {
+                format!("{username} is disabled: its sessions and pump tokens have ended, and it cannot log in.")
+            }
+        });
+    finish(&app, &user, outcome).await
 }
 
 /// The new physician form.
@@ -157,13 +216,16 @@ pub async fn create_physician(
 ) -> Result<Response, WebError> {
     admin_only(&user)?;
     let outcome = async {
-        let password_hash = new_password_hash(&app, &f.password).await?;
+        let context = [f.username.as_str(), &f.first_name, &f.last_name];
+        let password_hash = new_password_hash(&app, &f.password, &context).await?;
         let new = NewPhysician {
             username: f.username.trim().to_owned(),
             first_name: f.first_name.trim().to_owned(),
             last_name: f.last_name.trim().to_owned(),
             institution: f.institution.trim().to_owned(),
             password_hash,
+            // The administrator chose it: its owner replaces it at once.
+            must_change_password: true,
         };
         app.store
             .create_physician(new, &user_actor(&user.session.username), now_ms())
@@ -191,7 +253,8 @@ pub async fn create_patient(
 ) -> Result<Response, WebError> {
     admin_only(&user)?;
     let outcome = async {
-        let password_hash = new_password_hash(&app, &f.password).await?;
+        let context = [f.username.as_str(), &f.first_name, &f.last_name];
+        let password_hash = new_password_hash(&app, &f.password, &context).await?;
         let new = NewPatient {
             username: f.username.trim().to_owned(),
             first_name: f.first_name.trim().to_owned(),

@@ -123,6 +123,21 @@ pub async fn login(
         throttle::settle(&app, &keys, Outcome::Failed).await?;
         return Ok(refused_page(&f.csrf, &f.username));
     };
+    if account.disabled {
+        // Told only to whoever knows the password: no account is revealed.
+        app.store
+            .append_audit(NewAudit::of(
+                now,
+                &user_actor(&f.username),
+                AuditAction::WebLoginRefused,
+                None,
+                "account disabled".into(),
+            ))
+            .await?;
+        throttle::settle(&app, &keys, Outcome::Unjudged).await?;
+        let why = "This account is disabled. Ask an administrator to enable it.";
+        return Ok((StatusCode::FORBIDDEN, form(&f.csrf, &f.username, Some(why))).into_response());
+    }
     // A new session id at every login: an id planted earlier is worthless.
     if let Some(old) = jar
         .get(SESSION_COOKIE)

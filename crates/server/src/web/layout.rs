@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use maud::{DOCTYPE, Markup, html};
 
 use infusion_protocol::PatientId;
+use infusion_store::Role;
 
 use crate::web::session::WebUser;
 
@@ -38,6 +39,9 @@ pub fn page(
                         span class="who" {
                             (user.session.first_name) " " (user.session.last_name)
                             " (" (user.session.role.as_str()) ")"
+                        }
+                        @if user.session.role != Role::Patient {
+                            a href="/account/password" { "Password" }
                         }
                         form method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(user.csrf);
@@ -88,6 +92,8 @@ header .who { margin-left: auto; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #bbb; vertical-align: top; }
 form.inline { display: inline; margin-left: .5rem; }
+details.inline { display: inline-block; margin-left: .5rem; }
+details.inline summary { cursor: pointer; text-decoration: underline; }
 form.edit { display: grid; gap: .5rem; max-width: 28rem; margin: .5rem 0 1.5rem; }
 label { font-weight: 600; }
 fieldset { display: grid; gap: .5rem; border: 1px solid #bbb; padding: .5rem .75rem .75rem; margin: 0; }

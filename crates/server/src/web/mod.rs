@@ -15,6 +15,7 @@
 //! with a one-time [`notice::Notice`] (Post/Redirect/Get).
 
 mod access;
+mod account;
 mod admin;
 mod alarms;
 mod auth;
@@ -65,6 +66,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin/physicians", post(admin::create_physician))
         .route("/admin/patients", post(admin::create_patient))
         .route("/admin/devices", post(admin::bind_device))
+        .route(
+            "/admin/accounts/{username}/{verb}",
+            post(admin::set_enabled),
+        )
+        .route(account::PATH, get(account::form).post(account::change))
         .route("/live", get(live::live))
         .route("/static/app.css", get(layout::stylesheet))
         .route("/static/live.js", get(live::script))
@@ -113,6 +119,9 @@ fn outcome<T>(
 pub enum WebError {
     /// No live session: log in (303 to `/login`).
     Login,
+    /// The account must change the password an administrator chose
+    /// before anything else (303 to `/account/password`).
+    ChangePassword,
     /// A form without this session's CSRF token (403).
     Csrf,
     /// Anything else, with its code and message.
@@ -169,6 +178,7 @@ impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, title, message) = match self {
             WebError::Login => return Redirect::to("/login").into_response(),
+            WebError::ChangePassword => return Redirect::to(account::PATH).into_response(),
             WebError::Csrf => (
                 StatusCode::FORBIDDEN,
                 "Form expired",

@@ -73,6 +73,14 @@ impl FromRequestParts<AppState> for WebUser {
             .web_session(token::hash(&id), idle_ms, now_ms(), used)
             .await?
         {
+            // A first password an administrator chose opens nothing but
+            // its own change (and a logout).
+            Some(session)
+                if session.must_change_password
+                    && !matches!(parts.uri.path(), "/account/password" | "/logout") =>
+            {
+                Err(WebError::ChangePassword)
+            }
             Some(session) => Ok(WebUser {
                 session,
                 csrf: csrf_of(id.as_str()),

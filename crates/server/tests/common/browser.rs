@@ -174,6 +174,7 @@ pub async fn add_admin(app: &TestApp) {
                 password_hash: infusion_server::password::PasswordParams::INSECURE_FAST
                     .hash_blocking(PASSWORD)
                     .unwrap(),
+                must_change_password: false,
             },
             "test",
             0,

@@ -1,0 +1,162 @@
+//! `/account/password`: a physician or administrator changes their own
+//! password. The current password is checked first (a session left open
+//! on a ward computer must not be enough to take the account over), the
+//! new one for strength, and every other session of the account ends.
+//! An account whose first password an administrator chose is sent here
+//! after its login and served nothing else until it has changed it.
+//!
+//! Patients do not change their password here: their pump logs in with
+//! it, and an administrator changes it together with the pump.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use infusion_store::{Role, StoreError, user_actor};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::clock::now_ms;
+use crate::password::Lane;
+use crate::token;
+use crate::web::WebError;
+use crate::web::admin::new_password_hash;
+use crate::web::form::Submitted;
+use crate::web::layout::page;
+use crate::web::notice::{Flash, Notice, see_other};
+use crate::web::session::{SESSION_COOKIE, WebUser};
+
+/// Where this page is.
+pub const PATH: &str = "/account/password";
+
+fn staff_only(user: &WebUser) -> Result<(), WebError> {
+    match user.session.role {
+        Role::Admin | Role::Physician => Ok(()),
+        Role::Patient => Err(WebError::forbidden(
+            "change its password here: your pump logs in with it, so an administrator changes it \
+             with the pump",
+        )),
+    }
+}
+
+fn render(user: &WebUser, notice: Option<&Notice>) -> Markup {
+    let forced = user.session.must_change_password;
+    let body = html! {
+        h1 { "Change your password" }
+        @if forced {
+            p role="alert" class="notice" {
+                "An administrator chose your first password. Choose your own before you go on."
+            }
+        }
+        @if let Some(n) = notice { (n.render(user)) }
+        p class="hint" {
+            "At least 12 characters, and not easy to guess: several unrelated words are strong and "
+            "easy to remember. Your other sessions are logged out when it changes."
+        }
+        form class="edit" method="post" action=(PATH) {
+            input type="hidden" name="csrf" value=(user.csrf);
+            label for="current" { "Current password" }
+            input id="current" name="current" type="password" autocomplete="current-password" required;
+            label for="new" { "New password" }
+            input id="new" name="new" type="password" autocomplete="new-password" required minlength="12";
+            label for="repeat" { "New password again" }
+            input id="repeat" name="repeat" type="password" autocomplete="new-password" required minlength="12";
+            button type="submit" { "Change password" }
+        }
+    };
+    page("Change your password", user, PATH, None, body)
+}
+
+/// `GET /account/password`.
+pub async fn form(user: WebUser, flash: Flash) -> Result<Response, WebError> {
+    staff_only(&user)?;
+    let notice = flash.notice(&user);
+    Ok((flash, render(&user, notice.as_ref())).into_response())
+}
+
+/// The form's fields.
+#[derive(Debug, Deserialize)]
+pub struct PasswordForm {
+    current: String,
+    new: String,
+    repeat: String,
+}
+
+/// `POST /account/password`.
+pub async fn change(
+    State(app): State<AppState>,
+    jar: CookieJar,
+    Submitted { user, form: f }: Submitted<PasswordForm>,
+) -> Result<Response, WebError> {
+    staff_only(&user)?;
+    let refused = |why: String| {
+        let notice = Notice::Refused(why);
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            render(&user, Some(&notice)),
+        )
+            .into_response()
+    };
+    let s = &user.session;
+    let account = app.store.account(&s.username).await?;
+    let hash = account.as_ref().map(|a| a.password_hash.as_str());
+    if !app
+        .passwords
+        .verify(&f.current, hash, Lane::Other([0, 0, 0, 0].into()))
+        .await?
+    {
+        return Ok(refused(
+            "The current password is not right; nothing was changed.".into(),
+        ));
+    }
+    if f.new != f.repeat {
+        return Ok(refused(
+            "The two new passwords differ; nothing was changed.".into(),
+        ));
+    }
+    if f.new == f.current {
+        return Ok(refused(
+            "The new password is the current one; choose another.".into(),
+        ));
+    }
+    let context = [s.username.as_str(), &s.first_name, &s.last_name];
+    let new_hash = match new_password_hash(&app, &f.new, &context).await {
+        Ok(h) => h,
+        Err(StoreError::Invalid(m)) => return Ok(refused(format!("{}{}.", capital(&m), rest(&m)))),
+        Err(e) => return Err(e.into()),
+    };
+    let keep = jar
+        .get(SESSION_COOKIE)
+        .and_then(|c| infusion_protocol::Token::parse(c.value()).ok())
+        .map(|id| token::hash(&id));
+    let ended = app
+        .store
+        .change_password(
+            s.account_id,
+            new_hash,
+            keep,
+            &user_actor(&s.username),
+            now_ms(),
+        )
+        .await?;
+    let done = match ended {
+        0 => "Your password has changed.".to_owned(),
+        1 => "Your password has changed; your other session was logged out.".to_owned(),
+        n => format!("Your password has changed; your {n} other sessions were logged out."),
+    };
+    Ok(see_other(&app, &user, PATH, Notice::Done(done)))
+}
+
+/// The first letter of a message, capitalised.
+fn capital(m: &str) -> String {
+    m.chars()
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default()
+}
+
+/// The message after its first letter.
+fn rest(m: &str) -> &str {
+    m.char_indices().nth(1).map_or("", |(i, _)| &m[i..])
+}
