@@ -83,6 +83,22 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
         C::EnableAccount { username } => {
             set_enabled(&*db.open().await?, json, &username, true).await
         }
+        C::ResetTwoFactor { username } => {
+            let had = db
+                .open()
+                .await?
+                .reset_second_factor(&username, ACTOR, now_ms())
+                .await?;
+            let human = if had {
+                format!(
+                    "{username}'s authenticator removed: it enrols a new one after its password"
+                )
+            } else {
+                format!("{username} had no authenticator")
+            };
+            emit(json, human, json!({"username": username, "removed": had}));
+            Ok(())
+        }
         C::BindDevice { patient, mac } => {
             bind_device(&*db.open().await?, json, &patient, &mac).await
         }

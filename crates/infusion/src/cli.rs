@@ -203,6 +203,12 @@ pub struct ServeArgs {
           value_parser = parse_rate_step)]
     pub rate_change_factor: infusion_store::RateStep,
 
+    /// Physicians and administrators must log in with an authenticator
+    /// code after their password; one without an authenticator enrols one
+    /// right after its next login, before anything else.
+    #[arg(long, env = "INFUSION_REQUIRE_TWO_FACTOR")]
+    pub require_two_factor: bool,
+
     /// Connections held at once, from all clients; lowered to fit the
     /// open file limit (whose soft value is raised to the hard one at
     /// start). A connection over it is closed as soon as it is accepted.
@@ -253,6 +259,13 @@ pub enum AdminCommand {
     },
     /// Enable a disabled account again.
     EnableAccount {
+        /// The account's username.
+        #[arg(long)]
+        username: String,
+    },
+    /// Remove an account's authenticator and recovery codes (a lost
+    /// phone): it logs in with its password and enrols a new one.
+    ResetTwoFactor {
         /// The account's username.
         #[arg(long)]
         username: String,

@@ -41,6 +41,10 @@ pub struct AppState {
     pub keys: Arc<ServerKeys>,
     /// Refusals counted instead of audited.
     pub refusals: Arc<crate::refusals::RefusalCounts>,
+    /// Live streams open per web session.
+    pub live_slots: Arc<crate::web::live_slots::LiveSlots>,
+    /// Which reader's views of which record were audited last.
+    pub record_views: Arc<crate::web::record_views::RecordViews>,
 }
 
 /// Why a server cannot start.
@@ -67,6 +71,8 @@ impl AppState {
             store,
             config: Arc::new(config),
             refusals: Arc::default(),
+            live_slots: Arc::default(),
+            record_views: Arc::default(),
         })
     }
 }

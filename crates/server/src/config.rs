@@ -44,6 +44,10 @@ pub struct ServerConfig {
     /// How far one order may move the running rate, up or down, before its
     /// prescriber must give a reason (`--rate-change-factor`).
     pub rate_step: RateStep,
+    /// Physicians and administrators must log in with an authenticator
+    /// code too (`--require-two-factor`): one without is sent to enrol
+    /// right after its password, and served nothing else until it has.
+    pub require_second_factor: bool,
     /// How long a client may take to send a request's head: a slow-header
     /// attack holds a connection this long at most.
     pub header_read_timeout: Duration,
@@ -80,6 +84,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             trusted_proxies: TrustedProxies::default(),
             rate_step: RateStep::DEFAULT,
+            require_second_factor: false,
             header_read_timeout: Duration::from_secs(10),
             body_pace: PaceLimits {
                 deadline: Duration::from_secs(10),

@@ -4,11 +4,99 @@
 
 mod common;
 
-use common::browser::{Browser, add_admin, snapshot};
+use common::browser::{Browser, add_admin, add_admin_at, snapshot};
 use common::{Backend, PASSWORD, TestApp};
 use infusion_testkit::patient_id;
 
-infusion_testkit::backend_tests!(admin_manages_accounts_and_devices_and_sees_no_clinical_data,);
+infusion_testkit::backend_tests!(
+    admin_manages_accounts_and_devices_and_sees_no_clinical_data,
+    an_administrator_sees_and_changes_only_their_own_institution,
+);
+
+/// Red team round 2 (low): an administrator of one institution saw and
+/// changed another's accounts. Now another institution's accounts are
+/// neither listed nor reachable by any form, and nothing changes.
+async fn an_administrator_sees_and_changes_only_their_own_institution(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    add_admin_at(&app, "other.admin", "Other Hospital").await;
+    let other = Browser::logged_in(&app, "other.admin").await;
+    let overview = other.get("/admin").await;
+    assert_eq!(overview.status, 200);
+    assert!(
+        overview.body.contains("Of Other Hospital"),
+        "{}",
+        overview.body
+    );
+    for name in ["dr.house", "alice", "bob", common::MAC_A] {
+        assert!(
+            !overview.body.contains(name),
+            "{name} is another institution's"
+        );
+    }
+    // dr.house's security event is Test Clinic's.
+    app.store
+        .append_audit(infusion_store::NewAudit::of(
+            1,
+            "user:dr.house",
+            infusion_store::AuditAction::LoginLockedOut,
+            None,
+            "locked out".into(),
+        ))
+        .await
+        .unwrap();
+    assert!(!other.get("/admin").await.body.contains("dr.house"));
+    let before = snapshot(&app, "alice").await;
+    let csrf = overview.csrf();
+    let attempts: [(&str, Vec<(&str, &str)>); 4] = [
+        ("/admin/accounts/dr.house/disable", vec![]),
+        (
+            "/admin/devices",
+            vec![("patient", "alice"), ("mac", "02:00:00:00:00:ee")],
+        ),
+        (
+            "/admin/patients",
+            vec![
+                ("username", "eve"),
+                ("first_name", "Eve"),
+                ("last_name", "Intruder"),
+                ("physician", "dr.house"),
+                ("password", "lantern orbit pebble meadow"),
+            ],
+        ),
+        (
+            "/admin/physicians",
+            vec![
+                ("username", "dr.plant"),
+                ("first_name", "Pia"),
+                ("last_name", "Plant"),
+                ("institution", "Test Clinic"),
+                ("password", "lantern orbit pebble meadow"),
+            ],
+        ),
+    ];
+    for (path, mut fields) in attempts {
+        fields.push(("csrf", &csrf));
+        let r = other.post(path, &fields).await;
+        assert_eq!(r.status, 422, "{path}: {}", r.body);
+        assert!(
+            r.body.contains("at Other Hospital")
+                || r.body.contains("you administer Other Hospital only"),
+            "{path}: {}",
+            r.body
+        );
+    }
+    assert_eq!(snapshot(&app, "alice").await, before);
+    assert!(
+        !app.store
+            .account("dr.house")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert_eq!(app.store.account("eve").await.unwrap(), None);
+    assert_eq!(app.store.account("dr.plant").await.unwrap(), None);
+}
 
 async fn admin_manages_accounts_and_devices_and_sees_no_clinical_data(backend: Backend) {
     let app = TestApp::spawn(backend).await;

@@ -34,6 +34,7 @@ mod lifecycle;
 mod migrate;
 mod rows;
 pub mod scratch;
+mod second_factor;
 mod secrets;
 mod suggestions;
 mod throttle;

@@ -23,6 +23,7 @@ mod migrate;
 pub mod private_file;
 mod readers;
 mod rows;
+mod second_factor;
 mod secrets;
 mod suggestions;
 mod throttle;

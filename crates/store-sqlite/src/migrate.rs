@@ -60,6 +60,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_account_lifecycle",
         include_str!("../migrations/0013_account_lifecycle.sql"),
     ),
+    (
+        "0014_second_factor",
+        include_str!("../migrations/0014_second_factor.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

@@ -214,6 +214,8 @@ pub struct AccountRecord {
     /// Its password was set by an administrator and must be changed at
     /// the next web login before anything else.
     pub must_change_password: bool,
+    /// It logs in with an authenticator code too.
+    pub has_second_factor: bool,
 }
 
 /// One account as the administrator's overview shows it.
@@ -235,6 +237,8 @@ pub struct AccountOverview {
     pub device: Option<String>,
     /// Disabled: it logs in nowhere.
     pub disabled: bool,
+    /// It logs in with an authenticator code too.
+    pub has_second_factor: bool,
 }
 
 /// True when `username` could be an account's: 1 to 64 characters of
@@ -562,6 +566,7 @@ mod tests {
             password_hash: "$argon2id$x".into(),
             disabled,
             must_change_password: false,
+            has_second_factor: false,
         }
     }
 

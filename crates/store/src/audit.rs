@@ -114,6 +114,17 @@ pub enum AuditAction {
     /// An administrator enabled a disabled account again. A security
     /// event.
     AccountEnabled,
+    /// An account enrolled an authenticator (TOTP). A security event.
+    SecondFactorEnabled,
+    /// A login used a recovery code in place of an authenticator code. A
+    /// security event.
+    RecoveryCodeUsed,
+    /// An administrator removed an account's authenticator (a lost
+    /// phone). A security event.
+    SecondFactorReset,
+    /// Someone read a patient's record (HIPAA §164.312(b)): once per
+    /// reader and patient in a quarter hour.
+    RecordViewed,
 }
 
 impl AuditAction {
@@ -145,6 +156,10 @@ impl AuditAction {
         AuditAction::PasswordChanged,
         AuditAction::AccountDisabled,
         AuditAction::AccountEnabled,
+        AuditAction::SecondFactorEnabled,
+        AuditAction::RecoveryCodeUsed,
+        AuditAction::SecondFactorReset,
+        AuditAction::RecordViewed,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -159,6 +174,9 @@ impl AuditAction {
         AuditAction::LoginSlowed,
         AuditAction::AccountDisabled,
         AuditAction::AccountEnabled,
+        AuditAction::SecondFactorEnabled,
+        AuditAction::RecoveryCodeUsed,
+        AuditAction::SecondFactorReset,
     ];
 
     /// The action as stored.
@@ -190,6 +208,10 @@ impl AuditAction {
             AuditAction::PasswordChanged => "password_changed",
             AuditAction::AccountDisabled => "account_disabled",
             AuditAction::AccountEnabled => "account_enabled",
+            AuditAction::SecondFactorEnabled => "second_factor_enabled",
+            AuditAction::RecoveryCodeUsed => "recovery_code_used",
+            AuditAction::SecondFactorReset => "second_factor_reset",
+            AuditAction::RecordViewed => "record_viewed",
         }
     }
 

@@ -162,9 +162,10 @@ impl PatientSummary {
 impl AccountRecord {
     /// The select list of an account, over `accounts a`.
     pub const COLUMNS: &'static str = "a.id, a.username, a.role, a.first_name, a.last_name,
-        a.password_hash, a.disabled_at_ms, a.must_change_password";
+        a.password_hash, a.disabled_at_ms, a.must_change_password,
+        EXISTS (SELECT 1 FROM second_factors f WHERE f.account_id = a.id)";
 
-    /// An account from its eight columns from `i`.
+    /// An account from its nine columns from `i`.
     pub fn at(c: &impl Columns, i: usize) -> StoreResult<AccountRecord> {
         Ok(AccountRecord {
             account_id: AccountId(c.i64(i)?),
@@ -175,6 +176,7 @@ impl AccountRecord {
             password_hash: c.string(i + 5)?,
             disabled: c.int(i + 6)?.is_some(),
             must_change_password: c.flag(i + 7)?,
+            has_second_factor: c.flag(i + 8)?,
         })
     }
 }
@@ -183,7 +185,8 @@ impl AccountOverview {
     /// The whole overview, by role then username (no parameters, so one
     /// statement serves both backends).
     pub const QUERY: &'static str = "SELECT a.username, a.role, a.first_name, a.last_name, i.name,
-            ph.username, d.mac, a.disabled_at_ms
+            ph.username, d.mac, a.disabled_at_ms,
+            EXISTS (SELECT 1 FROM second_factors f WHERE f.account_id = a.id)
         FROM accounts a
         LEFT JOIN institutions i ON i.id = a.institution_id
         LEFT JOIN patients p ON p.account_id = a.id
@@ -202,6 +205,7 @@ impl AccountOverview {
             physician: c.text(5)?,
             device: c.text(6)?,
             disabled: c.int(7)?.is_some(),
+            has_second_factor: c.flag(8)?,
         })
     }
 }

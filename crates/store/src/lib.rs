@@ -22,6 +22,7 @@ mod devices;
 mod effects;
 mod error;
 mod events;
+mod second_factor;
 mod secrets;
 pub mod soft_limits;
 mod suggestions;
@@ -41,6 +42,7 @@ pub use devices::*;
 pub use effects::Effects;
 pub use error::{StoreError, StoreResult};
 pub use events::*;
+pub use second_factor::*;
 pub use secrets::*;
 pub use soft_limits::{Confirmation, Limits, RateStep};
 pub use suggestions::*;
@@ -56,8 +58,8 @@ use async_trait::async_trait;
 /// [`Store`]'s methods are called.
 pub mod prelude {
     pub use crate::{
-        Accounts, AuditLog, Devices, Events, ServerSecrets, Store, Suggestions, Throttle, Tokens,
-        Treatment, WebSessions,
+        Accounts, AuditLog, Devices, Events, SecondFactors, ServerSecrets, Store, Suggestions,
+        Throttle, Tokens, Treatment, WebSessions,
     };
 }
 
@@ -79,6 +81,7 @@ pub trait Store:
     + Throttle
     + AuditLog
     + ServerSecrets
+    + SecondFactors
     + 'static
 {
     /// Subscribes to the change feed: every change committed from now on,

@@ -80,6 +80,8 @@ pub struct WebSession {
     /// The account's password was set by an administrator: nothing but
     /// changing it is served until it is.
     pub must_change_password: bool,
+    /// It logs in with an authenticator code too.
+    pub has_second_factor: bool,
 }
 
 /// The session a live session row of account `a` is: `None` when the
@@ -95,6 +97,7 @@ pub fn session_of(a: AccountRecord, created_at_ms: i64, expires_at_ms: i64) -> O
         created_at_ms,
         expires_at_ms,
         must_change_password: a.must_change_password,
+        has_second_factor: a.has_second_factor,
     })
 }
 

@@ -91,6 +91,35 @@ impl NewAudit {
         Self::of(at_ms, actor, action, None, detail)
     }
 
+    /// An account enrolled an authenticator for its logins.
+    pub fn second_factor_enabled(at_ms: i64, actor: &str, username: &str) -> NewAudit {
+        let detail = format!("{username} now logs in with an authenticator code too");
+        Self::of(at_ms, actor, AuditAction::SecondFactorEnabled, None, detail)
+    }
+
+    /// Someone read a patient's record (its page).
+    pub fn record_viewed(at_ms: i64, actor: &str, patient: PatientId) -> NewAudit {
+        Self::of(
+            at_ms,
+            actor,
+            AuditAction::RecordViewed,
+            Some(patient),
+            "record viewed".into(),
+        )
+    }
+
+    /// An administrator removed an account's authenticator.
+    pub fn second_factor_reset(at_ms: i64, actor: &str, username: &str) -> NewAudit {
+        let detail = format!("{username}'s authenticator and recovery codes removed");
+        Self::of(at_ms, actor, AuditAction::SecondFactorReset, None, detail)
+    }
+
+    /// A recovery code was used instead of an authenticator code.
+    pub fn recovery_code_used(at_ms: i64, actor: &str, username: &str, left: u32) -> NewAudit {
+        let detail = format!("{username} logged in with a recovery code; {left} left");
+        Self::of(at_ms, actor, AuditAction::RecoveryCodeUsed, None, detail)
+    }
+
     /// A patient account was created.
     pub fn patient_created(
         at_ms: i64,

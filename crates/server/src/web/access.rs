@@ -97,6 +97,7 @@ mod tests {
             created_at_ms: 0,
             expires_at_ms: 1,
             must_change_password: false,
+            has_second_factor: false,
         }
     }
 

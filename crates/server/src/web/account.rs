@@ -9,7 +9,7 @@
 //! it, and an administrator changes it together with the pump.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use infusion_store::{Role, StoreError, user_actor};
@@ -26,6 +26,7 @@ use crate::web::form::Submitted;
 use crate::web::layout::page;
 use crate::web::notice::{Flash, Notice, see_other};
 use crate::web::session::{SESSION_COOKIE, WebUser};
+use crate::web::two_factor;
 
 /// Where this page is.
 pub const PATH: &str = "/account/password";
@@ -159,4 +160,64 @@ fn capital(m: &str) -> String {
 /// The message after its first letter.
 fn rest(m: &str) -> &str {
     m.char_indices().nth(1).map_or("", |(i, _)| &m[i..])
+}
+
+/// `GET /account/two-factor`: enrolment, or its state once enrolled.
+pub async fn two_factor(State(app): State<AppState>, user: WebUser) -> Result<Response, WebError> {
+    staff_only(&user)?;
+    match app.store.second_factor(user.session.account_id).await? {
+        Some(a) => Ok(two_factor::status_page(&user, a.recovery_left).into_response()),
+        None => {
+            let page = two_factor::enrol_page(&user, &two_factor::new_secret()?, None)?;
+            Ok(([(header::CACHE_CONTROL, "no-store")], page).into_response())
+        }
+    }
+}
+
+/// The enrolment form's fields: the key shown (base32) and a code made
+/// from it.
+#[derive(Debug, Deserialize)]
+pub struct EnrolForm {
+    secret: String,
+    code: String,
+}
+
+/// `POST /account/two-factor`: enrols the key once a code made from it
+/// is right; shows the recovery codes once.
+pub async fn enrol(
+    State(app): State<AppState>,
+    Submitted { user, form: f }: Submitted<EnrolForm>,
+) -> Result<Response, WebError> {
+    staff_only(&user)?;
+    let secret = totp_rs::Secret::Encoded(f.secret.trim().to_owned())
+        .to_bytes()
+        .ok()
+        .filter(|s| s.len() == 20);
+    let Some(secret) = secret else {
+        return Err(WebError::forbidden("enrol a key this server did not make"));
+    };
+    let now = now_ms();
+    let now_s = u64::try_from(now / 1000).unwrap_or(0);
+    let Some(step) = two_factor::matching_step(&secret, &f.code, now_s)? else {
+        let why = "That is not the code the app shows now. Check that the phone's clock is right, and type the newest code.";
+        let page = two_factor::enrol_page(&user, &secret, Some(why))?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    };
+    let (codes, hashes) = two_factor::new_recovery_codes()?;
+    let s = &user.session;
+    let actor = user_actor(&s.username);
+    match app
+        .store
+        .enable_second_factor(s.account_id, secret, hashes, &actor, now)
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Err(WebError::forbidden("enrol a second authenticator"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // The code that enrolled it is used.
+    app.store.take_step(s.account_id, step).await?;
+    Ok(two_factor::enrolled_page(&user, &codes))
 }

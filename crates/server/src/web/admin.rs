@@ -3,7 +3,7 @@
 //! clinical data (an administrator sees no patient page, limits or
 //! prescriptions).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::MacAddress;
@@ -13,19 +13,12 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::clock::now_ms;
-use crate::web::form::{Button, Submitted};
+use crate::web::admin_scope::Scope;
+use crate::web::form::{Button, Path, Submitted};
 use crate::web::layout::page;
 use crate::web::notice::{Flash, Notice, see_other};
 use crate::web::session::WebUser;
 use crate::web::{WebError, refusal};
-
-fn admin_only(user: &WebUser) -> Result<(), WebError> {
-    if user.session.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(WebError::forbidden("administer accounts and devices"))
-    }
-}
 
 /// `GET /admin`, with the notice of the form that led here.
 pub async fn overview(
@@ -33,7 +26,7 @@ pub async fn overview(
     user: WebUser,
     flash: Flash,
 ) -> Result<Response, WebError> {
-    admin_only(&user)?;
+    Scope::of(&app, &user).await?;
     let notice = flash.notice(&user);
     Ok((flash, render(&app, &user, notice).await?).into_response())
 }
@@ -43,18 +36,16 @@ async fn render(
     user: &WebUser,
     notice: Option<Notice>,
 ) -> Result<Response, WebError> {
-    let accounts = app.store.accounts().await?;
-    let security = app.store.security_events(None, 50).await?;
-    let physicians: Vec<_> = accounts
-        .iter()
-        .filter(|a| a.role == Role::Physician)
-        .collect();
-    let patients: Vec<_> = accounts
-        .iter()
-        .filter(|a| a.role == Role::Patient)
-        .collect();
+    let scope = Scope::of(app, user).await?;
+    let accounts = &scope.accounts;
+    let mut security = app.store.security_events(None, 200).await?;
+    security.retain(|r| scope.may_see(&r.entry.actor));
+    security.truncate(50);
+    let physicians: Vec<_> = scope.of_role(Role::Physician).collect();
+    let patients: Vec<_> = scope.of_role(Role::Patient).collect();
     let body = html! {
         h1 { "Accounts and devices" }
+        p class="hint" { "Of " (scope.institution) "." }
         @if let Some(n) = &notice { (n.render(user)) }
         div class="table" tabindex="0" role="region" aria-label="Accounts" {
             table {
@@ -63,13 +54,20 @@ async fn render(
                     th scope="col" { "Institution" } th scope="col" { "Physician" } th scope="col" { "Device" }
                     th scope="col" { "Status" }
                 } }
-                tbody { @for a in &accounts { tr {
+                tbody { @for a in accounts { tr {
                     td { (a.username) } td { (a.role.as_str()) } td { (a.last_name) ", " (a.first_name) }
                     td { (a.institution.as_deref().unwrap_or("—")) }
                     td { (a.physician.as_deref().unwrap_or("—")) }
                     td { (a.device.as_deref().unwrap_or("—")) }
                     td {
                         @if a.disabled { strong { "Disabled" } } @else { "Active" }
+                        @if a.has_second_factor {
+                            " · two-step login"
+                            form class="inline" method="post" action={ "/admin/accounts/" (a.username) "/reset-two-factor" } {
+                                input type="hidden" name="csrf" value=(user.csrf);
+                                button type="submit" aria-label={ "Reset two-step login of " (a.username) } { "Reset two-step" }
+                            }
+                        }
                         @if a.disabled {
                             form class="inline" method="post" action={ "/admin/accounts/" (a.username) "/enable" } {
                                 input type="hidden" name="csrf" value=(user.csrf);
@@ -101,7 +99,7 @@ async fn render(
             label for="ph-username" { "Username" } input id="ph-username" name="username" required autocomplete="off";
             label for="ph-first" { "First name" } input id="ph-first" name="first_name" required;
             label for="ph-last" { "Last name" } input id="ph-last" name="last_name" required;
-            label for="ph-inst" { "Institution" } input id="ph-inst" name="institution" required;
+            input type="hidden" name="institution" value=(scope.institution);
             label for="ph-password" { "Initial password (12 to 128 characters)" }
             input id="ph-password" name="password" type="password" required autocomplete="new-password";
             button type="submit" { "Create physician" }
@@ -166,14 +164,27 @@ pub async fn new_password_hash(
         .map_err(|e| StoreError::Backend(e.to_string()))
 }
 
-/// `POST /admin/accounts/{username}/{disable|enable}`. A disabled
-/// account's sessions and its pump's token chain end at once.
-pub async fn set_enabled(
+/// `POST /admin/accounts/{username}/{disable|enable|reset-two-factor}`.
+/// A disabled account's sessions and its pump's token chain end at once;
+/// a reset removes a lost authenticator.
+pub async fn account_action(
     State(app): State<AppState>,
     Path((username, verb)): Path<(String, String)>,
     Submitted { user, .. }: Submitted<Button>,
 ) -> Result<Response, WebError> {
-    admin_only(&user)?;
+    let scope = Scope::of(&app, &user).await?;
+    if let Err(e) = scope.account(&username, None) {
+        return finish(&app, &user, Err(e)).await;
+    }
+    let actor = user_actor(&user.session.username);
+    if verb == "reset-two-factor" {
+        let outcome = app
+            .store
+            .reset_second_factor(&username, &actor, now_ms())
+            .await
+            .map(|_| format!("{username}'s two-step login is reset: it enrols a new authenticator after its password."));
+        return finish(&app, &user, outcome).await;
+    }
     let enabled = match verb.as_str() {
         "enable" => true,
         "disable" => false,
@@ -184,7 +195,6 @@ pub async fn set_enabled(
             )));
         }
     };
-    let actor = user_actor(&user.session.username);
     let outcome = app
         .store
         .set_account_enabled(&username, enabled, &actor, now_ms())
@@ -214,8 +224,15 @@ pub async fn create_physician(
     State(app): State<AppState>,
     Submitted { user, form: f }: Submitted<PhysicianForm>,
 ) -> Result<Response, WebError> {
-    admin_only(&user)?;
+    let scope = Scope::of(&app, &user).await?;
     let outcome = async {
+        if f.institution.trim() != scope.institution {
+            return Err(StoreError::Invalid(format!(
+                "you administer {} only: a physician elsewhere is made by that institution's \
+                 administrator",
+                scope.institution
+            )));
+        }
         let context = [f.username.as_str(), &f.first_name, &f.last_name];
         let password_hash = new_password_hash(&app, &f.password, &context).await?;
         let new = NewPhysician {
@@ -251,8 +268,9 @@ pub async fn create_patient(
     State(app): State<AppState>,
     Submitted { user, form: f }: Submitted<PatientForm>,
 ) -> Result<Response, WebError> {
-    admin_only(&user)?;
+    let scope = Scope::of(&app, &user).await?;
     let outcome = async {
+        scope.account(&f.physician, Some(Role::Physician))?;
         let context = [f.username.as_str(), &f.first_name, &f.last_name];
         let password_hash = new_password_hash(&app, &f.password, &context).await?;
         let new = NewPatient {
@@ -286,8 +304,9 @@ pub async fn bind_device(
     State(app): State<AppState>,
     Submitted { user, form: f }: Submitted<DeviceForm>,
 ) -> Result<Response, WebError> {
-    admin_only(&user)?;
+    let scope = Scope::of(&app, &user).await?;
     let outcome = async {
+        scope.account(&f.patient, Some(Role::Patient))?;
         let mac = MacAddress::parse(f.mac.trim()).map_err(|_| {
             StoreError::Invalid(format!(
                 "{:?} is not a MAC address like AA:BB:CC:DD:EE:FF",

@@ -1,12 +1,12 @@
 //! Acknowledging a pump's alarm.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use infusion_store::{StoreError, user_actor};
 
 use crate::AppState;
 use crate::clock::now_ms;
-use crate::web::form::{Button, Submitted};
+use crate::web::form::{Button, Path, Submitted};
 use crate::web::patient::answer;
 use crate::web::{WebError, access, refusal};
 

@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use infusion_protocol::limits::USERNAME_MAX;
 use infusion_store::throttle::{Outcome, address_network};
-use infusion_store::{AuditAction, NewAudit, NewWebSession, is_possible_username, user_actor};
+use infusion_store::{
+    AccountId, AuditAction, NewAudit, NewWebSession, is_possible_username, user_actor,
+};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -22,7 +24,7 @@ use crate::web::layout::bare;
 use crate::web::session::{LOGIN_COOKIE, SESSION_COOKIE, cookie, removal, same_secret};
 use crate::{throttle, token};
 
-fn form(csrf: &str, username: &str, error: Option<&str>) -> Markup {
+pub fn form(csrf: &str, username: &str, error: Option<&str>) -> Markup {
     bare(
         "Log in",
         html! {
@@ -138,7 +140,27 @@ pub async fn login(
         let why = "This account is disabled. Ask an administrator to enable it.";
         return Ok((StatusCode::FORBIDDEN, form(&f.csrf, &f.username, Some(why))).into_response());
     }
-    // A new session id at every login: an id planted earlier is worthless.
+    if app.store.second_factor(account.account_id).await?.is_some() {
+        // The password alone opens nothing: its attempt is given back but
+        // does not clear the account's count, so that guessing codes after
+        // a right password meets the same lockouts.
+        throttle::settle(&app, &keys, Outcome::Unjudged).await?;
+        return crate::web::login_code::ask(&app, &f.csrf, &account, now, secure);
+    }
+    throttle::settle(&app, &keys, Outcome::Succeeded).await?;
+    open_session(&app, jar, account.account_id, now, secure).await
+}
+
+/// Starts a session for `account` whose login is complete: a new session
+/// id at every login (an id planted earlier is worthless), the old one
+/// ended, the login's CSRF cookie removed; then home.
+pub async fn open_session(
+    app: &AppState,
+    jar: CookieJar,
+    account: AccountId,
+    now: i64,
+    secure: bool,
+) -> Result<Response, WebError> {
     if let Some(old) = jar
         .get(SESSION_COOKIE)
         .and_then(|c| infusion_protocol::Token::parse(c.value()).ok())
@@ -149,7 +171,7 @@ pub async fn login(
     let absolute = i64::try_from(app.config.session_absolute.as_millis()).unwrap_or(i64::MAX);
     app.store
         .start_web_session(
-            account.account_id,
+            account,
             NewWebSession {
                 hash,
                 expires_at_ms: now.saturating_add(absolute),
@@ -157,7 +179,6 @@ pub async fn login(
             now,
         )
         .await?;
-    throttle::settle(&app, &keys, Outcome::Succeeded).await?;
     let jar = jar.remove(removal(LOGIN_COOKIE, secure)).add(cookie(
         SESSION_COOKIE,
         id.as_str().to_owned(),
@@ -175,12 +196,22 @@ fn refused_page(csrf: &str, username: &str) -> Response {
 /// A login refused 429 (`e`, with its `Retry-After`) as the login page
 /// says it: `why`, and when to try again. Any other error is the error.
 fn too_many(f: &LoginForm, e: ApiError, why: &str) -> Result<Response, WebError> {
+    too_many_page(&f.csrf, &f.username, e, why)
+}
+
+/// [`too_many`] for any page of the login: the login form with `why`.
+pub fn too_many_page(
+    csrf: &str,
+    username: &str,
+    e: ApiError,
+    why: &str,
+) -> Result<Response, WebError> {
     let Some(secs) = e.retry_after_s else {
         return Err(e.into());
     };
     let page = form(
-        &f.csrf,
-        &f.username,
+        csrf,
+        username,
         Some(&format!(
             "{why} Try again in {}.",
             crate::web::format::wait(secs)

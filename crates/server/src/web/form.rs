@@ -36,6 +36,34 @@ where
     }
 }
 
+/// The parameters of a page's address, such as `/patients/{username}`.
+/// One that does not parse (an alarm number that is no number) names no
+/// page: 404 in the web application's own page, not axum's plain-text 400
+/// naming Rust types.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, WebError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(_) => Err(WebError::Api(ApiError::new(
+                infusion_protocol::ErrorCode::NotFound,
+                "there is no such page: check the address, or start again from the first page",
+            ))),
+        }
+    }
+}
+
 /// A form submitted by a logged-in user, checked in the order that
 /// leaks least: the session first (without one, the browser is sent to
 /// the login page before the body is read), then the form, then its CSRF

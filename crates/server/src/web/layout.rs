@@ -42,6 +42,7 @@ pub fn page(
                         }
                         @if user.session.role != Role::Patient {
                             a href="/account/password" { "Password" }
+                            a href="/account/two-factor" { "Two-step login" }
                         }
                         form method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(user.csrf);
@@ -100,6 +101,8 @@ fieldset { display: grid; gap: .5rem; border: 1px solid #bbb; padding: .5rem .75
 legend { font-weight: 600; padding: 0 .25rem; }
 .confirm form { display: grid; gap: .5rem; max-width: 28rem; margin: .5rem 0; }
 .confirm ul { margin: .25rem 0; }
+.qr svg { width: 200px; height: 200px; }
+.codes code { font-size: 1.2em; letter-spacing: .05em; }
 input, select, button { font: inherit; padding: .4rem .5rem; }
 button { cursor: pointer; }
 :focus-visible { outline: 3px solid #c60; outline-offset: 2px; }

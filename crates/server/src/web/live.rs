@@ -30,9 +30,10 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::AppState;
 use crate::clock::now_ms;
+use crate::error::ApiError;
 use crate::token;
 use crate::web::session::{SESSION_COOKIE, WebUser};
-use crate::web::{WebError, access};
+use crate::web::{WebError, access, live_slots};
 
 fn kind(change: &Change) -> &'static str {
     match change {
@@ -59,8 +60,22 @@ pub async fn live(
         .and_then(|c| Token::parse(c.value()).ok())
         .map(|t| token::hash(&t))
         .ok_or(WebError::Login)?;
+    let Some(slot) = app.live_slots.take(session_hash) else {
+        // The page polls instead (its script retries the stream later).
+        return Err(WebError::Api(ApiError {
+            retry_after_s: Some(30),
+            ..ApiError::new(
+                infusion_protocol::ErrorCode::TooManyRequests,
+                format!(
+                    "this session has {} live views open already: close a tab or two",
+                    live_slots::PER_SESSION
+                ),
+            )
+        }));
+    };
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(16);
     let stream = Stream {
+        _slot: slot,
         feed: app.store.changes(),
         app,
         user,
@@ -83,6 +98,8 @@ pub async fn live(
 
 /// One open stream: whose, what it may show, and where it sends.
 struct Stream {
+    /// This stream's place among its session's; given back when it ends.
+    _slot: live_slots::Slot,
     app: AppState,
     user: WebUser,
     session_hash: TokenHash,

@@ -17,6 +17,7 @@
 mod access;
 mod account;
 mod admin;
+mod admin_scope;
 mod alarms;
 mod auth;
 mod chart;
@@ -26,11 +27,15 @@ mod form;
 mod format;
 mod layout;
 mod live;
+pub mod live_slots;
+mod login_code;
 mod notice;
 mod patient;
+pub mod record_views;
 pub mod session;
 mod suggestions;
 mod treatment;
+mod two_factor;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -68,9 +73,14 @@ pub fn router() -> Router<AppState> {
         .route("/admin/devices", post(admin::bind_device))
         .route(
             "/admin/accounts/{username}/{verb}",
-            post(admin::set_enabled),
+            post(admin::account_action),
         )
         .route(account::PATH, get(account::form).post(account::change))
+        .route(
+            "/account/two-factor",
+            get(account::two_factor).post(account::enrol),
+        )
+        .route("/login/code", post(login_code::login_code))
         .route("/live", get(live::live))
         .route("/static/app.css", get(layout::stylesheet))
         .route("/static/live.js", get(live::script))
@@ -122,6 +132,9 @@ pub enum WebError {
     /// The account must change the password an administrator chose
     /// before anything else (303 to `/account/password`).
     ChangePassword,
+    /// A second factor is required and the account has none: enrol one
+    /// first (303 to `/account/two-factor`).
+    EnrolSecondFactor,
     /// A form without this session's CSRF token (403).
     Csrf,
     /// Anything else, with its code and message.
@@ -179,6 +192,9 @@ impl IntoResponse for WebError {
         let (status, title, message) = match self {
             WebError::Login => return Redirect::to("/login").into_response(),
             WebError::ChangePassword => return Redirect::to(account::PATH).into_response(),
+            WebError::EnrolSecondFactor => {
+                return Redirect::to("/account/two-factor").into_response();
+            }
             WebError::Csrf => (
                 StatusCode::FORBIDDEN,
                 "Form expired",

@@ -2,20 +2,23 @@
 //! open alarms and suggestions, the limits and prescription forms (for
 //! the physician), charts, versions, reports and the audit trail.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::EventBody;
-use infusion_store::{AuditRecord, PatientSummary, Prescription, StoredEvent, Suggestion};
+use infusion_store::{
+    AuditRecord, NewAudit, PatientSummary, Prescription, StoredEvent, Suggestion, user_actor,
+};
 use maud::{Markup, html};
 
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::dashboard::{Latest, latest};
+use crate::web::form::Path;
 use crate::web::format::{ago, alarm_name, milli, prescription_text, time};
 use crate::web::layout::page;
 use crate::web::notice::{Flash, Notice, see_other};
-use crate::web::session::WebUser;
+use crate::web::session::{LIVE_REFRESH, WebUser};
 use crate::web::treatment::{limits_section, prescribe_section};
 use crate::web::{WebError, access, chart};
 
@@ -30,9 +33,20 @@ pub async fn patient(
     State(app): State<AppState>,
     user: WebUser,
     flash: Flash,
+    headers: axum::http::HeaderMap,
     Path(username): Path<String>,
 ) -> Result<Response, WebError> {
     let p = access::visible(&app, &user.session, &username).await?;
+    let now = now_ms();
+    let s = &user.session;
+    if !headers.contains_key(LIVE_REFRESH)
+        && app.record_views.audit_now(s.account_id, p.patient_id, now)
+    {
+        let actor = user_actor(&s.username);
+        app.store
+            .append_audit(NewAudit::record_viewed(now, &actor, p.patient_id))
+            .await?;
+    }
     let notice = flash.notice(&user);
     Ok((flash, patient_page(&app, &user, &p, notice).await?).into_response())
 }

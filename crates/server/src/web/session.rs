@@ -16,7 +16,7 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use base64::Engine;
 use infusion_protocol::Token;
-use infusion_store::{SessionUse, WebSession};
+use infusion_store::{Role, SessionUse, WebSession};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
@@ -80,6 +80,16 @@ impl FromRequestParts<AppState> for WebUser {
                     && !matches!(parts.uri.path(), "/account/password" | "/logout") =>
             {
                 Err(WebError::ChangePassword)
+            }
+            // Where a second factor is required, staff without one enrol
+            // before anything else.
+            Some(session)
+                if app.config.require_second_factor
+                    && session.role != Role::Patient
+                    && !session.has_second_factor
+                    && !matches!(parts.uri.path(), "/account/two-factor" | "/logout") =>
+            {
+                Err(WebError::EnrolSecondFactor)
             }
             Some(session) => Ok(WebUser {
                 session,

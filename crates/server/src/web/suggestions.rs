@@ -1,6 +1,6 @@
 //! A physician's decision on a suggestion of the decision algorithm.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use infusion_store::{Confirmation, Decision, StoreError, Verdict, user_actor};
 use serde::Deserialize;
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::confirm::Confirm;
-use crate::web::form::Submitted;
+use crate::web::form::{Path, Submitted};
 use crate::web::notice::Notice;
 use crate::web::patient::answer_with;
 use crate::web::{WebError, access, refusal};

@@ -1,7 +1,7 @@
 //! The forms that change a patient's treatment: limits and a new
 //! prescription version. Typed in mL and mL/h, stored in µL and µL/h.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use infusion_protocol::{InfusionState, PatientLimits};
 use infusion_store::units::{ml, ml_h};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::confirm::Confirm;
-use crate::web::form::Submitted;
+use crate::web::form::{Path, Submitted};
 use crate::web::format::{milli, parse_milli};
 use crate::web::notice::Notice;
 use crate::web::patient::{answer, answer_with};

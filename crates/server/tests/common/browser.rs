@@ -162,15 +162,20 @@ pub async fn second_physician(app: &TestApp) {
     .await;
 }
 
-/// Adds administrator root (Ada Admin).
+/// Adds administrator root (Ada Admin) at Test Clinic.
 pub async fn add_admin(app: &TestApp) {
+    add_admin_at(app, "root", "Test Clinic").await;
+}
+
+/// Adds administrator `username` at `institution`.
+pub async fn add_admin_at(app: &TestApp, username: &str, institution: &str) {
     app.store
         .create_admin(
             infusion_store::NewPhysician {
-                username: "root".into(),
+                username: username.into(),
                 first_name: "Ada".into(),
                 last_name: "Admin".into(),
-                institution: "Test Clinic".into(),
+                institution: institution.into(),
                 password_hash: infusion_server::password::PasswordParams::INSECURE_FAST
                     .hash_blocking(PASSWORD)
                     .unwrap(),
