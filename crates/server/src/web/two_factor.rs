@@ -114,9 +114,7 @@ pub fn enrol_page(user: &WebUser, secret: &[u8], error: Option<&str>) -> Result<
         h1 { "Two-step login" }
         p { "After your password, you will also type a six-digit code from an authenticator app on your phone (for example FreeOTP, Google Authenticator or Microsoft Authenticator)." }
         @if let Some(e) = error { p role="alert" class="notice" { (e) } }
-        ol {
-            li { "In the app, add an account and scan this code:" }
-        }
+        p { "In the app, add an account and scan this code:" }
         div class="qr" role="img" aria-label="QR code of the authenticator key" { (maud::PreEscaped(qr)) }
         p { "Or type this key into the app: " code { (b32) } }
         form class="edit" method="post" action="/account/two-factor" {
