@@ -399,7 +399,7 @@ async fn physician(s: &Session, store: &dyn Store, alice: PatientId) {
     s.fill("#max_rate", "12").await;
     s.click("form[action$='/limits'] button").await;
     s.wait_text("Limits saved.", Duration::from_secs(5)).await;
-    s.wait_text("Rate 1 to 12 mL/h", Duration::from_secs(5))
+    s.wait_text("rate 1 to 12 mL/h", Duration::from_secs(5))
         .await;
 
     s.fill("#rate", "8").await;

@@ -106,6 +106,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::oversized::refuse_oversized,
+        ))
         .layer(axum::middleware::from_fn(crate::headers::added))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
