@@ -304,16 +304,42 @@ async fn a_trusted_proxy_names_the_client_and_the_scheme(backend: Backend) {
         "one /64 is one client: {statuses:?}"
     );
 
+    // Over HTTPS (as the proxy says), cookies are `Secure` and carry the
+    // `__Host-` prefix, which a browser takes from a secure origin only.
     let clinician = Browser::new(&app);
-    let csrf = clinician.get("/login").await.csrf();
+    let login = clinician
+        .http
+        .get(format!("{}/login", clinician.base))
+        .header("x-forwarded-for", "198.51.100.7")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let login = Browser::page(login).await;
+    let host_cookie = |cookies: &[String], name: &str| {
+        cookies.iter().any(|c| {
+            c.starts_with(&format!("__Host-{name}="))
+                && c.contains("Secure")
+                && c.contains("Path=/")
+        })
+    };
+    assert!(
+        host_cookie(&login.cookies, "infusion_login"),
+        "{:?}",
+        login.cookies
+    );
+    let csrf = login.csrf();
     let headers = [
         ("x-forwarded-for", "198.51.100.7".to_owned()),
         ("x-forwarded-proto", "https".to_owned()),
+        // A browser sends its `Secure` cookie back only over HTTPS; the
+        // test's client speaks plain HTTP to the server, so it is given.
+        ("cookie", format!("__Host-infusion_login={csrf}")),
     ];
     let page = post_login(&clinician, &csrf, "dr.house", PASSWORD, &headers).await;
     assert_eq!(page.status, 303, "first try: {}", page.body);
     assert!(
-        page.cookies.iter().any(|c| c.contains("Secure")),
+        host_cookie(&page.cookies, "infusion_session"),
         "{:?}",
         page.cookies
     );

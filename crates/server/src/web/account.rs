@@ -128,7 +128,7 @@ pub async fn change(
         Err(e) => return Err(e.into()),
     };
     let keep = jar
-        .get(SESSION_COOKIE)
+        .get(SESSION_COOKIE.get(user.https))
         .and_then(|c| infusion_protocol::Token::parse(c.value()).ok())
         .map(|id| token::hash(&id));
     let ended = app

@@ -70,7 +70,9 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Result<Response, WebError> {
     let secure = client.https;
-    let expected = jar.get(LOGIN_COOKIE).map(|c| c.value().to_owned());
+    let expected = jar
+        .get(LOGIN_COOKIE.get(secure))
+        .map(|c| c.value().to_owned());
     // An empty pair matches itself: a page elsewhere could post one.
     if !expected.is_some_and(|e| !e.is_empty() && same_secret(&e, &f.csrf)) {
         return Err(WebError::Csrf);
@@ -162,7 +164,7 @@ pub async fn open_session(
     secure: bool,
 ) -> Result<Response, WebError> {
     if let Some(old) = jar
-        .get(SESSION_COOKIE)
+        .get(SESSION_COOKIE.get(secure))
         .and_then(|c| infusion_protocol::Token::parse(c.value()).ok())
     {
         app.store.end_web_session(token::hash(&old), now).await?;
@@ -234,7 +236,7 @@ pub async fn logout(
     _: Submitted<Button>,
 ) -> Result<Response, WebError> {
     if let Some(id) = jar
-        .get(SESSION_COOKIE)
+        .get(SESSION_COOKIE.get(client.https))
         .and_then(|c| infusion_protocol::Token::parse(c.value()).ok())
     {
         app.store

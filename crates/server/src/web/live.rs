@@ -56,7 +56,7 @@ pub async fn live(
 ) -> Result<Response, WebError> {
     let patients = access::visible_ids(&app, &user.session).await?;
     let session_hash = jar
-        .get(SESSION_COOKIE)
+        .get(SESSION_COOKIE.get(user.https))
         .and_then(|c| Token::parse(c.value()).ok())
         .map(|t| token::hash(&t))
         .ok_or(WebError::Login)?;

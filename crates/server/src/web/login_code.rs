@@ -19,11 +19,8 @@ use crate::throttle;
 use crate::web::WebError;
 use crate::web::auth::{form, open_session, too_many_page};
 use crate::web::form::Form;
-use crate::web::session::{LOGIN_COOKIE, cookie, removal, same_secret};
+use crate::web::session::{LOGIN_COOKIE, PENDING_COOKIE, cookie, removal, same_secret};
 use crate::web::two_factor::{PENDING_MS, Pending, code_page, matching_step, recovery_hash};
-
-/// The pending second step's cookie (encrypted and authenticated).
-const PENDING_COOKIE: &str = "infusion_login_code";
 
 /// After a right password of an enrolled `account`: the code page, and
 /// the cookie that lets `/login/code` finish this login.
@@ -67,14 +64,16 @@ pub async fn login_code(
     Form(f): Form<CodeForm>,
 ) -> Result<Response, WebError> {
     let secure = client.https;
-    let expected = jar.get(LOGIN_COOKIE).map(|c| c.value().to_owned());
+    let expected = jar
+        .get(LOGIN_COOKIE.get(secure))
+        .map(|c| c.value().to_owned());
     if !expected.is_some_and(|e| !e.is_empty() && same_secret(&e, &f.csrf)) {
         return Err(WebError::Csrf);
     }
     let now = now_ms();
     let private = PrivateCookieJar::from_headers(&headers, app.keys.notice_key());
     let pending = private
-        .get(PENDING_COOKIE)
+        .get(PENDING_COOKIE.get(secure))
         .and_then(|c| Pending::decode(c.value()))
         .filter(|p| p.until_ms > now);
     let Some(p) = pending else {

@@ -20,10 +20,7 @@ use maud::{Markup, html};
 use crate::AppState;
 use crate::client::Client;
 use crate::web::confirm::Confirm;
-use crate::web::session::{WebUser, cookie, removal};
-
-/// The one-time notice cookie.
-const NOTICE_COOKIE: &str = "infusion_notice";
+use crate::web::session::{NOTICE_COOKIE, WebUser, cookie, removal};
 
 /// A message about what a form did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +98,7 @@ impl Flash {
     /// written for another session.
     pub fn notice(&self, user: &WebUser) -> Option<Notice> {
         self.jar
-            .get(NOTICE_COOKIE)
+            .get(NOTICE_COOKIE.get(self.secure))
             .and_then(|c| Notice::decode(c.value(), user))
     }
 }
@@ -124,7 +121,7 @@ impl IntoResponseParts for Flash {
     type Error = std::convert::Infallible;
 
     fn into_response_parts(self, res: ResponseParts) -> Result<ResponseParts, Self::Error> {
-        if self.jar.get(NOTICE_COOKIE).is_none() {
+        if self.jar.get(NOTICE_COOKIE.get(self.secure)).is_none() {
             return Ok(res);
         }
         self.jar

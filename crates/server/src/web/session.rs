@@ -25,10 +25,43 @@ use crate::clock::now_ms;
 use crate::token;
 use crate::web::WebError;
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "infusion_session";
+/// A cookie's name: plain over HTTP, and with the `__Host-` prefix over
+/// HTTPS, which a browser takes only from a secure origin, with `Path=/`
+/// and no `Domain`: a sibling subdomain or a plain-HTTP page cannot plant
+/// or overwrite such a cookie.
+#[derive(Debug, Clone, Copy)]
+pub struct CookieName {
+    plain: &'static str,
+    host: &'static str,
+}
+
+impl CookieName {
+    /// The name a request over HTTPS (`secure`) or HTTP uses.
+    pub fn get(self, secure: bool) -> &'static str {
+        if secure { self.host } else { self.plain }
+    }
+}
+
+/// The session cookie.
+pub const SESSION_COOKIE: CookieName = CookieName {
+    plain: "infusion_session",
+    host: "__Host-infusion_session",
+};
 /// The login form's double-submit cookie.
-pub const LOGIN_COOKIE: &str = "infusion_login";
+pub const LOGIN_COOKIE: CookieName = CookieName {
+    plain: "infusion_login",
+    host: "__Host-infusion_login",
+};
+/// The one-time notice of a form that was done.
+pub const NOTICE_COOKIE: CookieName = CookieName {
+    plain: "infusion_notice",
+    host: "__Host-infusion_notice",
+};
+/// A login waiting for its authenticator code.
+pub const PENDING_COOKIE: CookieName = CookieName {
+    plain: "infusion_login_code",
+    host: "__Host-infusion_login_code",
+};
 
 /// The header the live script sends with the page fetches it makes by
 /// itself. Sending it can only make a session look less used, so a
@@ -54,8 +87,9 @@ impl FromRequestParts<AppState> for WebUser {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, WebError> {
         let jar = CookieJar::from_headers(&parts.headers);
+        let https = parts.extensions.get::<Client>().is_some_and(|c| c.https);
         let Some(id) = jar
-            .get(SESSION_COOKIE)
+            .get(SESSION_COOKIE.get(https))
             .and_then(|c| Token::parse(c.value()).ok())
         else {
             return Err(WebError::Login);
@@ -94,7 +128,7 @@ impl FromRequestParts<AppState> for WebUser {
             Some(session) => Ok(WebUser {
                 session,
                 csrf: csrf_of(id.as_str()),
-                https: parts.extensions.get::<Client>().is_some_and(|c| c.https),
+                https,
             }),
             None => Err(WebError::Login),
         }
@@ -130,8 +164,8 @@ impl WebUser {
 }
 
 /// A cookie with the attributes every cookie of ours has.
-pub fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
-    Cookie::build((name, value))
+pub fn cookie(name: CookieName, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((name.get(secure), value))
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(secure)
@@ -140,7 +174,7 @@ pub fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static
 }
 
 /// A cookie that deletes `name` in the browser.
-pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
+pub fn removal(name: CookieName, secure: bool) -> Cookie<'static> {
     let mut c = cookie(name, String::new(), secure);
     c.make_removal();
     c
