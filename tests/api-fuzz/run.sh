@@ -26,6 +26,7 @@ echo "$password" | "$bin" --database-url "$db" admin create-physician \
 echo "$password" | "$bin" --database-url "$db" admin create-patient \
   --username pat --first-name Pat --last-name Fuzz --physician doc --password-stdin >/dev/null
 "$bin" --database-url "$db" admin bind-device --patient pat --mac "$mac" >/dev/null
+"$bin" --database-url "$db" admin set-limits --patient pat --min-rate-ul-h 100 --max-rate-ul-h 200000 --max-volume-ul 1000000 >/dev/null
 "$bin" --database-url "$db" admin set-prescription --patient pat --volume-ul 5000 --rate-ul-h 4000 >/dev/null
 
 # The paper's login, so that the hooks can log in without the device
