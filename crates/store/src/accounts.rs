@@ -364,7 +364,7 @@ pub fn check_password(password: &str, context: &[&str]) -> Result<(), StoreError
             .feedback()
             .and_then(|f| f.warning())
             .map_or_else(String::new, |w| {
-                format!(" ({})", lowercase_first(&w.to_string()))
+                format!(" ({})", crate::uncapitalised(&w.to_string()))
             });
         return Err(StoreError::Invalid(format!(
             "this password is too easy to guess{why}: choose a longer one, for example four or \
@@ -372,15 +372,6 @@ pub fn check_password(password: &str, context: &[&str]) -> Result<(), StoreError
         )));
     }
     Ok(())
-}
-
-/// "This is a very common password." as "this is a very common password".
-fn lowercase_first(s: &str) -> String {
-    let s = s.trim_end_matches('.');
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
 }
 
 /// Decides a new physician or administrator: valid names, then a free

@@ -50,7 +50,7 @@ pub use throttle::Throttle;
 pub use tokens::*;
 pub use treatment::*;
 pub use web_sessions::*;
-pub use wording::{device_actor, user_actor};
+pub use wording::{capitalised, device_actor, uncapitalised, user_actor};
 
 use async_trait::async_trait;
 

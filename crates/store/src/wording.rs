@@ -9,6 +9,24 @@ use crate::{
     AuditAction, Limits, NewAudit, NewPrescription, NewSuggestion, Prescription, Role, StoreError,
 };
 
+/// "the rate…" as "The rate…": a refusal's words (written to follow
+/// other words) as a sentence of their own.
+pub fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+}
+
+/// "This is a very common password." as "this is a very common password":
+/// a sentence as words that follow other words.
+pub fn uncapitalised(s: &str) -> String {
+    let mut chars = s.trim_end_matches('.').chars();
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
+}
+
 /// The audit actor of a device: `device:AA:BB:CC:DD:EE:FF`.
 pub fn device_actor(mac: &str) -> String {
     format!("device:{mac}")

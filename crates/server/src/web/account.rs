@@ -124,7 +124,9 @@ pub async fn change(
     let context = [s.username.as_str(), &s.first_name, &s.last_name];
     let new_hash = match new_password_hash(&app, &f.new, &context).await {
         Ok(h) => h,
-        Err(StoreError::Invalid(m)) => return Ok(refused(format!("{}{}.", capital(&m), rest(&m)))),
+        Err(StoreError::Invalid(m)) => {
+            return Ok(refused(format!("{}.", infusion_store::capitalised(&m))));
+        }
         Err(e) => return Err(e.into()),
     };
     let keep = jar
@@ -147,19 +149,6 @@ pub async fn change(
         n => format!("Your password has changed; your {n} other sessions were logged out."),
     };
     Ok(see_other(&app, &user, PATH, Notice::Done(done)))
-}
-
-/// The first letter of a message, capitalised.
-fn capital(m: &str) -> String {
-    m.chars()
-        .next()
-        .map(|c| c.to_uppercase().collect())
-        .unwrap_or_default()
-}
-
-/// The message after its first letter.
-fn rest(m: &str) -> &str {
-    m.char_indices().nth(1).map_or("", |(i, _)| &m[i..])
 }
 
 /// `GET /account/two-factor`: enrolment, or its state once enrolled.

@@ -61,6 +61,18 @@ pub struct LoginForm {
     password: String,
 }
 
+/// Refuses a login form (either step) whose CSRF field is not the login
+/// cookie's value. An empty pair matches itself: a page elsewhere could
+/// post one, so an empty value never passes.
+pub fn login_csrf(jar: &CookieJar, secure: bool, presented: &str) -> Result<(), WebError> {
+    let expected = jar.get(LOGIN_COOKIE.get(secure)).map(|c| c.value());
+    if expected.is_some_and(|e| !e.is_empty() && same_secret(e, presented)) {
+        Ok(())
+    } else {
+        Err(WebError::Csrf)
+    }
+}
+
 /// Checks the password (Argon2id; unknown users cost the same), ends any
 /// session the browser had, starts a new one and sends the user home.
 pub async fn login(
@@ -70,13 +82,7 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Result<Response, WebError> {
     let secure = client.https;
-    let expected = jar
-        .get(LOGIN_COOKIE.get(secure))
-        .map(|c| c.value().to_owned());
-    // An empty pair matches itself: a page elsewhere could post one.
-    if !expected.is_some_and(|e| !e.is_empty() && same_secret(&e, &f.csrf)) {
-        return Err(WebError::Csrf);
-    }
+    login_csrf(&jar, secure, &f.csrf)?;
     if !is_possible_username(&f.username) {
         // No account has such a name: refused before anything about it is
         // stored (a 60 KB name was stored twice over) or hashed.

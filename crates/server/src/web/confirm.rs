@@ -29,7 +29,7 @@ impl Confirm {
         html! {
             div role="alert" class="notice confirm" id="confirm" {
                 p { strong { "Check this order before it is sent: " (self.order) "." } " It is outside this patient's usual range:" }
-                ul { @for c in &self.crossed { li { (capitalised(c)) "." } } }
+                ul { @for c in &self.crossed { li { (infusion_store::capitalised(c)) "." } } }
                 form method="post" action=(self.action) {
                     input type="hidden" name="csrf" value=(user.csrf);
                     @for (name, value) in &self.fields { input type="hidden" name=(name) value=(value); }
@@ -41,12 +41,4 @@ impl Confirm {
             }
         }
     }
-}
-
-/// "the rate…" as "The rate…".
-fn capitalised(s: &str) -> String {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }

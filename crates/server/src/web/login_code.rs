@@ -19,7 +19,7 @@ use crate::throttle;
 use crate::web::WebError;
 use crate::web::auth::{form, open_session, too_many_page};
 use crate::web::form::Form;
-use crate::web::session::{LOGIN_COOKIE, PENDING_COOKIE, cookie, removal, same_secret};
+use crate::web::session::{PENDING_COOKIE, cookie, removal};
 use crate::web::two_factor::{PENDING_MS, Pending, code_page, matching_step, recovery_hash};
 
 /// After a right password of an enrolled `account`: the code page, and
@@ -64,12 +64,7 @@ pub async fn login_code(
     Form(f): Form<CodeForm>,
 ) -> Result<Response, WebError> {
     let secure = client.https;
-    let expected = jar
-        .get(LOGIN_COOKIE.get(secure))
-        .map(|c| c.value().to_owned());
-    if !expected.is_some_and(|e| !e.is_empty() && same_secret(&e, &f.csrf)) {
-        return Err(WebError::Csrf);
-    }
+    crate::web::auth::login_csrf(&jar, secure, &f.csrf)?;
     let now = now_ms();
     let private = PrivateCookieJar::from_headers(&headers, app.keys.notice_key());
     let pending = private
