@@ -168,8 +168,8 @@ impl Application {
     /// finish (at most [`DRAIN_TIMEOUT`]). Also prunes expired tokens in
     /// the background.
     ///
-    /// Each connection is HTTP/1.1 through hyper with the limits above,
-    /// over TLS when configured, with its peer address given to handlers
+    /// Each connection is HTTP/1.1 through hyper with the limits above, or
+    /// over TLS when configured HTTP/2 if the client offers it, with its peer address given to handlers
     /// as `ConnectInfo` and the [`crate::client::Client`] it speaks for
     /// (login throttling counts per client address). A
     /// connection past the caps of [`crate::conn_limit`] is closed as soon
@@ -196,6 +196,7 @@ impl Application {
         http.timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
+        let h2 = http2_builder();
         let over_cap = LogLimit::new(Duration::from_secs(10));
         tokio::pin!(shutdown);
         loop {
@@ -237,6 +238,7 @@ impl Application {
             );
             let conn = Connection {
                 http: http.clone(),
+                h2: h2.clone(),
                 tls: self.tls.clone(),
                 watcher: graceful.watcher(),
                 peer,
@@ -269,9 +271,27 @@ fn paced(body: Incoming, limits: PaceLimits) -> axum::body::Body {
     }
 }
 
+/// HTTP/2, which browsers speak over TLS (ALPN `h2`): the head limit as
+/// the header list's, a bounded number of streams per connection (every
+/// open page's live stream is one), and pings that close a connection
+/// whose peer has gone away.
+fn http2_builder() -> hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor> {
+    let mut h2 = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    h2.timer(hyper_util::rt::TokioTimer::new())
+        .max_header_list_size(u32::try_from(MAX_HEAD_BYTES).unwrap_or(u32::MAX))
+        .max_concurrent_streams(H2_STREAMS)
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    h2
+}
+
+/// Streams one HTTP/2 connection may have open at once.
+const H2_STREAMS: u32 = 64;
+
 /// What serving one accepted connection needs.
 struct Connection {
     http: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     watcher: hyper_util::server::graceful::Watcher,
     peer: SocketAddr,
@@ -289,6 +309,7 @@ impl Connection {
     {
         let Connection {
             http,
+            h2,
             tls,
             watcher,
             peer,
@@ -299,6 +320,10 @@ impl Connection {
             return;
         };
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                let conn = h2.serve_connection(TokioIo::new(stream), service);
+                let _ = watcher.watch(conn).await;
+            }
             Ok(Ok(stream)) => {
                 let conn = http.serve_connection(TokioIo::new(stream), service);
                 let _ = watcher.watch(conn).await;

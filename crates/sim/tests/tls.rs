@@ -3,7 +3,7 @@
 //! certificate against the authority it was provisioned with and infuses
 //! over TLS; a pump provisioned with another authority refuses the server;
 //! plain HTTP gets nothing from a TLS port; answers carry HSTS and cookies
-//! are `Secure`; oversized and slow request heads are cut off.
+//! are `Secure`; browsers get HTTP/2; oversized and slow request heads are cut off.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -125,7 +125,7 @@ async fn https_answers_carry_hsts_and_secure_cookies_and_plain_http_gets_nothing
     let ca = reqwest::Certificate::from_pem(&std::fs::read(cert("ca.pem")).unwrap()).unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let https = reqwest::Client::builder()
-        .tls_certs_only([ca])
+        .tls_certs_only([ca.clone()])
         .build()
         .unwrap();
     let login = https
@@ -134,6 +134,33 @@ async fn https_answers_carry_hsts_and_secure_cookies_and_plain_http_gets_nothing
         .await
         .unwrap();
     assert_eq!(login.status(), 200);
+    // Offered both by ALPN, a client gets HTTP/2 (browsers multiplex every
+    // page and live stream over it); one that speaks only HTTP/1.1, as a
+    // pump does, is served too.
+    assert_eq!(login.version(), reqwest::Version::HTTP_2);
+    let http1 = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .http1_only()
+        .build()
+        .unwrap()
+        .get(format!("{}/api/v1/health", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (http1.status(), http1.version()),
+        (reqwest::StatusCode::OK, reqwest::Version::HTTP_11)
+    );
+    // A 64 KiB header over HTTP/2 is refused as over HTTP/1.1.
+    let big = https
+        .get(format!("{}/api/v1/health", server.base))
+        .header("x-padding", "a".repeat(64 * 1024))
+        .send()
+        .await;
+    assert!(
+        big.map_or(true, |r| r.status() == 431),
+        "a 64 KiB header was served"
+    );
     assert!(
         login.headers()["strict-transport-security"]
             .to_str()
