@@ -85,7 +85,11 @@ async fn alarms_stay_open_until_their_physician_acknowledges_them(backend: Backe
 
     let house = Browser::logged_in(&app, "dr.house").await;
     let dash = house.get("/dashboard").await;
-    assert!(dash.body.contains("occlusion"), "{}", dash.body);
+    assert!(
+        dash.body.contains("Occlusion: the line is blocked"),
+        "{}",
+        dash.body
+    );
     let page = house.get("/patients/alice").await;
     let ack = format!("/patients/alice/alarms/{alarm_id}/ack");
     assert!(page.body.contains(&ack), "{}", page.body);
@@ -161,7 +165,7 @@ async fn alarms_stay_open_until_their_physician_acknowledges_them(backend: Backe
         .collect();
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0].entry.actor, "user:dr.house");
-    assert!(acks[0].entry.detail.starts_with("occlusion"));
+    assert!(acks[0].entry.detail.starts_with("Occlusion"));
     let dash = house.get("/dashboard").await;
     assert!(!dash.body.contains("class=\"alarm\""), "{}", dash.body);
 }
@@ -400,6 +404,6 @@ async fn versions_show_their_delivery_state(backend: Backend) {
     assert_eq!(status, 200);
     assert_eq!(
         delivery_of(&page().await, 2),
-        "refused by the pump (limits_refused alarm)"
+        "refused by the pump: outside its limits"
     );
 }

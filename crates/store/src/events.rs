@@ -381,7 +381,10 @@ mod tests {
         assert_eq!(not_stored_now(&events, &[3, 2]), [1]);
         assert_eq!((outcome.accepted, outcome.duplicates), (2, 1));
         assert_eq!(e.audit.len(), 1);
-        assert_eq!(e.audit[0].detail, "occlusion (event 2)");
+        assert_eq!(
+            e.audit[0].detail,
+            "Occlusion: the line is blocked (event 2)"
+        );
         assert_eq!(
             e.changes,
             [

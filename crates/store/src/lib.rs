@@ -32,6 +32,7 @@ mod treatment;
 pub mod units;
 mod web_sessions;
 mod wording;
+mod words;
 
 pub use accounts::*;
 pub use audit::*;
@@ -51,6 +52,7 @@ pub use tokens::*;
 pub use treatment::*;
 pub use web_sessions::*;
 pub use wording::{capitalised, device_actor, uncapitalised, user_actor};
+pub use words::{alarm_words, order_words, state_change_words};
 
 use async_trait::async_trait;
 

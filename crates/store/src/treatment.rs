@@ -317,7 +317,7 @@ mod tests {
                 version: 1
             }]
         );
-        assert_eq!(e.audit[0].detail, "version 1: 5000 µL at 4000 µL/h, run");
+        assert_eq!(e.audit[0].detail, "version 1: 5 mL at 4 mL/h, run");
         assert_eq!(e.audit.len(), 1, "inside the soft limits: no confirmation");
         assert!(next_version(&rx(0, 4_000), &NARROW, None, &none, p, "x", 0).is_err());
         let last = stored(u32::MAX, rx(5_000, 4_000));

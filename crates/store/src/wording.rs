@@ -177,15 +177,17 @@ impl NewAudit {
     /// A patient's limits changed.
     pub fn limits_changed(at_ms: i64, actor: &str, patient: PatientId, l: &Limits) -> NewAudit {
         let (h, s) = (&l.hard, &l.soft);
-        let mut detail = format!(
-            "rate {}..={} µL/h, volume at most {} µL",
-            h.min_rate_ul_h, h.max_rate_ul_h, h.max_volume_ul
-        );
+        let words = |l: &infusion_protocol::PatientLimits| {
+            format!(
+                "a rate from {} to {}, a volume of at most {}",
+                ml_h(l.min_rate_ul_h),
+                ml_h(l.max_rate_ul_h),
+                ml(l.max_volume_ul)
+            )
+        };
+        let mut detail = format!("hard limits: {}", words(h));
         if s != h {
-            detail += &format!(
-                "; soft: rate {}..={} µL/h, volume at most {} µL",
-                s.min_rate_ul_h, s.max_rate_ul_h, s.max_volume_ul
-            );
+            detail += &format!("; usual range: {}", words(s));
         }
         Self::of(
             at_ms,
@@ -205,10 +207,10 @@ impl NewAudit {
         p: &NewPrescription,
     ) -> NewAudit {
         let detail = format!(
-            "version {version}: {} µL at {} µL/h, {}",
-            p.volume_ul,
-            p.rate_ul_h,
-            p.state.as_str()
+            "version {version}: {} at {}, {}",
+            ml(p.volume_ul),
+            ml_h(p.rate_ul_h),
+            crate::order_words(p.state)
         );
         Self::of(
             at_ms,
@@ -282,7 +284,7 @@ impl NewAudit {
 
     /// A device reported an alarm (event `seq`).
     pub fn alarm(at_ms: i64, mac: &str, patient: PatientId, alarm: Alarm, seq: u32) -> NewAudit {
-        let detail = format!("{} (event {seq})", alarm.as_str());
+        let detail = format!("{} (event {seq})", crate::alarm_words(alarm));
         Self::of(
             at_ms,
             &device_actor(mac),
@@ -314,6 +316,11 @@ impl NewAudit {
         alarm: &str,
         event_id: i64,
     ) -> NewAudit {
+        // Stored as its code; read as its words.
+        let alarm = match Alarm::parse(alarm) {
+            Some(a) => crate::alarm_words(a),
+            None => alarm,
+        };
         let detail = format!("{alarm} (stored event {event_id}) acknowledged");
         Self::of(
             at_ms,
@@ -329,8 +336,11 @@ impl NewAudit {
     /// The decision algorithm suggested `s`.
     pub fn suggestion_made(at_ms: i64, patient: PatientId, id: i64, s: &NewSuggestion) -> NewAudit {
         let detail = format!(
-            "suggestion {id} on version {}: {} µL at {} µL/h ({})",
-            s.based_on_version, s.volume_ul, s.rate_ul_h, s.reason
+            "suggestion {id} on version {}: {} at {} ({})",
+            s.based_on_version,
+            ml(s.volume_ul),
+            ml_h(s.rate_ul_h),
+            s.reason
         );
         Self::of(
             at_ms,

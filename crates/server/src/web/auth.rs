@@ -250,5 +250,11 @@ pub async fn logout(
             .await?;
     }
     let jar = jar.remove(removal(SESSION_COOKIE, client.https));
-    Ok((jar, Redirect::to("/login")).into_response())
+    // Whatever the browser still holds of this site's pages (its caches,
+    // the back-forward cache included) goes with the session.
+    let clear = [(
+        axum::http::HeaderName::from_static("clear-site-data"),
+        "\"cache\"",
+    )];
+    Ok((jar, clear, Redirect::to("/login")).into_response())
 }

@@ -31,7 +31,9 @@ pub(crate) fn latest(events: &[StoredEvent]) -> Latest {
     // Newest first.
     for e in events {
         match e.body {
-            EventBody::State(s) if l.state.is_none() => l.state = Some(s.as_str()),
+            EventBody::State(s) if l.state.is_none() => {
+                l.state = Some(infusion_store::state_change_words(s));
+            }
             EventBody::Progress(p) if l.rate_ul_h.is_none() => {
                 l.rate_ul_h = Some(p.rate_ul_h);
                 l.delivered_ul = Some(p.delivered_ul);

@@ -36,6 +36,32 @@ where
     }
 }
 
+/// What a refused form held, as typed: its page shows it again in the
+/// same fields (a clinician who typed 9.75 sees 9.75 beside the refusal,
+/// not the order that is running).
+#[derive(Debug, Clone, Default)]
+pub struct Typed(Vec<(&'static str, String)>);
+
+impl Typed {
+    /// The fields by their `name`s.
+    pub fn new(fields: Vec<(&'static str, String)>) -> Typed {
+        Typed(fields)
+    }
+
+    /// The typed value of the field `name`, if the form had it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `name`'s typed value, or else `shown`.
+    pub fn or(&self, name: &str, shown: impl FnOnce() -> String) -> String {
+        self.get(name).map_or_else(shown, str::to_owned)
+    }
+}
+
 /// The parameters of a page's address, such as `/patients/{username}`.
 /// One that does not parse (an alarm number that is no number) names no
 /// page: 404 in the web application's own page, not axum's plain-text 400

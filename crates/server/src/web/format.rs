@@ -26,6 +26,12 @@ pub fn time(ms: i64) -> String {
     )
 }
 
+/// The time of day of `ms` as `14:03` (UTC), for chart axes.
+pub fn clock(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}", secs / 3600, secs % 3600 / 60)
+}
+
 /// How long ago `then_ms` was, roughly: `12 s ago`, `5 min ago`.
 pub fn ago(then_ms: i64, now_ms: i64) -> String {
     let s = (now_ms - then_ms).max(0) / 1000;
@@ -46,25 +52,26 @@ pub fn wait(secs: u64) -> String {
     }
 }
 
-/// A prescription in words: `v3: 5 mL at 4 mL/h (run)`, or `none`.
+/// A prescription in words: `5 mL at 4 mL/h, run (version 3)`, or
+/// `none`.
 pub fn prescription_text(p: Option<&infusion_store::Prescription>) -> String {
     match p {
         Some(x) => format!(
-            "v{}: {} mL at {} mL/h ({})",
-            x.version,
+            "{} mL at {} mL/h, {} (version {})",
             milli(x.volume_ul),
             milli(x.rate_ul_h),
-            x.state.as_str()
+            infusion_store::order_words(x.state),
+            x.version
         ),
         None => "none".into(),
     }
 }
 
-/// The name of an alarm event.
+/// The name of an alarm event, in words.
 pub fn alarm_name(b: &infusion_protocol::EventBody) -> &'static str {
     match b {
-        infusion_protocol::EventBody::Alarm(a) => a.as_str(),
-        _ => "alarm",
+        infusion_protocol::EventBody::Alarm(a) => infusion_store::alarm_words(*a),
+        _ => "Alarm",
     }
 }
 

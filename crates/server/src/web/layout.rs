@@ -115,7 +115,9 @@ button { cursor: pointer; }
 .chart svg.panel { display: block; width: 100%; max-width: 48rem; height: auto; border: 1px solid #ccc; margin: .25rem 0; }
 .chart .axis { stroke: #444; stroke-width: 1; }
 .chart .line { fill: none; stroke: #1b3a5c; stroke-width: 2; vector-effect: non-scaling-stroke; }
-.chart .tick, .chart .name { font-size: 11px; fill: #111; }
+.chart .grid { stroke: #ddd; stroke-width: 1; }
+.chart .point { fill: #1b3a5c; }
+.chart .tick, .chart .name, .chart .time { font-size: 11px; fill: #111; }
 .hint { color: #444; font-size: .9em; }
 "#;
 

@@ -3,10 +3,12 @@
 //! The stream carries the store's change feed, filtered to the patients
 //! the session may see: a physician's own patients, a patient's own record.
 //! Each event names the patient (`data: {"patient": 7, "kind": "alarm"}`);
-//! the page's script (`/static/live.js`) then re-fetches the page and swaps
-//! in its live regions, so what is shown is always rendered by the same
+//! the page's script (`/static/live.js`) then re-fetches the page and puts
+//! the new content into its live regions, so what is shown is always rendered by the same
 //! code and the same authorization as a full load. With PostgreSQL the feed
 //! includes changes made through every other instance (LISTEN/NOTIFY).
+//! A browser holds one stream for all its pages and tabs, in a shared
+//! worker (`/static/live-worker.js`), and only while one of them is shown.
 //!
 //! The stream ends when its session does, and tells the page so
 //! (`session_ended`), which then goes to the login page: at once on a
@@ -181,48 +183,25 @@ impl Stream {
     }
 }
 
-const SCRIPT: &str = r#"// Live regions: when the server says this page's data changed, fetch the
-// page again and swap in every element marked data-live (forms are never
-// live regions, so what the user is typing is kept).
-(function () {
-  var patient = document.body.getAttribute("data-patient");
-  // The page's own address: after a form, location is the form's target.
-  var path = document.body.getAttribute("data-refresh") || location.pathname;
-  var pending = null;
-  function refresh() {
-    pending = null;
-    // Marked as the page's own doing: it does not keep the session alive.
-    fetch(path, { credentials: "same-origin", headers: { "X-Live-Refresh": "1" } }).then(function (r) {
-      if (r.redirected || r.status === 303) { location.href = "/login"; return null; }
-      return r.ok ? r.text() : null;
-    }).then(function (html) {
-      if (!html) return;
-      var doc = new DOMParser().parseFromString(html, "text/html");
-      document.querySelectorAll("[data-live]").forEach(function (el) {
-        var fresh = doc.getElementById(el.id);
-        if (fresh) el.replaceWith(fresh);
-      });
-    });
-  }
-  var source = new EventSource("/live");
-  // The session ended (logout, here or elsewhere; idle timeout; expiry):
-  // leave nothing on the screen.
-  source.addEventListener("session_ended", function () {
-    source.close();
-    location.href = "/login";
-  });
-  source.addEventListener("change", function (e) {
-    var msg = JSON.parse(e.data);
-    if (patient && msg.patient !== undefined && String(msg.patient) !== patient) return;
-    if (!pending) pending = setTimeout(refresh, 300);
-  });
-})();
-"#;
+/// The page script: live regions, one stream per browser, and pages kept
+/// out of the back-forward cache (see its comments).
+const SCRIPT: &str = include_str!("static/live.js");
+
+/// The shared worker that holds the browser's one stream.
+const WORKER: &str = include_str!("static/live-worker.js");
 
 /// `GET /static/live.js`.
 pub async fn script() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         SCRIPT,
+    )
+}
+
+/// `GET /static/live-worker.js`.
+pub async fn worker() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        WORKER,
     )
 }

@@ -40,7 +40,7 @@ mod two_factor;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use infusion_store::{Role, StoreError};
 use maud::html;
 
@@ -51,39 +51,66 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/login", get(auth::login_form).post(auth::login))
-        .route("/logout", post(auth::logout))
+        .route("/logout", get(form_page).post(auth::logout))
         .route("/dashboard", get(dashboard::dashboard))
         .route("/patients/{username}", get(patient::patient))
-        .route("/patients/{username}/limits", post(treatment::set_limits))
+        .route(
+            "/patients/{username}/limits",
+            get(form_page).post(treatment::set_limits),
+        )
         .route(
             "/patients/{username}/prescription",
-            post(treatment::set_prescription),
+            get(form_page).post(treatment::set_prescription),
         )
         .route(
             "/patients/{username}/alarms/{event_id}/ack",
-            post(alarms::acknowledge_alarm),
+            get(form_page).post(alarms::acknowledge_alarm),
         )
         .route(
             "/patients/{username}/suggestions/{id}/{decision}",
-            post(suggestions::decide_suggestion),
+            get(form_page).post(suggestions::decide_suggestion),
         )
         .route("/admin", get(admin::overview))
-        .route("/admin/physicians", post(admin::create_physician))
-        .route("/admin/patients", post(admin::create_patient))
-        .route("/admin/devices", post(admin::bind_device))
+        .route(
+            "/admin/physicians",
+            get(form_page).post(admin::create_physician),
+        )
+        .route(
+            "/admin/patients",
+            get(form_page).post(admin::create_patient),
+        )
+        .route("/admin/devices", get(form_page).post(admin::bind_device))
         .route(
             "/admin/accounts/{username}/{verb}",
-            post(admin::account_action),
+            get(form_page).post(admin::account_action),
         )
         .route(account::PATH, get(account::form).post(account::change))
         .route(
             "/account/two-factor",
             get(account::two_factor).post(account::enrol),
         )
-        .route("/login/code", post(login_code::login_code))
+        .route("/login/code", get(form_page).post(login_code::login_code))
         .route("/live", get(live::live))
         .route("/static/app.css", get(layout::stylesheet))
         .route("/static/live.js", get(live::script))
+        .route("/static/live-worker.js", get(live::worker))
+}
+
+/// `GET` of a form's own address (a bookmarked or reloaded form target, a
+/// link pasted from the address bar): the page the form is on, never an
+/// empty 405 or raw JSON. Changes nothing.
+async fn form_page(uri: axum::http::Uri) -> Redirect {
+    let path = uri.path();
+    let mut parts = path.trim_start_matches('/').split('/');
+    let to = match (parts.next(), parts.next()) {
+        (Some("patients"), Some(username)) if !username.is_empty() => {
+            format!("/patients/{username}")
+        }
+        (Some("admin"), _) => "/admin".to_owned(),
+        (Some("login"), _) => "/login".to_owned(),
+        _ => "/".to_owned(),
+    };
+    Redirect::to(&to)
 }
 
 /// `/`: each role's start page.

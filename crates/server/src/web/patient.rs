@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::dashboard::{Latest, latest};
-use crate::web::form::Path;
+use crate::web::form::{Path, Typed};
 use crate::web::format::{ago, alarm_name, milli, prescription_text, time};
 use crate::web::layout::page;
 use crate::web::notice::{Flash, Notice, see_other};
@@ -48,7 +48,8 @@ pub async fn patient(
             .await?;
     }
     let notice = flash.notice(&user);
-    Ok((flash, patient_page(&app, &user, &p, notice).await?).into_response())
+    let page = patient_page(&app, &user, &p, notice, &Typed::default()).await?;
+    Ok((flash, page).into_response())
 }
 
 /// Everything the page shows, read before any of it is rendered.
@@ -79,12 +80,14 @@ impl View<'_> {
     }
 }
 
-/// The patient page for `p`, with `notice` at the top.
+/// The patient page for `p`, with `notice` at the top and a refused
+/// form's `typed` values in its fields.
 pub async fn patient_page(
     app: &AppState,
     user: &WebUser,
     p: &PatientSummary,
     notice: Option<Notice>,
+    typed: &Typed,
 ) -> Result<Markup, WebError> {
     let treats = access::may_treat(&user.session);
     let (audit, security) = if treats {
@@ -119,8 +122,8 @@ pub async fn patient_page(
         (alarms_section(&v))
         (suggestions_section(&v))
         (now_section(&v, &latest(v.recent())))
-        (limits_section(p, user, v.treats))
-        @if v.treats { (prescribe_section(p, user, app.config.rate_step)) }
+        (limits_section(p, user, v.treats, typed))
+        @if v.treats { (prescribe_section(p, user, app.config.rate_step, typed)) }
         (charts_section(&v))
         (versions_section(&v))
         (reports_section(&v))
@@ -217,8 +220,7 @@ fn now_section(v: &View<'_>, l: &Latest) -> Markup {
 /// thousandths (the chart's fixed point).
 fn series(
     v: &View<'_>,
-    name: &'static str,
-    unit: &'static str,
+    (name, unit, min_span): (&'static str, &'static str, i64),
     reading: impl Fn(&EventBody) -> Option<i64>,
 ) -> chart::Series {
     let points = v
@@ -227,7 +229,12 @@ fn series(
         .rev()
         .filter_map(|e| reading(&e.body).map(|y| (e.received_at_ms, y)))
         .collect();
-    chart::Series { name, unit, points }
+    chart::Series {
+        name,
+        unit,
+        points,
+        min_span,
+    }
 }
 
 fn charts_section(v: &View<'_>) -> Markup {
@@ -247,13 +254,13 @@ fn charts_section(v: &View<'_>) -> Markup {
         section id="charts-live" data-live aria-labelledby="charts" {
             h2 id="charts" { "History" }
             (chart::panels("Infusion: delivered volume and rate", &[
-                series(v, "Delivered", "mL", progress(|p| p.delivered_ul)),
-                series(v, "Rate", "mL/h", progress(|p| p.rate_ul_h)),
+                series(v, ("Delivered", "mL", 1_000), progress(|p| p.delivered_ul)),
+                series(v, ("Rate", "mL/h", 1_000), progress(|p| p.rate_ul_h)),
             ]))
             (chart::panels("Vital signs", &[
-                series(v, "Heart rate", "bpm", vitals(|x| i64::from(x.heart_rate_bpm))),
-                series(v, "SpO2", "%", vitals(|x| i64::from(x.spo2_pct))),
-                series(v, "Tremor score", "0 to 100", vitals(|x| i64::from(x.tremor_score))),
+                series(v, ("Heart rate", "bpm", 20_000), vitals(|x| i64::from(x.heart_rate_bpm))),
+                series(v, ("SpO2", "%", 10_000), vitals(|x| i64::from(x.spo2_pct))),
+                series(v, ("Tremor score", "0 to 100", 20_000), vitals(|x| i64::from(x.tremor_score))),
             ]))
         }
     }
@@ -267,7 +274,7 @@ fn versions_section(v: &View<'_>) -> Markup {
                 thead { tr { th scope="col" { "Version" } th scope="col" { "Volume" } th scope="col" { "Rate" } th scope="col" { "State" } th scope="col" { "Written" } th scope="col" { "By" } th scope="col" { "Delivery" } } }
                 tbody { @for x in v.versions.iter().rev() { tr {
                     td { (x.version) } td { (milli(x.volume_ul)) " mL" } td { (milli(x.rate_ul_h)) " mL/h" }
-                    td { (x.state.as_str()) } td { (time(x.created_at_ms)) } td { (x.created_by) }
+                    td { (infusion_store::order_words(x.state)) } td { (time(x.created_at_ms)) } td { (x.created_by) }
                     td { (delivery(x, v.current_version, v.recent())) }
                 } } }
             } }
@@ -298,7 +305,7 @@ fn audit_section(v: &View<'_>) -> Markup {
             div class="table" id="audit-live" tabindex="0" role="region" aria-label="Audit trail" data-live { table {
                 thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
                 tbody { @for r in &v.audit { tr {
-                    td { (time(r.entry.at_ms)) } td { (r.entry.actor) } td { (r.entry.action.as_str()) } td { (r.entry.detail) }
+                    td { (time(r.entry.at_ms)) } td { (r.entry.actor) } td { (r.entry.action.words()) } td { (r.entry.detail) }
                 } } }
             } }
         }
@@ -318,7 +325,7 @@ pub(crate) fn security_table(events: &[infusion_store::AuditRecord]) -> Markup {
                     (time(r.entry.at_ms))
                     @if times > 1 { br; small { (times) " times since " (time(first_ms)) } }
                 }
-                td { (r.entry.actor) } td { (r.entry.action.as_str()) } td { (r.entry.detail) }
+                td { (r.entry.actor) } td { (r.entry.action.words()) } td { (r.entry.detail) }
             } } }
         } }
     }
@@ -346,7 +353,7 @@ fn repeats_grouped(
 
 /// Where a prescription version is on its way to the patient, from what
 /// the pump has said: sent (written, not yet fetched), fetched by the pump
-/// (it polled the index since), refused by the pump (a `limits_refused`
+/// (it polled the index since), refused by the pump (a limits-refused
 /// alarm after fetching it, and no delivery of it), running (progress
 /// reports on this version), or replaced.
 fn delivery(v: &infusion_store::Prescription, current: u32, events: &[StoredEvent]) -> String {
@@ -370,7 +377,7 @@ fn delivery(v: &infusion_store::Prescription, current: u32, events: &[StoredEven
     match (ran, v.version == current) {
         (true, true) => "running on the pump".into(),
         (true, false) => "delivered, then replaced".into(),
-        (false, _) if refused => "refused by the pump (limits_refused alarm)".into(),
+        (false, _) if refused => "refused by the pump: outside its limits".into(),
         (false, true) => format!("fetched by the pump at {}", time(fetched)),
         (false, false) => "fetched, then replaced".into(),
     }
@@ -378,10 +385,10 @@ fn delivery(v: &infusion_store::Prescription, current: u32, events: &[StoredEven
 
 fn event_kind(b: &EventBody) -> &'static str {
     match b {
-        EventBody::Progress(_) => "progress",
-        EventBody::State(_) => "state",
-        EventBody::Alarm(_) => "alarm",
-        EventBody::Vitals(_) => "vitals",
+        EventBody::Progress(_) => "Progress",
+        EventBody::State(_) => "State",
+        EventBody::Alarm(_) => "Alarm",
+        EventBody::Vitals(_) => "Vital signs",
     }
 }
 
@@ -393,8 +400,8 @@ fn event_detail(b: &EventBody) -> String {
             milli(p.rate_ul_h),
             p.index_version
         ),
-        EventBody::State(s) => s.as_str().to_owned(),
-        EventBody::Alarm(a) => format!("ALARM: {}", a.as_str()),
+        EventBody::State(s) => infusion_store::state_change_words(*s).to_owned(),
+        EventBody::Alarm(a) => infusion_store::alarm_words(*a).to_owned(),
         EventBody::Vitals(v) => format!(
             "heart rate {} bpm, SpO2 {} %, tremor {}",
             v.heart_rate_bpm, v.spo2_pct, v.tremor_score
@@ -411,23 +418,31 @@ pub async fn answer(
     p: &PatientSummary,
     outcome: Result<String, String>,
 ) -> Result<Response, WebError> {
-    answer_with(app, user, p, outcome.map_err(Notice::Refused)).await
+    answer_with(
+        app,
+        user,
+        p,
+        outcome.map_err(Notice::Refused),
+        Typed::default(),
+    )
+    .await
 }
 
 /// [`answer`] with any notice for a form that did nothing (a refusal, or a
-/// confirmation asked for).
+/// confirmation asked for), and what that form held as `typed`.
 pub async fn answer_with(
     app: &AppState,
     user: &WebUser,
     p: &PatientSummary,
     outcome: Result<String, Notice>,
+    typed: Typed,
 ) -> Result<Response, WebError> {
     let path = format!("/patients/{}", p.username);
     match outcome {
         Ok(done) => Ok(see_other(app, user, &path, Notice::Done(done))),
         Err(notice) => {
             let now = access::visible(app, &user.session, &p.username).await?;
-            let page = patient_page(app, user, &now, Some(notice)).await?;
+            let page = patient_page(app, user, &now, Some(notice), &typed).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }

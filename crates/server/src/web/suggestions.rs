@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::confirm::Confirm;
-use crate::web::form::{Path, Submitted};
+use crate::web::form::{Path, Submitted, Typed};
 use crate::web::notice::Notice;
 use crate::web::patient::answer_with;
 use crate::web::{WebError, access, refusal};
@@ -62,5 +62,5 @@ pub async fn decide_suggestion(
         }))),
         Err(e) => Err(Notice::Refused(refusal(e)?)),
     };
-    answer_with(&app, &user, &p, outcome).await
+    answer_with(&app, &user, &p, outcome, Typed::default()).await
 }

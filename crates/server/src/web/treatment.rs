@@ -14,10 +14,10 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::confirm::Confirm;
-use crate::web::form::{Path, Submitted};
+use crate::web::form::{Path, Submitted, Typed};
 use crate::web::format::{milli, parse_milli};
 use crate::web::notice::Notice;
-use crate::web::patient::{answer, answer_with};
+use crate::web::patient::answer_with;
 use crate::web::session::WebUser;
 use crate::web::{WebError, access, outcome, refusal};
 
@@ -52,6 +52,18 @@ fn or_hard(field: &str, text: &str, hard: u32) -> Result<u32, String> {
 }
 
 impl LimitsForm {
+    /// The form as typed, for showing it again after a refusal.
+    fn typed(&self) -> Typed {
+        Typed::new(vec![
+            ("min_rate_ml_h", self.min_rate_ml_h.clone()),
+            ("max_rate_ml_h", self.max_rate_ml_h.clone()),
+            ("max_volume_ml", self.max_volume_ml.clone()),
+            ("soft_min_rate_ml_h", self.soft_min_rate_ml_h.clone()),
+            ("soft_max_rate_ml_h", self.soft_max_rate_ml_h.clone()),
+            ("soft_max_volume_ml", self.soft_max_volume_ml.clone()),
+        ])
+    }
+
     fn parse(&self) -> Result<Limits, String> {
         let hard = PatientLimits {
             min_rate_ul_h: number("lowest rate", &self.min_rate_ml_h)?,
@@ -98,7 +110,14 @@ pub async fn set_limits(
             outcome(saved.await, |()| "Limits saved.".to_owned())?
         }
     };
-    answer(&app, &user, &p, outcome).await
+    answer_with(
+        &app,
+        &user,
+        &p,
+        outcome.map_err(Notice::Refused),
+        form.typed(),
+    )
+    .await
 }
 
 /// The prescription form's fields; `reason` only when confirming an order
@@ -113,6 +132,15 @@ pub struct PrescriptionForm {
 }
 
 impl PrescriptionForm {
+    /// The form as typed, for showing it again after a refusal.
+    fn typed(&self) -> Typed {
+        Typed::new(vec![
+            ("volume_ml", self.volume_ml.clone()),
+            ("rate_ml_h", self.rate_ml_h.clone()),
+            ("state", self.state.clone()),
+        ])
+    }
+
     fn parse(&self) -> Result<NewPrescription, String> {
         let state = match self.state.as_str() {
             "run" => InfusionState::Run,
@@ -136,8 +164,9 @@ pub async fn set_prescription(
     Submitted { user, form }: Submitted<PrescriptionForm>,
 ) -> Result<Response, WebError> {
     let p = access::treatable(&app, &user.session, &username).await?;
+    let typed = form.typed();
     let rx = match form.parse() {
-        Err(m) => return answer(&app, &user, &p, Err(m)).await,
+        Err(m) => return answer_with(&app, &user, &p, Err(Notice::Refused(m)), typed).await,
         Ok(rx) => rx,
     };
     let confirmation = Confirmation {
@@ -171,11 +200,11 @@ pub async fn set_prescription(
         }))),
         Err(e) => Err(Notice::Refused(refusal(e)?)),
     };
-    answer_with(&app, &user, &p, outcome).await
+    answer_with(&app, &user, &p, outcome, typed).await
 }
 
 /// The limits, and for the patient's physician the form that sets them.
-pub fn limits_section(p: &PatientSummary, user: &WebUser, treats: bool) -> Markup {
+pub fn limits_section(p: &PatientSummary, user: &WebUser, treats: bool, typed: &Typed) -> Markup {
     let Limits { hard, soft, set } = p.limits;
     let soft_zone = soft != hard;
     html! {
@@ -205,20 +234,20 @@ pub fn limits_section(p: &PatientSummary, user: &WebUser, treats: bool) -> Marku
                     fieldset {
                         legend { "Hard limits: no order beyond them" }
                         label for="min_rate" { "Lowest rate (mL/h)" }
-                        input id="min_rate" name="min_rate_ml_h" inputmode="decimal" required value=[set.then(|| milli(hard.min_rate_ul_h))];
+                        input id="min_rate" name="min_rate_ml_h" inputmode="decimal" required value=[typed.get("min_rate_ml_h").map(str::to_owned).or_else(|| set.then(|| milli(hard.min_rate_ul_h)))];
                         label for="max_rate" { "Highest rate (mL/h)" }
-                        input id="max_rate" name="max_rate_ml_h" inputmode="decimal" required value=[set.then(|| milli(hard.max_rate_ul_h))];
+                        input id="max_rate" name="max_rate_ml_h" inputmode="decimal" required value=[typed.get("max_rate_ml_h").map(str::to_owned).or_else(|| set.then(|| milli(hard.max_rate_ul_h)))];
                         label for="max_volume" { "Largest volume (mL)" }
-                        input id="max_volume" name="max_volume_ml" inputmode="decimal" required value=[set.then(|| milli(hard.max_volume_ul))];
+                        input id="max_volume" name="max_volume_ml" inputmode="decimal" required value=[typed.get("max_volume_ml").map(str::to_owned).or_else(|| set.then(|| milli(hard.max_volume_ul)))];
                     }
                     fieldset {
                         legend { "Usual range (optional): beyond it an order needs a reason" }
                         label for="soft_min_rate" { "Usual lowest rate (mL/h)" }
-                        input id="soft_min_rate" name="soft_min_rate_ml_h" inputmode="decimal" value=[soft_zone.then(|| milli(soft.min_rate_ul_h))];
+                        input id="soft_min_rate" name="soft_min_rate_ml_h" inputmode="decimal" value=[typed.get("soft_min_rate_ml_h").map(str::to_owned).or_else(|| soft_zone.then(|| milli(soft.min_rate_ul_h)))];
                         label for="soft_max_rate" { "Usual highest rate (mL/h)" }
-                        input id="soft_max_rate" name="soft_max_rate_ml_h" inputmode="decimal" value=[soft_zone.then(|| milli(soft.max_rate_ul_h))];
+                        input id="soft_max_rate" name="soft_max_rate_ml_h" inputmode="decimal" value=[typed.get("soft_max_rate_ml_h").map(str::to_owned).or_else(|| soft_zone.then(|| milli(soft.max_rate_ul_h)))];
                         label for="soft_max_volume" { "Usual largest volume (mL)" }
-                        input id="soft_max_volume" name="soft_max_volume_ml" inputmode="decimal" value=[soft_zone.then(|| milli(soft.max_volume_ul))];
+                        input id="soft_max_volume" name="soft_max_volume_ml" inputmode="decimal" value=[typed.get("soft_max_volume_ml").map(str::to_owned).or_else(|| soft_zone.then(|| milli(soft.max_volume_ul)))];
                     }
                     button type="submit" { "Save limits" }
                 }
@@ -229,9 +258,17 @@ pub fn limits_section(p: &PatientSummary, user: &WebUser, treats: bool) -> Marku
 
 /// The form of a new prescription version, once limits are set.
 /// `step` is how far the rate may move without a reason.
-pub fn prescribe_section(p: &PatientSummary, user: &WebUser, step: RateStep) -> Markup {
+pub fn prescribe_section(
+    p: &PatientSummary,
+    user: &WebUser,
+    step: RateStep,
+    typed: &Typed,
+) -> Markup {
     let current = p.prescription.as_ref();
-    let held = current.is_some_and(|x| x.state == InfusionState::Hold);
+    let held = typed.get("state").map_or_else(
+        || current.is_some_and(|x| x.state == InfusionState::Hold),
+        |s| s == "hold",
+    );
     html! {
         section aria-labelledby="prescribe" {
             h2 id="prescribe" { "Change the prescription" }
@@ -247,10 +284,10 @@ pub fn prescribe_section(p: &PatientSummary, user: &WebUser, step: RateStep) -> 
                     input type="hidden" name="csrf" value=(user.csrf);
                     label for="volume" { "Volume (mL)" }
                     input id="volume" name="volume_ml" inputmode="decimal" required
-                        value=(current.map_or(String::new(), |x| milli(x.volume_ul)));
+                        value=(typed.or("volume_ml", || current.map_or(String::new(), |x| milli(x.volume_ul))));
                     label for="rate" { "Rate (mL/h)" }
                     input id="rate" name="rate_ml_h" inputmode="decimal" required
-                        value=(current.map_or(String::new(), |x| milli(x.rate_ul_h)));
+                        value=(typed.or("rate_ml_h", || current.map_or(String::new(), |x| milli(x.rate_ul_h))));
                     label for="state" { "State" }
                     select id="state" name="state" {
                         option value="run" selected[!held] { "Run" }
