@@ -81,7 +81,9 @@ async fn the_ward_defects_are_gone() {
     check("3 reload", reload_writes_nothing(&s, &*store).await);
     check("3 form address", form_addresses(&s).await);
     check("4 audit", audit_in_words(&s).await);
+    check("hold and resume", hold_and_resume(&s).await);
     check("7 charts", charts(&s).await);
+    check("phone dashboard", phone_dashboard(&s).await);
     check("2 HTTP/2", http2(&s, store.clone()).await);
     let _ = s.c.close().await;
     let _ = stop_pump.send(());
@@ -395,6 +397,58 @@ async fn audit_in_words(s: &Session) -> Result<(), String> {
         why.push("the audit trail names no rate in mL/h".into());
     }
     ensure(why.is_empty(), || format!("{}:\n{audit}", why.join("; ")))
+}
+
+/// One click holds the running order and the simulated pump pauses; one
+/// more resumes it and the pump runs again.
+async fn hold_and_resume(s: &Session) -> Result<(), String> {
+    s.goto("/patients/alice").await;
+    s.wait_text("Pump state: running", Duration::from_secs(20))
+        .await;
+    s.click("form[action$='/hold'] button").await;
+    s.text_within("On hold (version", Duration::from_secs(5))
+        .await
+        .map_err(|t| format!("no hold notice:\n{t}"))?;
+    s.text_within("Pump state: paused", Duration::from_secs(20))
+        .await
+        .map_err(|t| format!("the pump did not pause:\n{t}"))?;
+    s.shot("23-on-hold").await;
+    s.click("form[action$='/resume'] button").await;
+    s.text_within("Resumed (version", Duration::from_secs(5))
+        .await
+        .map_err(|t| format!("no resume notice:\n{t}"))?;
+    s.text_within("Pump state: running again", Duration::from_secs(20))
+        .await
+        .map_err(|t| format!("the pump did not run again:\n{t}"))
+}
+
+/// At a phone's width the dashboard is cards, nothing scrolls sideways,
+/// and axe finds nothing serious.
+async fn phone_dashboard(s: &Session) -> Result<(), String> {
+    s.c.set_window_size(390, 844)
+        .await
+        .map_err(|e| e.to_string())?;
+    s.goto("/dashboard").await;
+    s.wait_text("My patients", Duration::from_secs(5)).await;
+    s.axe("dashboard, phone, cards").await;
+    s.shot("24-phone-dashboard-cards").await;
+    let widths = script(
+        s,
+        "var r = document.getElementById('patients');
+         return [document.documentElement.scrollWidth, document.documentElement.clientWidth,
+                 r.scrollWidth, r.clientWidth];",
+    )
+    .await;
+    s.c.set_window_size(1280, 900)
+        .await
+        .map_err(|e| e.to_string())?;
+    let w: Vec<u64> = widths
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    ensure(w.len() == 4 && w[0] <= w[1] && w[2] <= w[3], || {
+        format!("scroll and client widths (page, patients): {widths}")
+    })
 }
 
 /// Dora's one reading of 69 bpm: drawn, on a scale in whole beats, with

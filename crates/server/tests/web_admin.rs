@@ -80,7 +80,7 @@ async fn an_administrator_sees_and_changes_only_their_own_institution(backend: B
         assert_eq!(r.status, 422, "{path}: {}", r.body);
         assert!(
             r.body.contains("at Other Hospital")
-                || r.body.contains("you administer Other Hospital only"),
+                || r.body.contains("You administer Other Hospital only"),
             "{path}: {}",
             r.body
         );
@@ -162,7 +162,7 @@ async fn admin_creates_accounts_and_registers_pumps(app: &TestApp, admin: &Brows
     let r = post("/admin/physicians", physician_form(csrf, "dr.new", "short")).await;
     assert_eq!(r.status, 422);
     assert!(
-        r.body.contains("a password is 12 to 128 characters"),
+        r.body.contains("A password is 12 to 128 characters"),
         "{}",
         r.body
     );

@@ -51,7 +51,7 @@ pub use throttle::Throttle;
 pub use tokens::*;
 pub use treatment::*;
 pub use web_sessions::*;
-pub use wording::{capitalised, device_actor, uncapitalised, user_actor};
+pub use wording::{capitalised, device_actor, sentence, uncapitalised, user_actor};
 pub use words::{alarm_words, order_words, state_change_words};
 
 use async_trait::async_trait;

@@ -18,6 +18,17 @@ pub fn capitalised(s: &str) -> String {
         .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
 
+/// A refusal's words as a sentence of their own: a capital first, a full
+/// stop last ("the volume must be more than 0 mL" as "The volume must be
+/// more than 0 mL.").
+pub fn sentence(s: &str) -> String {
+    let mut out = capitalised(s.trim_end());
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 /// "This is a very common password." as "this is a very common password":
 /// a sentence as words that follow other words.
 pub fn uncapitalised(s: &str) -> String {

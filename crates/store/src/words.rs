@@ -85,6 +85,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn refusals_read_as_sentences() {
+        assert_eq!(
+            crate::sentence("the volume must be more than 0 mL"),
+            "The volume must be more than 0 mL."
+        );
+        assert_eq!(crate::sentence("Saved."), "Saved.");
+        assert_eq!(crate::sentence("9 mL at 9.75 mL/h"), "9 mL at 9.75 mL/h.");
+        assert_eq!(crate::uncapitalised("This is common."), "this is common");
+    }
+
+    #[test]
     fn every_code_has_words_that_are_not_the_code() {
         for a in AuditAction::ALL {
             assert_ne!(a.words(), a.as_str());

@@ -125,7 +125,7 @@ pub async fn change(
     let new_hash = match new_password_hash(&app, &f.new, &context).await {
         Ok(h) => h,
         Err(StoreError::Invalid(m)) => {
-            return Ok(refused(format!("{}.", infusion_store::capitalised(&m))));
+            return Ok(refused(infusion_store::sentence(&m)));
         }
         Err(e) => return Err(e.into()),
     };

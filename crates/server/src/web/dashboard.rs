@@ -57,39 +57,47 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
         let pending = app.store.pending_suggestions(p.patient_id).await?.len();
         rows.push((p, latest(&events), alarms, pending));
     }
+    // Patients with open alarms first (most alarms first), then by name:
+    // what needs someone comes to the top on every screen.
+    rows.sort_by(|a, b| {
+        b.2.len()
+            .cmp(&a.2.len())
+            .then_with(|| a.0.last_name.cmp(&b.0.last_name))
+            .then_with(|| a.0.first_name.cmp(&b.0.first_name))
+    });
     let body = html! {
         h1 { "My patients" }
         @if rows.is_empty() { p { "No patients are assigned to you." } }
         @else {
-            div class="table" id="patients" tabindex="0" role="region" aria-label="My patients" data-live {
+            div class="table cards" id="patients" tabindex="0" role="region" aria-label="My patients" data-live {
                 table {
-                    caption class="hint" { "Newest report of each pump, updated live. Volumes in mL, rates in mL/h." }
+                    caption class="hint" { "Newest report of each pump, updated live; patients with open alarms first. Volumes in mL, rates in mL/h." }
                     thead { tr {
-                        th scope="col" { "Patient" } th scope="col" { "Prescription" } th scope="col" { "Pump state" }
-                        th scope="col" { "Rate" } th scope="col" { "Delivered" } th scope="col" { "Last contact" }
-                        th scope="col" { "Open alarms" } th scope="col" { "Suggestions" }
+                        th scope="col" { "Patient" } th scope="col" { "Open alarms" } th scope="col" { "Prescription" }
+                        th scope="col" { "Pump state" } th scope="col" { "Rate" } th scope="col" { "Delivered" }
+                        th scope="col" { "Last contact" } th scope="col" { "Suggestions" }
                     } }
                     tbody {
                         @for (p, l, alarms, pending) in &rows {
-                            tr {
-                                td {
+                            tr class=[(!alarms.is_empty()).then_some("alarmed")] {
+                                th scope="row" {
                                     a href={ "/patients/" (p.username) } { (p.last_name) ", " (p.first_name) }
                                     // A second identifier: two patients may share a name.
                                     br; span class="hint" { "username " (p.username) }
                                 }
-                                td { (prescription_text(p.prescription.as_ref())) }
-                                td { (l.state.unwrap_or("no report yet")) }
-                                td { @if let Some(r) = l.rate_ul_h { (milli(r)) " mL/h" } @else { "—" } }
-                                td { @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
-                                td { @if let Some(t) = p.last_contact_ms { (ago(t, now)) } @else { "never" } }
-                                td {
+                                td data-label="Open alarms" {
                                     @if alarms.is_empty() { "none" }
                                     @else {
                                         @for a in alarms { span class="alarm" { (alarm_name(&a.body)) } " " }
                                         a href={ "/patients/" (p.username) "#alarms" } { "acknowledge" }
                                     }
                                 }
-                                td {
+                                td data-label="Prescription" { (prescription_text(p.prescription.as_ref())) }
+                                td data-label="Pump state" { (l.state.unwrap_or("no report yet")) }
+                                td data-label="Rate" { @if let Some(r) = l.rate_ul_h { (milli(r)) " mL/h" } @else { "—" } }
+                                td data-label="Delivered" { @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
+                                td data-label="Last contact" { @if let Some(t) = p.last_contact_ms { (ago(t, now)) } @else { "never" } }
+                                td data-label="Suggestions" {
                                     @if *pending == 0 { "none" }
                                     @else { a href={ "/patients/" (p.username) "#suggestions" } { (pending) " to review" } }
                                 }

@@ -93,6 +93,7 @@ header .who { margin-left: auto; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #bbb; vertical-align: top; }
 form.inline { display: inline; margin-left: .5rem; }
+form.hold { display: block; margin: .25rem 0 .5rem; }
 details.inline { display: inline-block; margin-left: .5rem; }
 details.inline summary { cursor: pointer; text-decoration: underline; }
 form.edit { display: grid; gap: .5rem; max-width: 28rem; margin: .5rem 0 1.5rem; }
@@ -119,6 +120,20 @@ button { cursor: pointer; }
 .chart .point { fill: #1b3a5c; }
 .chart .tick, .chart .name, .chart .time { font-size: 11px; fill: #111; }
 .hint { color: #444; font-size: .9em; }
+tr.alarmed th[scope=row] { border-left: 4px solid #a00; }
+th .hint { font-weight: normal; }
+/* On a phone each patient is a card, its cells labelled, with nothing to
+   scroll sideways; patients with alarms come first (the page orders them). */
+@media (max-width: 40rem) {
+  .cards table, .cards tbody, .cards tr, .cards th[scope=row], .cards td { display: block; width: auto; }
+  .cards thead { position: absolute; left: -9999px; }
+  .cards caption { display: block; text-align: left; }
+  .cards tr { border: 1px solid #bbb; border-radius: 4px; margin: 0 0 .75rem; padding: .25rem .5rem; }
+  .cards tr.alarmed { border: 2px solid #a00; }
+  .cards th[scope=row], .cards td { border: 0; padding: .2rem 0; }
+  .cards tr.alarmed th[scope=row] { border-left: 0; }
+  .cards td::before { content: attr(data-label) ": "; font-weight: 600; }
+}
 "#;
 
 /// `GET /static/app.css`.

@@ -25,6 +25,7 @@ mod confirm;
 mod dashboard;
 mod form;
 mod format;
+mod hold;
 mod layout;
 mod live;
 pub mod live_slots;
@@ -61,6 +62,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/patients/{username}/prescription",
             get(form_page).post(treatment::set_prescription),
+        )
+        .route("/patients/{username}/hold", get(form_page).post(hold::hold))
+        .route(
+            "/patients/{username}/resume",
+            get(form_page).post(hold::resume),
         )
         .route(
             "/patients/{username}/alarms/{event_id}/ack",

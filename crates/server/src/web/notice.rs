@@ -39,7 +39,9 @@ impl Notice {
     pub fn render(&self, user: &WebUser) -> Markup {
         match self {
             Notice::Done(text) => html! { p role="status" class="notice" { (text) } },
-            Notice::Refused(text) => html! { p role="alert" class="notice" { (text) } },
+            Notice::Refused(text) => {
+                html! { p role="alert" class="notice" { (infusion_store::sentence(text)) } }
+            }
             Notice::Confirm(c) => c.render(user),
         }
     }

@@ -204,6 +204,7 @@ fn now_section(v: &View<'_>, l: &Latest) -> Markup {
     html! {
         section id="now-live" data-live aria-labelledby="now" {
             h2 id="now" { "Now" }
+            @if v.treats { (hold_or_resume(v)) }
             ul {
                 li { "Prescription: " (prescription_text(p.prescription.as_ref())) }
                 li { "Pump state: " (l.state.unwrap_or("no report yet")) }
@@ -212,6 +213,23 @@ fn now_section(v: &View<'_>, l: &Latest) -> Markup {
                 li { "Device: " @if let Some(m) = &p.device { (m.to_string()) } @else { "none bound" } }
                 li { "Last contact: " @if let Some(t) = p.last_contact_ms { (ago(t, now_ms())) } @else { "never" } }
             }
+        }
+    }
+}
+
+/// One button that pauses the running order, or resumes a held one.
+fn hold_or_resume(v: &View<'_>) -> Markup {
+    let Some(current) = &v.p.prescription else {
+        return html! {};
+    };
+    let (verb, label) = match current.state {
+        infusion_protocol::InfusionState::Run => ("hold", "Hold: pause the pump"),
+        infusion_protocol::InfusionState::Hold => ("resume", "Resume the order"),
+    };
+    html! {
+        form class="inline hold" method="post" action=(v.path(&format!("/{verb}"))) {
+            input type="hidden" name="csrf" value=(v.user.csrf);
+            button type="submit" { (label) }
         }
     }
 }
