@@ -409,9 +409,12 @@ async fn hold_and_resume(s: &Session) -> Result<(), String> {
     s.text_within("On hold (version", Duration::from_secs(5))
         .await
         .map_err(|t| format!("no hold notice:\n{t}"))?;
-    s.text_within("Pump state: paused", Duration::from_secs(20))
-        .await
-        .map_err(|t| format!("the pump did not pause:\n{t}"))?;
+    s.text_within(
+        "Pump state: on hold by the physician",
+        Duration::from_secs(20),
+    )
+    .await
+    .map_err(|t| format!("the pump did not pause:\n{t}"))?;
     s.shot("23-on-hold").await;
     s.click("form[action$='/resume'] button").await;
     s.text_within("Resumed (version", Duration::from_secs(5))

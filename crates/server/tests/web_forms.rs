@@ -45,7 +45,7 @@ async fn out_of_limits_input_is_refused_on_the_page(backend: Backend) {
                 ("max_rate_ml_h", "2"),
                 ("max_volume_ml", "9"),
             ],
-            "the lowest rate, 9 mL/h, is above the highest, 2 mL/h",
+            "The lowest rate, 9 mL/h, is above the highest, 2 mL/h",
         ),
         (
             "limits",

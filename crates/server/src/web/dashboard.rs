@@ -11,29 +11,25 @@ use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::WebError;
 use crate::web::format::{ago, alarm_name, milli, prescription_text};
+use crate::web::glance::{duration, glance};
 use crate::web::layout::page;
 use crate::web::session::WebUser;
 
-/// What the newest events say about a pump: state, rate, delivered volume,
-/// the alarms among them.
+/// What the newest events say about a pump: rate and delivered volume
+/// (its state in words is the [`crate::web::glance`]'s).
 pub(crate) struct Latest {
-    pub state: Option<&'static str>,
     pub rate_ul_h: Option<u32>,
     pub delivered_ul: Option<u32>,
 }
 
 pub(crate) fn latest(events: &[StoredEvent]) -> Latest {
     let mut l = Latest {
-        state: None,
         rate_ul_h: None,
         delivered_ul: None,
     };
     // Newest first.
     for e in events {
         match e.body {
-            EventBody::State(s) if l.state.is_none() => {
-                l.state = Some(infusion_store::state_change_words(s));
-            }
             EventBody::Progress(p) if l.rate_ul_h.is_none() => {
                 l.rate_ul_h = Some(p.rate_ul_h);
                 l.delivered_ul = Some(p.delivered_ul);
@@ -55,7 +51,7 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
         let events = app.store.recent_events(p.patient_id, 50).await?;
         let alarms = app.store.open_alarms(p.patient_id).await?;
         let pending = app.store.pending_suggestions(p.patient_id).await?.len();
-        rows.push((p, latest(&events), alarms, pending));
+        rows.push((p, latest(&events), alarms, pending, events));
     }
     // Patients with open alarms first (most alarms first), then by name:
     // what needs someone comes to the top on every screen.
@@ -78,7 +74,7 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                         th scope="col" { "Last contact" } th scope="col" { "Suggestions" }
                     } }
                     tbody {
-                        @for (p, l, alarms, pending) in &rows {
+                        @for (p, l, alarms, pending, events) in &rows {
                             tr class=[(!alarms.is_empty()).then_some("alarmed")] {
                                 th scope="row" {
                                     a href={ "/patients/" (p.username) } { (p.last_name) ", " (p.first_name) }
@@ -93,7 +89,13 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                                     }
                                 }
                                 td data-label="Prescription" { (prescription_text(p.prescription.as_ref())) }
-                                td data-label="Pump state" { (l.state.unwrap_or("no report yet")) }
+                                @let g = glance(p.prescription.as_ref(), events);
+                                td data-label="Pump state" {
+                                    @if g.refused { strong class="alarm" { (g.state) } } @else { (g.state) }
+                                    @if let (Some(left), Some(m)) = (g.remaining_ul, g.minutes_left) {
+                                        br; span class="hint" { (milli(left)) " mL left, about " (duration(m)) }
+                                    }
+                                }
                                 td data-label="Rate" { @if let Some(r) = l.rate_ul_h { (milli(r)) " mL/h" } @else { "—" } }
                                 td data-label="Delivered" { @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
                                 td data-label="Last contact" { @if let Some(t) = p.last_contact_ms { (ago(t, now)) } @else { "never" } }

@@ -25,6 +25,7 @@ mod confirm;
 mod dashboard;
 mod form;
 mod format;
+mod glance;
 mod hold;
 mod layout;
 mod live;

@@ -16,6 +16,7 @@ use crate::clock::now_ms;
 use crate::web::dashboard::{Latest, latest};
 use crate::web::form::{Path, Typed};
 use crate::web::format::{ago, alarm_name, milli, prescription_text, time};
+use crate::web::glance::{duration, glance, refusal_of};
 use crate::web::layout::page;
 use crate::web::notice::{Flash, Notice, see_other};
 use crate::web::session::{LIVE_REFRESH, WebUser};
@@ -201,13 +202,23 @@ fn suggestions_section(v: &View<'_>) -> Markup {
 
 fn now_section(v: &View<'_>, l: &Latest) -> Markup {
     let p = v.p;
+    let g = glance(p.prescription.as_ref(), v.recent());
     html! {
         section id="now-live" data-live aria-labelledby="now" {
             h2 id="now" { "Now" }
+            @if g.refused { p role="alert" { "The pump did not run this order. Send a new one (or hold) after checking it." } }
             @if v.treats { (hold_or_resume(v)) }
             ul {
                 li { "Prescription: " (prescription_text(p.prescription.as_ref())) }
-                li { "Pump state: " (l.state.unwrap_or("no report yet")) }
+                li { "Pump state: " @if g.refused { strong class="alarm" { (g.state) } } @else { (g.state) } }
+                li {
+                    "Left to give: "
+                    @if let Some(left) = g.remaining_ul {
+                        (milli(left)) " mL"
+                        @if let Some(m) = g.minutes_left { ", about " (duration(m)) " at the current rate" }
+                        @if let Some(pc) = g.percent { " (" (pc) " % given)" }
+                    } @else { "—" }
+                }
                 li { "Rate: " @if let Some(r) = l.rate_ul_h { (milli(r)) " mL/h" } @else { "—" } }
                 li { "Delivered: " @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
                 li { "Device: " @if let Some(m) = &p.device { (m.to_string()) } @else { "none bound" } }
@@ -385,19 +396,15 @@ fn delivery(v: &infusion_store::Prescription, current: u32, events: &[StoredEven
             "replaced before the pump fetched it".into()
         };
     };
-    let refused = events.iter().any(|e| {
-        e.received_at_ms >= fetched
-            && matches!(
-                e.body,
-                EventBody::Alarm(infusion_protocol::Alarm::LimitsRefused)
-            )
-    });
-    match (ran, v.version == current) {
-        (true, true) => "running on the pump".into(),
-        (true, false) => "delivered, then replaced".into(),
-        (false, _) if refused => "refused by the pump: outside its limits".into(),
-        (false, true) => format!("fetched by the pump at {}", time(fetched)),
-        (false, false) => "fetched, then replaced".into(),
+    match (ran, v.version == current, refusal_of(v, events)) {
+        (true, true, _) => "running on the pump".into(),
+        (true, false, _) => "delivered, then replaced".into(),
+        (false, _, Some(infusion_protocol::Alarm::IndexUnverified)) => {
+            "refused by the pump: it could not verify that this server sent it".into()
+        }
+        (false, _, Some(_)) => "refused by the pump: outside its limits".into(),
+        (false, true, None) => format!("fetched by the pump at {}", time(fetched)),
+        (false, false, None) => "fetched, then replaced".into(),
     }
 }
 
