@@ -192,6 +192,7 @@ impl BenchServer {
                     limits: None,
                     volume_ul,
                     rate_ul_h,
+                    identifiers: Default::default(),
                 });
             }
         }

@@ -42,6 +42,7 @@ async fn seed(store: &Arc<dyn Store>, users: u32) -> crate::BenchResult<Vec<Devi
                 limits: None,
                 volume_ul: 2_000,
                 rate_ul_h: 4_000,
+                identifiers: Default::default(),
             })
         })
         .collect::<crate::BenchResult<Vec<_>>>()?;

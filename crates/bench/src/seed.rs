@@ -33,6 +33,8 @@ pub struct Patient {
     pub volume_ul: u32,
     /// Prescription rate, µL/h.
     pub rate_ul_h: u32,
+    /// Record number and date of birth.
+    pub identifiers: infusion_store::PatientIdentifiers,
 }
 
 /// Creates `physician` at `institution` and each patient under them, all
@@ -95,6 +97,7 @@ async fn patient(
                 last_name: "Patient".into(),
                 physician_username: physician.into(),
                 password_hash: hash.into(),
+                identifiers: p.identifiers.clone(),
             },
             actor,
             now,
@@ -114,10 +117,30 @@ async fn patient(
                 volume_ul: p.volume_ul,
                 rate_ul_h: p.rate_ul_h,
                 state: InfusionState::Run,
+                drug: None,
             },
             physician,
             now,
         )
         .await?;
     Ok(())
+}
+
+/// Foslevodopa/foscarbidopa 240 mg/mL for continuous subcutaneous
+/// infusion: doses of 20 to 250 mg/h, usually 40 to 180 mg/h.
+pub fn foslevodopa() -> infusion_store::NewDrug {
+    infusion_store::NewDrug {
+        name: "Foslevodopa/foscarbidopa".into(),
+        concentration_ug_ml: 240_000,
+        hard: infusion_store::DoseLimits {
+            min_ug_h: 20_000,
+            max_ug_h: 250_000,
+            max_ug: 2_400_000,
+        },
+        soft: infusion_store::DoseLimits {
+            min_ug_h: 40_000,
+            max_ug_h: 180_000,
+            max_ug: 1_920_000,
+        },
+    }
 }

@@ -9,7 +9,8 @@ use infusion_server::clock::now_ms;
 use infusion_server::identity::{ServerKeys, new_device_secret};
 use infusion_server::password::PasswordParams;
 use infusion_store::{
-    Confirmation, Limits, NewPatient, NewPhysician, NewPrescription, Store, check_password,
+    Confirmation, Limits, NewPatient, NewPhysician, NewPrescription, PatientIdentifiers, Store,
+    check_password,
 };
 use serde_json::json;
 
@@ -64,6 +65,8 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
             first_name,
             last_name,
             physician,
+            record_number,
+            birth_date,
             password_stdin: _,
         } => {
             let context = [username.as_str(), &first_name, &last_name];
@@ -74,6 +77,10 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
                 last_name,
                 physician_username: physician,
                 password_hash,
+                identifiers: PatientIdentifiers {
+                    record_number,
+                    birth_date,
+                },
             };
             create_patient(&*db.open().await?, json, new).await
         }
@@ -144,6 +151,7 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
                 volume_ul,
                 rate_ul_h,
                 state,
+                drug: None,
             };
             let confirmation = Confirmation {
                 reason,

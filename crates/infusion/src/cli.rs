@@ -246,6 +246,13 @@ pub enum AdminCommand {
         /// The treating physician's username.
         #[arg(long)]
         physician: String,
+        /// The hospital's medical record number, shown with the name on
+        /// every page so that look-alike names cannot be confused.
+        #[arg(long)]
+        record_number: Option<String>,
+        /// Date of birth, YYYY-MM-DD.
+        #[arg(long)]
+        birth_date: Option<String>,
         /// Read the password from standard input (required: never a flag).
         #[arg(long, required = true)]
         password_stdin: bool,

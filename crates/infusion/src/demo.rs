@@ -11,7 +11,7 @@ use infusion_server::clock::now_ms;
 use infusion_server::identity::new_device_secret;
 use infusion_server::{AppState, Application, ServerConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
-use infusion_store::{NewPrescription, Store};
+use infusion_store::{NewPrescription, PatientIdentifiers, Store};
 use tokio::sync::watch;
 
 use crate::cli::DemoArgs;
@@ -28,11 +28,17 @@ const PATIENTS: [(&str, &str, &str, u32, u32); 2] = [
     ("patient.two", "Grace", "02:00:00:00:00:02", 5_000, 5_000),
 ];
 
+/// The demo patients' record numbers and dates of birth, in the order of
+/// [`PATIENTS`].
+const IDENTIFIERS: [(&str, &str); 2] = [("DEMO-0001", "1951-12-10"), ("DEMO-0002", "1946-12-09")];
+
 /// Seeds the demo accounts; returns each patient's pump secret, in the
 /// order of [`PATIENTS`].
 async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<Vec<DeviceSecret>> {
     let mut patients = Vec::new();
-    for (username, first, mac, volume_ul, rate_ul_h) in PATIENTS {
+    for ((username, first, mac, volume_ul, rate_ul_h), (record, born)) in
+        PATIENTS.into_iter().zip(IDENTIFIERS)
+    {
         patients.push(seed::Patient {
             username: username.into(),
             first_name: first.into(),
@@ -45,6 +51,10 @@ async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<Vec<DeviceSecret>> {
             }),
             volume_ul,
             rate_ul_h,
+            identifiers: PatientIdentifiers {
+                record_number: Some(record.into()),
+                birth_date: Some(born.into()),
+            },
         });
     }
     seed::seed(
@@ -57,6 +67,11 @@ async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<Vec<DeviceSecret>> {
         infusion_server::password::PasswordParams::default(),
     )
     .await?;
+    // The paper's disease: the library's foslevodopa/foscarbidopa for a
+    // physician to order in mg/h.
+    store
+        .add_drug("Demo Hospital", seed::foslevodopa(), "demo", now_ms())
+        .await?;
     Ok(patients.into_iter().map(|p| p.secret).collect())
 }
 
@@ -235,6 +250,7 @@ async fn watch_pumps(store: &Arc<dyn Store>, pumps: &Pumps, args: &DemoArgs) -> 
                         volume_ul: 2_000,
                         rate_ul_h: 6_000,
                         state: InfusionState::Run,
+                        drug: None,
                     },
                     PHYSICIAN,
                     now_ms(),

@@ -50,6 +50,7 @@ async fn seeded(backend: Backend) -> TestDb {
                     volume_ul: 1_000 * v,
                     rate_ul_h: 1_000 * v,
                     state: InfusionState::Run,
+                    drug: None,
                 },
                 "user:doc",
                 i64::from(v),

@@ -52,6 +52,7 @@ fn prescription(rate_ul_h: u32) -> NewPrescription {
         volume_ul: 2_000,
         rate_ul_h,
         state: InfusionState::Run,
+        drug: None,
     }
 }
 

@@ -105,6 +105,7 @@ async fn seed(store: &dyn Store) -> PatientId {
                 volume_ul: 9_000,
                 rate_ul_h: 4_000,
                 state: InfusionState::Run,
+                drug: None,
             },
             "test",
             0,
@@ -140,7 +141,8 @@ async fn physician(s: &Session, store: &dyn Store, alice: PatientId) {
         .await;
 
     s.fill("#rate", "8").await;
-    s.click("form[action$='/prescription'] button").await;
+    s.send_order("form[action$='/prescription']", "tremor not controlled")
+        .await;
     s.wait_text("Saved as version 2", Duration::from_secs(5))
         .await;
     // The pump fetches version 2 at its next poll and reports the new rate;

@@ -169,6 +169,7 @@ async fn pumps_on_two_instances_follow_a_change_made_through_one() {
                     volume_ul: 8_000,
                     rate_ul_h: 30_000,
                     state: InfusionState::Run,
+                    drug: None,
                 },
                 "doc",
                 1,

@@ -85,6 +85,8 @@ async fn the_ward_defects_are_gone() {
     check("7 charts", charts(&s).await);
     check("phone dashboard", phone_dashboard(&s).await);
     check("2 HTTP/2", http2(&s, store.clone()).await);
+    // Last: with a drug in the library the page has a second order form.
+    check("drug order", drug_order(&s, &*store).await);
     let _ = s.c.close().await;
     let _ = stop_pump.send(());
     pump_task.await.unwrap();
@@ -112,6 +114,7 @@ async fn seed(store: &dyn Store) {
                 volume_ul: 9_000,
                 rate_ul_h: 4_000,
                 state: InfusionState::Run,
+                drug: None,
             },
             "test",
             0,
@@ -345,7 +348,8 @@ async fn reload_writes_nothing(s: &Session, store: &dyn Store) -> Result<(), Str
     s.goto("/patients/alice").await;
     let before = count().await;
     s.fill("#rate", "5").await;
-    s.click("form[action$='/prescription'] button").await;
+    s.send_order("form[action$='/prescription']", "as planned")
+        .await;
     s.wait_text("Saved as version", Duration::from_secs(5))
         .await;
     s.c.refresh().await.map_err(|e| e.to_string())?;
@@ -423,6 +427,50 @@ async fn hold_and_resume(s: &Session) -> Result<(), String> {
     s.text_within("Pump state: running again", Duration::from_secs(20))
         .await
         .map_err(|t| format!("the pump did not run again:\n{t}"))
+}
+
+/// A physician orders foslevodopa/foscarbidopa 240 mg/mL in mg/h: the
+/// review asks for a reason (above the usual range, and a big rate step),
+/// and the running simulated pump then reports the same order's µL/h.
+async fn drug_order(s: &Session, store: &dyn Store) -> Result<(), String> {
+    let drug = store
+        .add_drug(
+            "Test Clinic",
+            infusion_bench::seed::foslevodopa(),
+            "test",
+            0,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    s.goto("/patients/alice").await;
+    s.fill("#rx-dose", "240").await;
+    s.fill("#rx-amount", "480").await;
+    s.click("form[aria-labelledby='by-drug'] button").await;
+    s.text_within(
+        "480 mg (2 mL) at 240 mg/h (1 mL/h), run",
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(|t| format!("no review of the drug order in both units:\n{t}"))?;
+    s.shot("25-drug-order-review").await;
+    s.fill("#confirm-reason", "off periods at 180 mg/h").await;
+    s.click("#confirm button").await;
+    s.text_within("Saved as version", Duration::from_secs(5))
+        .await
+        .map_err(|t| format!("the confirmed drug order was not saved:\n{t}"))?;
+    let alice = patient_id(store, "alice").await;
+    let newest = store.prescriptions(alice).await.unwrap().pop();
+    let sent = newest.as_ref().map(|p| (p.rate_ul_h, p.volume_ul, p.drug));
+    if sent != Some((1_000, 2_000, Some(drug))) {
+        return Err(format!("the stored order is {sent:?}"));
+    }
+    // The pump's own report: it runs at 1 mL/h.
+    s.text_within("Rate: 1 mL/h", Duration::from_secs(30))
+        .await
+        .map_err(|t| format!("the pump did not report 1 mL/h:\n{t}"))?;
+    s.shot("26-drug-order-running").await;
+    s.axe("patient page with a drug order").await;
+    Ok(())
 }
 
 /// At a phone's width the dashboard is cards, nothing scrolls sideways,

@@ -191,6 +191,7 @@ mod tests {
             created_at_ms: 0,
             created_by: "t".into(),
             fetched_at_ms: None,
+            drug: None,
         }
     }
 

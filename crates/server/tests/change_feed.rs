@@ -40,6 +40,7 @@ async fn committed_changes_are_announced_and_refused_ones_are_not(backend: Backe
                 volume_ul: 2_000,
                 rate_ul_h: 99_000,
                 state: InfusionState::Run,
+                drug: None,
             },
             "test",
             1,
@@ -56,6 +57,7 @@ async fn committed_changes_are_announced_and_refused_ones_are_not(backend: Backe
                 volume_ul: 3_000,
                 rate_ul_h: 5_000,
                 state: InfusionState::Run,
+                drug: None,
             },
             "test",
             1,
@@ -66,7 +68,7 @@ async fn committed_changes_are_announced_and_refused_ones_are_not(backend: Backe
         drain(&mut feed).await,
         [Change::Prescription {
             patient: alice,
-            version
+            version,
         }]
     );
 

@@ -71,6 +71,7 @@ async fn full_chain_of_fifty_polls_reports_and_a_new_version(backend: Backend) {
                 volume_ul: 5_000,
                 rate_ul_h: 5_000,
                 state: InfusionState::Hold,
+                drug: None,
             },
             "test",
             1,

@@ -30,6 +30,8 @@ fn patient_form(
         ("last_name", last.to_owned()),
         ("physician", "dr.house".to_owned()),
         ("password", PASSWORD.to_owned()),
+        ("record_number", "MRN-1".to_owned()),
+        ("birth_date", "1956-04-23".to_owned()),
     ]
 }
 
@@ -113,7 +115,7 @@ async fn every_patient_shows_a_second_identifier(backend: Backend) {
         assert_eq!(page.status, 200);
         assert!(
             page.body
-                .contains(&format!("Username <strong>{username}</strong>")),
+                .contains(&format!("born 23 Apr 1956 · username {username}</p>")),
             "{}",
             page.body
         );

@@ -50,7 +50,7 @@ async fn order(
         ("state", "run"),
     ];
     if let Some(r) = reason {
-        f.push(("reason", r));
+        f.extend([("reason", r), ("reviewed", "1")]);
     }
     doctor
         .post(&format!("/patients/{username}/prescription"), &f)
@@ -81,6 +81,7 @@ async fn a_new_patient_gets_no_order_until_limits_are_set(backend: Backend) {
                 last_name: "New".into(),
                 physician_username: "dr.house".into(),
                 password_hash: "$argon2id$unused".into(),
+                identifiers: Default::default(),
             },
             "test",
             0,
@@ -112,6 +113,7 @@ async fn a_new_patient_gets_no_order_until_limits_are_set(backend: Backend) {
         volume_ul: 1_000,
         rate_ul_h: 1_000,
         state: InfusionState::Hold,
+        drug: None,
     };
     assert!(matches!(
         app.store.set_prescription(carol, hold, "test", 0).await,
@@ -130,9 +132,31 @@ async fn a_new_patient_gets_no_order_until_limits_are_set(backend: Backend) {
     )
     .await;
     assert_eq!(r.status, 303, "{}", r.body);
+    // Every order is reviewed before it is sent: the first shows what
+    // it replaces (nothing) and that it is inside the usual range.
     let r = order(&doctor, "carol", "10", "4", None).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    for says in [
+        "Check this order before it is sent.",
+        "<td>None</td>",
+        "<td>10 mL at 4 mL/h, run</td>",
+        "It is inside this patient",
+        "Reason for this order.",
+    ] {
+        assert!(r.body.contains(says), "{says}: {}", r.body);
+    }
+    assert_eq!(version(&app, "carol").await, 0, "a review writes nothing");
+    let r = order(&doctor, "carol", "10", "4", Some("first bag")).await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(version(&app, "carol").await, 1);
+    let id = patient_id(&*app.store, "carol").await;
+    let audit = app.store.audit_log(Some(id), 10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.entry.detail == "version 1: 10 mL at 4 mL/h, run; reason: first bag"),
+        "the reason is audited with the order: {audit:?}"
+    );
 }
 
 /// Soft limits 1 to 8 mL/h and 15 mL inside hard ones of 0.5 to 10 mL/h
@@ -261,7 +285,7 @@ async fn a_big_rate_step_needs_a_reason(backend: Backend) {
         r.body
     );
     assert_eq!(version(&app, "alice").await, before);
-    let r = order(&doctor, "alice", "2", "6", None).await;
+    let r = order(&doctor, "alice", "2", "6", Some("titrating")).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let r = order(
         &doctor,

@@ -144,7 +144,13 @@ async fn authorization_matrix_of_pages_and_forms(backend: Backend) {
         ("max_rate_ml_h", "8"),
         ("max_volume_ml", "9"),
     ];
-    let prescription = [("volume_ml", "3"), ("rate_ml_h", "5"), ("state", "run")];
+    let prescription = [
+        ("volume_ml", "3"),
+        ("rate_ml_h", "5"),
+        ("state", "run"),
+        ("reviewed", "1"),
+        ("reason", "as planned"),
+    ];
     for (form, fields) in [("limits", &limits[..]), ("prescription", &prescription[..])] {
         let path = format!("/patients/alice/{form}");
         let before = snapshot(&app, "alice").await;
@@ -250,6 +256,7 @@ async fn live_stream_carries_only_changes_of_visible_patients(backend: Backend) 
         volume_ul: 2_000,
         rate_ul_h: v,
         state: infusion_protocol::InfusionState::Run,
+        drug: None,
     };
     let anon = Browser::new(&app);
     assert_eq!(anon.get("/live").await.status, 303);

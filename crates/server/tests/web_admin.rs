@@ -61,6 +61,8 @@ async fn an_administrator_sees_and_changes_only_their_own_institution(backend: B
                 ("last_name", "Intruder"),
                 ("physician", "dr.house"),
                 ("password", "lantern orbit pebble meadow"),
+                ("record_number", "MRN-9"),
+                ("birth_date", "1990-01-01"),
             ],
         ),
         (
@@ -194,6 +196,8 @@ async fn admin_creates_accounts_and_registers_pumps(app: &TestApp, admin: &Brows
             ("last_name", "Patient".into()),
             ("physician", "dr.new".into()),
             ("password", PASSWORD.into()),
+            ("record_number", "MRN-4".into()),
+            ("birth_date", "1950-06-30".into()),
         ],
     )
     .await;

@@ -106,6 +106,7 @@ async fn names_render_as_text(backend: Backend) {
                 last_name: "O'Brien \"<b>\"".into(),
                 physician_username: "dr.house".into(),
                 password_hash: hash,
+                identifiers: Default::default(),
             },
             "test",
             0,
@@ -196,6 +197,8 @@ async fn sql_and_script_in_every_text_field_are_stored_and_shown_verbatim(backen
                     ("last_name", evil),
                     ("physician", &username),
                     ("password", PASSWORD),
+                    ("record_number", "MRN-1"),
+                    ("birth_date", "1956-04-23"),
                 ],
             )
             .await;
@@ -290,6 +293,8 @@ async fn a_saved_form_redirects_so_a_reload_repeats_nothing(backend: Backend) {
                 ("volume_ml", "2"),
                 ("rate_ml_h", "5"),
                 ("state", "run"),
+                ("reviewed", "1"),
+                ("reason", "as planned"),
             ],
         )
         .await;

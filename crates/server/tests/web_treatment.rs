@@ -60,7 +60,7 @@ fn delivery_of(page: &str, v: u32) -> String {
         .find(|r| r.starts_with(&format!("<td>{v}</td>")))
         .unwrap_or_else(|| panic!("no row for version {v}"));
     let cells: Vec<&str> = row.split("<td>").collect();
-    cells[7].split("</td>").next().unwrap().to_owned()
+    cells[8].split("</td>").next().unwrap().to_owned()
 }
 
 async fn alarms_stay_open_until_their_physician_acknowledges_them(backend: Backend) {
@@ -259,6 +259,8 @@ async fn a_stale_suggestion_is_refused(app: &TestApp, house: &Browser, csrf: &st
                 ("volume_ml", "2"),
                 ("rate_ml_h", "5"),
                 ("state", "run"),
+                ("reviewed", "1"),
+                ("reason", "as planned"),
             ],
         )
         .await;
@@ -382,6 +384,8 @@ async fn versions_show_their_delivery_state(backend: Backend) {
                 ("volume_ml", "2"),
                 ("rate_ml_h", "6"),
                 ("state", "run"),
+                ("reviewed", "1"),
+                ("reason", "as planned"),
             ],
         )
         .await;

@@ -105,6 +105,7 @@ fn prescription(volume_ul: u32, rate_ul_h: u32) -> NewPrescription {
         volume_ul,
         rate_ul_h,
         state: InfusionState::Run,
+        drug: None,
     }
 }
 

@@ -49,6 +49,7 @@ async fn seeded(backend: Backend) -> TestDb {
                 volume_ul: 500,
                 rate_ul_h: 6_000,
                 state: InfusionState::Run,
+                drug: None,
             },
             "doc",
             0,

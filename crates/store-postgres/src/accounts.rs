@@ -141,7 +141,7 @@ impl Accounts for PgStore {
         .await
         .map_err(db_error)?;
         let is_taken = username_taken(&mut tx, &new.username).await?;
-        let limits = new_patient(&new, physician.is_some(), is_taken)?;
+        let limits = new_patient(&new, physician.is_some(), is_taken, now_ms)?;
         let Some(physician) = physician else {
             return Err(StoreError::no_physician(&new.physician_username));
         };
@@ -152,7 +152,8 @@ impl Accounts for PgStore {
                  INSERT INTO accounts (username, password_hash, role, first_name, last_name, institution_id, created_at_ms)
                  VALUES ($1, $2, 'patient', $3, $4, $5, $6) RETURNING id
              ), patient AS (
-                 INSERT INTO patients (account_id, physician_id) SELECT id, $7 FROM account RETURNING id
+                 INSERT INTO patients (account_id, physician_id, record_number, birth_date)
+                 SELECT id, $7, $12, $13 FROM account RETURNING id
              )
              INSERT INTO limits (patient_id, min_rate_ul_h, max_rate_ul_h, max_volume_ul, updated_at_ms, updated_by,
                                  soft_min_rate_ul_h, soft_max_rate_ul_h, soft_max_volume_ul, is_set)
@@ -170,6 +171,8 @@ impl Accounts for PgStore {
         .bind(i64::from(limits.max_rate_ul_h))
         .bind(i64::from(limits.max_volume_ul))
         .bind(actor)
+        .bind(&new.identifiers.record_number)
+        .bind(&new.identifiers.birth_date)
         .fetch_one(&mut *tx)
         .await
         .map_err(taken(&new.username))?;

@@ -27,6 +27,7 @@
 mod accounts;
 mod audit;
 mod devices;
+mod drugs;
 mod error;
 mod events;
 mod feed;

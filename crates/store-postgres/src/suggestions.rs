@@ -3,12 +3,13 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    Columns, Decision, NewSuggestion, StoreResult, SuggestPlan, Suggestion, SuggestionStatus,
-    Suggestions, Verdict, suggest, suggested,
+    Columns, Decision, NewSuggestion, Standing, StoreResult, SuggestPlan, Suggestion,
+    SuggestionStatus, Suggestions, Verdict, suggest, suggested,
 };
 
 use crate::accounts::lock_patient;
 use crate::audit::apply;
+use crate::drugs::drug_for;
 use crate::rows::{Cols, get, stored_patient};
 use crate::treatment::{current_prescription, insert_prescription, limits_of};
 use crate::{PgStore, db_error};
@@ -103,7 +104,13 @@ impl Suggestions for PgStore {
         .transpose()?;
         let current = current_prescription(&mut tx, pid).await?;
         let limits = limits_of(&mut tx, pid).await?;
-        let decided = verdict.decide(pending.as_ref(), current.as_ref(), &limits)?;
+        let drug = drug_for(&mut tx, pid, current.as_ref().and_then(|c| c.drug)).await?;
+        let read = Standing {
+            limits: &limits,
+            current: current.as_ref(),
+            drug: drug.as_ref(),
+        };
+        let decided = verdict.decide(pending.as_ref(), read)?;
         if let Some((version, p)) = &decided.prescription {
             insert_prescription(&mut tx, patient, *version, p, actor, now_ms).await?;
         }

@@ -119,10 +119,10 @@ async fn poll_index(
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH {CONSUME}, cur AS (
              SELECT c.patient_id, c.mac, p.version, p.volume_ul, p.rate_ul_h, p.state,
-                    p.created_at_ms, p.created_by, p.fetched_at_ms
+                    p.created_at_ms, p.created_by, p.fetched_at_ms, p.drug_id
              FROM consumed c
              LEFT JOIN LATERAL (
-                 SELECT version, volume_ul, rate_ul_h, state, created_at_ms, created_by, fetched_at_ms
+                 SELECT {rx}
                  FROM prescriptions
                  WHERE patient_id = c.patient_id ORDER BY version DESC LIMIT 1
              ) p ON TRUE
@@ -132,8 +132,9 @@ async fn poll_index(
          )
          SELECT l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
                 cur.version, cur.volume_ul, cur.rate_ul_h, cur.state, cur.created_at_ms,
-                cur.created_by, cur.fetched_at_ms, cur.mac
-         FROM cur JOIN limits l ON l.patient_id = cur.patient_id"
+                cur.created_by, cur.fetched_at_ms, cur.drug_id, cur.mac
+         FROM cur JOIN limits l ON l.patient_id = cur.patient_id",
+        rx = Prescription::COLUMNS
     )))
     .bind(&presented.0[..])
     .bind(pid)
@@ -149,7 +150,7 @@ async fn poll_index(
     };
     let r = Cols(&r);
     let limits = limits_at(&r, 0)?;
-    let mac = stored_mac(&r.string(10)?)?;
+    let mac = stored_mac(&r.string(11)?)?;
     // The first fetch was marked in the statement; only the index is left.
     let current = Prescription::at(&r, 3)?;
     let (index, _) = index_of(current.as_ref(), limits);

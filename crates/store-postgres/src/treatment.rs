@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    Confirmation, Limits, NewPrescription, PatientSummary, Prescription, StoreError, StoreResult,
-    Treatment, limits_change, next_version,
+    Confirmation, Limits, NewPrescription, PatientSummary, Prescription, Standing, StoreError,
+    StoreResult, Treatment, limits_change, next_version,
 };
 use sqlx::PgConnection;
 
 use crate::accounts::lock_patient;
 use crate::audit::apply;
+use crate::drugs::drug_for;
 use crate::rows::{Cols, stored_patient};
 use crate::{PgStore, db_error};
 
@@ -55,8 +56,8 @@ pub(crate) async fn insert_prescription(
     now_ms: i64,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO prescriptions (patient_id, version, volume_ul, rate_ul_h, state, created_at_ms, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO prescriptions (patient_id, version, volume_ul, rate_ul_h, state, created_at_ms, created_by, drug_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(patient.0 as i64)
     .bind(i64::from(version))
@@ -65,6 +66,7 @@ pub(crate) async fn insert_prescription(
     .bind(p.state.as_str())
     .bind(now_ms)
     .bind(actor)
+    .bind(p.drug.map(|d| d.0))
     .execute(conn)
     .await
     .map(|_| ())
@@ -140,15 +142,13 @@ impl Treatment for PgStore {
         let pid = patient.0 as i64;
         let limits = limits_of(&mut tx, pid).await?;
         let current = current_prescription(&mut tx, pid).await?;
-        let (version, effects) = next_version(
-            &p,
-            &limits,
-            current.as_ref(),
-            confirmation,
-            patient,
-            actor,
-            now_ms,
-        )?;
+        let drug = drug_for(&mut tx, pid, p.drug).await?;
+        let read = Standing {
+            limits: &limits,
+            current: current.as_ref(),
+            drug: drug.as_ref(),
+        };
+        let (version, effects) = next_version(&p, read, confirmation, patient, actor, now_ms)?;
         insert_prescription(&mut tx, patient, version, &p, actor, now_ms).await?;
         apply(&mut tx, effects).await?;
         tx.commit().await.map_err(db_error)?;

@@ -75,6 +75,7 @@ fn create_patient(
         &new,
         physician.is_some(),
         username_taken(conn, &new.username)?,
+        now_ms,
     )?;
     let Some((physician_id, institution_id)) = physician else {
         return Err(StoreError::no_physician(&new.physician_username));
@@ -87,8 +88,13 @@ fn create_patient(
     .map_err(backend)?;
     let account_id = conn.last_insert_rowid();
     conn.exec(
-        "INSERT INTO patients (account_id, physician_id) VALUES (?1, ?2)",
-        params![account_id, physician_id],
+        "INSERT INTO patients (account_id, physician_id, record_number, birth_date) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            account_id,
+            physician_id,
+            new.identifiers.record_number,
+            new.identifiers.birth_date
+        ],
     )
     .map_err(backend)?;
     let pid = conn.last_insert_rowid();

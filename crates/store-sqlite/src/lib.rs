@@ -17,6 +17,7 @@ mod accounts;
 mod audit;
 pub mod backup;
 mod devices;
+mod drugs;
 mod events;
 mod lifecycle;
 mod migrate;

@@ -64,6 +64,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_second_factor",
         include_str!("../migrations/0014_second_factor.sql"),
     ),
+    (
+        "0015_drug_library",
+        include_str!("../migrations/0015_drug_library.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

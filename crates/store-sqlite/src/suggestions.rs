@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    Columns, Decision, NewSuggestion, StoreError, StoreResult, SuggestPlan, Suggestion,
+    Columns, Decision, NewSuggestion, Standing, StoreError, StoreResult, SuggestPlan, Suggestion,
     SuggestionStatus, Suggestions, Verdict, suggest, suggested,
 };
 use rusqlite::params;
 
 use crate::SqliteStore;
 use crate::accounts::username_of;
+use crate::drugs::drug_for;
 use crate::rows::{all, one, stored_patient};
 use crate::treatment::{current_prescription, insert_prescription, limits_of};
 use crate::writer::{Cached, WriteCtx, backend};
@@ -66,7 +67,13 @@ fn decide_suggestion(cx: &mut WriteCtx<'_>, verdict: Verdict) -> StoreResult<Dec
     let pending = one(conn, &sql, params![id, pid], |r| NewSuggestion::at(r, 0))?;
     let current = current_prescription(conn, pid)?;
     let limits = limits_of(conn, pid)?;
-    let decided = verdict.decide(pending.as_ref(), current.as_ref(), &limits)?;
+    let drug = drug_for(conn, pid, current.as_ref().and_then(|c| c.drug))?;
+    let read = Standing {
+        limits: &limits,
+        current: current.as_ref(),
+        drug: drug.as_ref(),
+    };
+    let decided = verdict.decide(pending.as_ref(), read)?;
     if let Some((version, p)) = &decided.prescription {
         insert_prescription(conn, patient, *version, p, actor, now_ms)?;
     }

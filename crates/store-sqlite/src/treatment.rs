@@ -5,13 +5,14 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    Confirmation, Effects, Limits, NewPrescription, PatientSummary, Prescription, StoreError,
-    StoreResult, Treatment, limits_change, next_version,
+    Confirmation, Effects, Limits, NewPrescription, PatientSummary, Prescription, Standing,
+    StoreError, StoreResult, Treatment, limits_change, next_version,
 };
 use rusqlite::{Connection, params};
 
 use crate::SqliteStore;
 use crate::accounts::username_of;
+use crate::drugs::drug_for;
 use crate::rows::{all, one, stored_patient};
 use crate::writer::{Cached, WriteCtx, backend};
 
@@ -54,9 +55,9 @@ pub(crate) fn insert_prescription(
     now_ms: i64,
 ) -> StoreResult<()> {
     conn.exec(
-        "INSERT INTO prescriptions (patient_id, version, volume_ul, rate_ul_h, state, created_at_ms, created_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![patient.0 as i64, version, p.volume_ul, p.rate_ul_h, p.state.as_str(), now_ms, actor],
+        "INSERT INTO prescriptions (patient_id, version, volume_ul, rate_ul_h, state, created_at_ms, created_by, drug_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![patient.0 as i64, version, p.volume_ul, p.rate_ul_h, p.state.as_str(), now_ms, actor, p.drug.map(|d| d.0)],
     )
     .map(|_| ())
     .map_err(backend)
@@ -112,15 +113,14 @@ fn prescribe(
     let pid = patient.0 as i64;
     let current = current_prescription(conn, pid)?;
     let limits = limits_of(conn, pid)?;
-    let (version, effects): (u32, Effects) = next_version(
-        &p,
-        &limits,
-        current.as_ref(),
-        confirmation,
-        patient,
-        actor,
-        now_ms,
-    )?;
+    let drug = drug_for(conn, pid, p.drug)?;
+    let read = Standing {
+        limits: &limits,
+        current: current.as_ref(),
+        drug: drug.as_ref(),
+    };
+    let (version, effects): (u32, Effects) =
+        next_version(&p, read, confirmation, patient, actor, now_ms)?;
     insert_prescription(conn, patient, version, &p, actor, now_ms)?;
     cx.apply(effects)?;
     Ok(version)

@@ -4,7 +4,10 @@
 use async_trait::async_trait;
 use infusion_protocol::{PatientId, PatientLimits};
 
-use crate::{Change, DEFAULT_LIMITS, Effects, NewAudit, StoreError, StoreResult, TokenHash};
+use crate::{
+    Change, DEFAULT_LIMITS, Effects, NewAudit, PatientIdentifiers, StoreError, StoreResult,
+    TokenHash, check_identifiers,
+};
 
 /// Creating and finding accounts, one transaction per method.
 #[async_trait]
@@ -163,6 +166,8 @@ pub struct NewPatient {
     pub physician_username: String,
     /// Argon2id PHC string.
     pub password_hash: String,
+    /// Record number and date of birth.
+    pub identifiers: PatientIdentifiers,
 }
 
 /// What an account may do in the web application.
@@ -403,8 +408,10 @@ pub fn new_patient(
     new: &NewPatient,
     physician_found: bool,
     username_taken: bool,
+    now_ms: i64,
 ) -> StoreResult<PatientLimits> {
     check_account_names(&new.username, &new.first_name, &new.last_name)?;
+    check_identifiers(&new.identifiers, now_ms)?;
     if !physician_found {
         return Err(StoreError::no_physician(&new.physician_username));
     }
@@ -453,6 +460,10 @@ mod tests {
             last_name: "Doe".into(),
             physician_username: "doc".into(),
             password_hash: "$argon2id$x".into(),
+            identifiers: PatientIdentifiers {
+                record_number: Some("MRN-1".into()),
+                birth_date: Some("1956-04-23".into()),
+            },
         }
     }
 
@@ -483,19 +494,19 @@ mod tests {
     #[test]
     fn a_patient_needs_a_physician_then_a_free_username_and_starts_at_the_hard_limits() {
         assert_eq!(
-            new_patient(&patient("pat"), true, false),
+            new_patient(&patient("pat"), true, false, 1_796_169_600_000),
             Ok(DEFAULT_LIMITS)
         );
         assert!(matches!(
-            new_patient(&patient("pat"), false, true),
+            new_patient(&patient("pat"), false, true, 0),
             Err(StoreError::NotFound(_))
         ));
         assert!(matches!(
-            new_patient(&patient("pat"), true, true),
+            new_patient(&patient("pat"), true, true, 1_796_169_600_000),
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            new_patient(&patient(""), false, false),
+            new_patient(&patient(""), false, false, 0),
             Err(StoreError::Invalid(_))
         ));
         let e = patient_created(PatientId(3), &patient("pat"), "admin-cli", 1);

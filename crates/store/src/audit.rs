@@ -125,6 +125,10 @@ pub enum AuditAction {
     /// Someone read a patient's record (HIPAA §164.312(b)): once per
     /// reader and patient in a quarter hour.
     RecordViewed,
+    /// An administrator added a drug to the institution's library.
+    DrugAdded,
+    /// An administrator withdrew a drug from the institution's library.
+    DrugWithdrawn,
 }
 
 impl AuditAction {
@@ -160,6 +164,8 @@ impl AuditAction {
         AuditAction::RecoveryCodeUsed,
         AuditAction::SecondFactorReset,
         AuditAction::RecordViewed,
+        AuditAction::DrugAdded,
+        AuditAction::DrugWithdrawn,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -212,6 +218,8 @@ impl AuditAction {
             AuditAction::RecoveryCodeUsed => "recovery_code_used",
             AuditAction::SecondFactorReset => "second_factor_reset",
             AuditAction::RecordViewed => "record_viewed",
+            AuditAction::DrugAdded => "drug_added",
+            AuditAction::DrugWithdrawn => "drug_withdrawn",
         }
     }
 

@@ -11,9 +11,10 @@
 use infusion_protocol::{HexBytes, PatientId, PatientLimits};
 
 use crate::{
-    AccountId, AccountOverview, AccountRecord, AuditRecord, BoundDevice, DeviceId, Limits,
-    LoginRecord, NewAudit, NewSuggestion, PatientSummary, Prescription, PresentedToken, StoreError,
-    StoreResult, Suggestion, TokenStatus, stored_action, stored_mac, stored_role, stored_state,
+    AccountId, AccountOverview, AccountRecord, AuditRecord, BoundDevice, DeviceId, DoseLimits,
+    Drug, DrugId, Limits, LoginRecord, NewAudit, NewDrug, NewSuggestion, PatientIdentifiers,
+    PatientSummary, Prescription, PresentedToken, StoreError, StoreResult, Suggestion, TokenStatus,
+    stored_action, stored_mac, stored_role, stored_state,
 };
 
 /// A database row, read by column position.
@@ -107,9 +108,9 @@ impl Limits {
 impl Prescription {
     /// The select list of a prescription row.
     pub const COLUMNS: &'static str =
-        "version, volume_ul, rate_ul_h, state, created_at_ms, created_by, fetched_at_ms";
+        "version, volume_ul, rate_ul_h, state, created_at_ms, created_by, fetched_at_ms, drug_id";
 
-    /// A prescription from its seven columns from `i`; `None` when the
+    /// A prescription from its eight columns from `i`; `None` when the
     /// version is NULL (a left join found none).
     pub fn at(c: &impl Columns, i: usize) -> StoreResult<Option<Prescription>> {
         if c.int(i)?.is_none() {
@@ -123,6 +124,7 @@ impl Prescription {
             created_at_ms: c.i64(i + 4)?,
             created_by: c.string(i + 5)?,
             fetched_at_ms: c.int(i + 6)?,
+            drug: c.int(i + 7)?.map(DrugId),
         }))
     }
 
@@ -141,12 +143,16 @@ impl PatientSummary {
         d.mac, d.last_seen_ms, l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
         l.soft_min_rate_ul_h, l.soft_max_rate_ul_h, l.soft_max_volume_ul, l.is_set,
         rx.version, rx.volume_ul, rx.rate_ul_h, rx.state, rx.created_at_ms, rx.created_by,
-        rx.fetched_at_ms";
+        rx.fetched_at_ms, rx.drug_id, p.record_number, p.birth_date";
 
     /// A row selected with [`PatientSummary::COLUMNS`].
     pub fn from_row(c: &impl Columns) -> StoreResult<PatientSummary> {
         Ok(PatientSummary {
             patient_id: patient_at(c, 0)?,
+            identifiers: PatientIdentifiers {
+                record_number: c.text(22)?,
+                birth_date: c.text(23)?,
+            },
             username: c.string(1)?,
             first_name: c.string(2)?,
             last_name: c.string(3)?,
@@ -155,6 +161,36 @@ impl PatientSummary {
             last_contact_ms: c.int(6)?,
             limits: Limits::at(c, 7)?,
             prescription: Prescription::at(c, 14)?,
+        })
+    }
+}
+
+/// Three dose-limit columns from `i`: lowest and highest µg/h, largest µg.
+fn dose_limits_at(c: &impl Columns, i: usize) -> StoreResult<DoseLimits> {
+    Ok(DoseLimits {
+        min_ug_h: c.u32(i)?,
+        max_ug_h: c.u32(i + 1)?,
+        max_ug: c.u32(i + 2)?,
+    })
+}
+
+impl Drug {
+    /// The select list of a drug, over `drugs g`.
+    pub const COLUMNS: &'static str = "g.id, g.name, g.concentration_ug_ml,
+        g.hard_min_ug_h, g.hard_max_ug_h, g.hard_max_ug, g.soft_min_ug_h, g.soft_max_ug_h,
+        g.soft_max_ug, g.withdrawn_at_ms IS NOT NULL";
+
+    /// A row selected with [`Drug::COLUMNS`].
+    pub fn from_row(c: &impl Columns) -> StoreResult<Drug> {
+        Ok(Drug {
+            id: DrugId(c.i64(0)?),
+            drug: NewDrug {
+                name: c.string(1)?,
+                concentration_ug_ml: c.u32(2)?,
+                hard: dose_limits_at(c, 3)?,
+                soft: dose_limits_at(c, 6)?,
+            },
+            withdrawn: c.flag(9)?,
         })
     }
 }
@@ -414,15 +450,19 @@ mod tests {
             Null,
             Null,
             Null,
+            Null,
+            Text("MRN-0042"),
+            Null,
         ];
         let s = PatientSummary::from_row(&Row(cells.clone())).unwrap();
+        assert_eq!(s.identifiers.record_number.as_deref(), Some("MRN-0042"));
         assert_eq!(
             (s.patient_id, s.device, s.prescription),
             (PatientId(4), None, None)
         );
         assert_eq!(s.limits.hard.max_rate_ul_h, 9_000);
         assert_eq!((s.limits.soft.max_rate_ul_h, s.limits.set), (8_000, true));
-        cells[14..21].clone_from_slice(&[
+        cells[14..22].clone_from_slice(&[
             Int(2),
             Int(1_000),
             Int(4_000),
@@ -430,11 +470,12 @@ mod tests {
             Int(5),
             Text("doc"),
             Null,
+            Int(3),
         ]);
         let s = PatientSummary::from_row(&Row(cells.clone())).unwrap();
         assert_eq!(
-            s.prescription.map(|p| (p.version, p.rate_ul_h)),
-            Some((2, 4_000))
+            s.prescription.map(|p| (p.version, p.rate_ul_h, p.drug)),
+            Some((2, 4_000, Some(DrugId(3))))
         );
         cells[17] = Text("sprint");
         assert!(matches!(

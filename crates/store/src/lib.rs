@@ -19,9 +19,11 @@ pub mod audit_chain;
 mod change;
 mod columns;
 mod devices;
+mod drugs;
 mod effects;
 mod error;
 mod events;
+mod identifiers;
 mod second_factor;
 mod secrets;
 pub mod soft_limits;
@@ -40,9 +42,11 @@ pub use audit_chain::{AuditHead, ChainedAudit};
 pub use change::{CHANGE_BACKLOG, Change};
 pub use columns::{Columns, limits_at, patient_at, patient_filter, stored_patient};
 pub use devices::*;
+pub use drugs::*;
 pub use effects::Effects;
 pub use error::{StoreError, StoreResult};
 pub use events::*;
+pub use identifiers::*;
 pub use second_factor::*;
 pub use secrets::*;
 pub use soft_limits::{Confirmation, Limits, RateStep};
@@ -60,8 +64,8 @@ use async_trait::async_trait;
 /// [`Store`]'s methods are called.
 pub mod prelude {
     pub use crate::{
-        Accounts, AuditLog, Devices, Events, SecondFactors, ServerSecrets, Store, Suggestions,
-        Throttle, Tokens, Treatment, WebSessions,
+        Accounts, AuditLog, Devices, Drugs, Events, SecondFactors, ServerSecrets, Store,
+        Suggestions, Throttle, Tokens, Treatment, WebSessions,
     };
 }
 
@@ -75,6 +79,7 @@ pub mod prelude {
 pub trait Store:
     Accounts
     + Devices
+    + Drugs
     + Tokens
     + Treatment
     + Events

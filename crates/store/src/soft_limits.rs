@@ -130,7 +130,7 @@ impl Confirmation {
     }
 
     /// The reason given, when it is one: words, not blank, bounded.
-    fn given(&self) -> Result<Option<&str>, StoreError> {
+    pub fn given(&self) -> Result<Option<&str>, StoreError> {
         let Some(r) = self
             .reason
             .as_deref()
@@ -206,6 +206,32 @@ pub fn confirmed(
     current: Option<&Prescription>,
     confirmation: &Confirmation,
 ) -> Result<Option<String>, StoreError> {
+    confirmed_with(p, l, current, confirmation, Vec::new())
+}
+
+/// [`confirmed`], with `also` the crossings of the drug library's soft
+/// limits ([`crate::drug_crossings`]) counted among the patient's.
+pub fn confirmed_with(
+    p: &NewPrescription,
+    l: &Limits,
+    current: Option<&Prescription>,
+    confirmation: &Confirmation,
+    also: Vec<String>,
+) -> Result<Option<String>, StoreError> {
+    let crossed = soft_crossings(p, l, current, confirmation.rate_step, also)?;
+    note_for(&crossed, confirmation)
+}
+
+/// Every soft limit an order crosses (the patient's, with `also` the drug
+/// library's), in words; refused before the patient's limits are set. What
+/// the review before sending shows, and what a reason must answer.
+pub fn soft_crossings(
+    p: &NewPrescription,
+    l: &Limits,
+    current: Option<&Prescription>,
+    step: RateStep,
+    also: Vec<String>,
+) -> Result<Vec<String>, StoreError> {
     if !l.set {
         return Err(StoreError::OutsideLimits(
             "this patient's limits have not been set yet: a physician sets them before the first \
@@ -213,13 +239,24 @@ pub fn confirmed(
                 .into(),
         ));
     }
-    let crossed = crossings(p, l, current, confirmation.rate_step);
+    let mut crossed = crossings(p, l, current, step);
+    crossed.extend(also);
+    Ok(crossed)
+}
+
+/// The audited note of an order that crossed `crossed`: `Ok(None)` when
+/// it crossed none, the crossings and the reason when one was given, and
+/// [`StoreError::NeedsConfirmation`] otherwise.
+pub(crate) fn note_for(
+    crossed: &[String],
+    confirmation: &Confirmation,
+) -> Result<Option<String>, StoreError> {
     if crossed.is_empty() {
         return Ok(None);
     }
     match confirmation.given()? {
         Some(reason) => Ok(Some(format!("{}; reason: {reason}", crossed.join("; ")))),
-        None => Err(StoreError::NeedsConfirmation(crossed)),
+        None => Err(StoreError::NeedsConfirmation(crossed.to_vec())),
     }
 }
 

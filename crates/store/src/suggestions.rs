@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use infusion_protocol::{InfusionState, PatientId, PatientLimits};
 
 use crate::{
-    Change, Confirmation, Effects, Limits, NewAudit, NewPrescription, Prescription, StoreError,
-    StoreResult, check_prescription, next_version,
+    Change, Confirmation, Effects, NewAudit, NewPrescription, Standing, StoreError, StoreResult,
+    check_prescription, next_version,
 };
 
 /// Suggestions and decisions on them, one transaction per method.
@@ -66,6 +66,7 @@ impl NewSuggestion {
             volume_ul: self.volume_ul,
             rate_ul_h: self.rate_ul_h,
             state: InfusionState::Run,
+            drug: None,
         }
     }
 }
@@ -185,29 +186,27 @@ pub struct Verdict {
 
 impl Verdict {
     /// Decides this verdict, given the pending suggestion of its id
-    /// (`None`: no such pending suggestion of this patient), the newest
-    /// prescription and the limits now.
+    /// (`None`: no such pending suggestion of this patient) and what was
+    /// `read`: the limits now, the newest prescription and the drug it
+    /// names. An approved suggestion keeps naming that drug: it changes
+    /// the rate, not what is given.
     pub fn decide(
         &self,
         pending: Option<&NewSuggestion>,
-        current_rx: Option<&Prescription>,
-        limits: &Limits,
+        read: Standing<'_>,
     ) -> StoreResult<Decided> {
+        let (current_rx, limits) = (read.current, read.limits);
         let current = current_rx.map_or(0, |c| c.version);
         let (patient, id, actor, now_ms) = (self.patient, self.id, self.actor.as_str(), self.at_ms);
         let s = pending.ok_or_else(|| StoreError::no_suggestion(id))?;
         let (decision, status, prescription, effects) = if self.approve {
             s.check(current, &limits.hard)?;
-            let p = s.as_prescription();
-            let (version, effects) = next_version(
-                &p,
-                limits,
-                current_rx,
-                &self.confirmation,
-                patient,
-                actor,
-                now_ms,
-            )?;
+            let p = NewPrescription {
+                drug: current_rx.and_then(|c| c.drug),
+                ..s.as_prescription()
+            };
+            let (version, effects) =
+                next_version(&p, read, &self.confirmation, patient, actor, now_ms)?;
             (
                 Decision::Approved(version),
                 SuggestionStatus::Approved,
@@ -244,7 +243,7 @@ impl Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AuditAction, DEFAULT_LIMITS};
+    use crate::{AuditAction, DEFAULT_LIMITS, Limits, Prescription};
 
     fn verdict(patient: PatientId, approve: bool) -> Verdict {
         Verdict {
@@ -267,6 +266,7 @@ mod tests {
             created_at_ms: 0,
             created_by: "doc".into(),
             fetched_at_ms: None,
+            drug: None,
         }
     }
 
@@ -308,7 +308,14 @@ mod tests {
     fn approval_writes_the_next_version_and_is_refused_when_stale() {
         let (l, p) = (Limits::hard_only(DEFAULT_LIMITS), PatientId(1));
         let d = verdict(p, true)
-            .decide(Some(&proposal(2, 4_000)), Some(&running(2)), &l)
+            .decide(
+                Some(&proposal(2, 4_000)),
+                Standing {
+                    limits: &l,
+                    current: Some(&running(2)),
+                    drug: None,
+                },
+            )
             .unwrap();
         assert_eq!(d.decision, Decision::Approved(3));
         assert_eq!(d.status, SuggestionStatus::Approved);
@@ -325,11 +332,25 @@ mod tests {
             ]
         );
         assert!(matches!(
-            verdict(p, true).decide(Some(&proposal(1, 4_000)), Some(&running(2)), &l),
+            verdict(p, true).decide(
+                Some(&proposal(1, 4_000)),
+                Standing {
+                    limits: &l,
+                    current: Some(&running(2)),
+                    drug: None
+                }
+            ),
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            verdict(p, false).decide(None, Some(&running(2)), &l),
+            verdict(p, false).decide(
+                None,
+                Standing {
+                    limits: &l,
+                    current: Some(&running(2)),
+                    drug: None
+                }
+            ),
             Err(StoreError::NotFound(_))
         ));
     }
@@ -340,12 +361,26 @@ mod tests {
         l.soft.max_rate_ul_h = 4_200;
         let mut v = verdict(PatientId(1), true);
         assert!(matches!(
-            v.decide(Some(&proposal(2, 4_400)), Some(&running(2)), &l),
+            v.decide(
+                Some(&proposal(2, 4_400)),
+                Standing {
+                    limits: &l,
+                    current: Some(&running(2)),
+                    drug: None
+                }
+            ),
             Err(StoreError::NeedsConfirmation(_))
         ));
         v.confirmation.reason = Some("tremor score 8 for an hour".into());
         let d = v
-            .decide(Some(&proposal(2, 4_400)), Some(&running(2)), &l)
+            .decide(
+                Some(&proposal(2, 4_400)),
+                Standing {
+                    limits: &l,
+                    current: Some(&running(2)),
+                    drug: None,
+                },
+            )
             .unwrap();
         assert_eq!(d.decision, Decision::Approved(3));
         let actions: Vec<_> = d.effects.audit.iter().map(|a| a.action).collect();
@@ -364,8 +399,11 @@ mod tests {
         let d = verdict(PatientId(1), false)
             .decide(
                 Some(&proposal(1, 4_000)),
-                Some(&running(2)),
-                &Limits::hard_only(DEFAULT_LIMITS),
+                Standing {
+                    limits: &Limits::hard_only(DEFAULT_LIMITS),
+                    current: Some(&running(2)),
+                    drug: None,
+                },
             )
             .unwrap();
         assert_eq!(

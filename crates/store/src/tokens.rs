@@ -435,6 +435,7 @@ mod tests {
             created_at_ms: 0,
             created_by: "doc".into(),
             fetched_at_ms: None,
+            drug: None,
         };
         let (index, fetched) = index_of(Some(&p), limits);
         assert_eq!(

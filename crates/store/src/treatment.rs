@@ -5,9 +5,12 @@ use async_trait::async_trait;
 use infusion_protocol::limits::{MAX_RATE_UL_H, MAX_VOLUME_UL, MIN_RATE_UL_H};
 use infusion_protocol::{InfusionState, MacAddress, PatientId, PatientLimits};
 
-use crate::soft_limits::{check_soft, confirmed};
+use crate::soft_limits::{check_soft, note_for, soft_crossings};
 use crate::units::{ml, ml_h};
-use crate::{Change, Confirmation, Effects, Limits, NewAudit, StoreError, StoreResult};
+use crate::{
+    Change, Confirmation, Drug, DrugId, Effects, Limits, NewAudit, PatientIdentifiers, RateStep,
+    StoreError, StoreResult, drug_crossings,
+};
 
 /// Limits, prescriptions and patient summaries, one transaction per
 /// method.
@@ -77,6 +80,22 @@ pub struct NewPrescription {
     pub rate_ul_h: u32,
     /// Run or hold.
     pub state: InfusionState,
+    /// The drug of the institution's library the order names, if any:
+    /// then it was typed in the drug's dose unit and is checked against
+    /// the drug's limits too.
+    pub drug: Option<DrugId>,
+}
+
+impl NewPrescription {
+    /// An order by volume and rate alone, naming no drug.
+    pub fn plain(volume_ul: u32, rate_ul_h: u32, state: InfusionState) -> NewPrescription {
+        NewPrescription {
+            volume_ul,
+            rate_ul_h,
+            state,
+            drug: None,
+        }
+    }
 }
 
 /// One stored prescription version.
@@ -96,6 +115,20 @@ pub struct Prescription {
     pub created_by: String,
     /// When a pump first fetched it through the index API, if one has.
     pub fetched_at_ms: Option<i64>,
+    /// The drug it names, if any.
+    pub drug: Option<DrugId>,
+}
+
+impl Prescription {
+    /// The order this version gave.
+    pub fn order(&self) -> NewPrescription {
+        NewPrescription {
+            volume_ul: self.volume_ul,
+            rate_ul_h: self.rate_ul_h,
+            state: self.state,
+            drug: self.drug,
+        }
+    }
 }
 
 /// A patient's account, device and current prescription.
@@ -103,6 +136,9 @@ pub struct Prescription {
 pub struct PatientSummary {
     /// The patient record.
     pub patient_id: PatientId,
+    /// The hospital's record number and the date of birth, which tell
+    /// look-alike names apart.
+    pub identifiers: PatientIdentifiers,
     /// Login name.
     pub username: String,
     /// First name.
@@ -201,28 +237,55 @@ pub fn limits_change(
     )
 }
 
-/// Decides a new prescription for `patient` under `limits`, `current`
-/// being the newest version written so far. Refused before the limits are
-/// set and outside the hard limits; across a soft limit (or a rate step
-/// beyond the allowed factor) only with a reason, which is audited.
-/// Returns the version to write and its audit entries and announcement.
+/// What a backend reads before a new order: the patient's limits, the
+/// newest version written so far, and the drug the order names as the
+/// patient's institution's library holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing<'a> {
+    /// The patient's limits.
+    pub limits: &'a Limits,
+    /// The newest version, if any.
+    pub current: Option<&'a Prescription>,
+    /// The named drug, if the order names one and the library has it.
+    pub drug: Option<&'a Drug>,
+}
+
+/// What a new order would cross under what was `read`, before any
+/// reason: refused outside the hard limits (the patient's and the drug
+/// library's) and before the limits are set; else every soft limit it
+/// crosses, in words. The review before sending shows this, and
+/// [`next_version`] decides by it.
+pub fn review(p: &NewPrescription, read: Standing<'_>, step: RateStep) -> StoreResult<Vec<String>> {
+    check_prescription(p, &read.limits.hard)?;
+    let also = drug_crossings(p, read.drug)?;
+    soft_crossings(p, read.limits, read.current, step, also)
+}
+
+/// Decides a new prescription for `patient` under what was `read`:
+/// [`review`]'s refusals, and across a soft limit (or a rate step beyond
+/// the allowed factor) only with a reason. The reason, when given, is
+/// audited with the order. An order naming a drug is checked against
+/// `drug`, that drug as the patient's institution's library holds it
+/// ([`drug_crossings`]). Returns the version to write and its audit
+/// entries and announcement.
 pub fn next_version(
     p: &NewPrescription,
-    limits: &Limits,
-    current: Option<&Prescription>,
+    read: Standing<'_>,
     confirmation: &Confirmation,
     patient: PatientId,
     actor: &str,
     now_ms: i64,
 ) -> StoreResult<(u32, Effects)> {
-    check_prescription(p, &limits.hard)?;
-    let note = confirmed(p, limits, current, confirmation)?;
+    let crossed = review(p, read, confirmation.rate_step)?;
+    let note = note_for(&crossed, confirmation)?;
+    let (current, drug) = (read.current, read.drug);
+    let reason = confirmation.given()?;
     let version = current
         .map_or(0, |c| c.version)
         .checked_add(1)
         .ok_or_else(|| StoreError::Invalid("no more prescription versions".into()))?;
     let mut effects = Effects::audit(NewAudit::prescription_changed(
-        now_ms, actor, patient, version, p,
+        now_ms, actor, patient, version, p, drug, reason,
     ))
     .and_announce(Change::Prescription { patient, version });
     if let Some(note) = note {
@@ -245,7 +308,7 @@ pub fn stored_state(s: &str) -> StoreResult<InfusionState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AuditAction, RateStep};
+    use crate::AuditAction;
     use proptest::prelude::*;
 
     fn rx(volume_ul: u32, rate_ul_h: u32) -> NewPrescription {
@@ -253,6 +316,7 @@ mod tests {
             volume_ul,
             rate_ul_h,
             state: InfusionState::Run,
+            drug: None,
         }
     }
 
@@ -265,6 +329,7 @@ mod tests {
             created_at_ms: 0,
             created_by: "doc".into(),
             fetched_at_ms: None,
+            drug: None,
         }
     }
 
@@ -307,21 +372,60 @@ mod tests {
     fn a_prescription_is_the_next_version_within_the_limits() {
         let p = PatientId(1);
         let none = Confirmation::default();
-        let (v, e) =
-            next_version(&rx(5_000, 4_000), &NARROW, None, &none, p, "user:doc", 9).unwrap();
+        let (v, e) = next_version(
+            &rx(5_000, 4_000),
+            Standing {
+                limits: &NARROW,
+                current: None,
+                drug: None,
+            },
+            &none,
+            p,
+            "user:doc",
+            9,
+        )
+        .unwrap();
         assert_eq!(v, 1);
         assert_eq!(
             e.changes,
             [Change::Prescription {
                 patient: p,
-                version: 1
+                version: 1,
             }]
         );
         assert_eq!(e.audit[0].detail, "version 1: 5 mL at 4 mL/h, run");
         assert_eq!(e.audit.len(), 1, "inside the soft limits: no confirmation");
-        assert!(next_version(&rx(0, 4_000), &NARROW, None, &none, p, "x", 0).is_err());
+        assert!(
+            next_version(
+                &rx(0, 4_000),
+                Standing {
+                    limits: &NARROW,
+                    current: None,
+                    drug: None
+                },
+                &none,
+                p,
+                "x",
+                0
+            )
+            .is_err()
+        );
         let last = stored(u32::MAX, rx(5_000, 4_000));
-        assert!(next_version(&rx(5_000, 4_000), &NARROW, Some(&last), &none, p, "x", 0).is_err());
+        assert!(
+            next_version(
+                &rx(5_000, 4_000),
+                Standing {
+                    limits: &NARROW,
+                    current: Some(&last),
+                    drug: None
+                },
+                &none,
+                p,
+                "x",
+                0
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -340,7 +444,7 @@ mod tests {
             // Hard limits only, and a rate step that allows anything.
             let any_step = Confirmation::none(RateStep { factor_permille: u32::MAX });
             let newest = stored(current, rx(5_000, 3_000));
-            let written = next_version(&p, &NARROW, Some(&newest), &any_step, PatientId(1), "x", 0);
+            let written = next_version(&p, Standing { limits: &NARROW, current: Some(&newest), drug: None }, &any_step, PatientId(1), "x", 0);
             prop_assert_eq!(written.is_ok(), volume > 0 && HARD.allows(volume, rate));
             if let Ok((v, _)) = written {
                 prop_assert_eq!(v, current + 1);

@@ -6,7 +6,8 @@ use infusion_protocol::{Alarm, MacAddress, PatientId};
 
 use crate::units::{ml, ml_h};
 use crate::{
-    AuditAction, Limits, NewAudit, NewPrescription, NewSuggestion, Prescription, Role, StoreError,
+    AuditAction, Drug, Limits, NewAudit, NewPrescription, NewSuggestion, Prescription, Role,
+    StoreError,
 };
 
 /// "the rate…" as "The rate…": a refusal's words (written to follow
@@ -209,20 +210,22 @@ impl NewAudit {
         )
     }
 
-    /// A prescription version was written.
+    /// A prescription version was written, with the prescriber's reason
+    /// when one was given.
     pub fn prescription_changed(
         at_ms: i64,
         actor: &str,
         patient: PatientId,
         version: u32,
         p: &NewPrescription,
+        drug: Option<&Drug>,
+        reason: Option<&str>,
     ) -> NewAudit {
-        let detail = format!(
-            "version {version}: {} at {}, {}",
-            ml(p.volume_ul),
-            ml_h(p.rate_ul_h),
-            crate::order_words(p.state)
-        );
+        let order = crate::order_text(p, drug);
+        let detail = match reason {
+            Some(r) => format!("version {version}: {order}; reason: {r}"),
+            None => format!("version {version}: {order}"),
+        };
         Self::of(
             at_ms,
             actor,

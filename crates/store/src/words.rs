@@ -76,6 +76,8 @@ impl AuditAction {
             AuditAction::RecoveryCodeUsed => "Recovery code used",
             AuditAction::SecondFactorReset => "Two-step login removed",
             AuditAction::RecordViewed => "Record viewed",
+            AuditAction::DrugAdded => "Drug added to the library",
+            AuditAction::DrugWithdrawn => "Drug withdrawn from the library",
         }
     }
 }

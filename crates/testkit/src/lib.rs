@@ -219,6 +219,7 @@ pub async fn seed_patient(
                 last_name: "Patient".into(),
                 physician_username: physician.into(),
                 password_hash: hash.into(),
+                identifiers: Default::default(),
             },
             "test",
             0,

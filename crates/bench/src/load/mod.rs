@@ -90,6 +90,7 @@ async fn seed_accounts(
                     limits: None,
                     volume_ul: 9_000,
                     rate_ul_h: 4_000,
+                    identifiers: Default::default(),
                 }
             })
             .collect();

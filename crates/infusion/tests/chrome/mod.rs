@@ -248,6 +248,16 @@ impl Session {
         self.click("button[type=submit]").await;
     }
 
+    /// Sends the order the form `form` holds: its button, then the review
+    /// that every new order shows, confirmed with `reason`.
+    pub async fn send_order(&self, form: &str, reason: &str) {
+        self.click(&format!("{form} button")).await;
+        self.wait_text("Check this order before it is sent", Duration::from_secs(5))
+            .await;
+        self.fill("#confirm-reason", reason).await;
+        self.click("#confirm button").await;
+    }
+
     /// Logs out with the header's button. A click that lands while the
     /// page is still settling (a live update under way) can be lost: the
     /// button is clicked again, three times at most, while it is there.

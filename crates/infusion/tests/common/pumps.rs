@@ -95,6 +95,7 @@ pub async fn seed(store: &dyn Store, n: usize) -> PublicKey {
                     volume_ul: 9_000,
                     rate_ul_h: 20_000,
                     state: InfusionState::Run,
+                    drug: None,
                 },
                 "doc",
                 0,

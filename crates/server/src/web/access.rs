@@ -112,6 +112,7 @@ mod tests {
             limits: DEFAULT_LIMITS.into(),
             prescription: None,
             last_contact_ms: None,
+            identifiers: Default::default(),
         }
     }
 

@@ -7,7 +7,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::MacAddress;
-use infusion_store::{NewPatient, NewPhysician, Role, StoreError, check_password, user_actor};
+use infusion_store::{
+    NewPatient, NewPhysician, PatientIdentifiers, Role, StoreError, check_password, user_actor,
+};
 use maud::html;
 use serde::Deserialize;
 
@@ -43,6 +45,7 @@ async fn render(
     security.truncate(50);
     let physicians: Vec<_> = scope.of_role(Role::Physician).collect();
     let patients: Vec<_> = scope.of_role(Role::Patient).collect();
+    let drugs = app.store.drugs(&scope.institution).await?;
     let body = html! {
         h1 { "Accounts and devices" }
         p class="hint" { "Of " (scope.institution) "." }
@@ -110,6 +113,8 @@ async fn render(
             label for="pa-username" { "Username (the pump logs in with it)" } input id="pa-username" name="username" required autocomplete="off";
             label for="pa-first" { "First name" } input id="pa-first" name="first_name" required;
             label for="pa-last" { "Last name" } input id="pa-last" name="last_name" required;
+            label for="pa-record" { "Record number" } input id="pa-record" name="record_number" required maxlength="32" autocomplete="off";
+            label for="pa-birth" { "Date of birth" } input id="pa-birth" name="birth_date" type="date" required;
             label for="pa-physician" { "Physician" }
             select id="pa-physician" name="physician" required {
                 @for ph in &physicians { option value=(ph.username) { (ph.last_name) ", " (ph.first_name) " (" (ph.username) ")" } }
@@ -118,6 +123,7 @@ async fn render(
             input id="pa-password" name="password" type="password" required autocomplete="new-password";
             button type="submit" { "Create patient" }
         }
+        (crate::web::drug_library::section(&drugs, user))
         h2 id="bind" { "Register a pump" }
         p class="hint" { "Binding a pump replaces the patient's previous pump; a pump serves one patient at a time." }
         form class="edit" method="post" action="/admin/devices" aria-labelledby="bind" {
@@ -139,7 +145,7 @@ async fn render(
 
 /// How an administrator's form ends: `303` back to `/admin` with what was
 /// done, or the page with the refusal, answered 422.
-async fn finish(
+pub async fn finish(
     app: &AppState,
     user: &WebUser,
     outcome: Result<String, StoreError>,
@@ -261,6 +267,8 @@ pub struct PatientForm {
     last_name: String,
     physician: String,
     password: String,
+    record_number: String,
+    birth_date: String,
 }
 
 /// `POST /admin/patients`.
@@ -279,6 +287,10 @@ pub async fn create_patient(
             last_name: f.last_name.trim().to_owned(),
             physician_username: f.physician,
             password_hash,
+            identifiers: PatientIdentifiers {
+                record_number: Some(f.record_number.trim().to_owned()),
+                birth_date: Some(f.birth_date.trim().to_owned()),
+            },
         };
         app.store
             .create_patient(new, &user_actor(&user.session.username), now_ms())

@@ -1,8 +1,11 @@
-//! Confirming an order that crosses a soft limit. The store refuses such
-//! an order without a reason and names what it crosses; the page then
-//! shows those crossings and a small form that sends the same order
-//! again, as typed, with the prescriber's reason (audited with it). A
-//! hard limit is never offered this way: it is refused outright.
+//! Reviewing an order before it is sent. Every new order from the
+//! prescription form is shown first beside the one it replaces, in the
+//! drug's units and the pump's, with the soft limits it crosses; a small
+//! form sends the same order again, as typed, with the prescriber's reason
+//! (audited with it). An order from elsewhere (Resume, a suggestion) is
+//! shown this way when it crosses a soft limit: the store refuses it
+//! without a reason and names what it crosses. A hard limit is never
+//! offered this way: it is refused outright.
 
 use maud::{Markup, html};
 
@@ -13,7 +16,10 @@ use crate::web::session::WebUser;
 pub struct Confirm {
     /// The order, in words ("2 mL at 9 mL/h, run").
     pub order: String,
-    /// The soft limits crossed, in words.
+    /// The order it replaces, in words, or "none".
+    pub was: String,
+    /// The soft limits crossed, in words (none for an order inside the
+    /// usual range, shown for review).
     pub crossed: Vec<String>,
     /// Where the confirmed order is posted: the form it came from.
     pub action: String,
@@ -28,12 +34,24 @@ impl Confirm {
     pub fn render(&self, user: &WebUser) -> Markup {
         html! {
             div role="alert" class="notice confirm" id="confirm" {
-                p { strong { "Check this order before it is sent: " (self.order) "." } " It is outside this patient's usual range:" }
-                ul { @for c in &self.crossed { li { (infusion_store::capitalised(c)) "." } } }
+                p { strong { "Check this order before it is sent." } }
+                table class="review" {
+                    tr { th scope="row" { "Now" } td { (infusion_store::capitalised(&self.was)) } }
+                    tr { th scope="row" { "New" } td { (infusion_store::capitalised(&self.order)) } }
+                }
+                @if self.crossed.is_empty() {
+                    p { "It is inside this patient's usual range." }
+                } @else {
+                    p { "It is outside this patient's usual range:" }
+                    ul { @for c in &self.crossed { li { (infusion_store::capitalised(c)) "." } } }
+                }
                 form method="post" action=(self.action) {
                     input type="hidden" name="csrf" value=(user.csrf);
                     @for (name, value) in &self.fields { input type="hidden" name=(name) value=(value); }
-                    label for="confirm-reason" { "Why is it right for this patient? Your reason is kept in the audit trail." }
+                    label for="confirm-reason" {
+                        @if self.crossed.is_empty() { "Reason for this order. It is kept in the audit trail." }
+                        @else { "Why is it right for this patient? Your reason is kept in the audit trail." }
+                    }
                     input id="confirm-reason" name="reason" required maxlength="500" autocomplete="off";
                     button type="submit" { (self.send) " with this reason" }
                 }

@@ -10,7 +10,7 @@ use maud::html;
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::WebError;
-use crate::web::format::{ago, alarm_name, milli, prescription_text};
+use crate::web::format::{ago, alarm_name, identifiers, milli, prescription_text};
 use crate::web::glance::{duration, glance};
 use crate::web::layout::page;
 use crate::web::session::WebUser;
@@ -47,7 +47,14 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
     }
     let now = now_ms();
     let mut rows = Vec::new();
-    for p in app.store.patients_of(&user.session.username).await? {
+    let patients = app.store.patients_of(&user.session.username).await?;
+    // A physician's patients are of the physician's institution: one
+    // library serves every row.
+    let drugs = match patients.first() {
+        Some(p) => app.store.drugs_for(p.patient_id).await?,
+        None => Vec::new(),
+    };
+    for p in patients {
         let events = app.store.recent_events(p.patient_id, 50).await?;
         let alarms = app.store.open_alarms(p.patient_id).await?;
         let pending = app.store.pending_suggestions(p.patient_id).await?.len();
@@ -78,8 +85,8 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                             tr class=[(!alarms.is_empty()).then_some("alarmed")] {
                                 th scope="row" {
                                     a href={ "/patients/" (p.username) } { (p.last_name) ", " (p.first_name) }
-                                    // A second identifier: two patients may share a name.
-                                    br; span class="hint" { "username " (p.username) }
+                                    // Identifiers: two patients may share a name.
+                                    br; span class="hint" { (identifiers(p)) }
                                 }
                                 td data-label="Open alarms" {
                                     @if alarms.is_empty() { "none" }
@@ -88,7 +95,7 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                                         a href={ "/patients/" (p.username) "#alarms" } { "acknowledge" }
                                     }
                                 }
-                                td data-label="Prescription" { (prescription_text(p.prescription.as_ref())) }
+                                td data-label="Prescription" { (prescription_text(p.prescription.as_ref(), &drugs)) }
                                 @let g = glance(p.prescription.as_ref(), events);
                                 td data-label="Pump state" {
                                     @if g.refused { strong class="alarm" { (g.state) } } @else { (g.state) }

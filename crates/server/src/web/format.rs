@@ -52,18 +52,54 @@ pub fn wait(secs: u64) -> String {
     }
 }
 
-/// A prescription in words: `5 mL at 4 mL/h, run (version 3)`, or
-/// `none`.
-pub fn prescription_text(p: Option<&infusion_store::Prescription>) -> String {
+/// A prescription in words: `5 mL at 4 mL/h, run (version 3)`, in the
+/// drug's units too when it names one of `drugs`; or `none`.
+pub fn prescription_text(
+    p: Option<&infusion_store::Prescription>,
+    drugs: &[infusion_store::Drug],
+) -> String {
     match p {
         Some(x) => format!(
-            "{} mL at {} mL/h, {} (version {})",
-            milli(x.volume_ul),
-            milli(x.rate_ul_h),
-            infusion_store::order_words(x.state),
+            "{} (version {})",
+            infusion_store::order_text(&x.order(), infusion_store::drug_in(drugs, x.drug)),
             x.version
         ),
         None => "none".into(),
+    }
+}
+
+/// What tells a patient from another of a like name: "record MRN-0042 ·
+/// born 23 Apr 1956 · username amy".
+pub fn identifiers(p: &infusion_store::PatientSummary) -> String {
+    let ids = &p.identifiers;
+    let record = ids
+        .record_number
+        .as_deref()
+        .map_or_else(|| "no record number".to_owned(), |r| format!("record {r}"));
+    let born = ids.birth_date.as_deref().map_or_else(
+        || "date of birth not recorded".to_owned(),
+        |d| format!("born {}", date(d)),
+    );
+    format!("{record} · {born} · username {}", p.username)
+}
+
+/// `1956-04-23` as `23 Apr 1956` (a day no one reads month-first by
+/// mistake); anything else as it is.
+pub fn date(iso: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut parts = iso.splitn(3, '-');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(y), Some(m), Some(d)) => match m
+            .parse::<usize>()
+            .ok()
+            .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
+        {
+            Some(month) => format!("{} {month} {y}", d.trim_start_matches('0')),
+            None => iso.to_owned(),
+        },
+        _ => iso.to_owned(),
     }
 }
 

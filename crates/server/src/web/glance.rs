@@ -125,6 +125,7 @@ mod tests {
             created_at_ms: 0,
             created_by: "user:dr".into(),
             fetched_at_ms: fetched,
+            drug: None,
         }
     }
 

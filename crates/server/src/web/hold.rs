@@ -7,17 +7,15 @@
 use axum::extract::State;
 use axum::response::Response;
 use infusion_protocol::InfusionState;
-use infusion_store::units::{ml, ml_h};
-use infusion_store::{Confirmation, NewPrescription, StoreError, user_actor};
+use infusion_store::NewPrescription;
 
 use crate::AppState;
-use crate::clock::now_ms;
-use crate::web::confirm::Confirm;
 use crate::web::form::{Button, Path, Submitted, Typed};
 use crate::web::format::milli;
 use crate::web::notice::Notice;
 use crate::web::patient::answer_with;
-use crate::web::{WebError, access, refusal};
+use crate::web::treatment::{Order, send};
+use crate::web::{WebError, access};
 
 /// `POST /patients/{username}/hold`.
 pub async fn hold(
@@ -56,42 +54,33 @@ async fn switch(
         return answer_with(&app, &user, &p, Ok(done.to_owned()), Typed::default()).await;
     }
     let rx = NewPrescription {
-        volume_ul: current.volume_ul,
-        rate_ul_h: current.rate_ul_h,
         state: to,
+        ..current.order()
     };
-    let confirmation = Confirmation {
+    // Running again beyond the usual range asks for a reason, as the
+    // prescription form's orders do, and sends this order through it.
+    let mut fields = vec![
+        ("volume_ml", milli(rx.volume_ul)),
+        ("rate_ml_h", milli(rx.rate_ul_h)),
+        ("state", "run".to_owned()),
+        ("reviewed", "1".to_owned()),
+    ];
+    if let Some(d) = rx.drug {
+        fields.push(("drug", d.0.to_string()));
+    }
+    let order = Order {
+        rx,
         reason: None,
-        rate_step: app.config.rate_step,
+        fields,
+        send: "Resume this order",
     };
-    let actor = user_actor(&user.session.username);
-    let saved = app
-        .store
-        .prescribe(p.patient_id, rx, &confirmation, &actor, now_ms())
-        .await;
-    let outcome = match saved {
-        Ok(v) => Ok(match to {
-            InfusionState::Hold => format!(
-                "On hold (version {v}): the pump pauses at its next poll. Resume continues the same order."
-            ),
-            InfusionState::Run => {
-                format!("Resumed (version {v}): the pump continues at its next poll.")
-            }
-        }),
-        // Running again beyond the usual range: the same confirmation as
-        // the prescription form's, sending this order through it.
-        Err(StoreError::NeedsConfirmation(crossed)) => Err(Notice::Confirm(Box::new(Confirm {
-            order: format!("{} at {}, run", ml(rx.volume_ul), ml_h(rx.rate_ul_h)),
-            crossed,
-            action: format!("/patients/{}/prescription", p.username),
-            fields: vec![
-                ("volume_ml", milli(rx.volume_ul)),
-                ("rate_ml_h", milli(rx.rate_ul_h)),
-                ("state", "run".to_owned()),
-            ],
-            send: "Resume this order",
-        }))),
-        Err(e) => Err(Notice::Refused(refusal(e)?)),
-    };
+    let drugs = app.store.drugs_for(p.patient_id).await?;
+    let outcome = send(&app, &user, &p, &drugs, order, |v| match to {
+        InfusionState::Hold => format!(
+            "On hold (version {v}): the pump pauses at its next poll. Resume continues the same order."
+        ),
+        InfusionState::Run => format!("Resumed (version {v}): the pump continues at its next poll."),
+    })
+    .await?;
     answer_with(&app, &user, &p, outcome, Typed::default()).await
 }

@@ -102,6 +102,8 @@ fieldset { display: grid; gap: .5rem; border: 1px solid #bbb; padding: .5rem .75
 legend { font-weight: 600; padding: 0 .25rem; }
 .confirm form { display: grid; gap: .5rem; max-width: 28rem; margin: .5rem 0; }
 .confirm ul { margin: .25rem 0; }
+.confirm table.review { width: auto; margin: .25rem 0; }
+.confirm table.review th { padding-right: 1rem; }
 .qr svg { width: 200px; height: 200px; }
 .codes code { font-size: 1.2em; letter-spacing: .05em; }
 input, select, button { font: inherit; padding: .4rem .5rem; }

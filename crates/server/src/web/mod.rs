@@ -23,6 +23,7 @@ mod auth;
 mod chart;
 mod confirm;
 mod dashboard;
+mod drug_library;
 mod form;
 mod format;
 mod glance;
@@ -61,6 +62,10 @@ pub fn router() -> Router<AppState> {
             get(form_page).post(treatment::set_limits),
         )
         .route(
+            "/patients/{username}/limits/from-drug",
+            get(form_page).post(treatment::limits_from_drug),
+        )
+        .route(
             "/patients/{username}/prescription",
             get(form_page).post(treatment::set_prescription),
         )
@@ -87,6 +92,11 @@ pub fn router() -> Router<AppState> {
             get(form_page).post(admin::create_patient),
         )
         .route("/admin/devices", get(form_page).post(admin::bind_device))
+        .route("/admin/drugs", get(form_page).post(drug_library::add))
+        .route(
+            "/admin/drugs/{id}/withdraw",
+            get(form_page).post(drug_library::withdraw),
+        )
         .route(
             "/admin/accounts/{username}/{verb}",
             get(form_page).post(admin::account_action),

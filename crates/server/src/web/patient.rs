@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::EventBody;
 use infusion_store::{
-    AuditRecord, NewAudit, PatientSummary, Prescription, StoredEvent, Suggestion, user_actor,
+    AuditRecord, Drug, NewAudit, PatientSummary, Prescription, StoredEvent, Suggestion, drug_in,
+    mg, mg_h, user_actor,
 };
 use maud::{Markup, html};
 
@@ -15,7 +16,7 @@ use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::dashboard::{Latest, latest};
 use crate::web::form::{Path, Typed};
-use crate::web::format::{ago, alarm_name, milli, prescription_text, time};
+use crate::web::format::{ago, alarm_name, identifiers, milli, prescription_text, time};
 use crate::web::glance::{duration, glance, refusal_of};
 use crate::web::layout::page;
 use crate::web::notice::{Flash, Notice, see_other};
@@ -67,6 +68,8 @@ struct View<'a> {
     alarms: Vec<StoredEvent>,
     suggestions: Vec<Suggestion>,
     current_version: u32,
+    /// The library of the patient's institution, withdrawn drugs too.
+    drugs: Vec<Drug>,
 }
 
 impl View<'_> {
@@ -112,19 +115,20 @@ pub async fn patient_page(
         alarms: app.store.open_alarms(p.patient_id).await?,
         suggestions: app.store.pending_suggestions(p.patient_id).await?,
         current_version: p.prescription.as_ref().map_or(0, |x| x.version),
+        drugs: app.store.drugs_for(p.patient_id).await?,
     };
     let title = format!("{} {}", p.first_name, p.last_name);
     let body = html! {
         h1 { (title) }
-        // A second identifier: two patients may share a name.
-        p class="hint" { "Username " strong { (p.username) } }
+        // Identifiers: two patients may share a name.
+        p class="identifiers" { (identifiers(p)) }
         @if let Some(n) = &notice { (n.render(user)) }
         (security_section(&v))
         (alarms_section(&v))
         (suggestions_section(&v))
         (now_section(&v, &latest(v.recent())))
-        (limits_section(p, user, v.treats, typed))
-        @if v.treats { (prescribe_section(p, user, app.config.rate_step, typed)) }
+        (limits_section(p, user, v.treats, &v.drugs, typed))
+        @if v.treats { (prescribe_section(p, user, app.config.rate_step, &v.drugs, typed)) }
         (charts_section(&v))
         (versions_section(&v))
         (reports_section(&v))
@@ -209,7 +213,7 @@ fn now_section(v: &View<'_>, l: &Latest) -> Markup {
             @if g.refused { p role="alert" { "The pump did not run this order. Send a new one (or hold) after checking it." } }
             @if v.treats { (hold_or_resume(v)) }
             ul {
-                li { "Prescription: " (prescription_text(p.prescription.as_ref())) }
+                li { "Prescription: " (prescription_text(p.prescription.as_ref(), &v.drugs)) }
                 li { "Pump state: " @if g.refused { strong class="alarm" { (g.state) } } @else { (g.state) } }
                 li {
                     "Left to give: "
@@ -300,9 +304,13 @@ fn versions_section(v: &View<'_>) -> Markup {
         section aria-labelledby="versions" {
             h2 id="versions" { "Prescription versions" }
             div class="table" id="versions-live" tabindex="0" role="region" aria-label="Prescription versions" data-live { table {
-                thead { tr { th scope="col" { "Version" } th scope="col" { "Volume" } th scope="col" { "Rate" } th scope="col" { "State" } th scope="col" { "Written" } th scope="col" { "By" } th scope="col" { "Delivery" } } }
+                thead { tr { th scope="col" { "Version" } th scope="col" { "Drug" } th scope="col" { "Volume" } th scope="col" { "Rate" } th scope="col" { "State" } th scope="col" { "Written" } th scope="col" { "By" } th scope="col" { "Delivery" } } }
                 tbody { @for x in v.versions.iter().rev() { tr {
-                    td { (x.version) } td { (milli(x.volume_ul)) " mL" } td { (milli(x.rate_ul_h)) " mL/h" }
+                    @let drug = drug_in(&v.drugs, x.drug);
+                    td { (x.version) }
+                    td { @if let Some(d) = drug { (d.label()) } @else { "—" } }
+                    td { @if let Some(d) = drug { (mg(d.amount_ug(x.volume_ul))) " (" } (milli(x.volume_ul)) " mL" @if drug.is_some() { ")" } }
+                    td { @if let Some(d) = drug { (mg_h(d.dose_ug_h(x.rate_ul_h))) " (" } (milli(x.rate_ul_h)) " mL/h" @if drug.is_some() { ")" } }
                     td { (infusion_store::order_words(x.state)) } td { (time(x.created_at_ms)) } td { (x.created_by) }
                     td { (delivery(x, v.current_version, v.recent())) }
                 } } }

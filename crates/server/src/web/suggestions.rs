@@ -9,6 +9,7 @@ use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::confirm::Confirm;
 use crate::web::form::{Path, Submitted, Typed};
+use crate::web::format::prescription_text;
 use crate::web::notice::Notice;
 use crate::web::patient::answer_with;
 use crate::web::{WebError, access, refusal};
@@ -55,6 +56,10 @@ pub async fn decide_suggestion(
         Err(StoreError::NotFound(_)) => return Err(WebError::no_suggestion()),
         Err(StoreError::NeedsConfirmation(crossed)) => Err(Notice::Confirm(Box::new(Confirm {
             order: "the suggested change".to_owned(),
+            was: prescription_text(
+                p.prescription.as_ref(),
+                &app.store.drugs_for(p.patient_id).await?,
+            ),
             crossed,
             action: format!("/patients/{}/suggestions/{id}/approve", p.username),
             fields: Vec::new(),

@@ -82,6 +82,7 @@ impl TestApp {
                         volume_ul: 2_000,
                         rate_ul_h: 4_000,
                         state: InfusionState::Run,
+                        drug: None,
                     },
                     "test",
                     0,

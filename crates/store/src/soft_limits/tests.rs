@@ -1,7 +1,7 @@
 use infusion_protocol::{InfusionState, PatientId, PatientLimits};
 
 use super::*;
-use crate::{AuditAction, next_version};
+use crate::{AuditAction, Standing, next_version};
 
 const HARD: PatientLimits = PatientLimits {
     min_rate_ul_h: 500,
@@ -27,6 +27,7 @@ fn rx(volume_ul: u32, rate_ul_h: u32, state: InfusionState) -> NewPrescription {
         volume_ul,
         rate_ul_h,
         state,
+        drug: None,
     }
 }
 
@@ -39,6 +40,7 @@ fn running(rate_ul_h: u32) -> Prescription {
         created_at_ms: 0,
         created_by: "doc".into(),
         fetched_at_ms: None,
+        drug: None,
     }
 }
 
@@ -57,8 +59,11 @@ fn no_order_before_limits_are_set() {
     };
     let err = next_version(
         &rx(1_000_000, 200_000, InfusionState::Run),
-        &unset,
-        None,
+        Standing {
+            limits: &unset,
+            current: None,
+            drug: None,
+        },
         &reason("anything"),
         PatientId(1),
         "doc",
@@ -106,8 +111,11 @@ fn across_a_soft_limit_needs_a_reason_which_is_audited() {
     ));
     let (version, effects) = next_version(
         &order,
-        &l,
-        Some(&running(6_000)),
+        Standing {
+            limits: &l,
+            current: Some(&running(6_000)),
+            drug: None,
+        },
         &reason("tremor not controlled at 6 mL/h"),
         PatientId(1),
         "user:doc",
@@ -144,8 +152,11 @@ fn across_a_soft_limit_needs_a_reason_which_is_audited() {
 fn beyond_a_hard_limit_is_refused_whatever_the_reason() {
     let err = next_version(
         &rx(10_000, 10_001, InfusionState::Run),
-        &limits(),
-        None,
+        Standing {
+            limits: &limits(),
+            current: None,
+            drug: None,
+        },
         &reason("urgent"),
         PatientId(1),
         "doc",
