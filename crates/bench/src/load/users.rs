@@ -345,6 +345,9 @@ pub async fn physician(
                     ("volume_ml", "2"),
                     ("rate_ml_h", rate),
                     ("state", "run"),
+                    // As sent from the review every new order shows.
+                    ("reviewed", "1"),
+                    ("reason", "load test"),
                 ])
                 .send()
                 .await;
