@@ -106,6 +106,20 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
             emit(json, human, json!({"username": username, "removed": had}));
             Ok(())
         }
+        C::SetTimeZone { institution, zone } => {
+            let store = db.open().await?;
+            store
+                .set_time_zone(&institution, &zone, ACTOR, now_ms())
+                .await?;
+            let zone = infusion_store::time_zone(&zone)?;
+            let name = zone.iana_name().unwrap_or("UTC");
+            emit(
+                json,
+                format!("{institution} reads times in {name}"),
+                json!({"institution": institution, "time_zone": name}),
+            );
+            Ok(())
+        }
         C::BindDevice { patient, mac } => {
             bind_device(&*db.open().await?, json, &patient, &mac).await
         }

@@ -277,6 +277,16 @@ pub enum AdminCommand {
         #[arg(long)]
         username: String,
     },
+    /// Set the time zone in which an institution's staff and patients
+    /// read times (the audit trail keeps UTC).
+    SetTimeZone {
+        /// The institution's name.
+        #[arg(long)]
+        institution: String,
+        /// An IANA time zone name, such as Europe/Madrid.
+        #[arg(long)]
+        zone: String,
+    },
     /// Bind a pump (by MAC address) to a patient account.
     BindDevice {
         /// Patient username.

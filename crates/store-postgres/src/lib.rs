@@ -31,6 +31,7 @@ mod drugs;
 mod error;
 mod events;
 mod feed;
+mod institutions;
 mod lifecycle;
 mod migrate;
 mod rows;

@@ -72,8 +72,9 @@ impl WebSessions for PgStore {
             return Ok(None);
         };
         let a = AccountRecord::at(&Cols(&r), 0)?;
-        // After the account's nine columns.
-        Ok(session_of(a, get(&r, 9)?, get(&r, 10)?))
+        // After the account's columns.
+        let at = AccountRecord::WIDTH;
+        Ok(session_of(a, get(&r, at)?, get(&r, at + 1)?))
     }
 
     async fn end_web_session(&self, hash: TokenHash, now_ms: i64) -> StoreResult<bool> {

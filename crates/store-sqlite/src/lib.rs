@@ -19,6 +19,7 @@ pub mod backup;
 mod devices;
 mod drugs;
 mod events;
+mod institutions;
 mod lifecycle;
 mod migrate;
 pub mod private_file;

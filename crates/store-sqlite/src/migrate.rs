@@ -68,6 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_drug_library",
         include_str!("../migrations/0015_drug_library.sql"),
     ),
+    (
+        "0016_time_zone",
+        include_str!("../migrations/0016_time_zone.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

@@ -221,6 +221,9 @@ pub struct AccountRecord {
     pub must_change_password: bool,
     /// It logs in with an authenticator code too.
     pub has_second_factor: bool,
+    /// The time zone of its institution (IANA name), in which it reads
+    /// times; `UTC` without one.
+    pub time_zone: String,
 }
 
 /// One account as the administrator's overview shows it.
@@ -569,6 +572,7 @@ mod tests {
             disabled,
             must_change_password: false,
             has_second_factor: false,
+            time_zone: "UTC".into(),
         }
     }
 

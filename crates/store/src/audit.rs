@@ -129,6 +129,8 @@ pub enum AuditAction {
     DrugAdded,
     /// An administrator withdrew a drug from the institution's library.
     DrugWithdrawn,
+    /// An administrator set the institution's time zone.
+    TimeZoneSet,
 }
 
 impl AuditAction {
@@ -166,6 +168,7 @@ impl AuditAction {
         AuditAction::RecordViewed,
         AuditAction::DrugAdded,
         AuditAction::DrugWithdrawn,
+        AuditAction::TimeZoneSet,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -220,6 +223,7 @@ impl AuditAction {
             AuditAction::RecordViewed => "record_viewed",
             AuditAction::DrugAdded => "drug_added",
             AuditAction::DrugWithdrawn => "drug_withdrawn",
+            AuditAction::TimeZoneSet => "time_zone_set",
         }
     }
 

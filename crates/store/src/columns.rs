@@ -199,9 +199,13 @@ impl AccountRecord {
     /// The select list of an account, over `accounts a`.
     pub const COLUMNS: &'static str = "a.id, a.username, a.role, a.first_name, a.last_name,
         a.password_hash, a.disabled_at_ms, a.must_change_password,
-        EXISTS (SELECT 1 FROM second_factors f WHERE f.account_id = a.id)";
+        EXISTS (SELECT 1 FROM second_factors f WHERE f.account_id = a.id),
+        COALESCE((SELECT i.time_zone FROM institutions i WHERE i.id = a.institution_id), 'UTC')";
 
-    /// An account from its nine columns from `i`.
+    /// How many columns [`AccountRecord::COLUMNS`] selects.
+    pub const WIDTH: usize = 10;
+
+    /// An account from its ten columns from `i`.
     pub fn at(c: &impl Columns, i: usize) -> StoreResult<AccountRecord> {
         Ok(AccountRecord {
             account_id: AccountId(c.i64(i)?),
@@ -213,6 +217,7 @@ impl AccountRecord {
             disabled: c.int(i + 6)?.is_some(),
             must_change_password: c.flag(i + 7)?,
             has_second_factor: c.flag(i + 8)?,
+            time_zone: c.string(i + 9)?,
         })
     }
 }

@@ -24,6 +24,7 @@ mod effects;
 mod error;
 mod events;
 mod identifiers;
+mod institutions;
 mod second_factor;
 mod secrets;
 pub mod soft_limits;
@@ -47,6 +48,7 @@ pub use effects::Effects;
 pub use error::{StoreError, StoreResult};
 pub use events::*;
 pub use identifiers::*;
+pub use institutions::*;
 pub use second_factor::*;
 pub use secrets::*;
 pub use soft_limits::{Confirmation, Limits, RateStep};
@@ -64,8 +66,8 @@ use async_trait::async_trait;
 /// [`Store`]'s methods are called.
 pub mod prelude {
     pub use crate::{
-        Accounts, AuditLog, Devices, Drugs, Events, SecondFactors, ServerSecrets, Store,
-        Suggestions, Throttle, Tokens, Treatment, WebSessions,
+        Accounts, AuditLog, Devices, Drugs, Events, Institutions, SecondFactors, ServerSecrets,
+        Store, Suggestions, Throttle, Tokens, Treatment, WebSessions,
     };
 }
 
@@ -80,6 +82,7 @@ pub trait Store:
     Accounts
     + Devices
     + Drugs
+    + Institutions
     + Tokens
     + Treatment
     + Events

@@ -82,6 +82,9 @@ pub struct WebSession {
     pub must_change_password: bool,
     /// It logs in with an authenticator code too.
     pub has_second_factor: bool,
+    /// Its institution's time zone (IANA name): the pages it is served
+    /// show times in it.
+    pub time_zone: String,
 }
 
 /// The session a live session row of account `a` is: `None` when the
@@ -98,6 +101,7 @@ pub fn session_of(a: AccountRecord, created_at_ms: i64, expires_at_ms: i64) -> O
         expires_at_ms,
         must_change_password: a.must_change_password,
         has_second_factor: a.has_second_factor,
+        time_zone: a.time_zone,
     })
 }
 

@@ -78,6 +78,7 @@ impl AuditAction {
             AuditAction::RecordViewed => "Record viewed",
             AuditAction::DrugAdded => "Drug added to the library",
             AuditAction::DrugWithdrawn => "Drug withdrawn from the library",
+            AuditAction::TimeZoneSet => "Time zone set",
         }
     }
 }

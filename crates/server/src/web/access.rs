@@ -98,6 +98,7 @@ mod tests {
             expires_at_ms: 1,
             must_change_password: false,
             has_second_factor: false,
+            time_zone: "UTC".into(),
         }
     }
 

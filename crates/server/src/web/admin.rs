@@ -124,6 +124,7 @@ async fn render(
             button type="submit" { "Create patient" }
         }
         (crate::web::drug_library::section(&drugs, user))
+        (crate::web::time_zone::section(user))
         h2 id="bind" { "Register a pump" }
         p class="hint" { "Binding a pump replaces the patient's previous pump; a pump serves one patient at a time." }
         form class="edit" method="post" action="/admin/devices" aria-labelledby="bind" {

@@ -3,6 +3,7 @@
 //! unit, range and time span) and described for screen readers (`role=img`
 //! with a label, plus the numbers in the history table beside it).
 
+use jiff::tz::TimeZone;
 use maud::{Markup, html};
 
 use crate::web::format::{clock, time};
@@ -109,7 +110,7 @@ fn time_ticks(t0: i64, t1: i64) -> Vec<i64> {
 }
 
 /// A figure with one small panel per series sharing the time axis.
-pub fn panels(caption: &str, series: &[Series]) -> Markup {
+pub fn panels(caption: &str, zone: &TimeZone, series: &[Series]) -> Markup {
     let all = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let (t0, t1) = all.fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
     html! {
@@ -119,14 +120,14 @@ pub fn panels(caption: &str, series: &[Series]) -> Markup {
                 p { "No data yet." }
             } @else {
                 @let (t0, t1) = (t0.min(t1 - MIN_SPAN_MS), t1);
-                @for s in series { (panel(s, t0, t1)) }
-                p class="hint" { "From " (time(t0)) " to " (time(t1)) "." }
+                @for s in series { (panel(s, (t0, t1), zone)) }
+                p class="hint" { "From " (time(t0, zone)) " to " (time(t1, zone)) "." }
             }
         }
     }
 }
 
-fn panel(s: &Series, t0: i64, t1: i64) -> Markup {
+fn panel(s: &Series, (t0, t1): (i64, i64), zone: &TimeZone) -> Markup {
     let (lo, hi) = s
         .points
         .iter()
@@ -175,7 +176,7 @@ fn panel(s: &Series, t0: i64, t1: i64) -> Markup {
             line x1=(PAD_L) y1=(H - PAD_BOTTOM) x2=(W - PAD_R) y2=(H - PAD_BOTTOM) class="axis" {}
             @for t in time_ticks(t0, t1) {
                 line x1=(x(t)) y1=(H - PAD_BOTTOM) x2=(x(t)) y2=(H - PAD_BOTTOM + 4) class="axis" {}
-                text x=(x(t)) y=(H - 6) class="time" text-anchor="middle" { (clock(t)) }
+                text x=(x(t)) y=(H - 6) class="time" text-anchor="middle" { (clock(t, zone)) }
             }
             text x=(PAD_L + 6) y="12" class="name" { (s.name) " (" (s.unit) ")" @if let Some(l) = &last { ": " (l) } }
             @if s.points.len() > 1 { path d=(path) class="line" {} }
@@ -196,7 +197,7 @@ mod tests {
             points: vec![(1_000, 4_000), (61_000, 4_400), (121_000, 4_000)],
             min_span: 1_000,
         };
-        let svg = panels("Infusion", &[s]).into_string();
+        let svg = panels("Infusion", &TimeZone::UTC, &[s]).into_string();
         assert!(
             svg.contains("aria-label=\"Rate in mL/h, from 4 to 4.4, latest 4\""),
             "{svg}"
@@ -211,6 +212,7 @@ mod tests {
         assert!(svg.contains("class=\"time\""), "{svg}");
         let empty = panels(
             "Vitals",
+            &TimeZone::UTC,
             &[Series {
                 name: "SpO2",
                 unit: "%",
@@ -229,7 +231,7 @@ mod tests {
             points: vec![(1_795_960_987_000, 69_000)],
             min_span: 10_000,
         };
-        let svg = panels("Vital signs", &[one]).into_string();
+        let svg = panels("Vital signs", &TimeZone::UTC, &[one]).into_string();
         assert!(svg.contains("<circle"), "{svg}");
         assert!(!svg.contains(".999") && !svg.contains(".001"), "{svg}");
         assert!(

@@ -2,34 +2,44 @@
 //! without floats: volumes and rates are stored in µL and µL/h and shown
 //! (and typed) in mL and mL/h with up to three decimals.
 
+use jiff::tz::TimeZone;
+
 pub use infusion_store::units::{milli, parse_milli};
 
-/// Milliseconds since the epoch as `2026-11-25 14:03:07 UTC`.
-pub fn time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// Milliseconds since the epoch as a ward reads them, in `zone` and
+/// naming it: `2026-11-29 15:03:07 CET`.
+pub fn time(ms: i64, zone: &TimeZone) -> String {
+    in_zone(ms, zone, "%Y-%m-%d %H:%M:%S %Z")
 }
 
-/// The time of day of `ms` as `14:03` (UTC), for chart axes.
-pub fn clock(ms: i64) -> String {
-    let secs = ms.div_euclid(1000).rem_euclid(86_400);
-    format!("{:02}:{:02}", secs / 3600, secs % 3600 / 60)
+/// Milliseconds since the epoch in UTC, `2026-11-29 14:03:07 UTC`: for the
+/// audit trail and security events, whose readers compare them across
+/// institutions and with logs.
+pub fn utc(ms: i64) -> String {
+    time(ms, &TimeZone::UTC)
+}
+
+/// The time of day of `ms` in `zone` as `14:03`, for chart axes.
+pub fn clock(ms: i64, zone: &TimeZone) -> String {
+    in_zone(ms, zone, "%H:%M")
+}
+
+/// The zone's name as a page says it once: `Europe/Madrid (CET)`.
+pub fn zone_name(zone: &TimeZone, now_ms: i64) -> String {
+    let short = in_zone(now_ms, zone, "%Z");
+    match zone.iana_name() {
+        Some(name) if name != short => format!("{name} ({short})"),
+        Some(name) => name.to_owned(),
+        None => short,
+    }
+}
+
+fn in_zone(ms: i64, zone: &TimeZone, pattern: &str) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.to_zoned(zone.clone()).strftime(pattern).to_string(),
+        // Beyond jiff's years -9999..=9999: no stored time is.
+        Err(_) => format!("{ms} ms after 1970 UTC"),
+    }
 }
 
 /// How long ago `then_ms` was, roughly: `12 s ago`, `5 min ago`.
@@ -86,20 +96,9 @@ pub fn identifiers(p: &infusion_store::PatientSummary) -> String {
 /// `1956-04-23` as `23 Apr 1956` (a day no one reads month-first by
 /// mistake); anything else as it is.
 pub fn date(iso: &str) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let mut parts = iso.splitn(3, '-');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(y), Some(m), Some(d)) => match m
-            .parse::<usize>()
-            .ok()
-            .and_then(|m| MONTHS.get(m.wrapping_sub(1)))
-        {
-            Some(month) => format!("{} {month} {y}", d.trim_start_matches('0')),
-            None => iso.to_owned(),
-        },
-        _ => iso.to_owned(),
+    match iso.parse::<jiff::civil::Date>() {
+        Ok(d) => d.strftime("%-d %b %Y").to_string(),
+        Err(_) => iso.to_owned(),
     }
 }
 
@@ -125,9 +124,23 @@ mod tests {
     }
 
     #[test]
-    fn times_are_utc_civil() {
-        assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(time(1_795_960_987_000), "2026-11-29 14:03:07 UTC");
+    fn times_are_read_in_the_institutions_zone_and_the_audits_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_795_960_987_000), "2026-11-29 14:03:07 UTC");
+        let madrid = TimeZone::get("Europe/Madrid").unwrap();
+        assert_eq!(time(1_795_960_987_000, &madrid), "2026-11-29 15:03:07 CET");
+        // Summer time: two hours ahead, and named so.
+        assert_eq!(time(1_782_738_000_000, &madrid), "2026-06-29 15:00:00 CEST");
+        assert_eq!(clock(1_795_960_987_000, &madrid), "15:03");
+        assert_eq!(zone_name(&madrid, 1_795_960_987_000), "Europe/Madrid (CET)");
+        assert_eq!(zone_name(&TimeZone::UTC, 0), "UTC");
         assert_eq!(ago(0, 65_000), "1 min ago");
+    }
+
+    #[test]
+    fn dates_of_birth_read_day_first() {
+        assert_eq!(date("1956-04-23"), "23 Apr 1956");
+        assert_eq!(date("2001-12-05"), "5 Dec 2001");
+        assert_eq!(date("not a date"), "not a date");
     }
 }

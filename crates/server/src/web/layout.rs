@@ -13,6 +13,8 @@ use maud::{DOCTYPE, Markup, html};
 use infusion_protocol::PatientId;
 use infusion_store::Role;
 
+use crate::clock::now_ms;
+use crate::web::format::zone_name;
 use crate::web::session::WebUser;
 
 /// A page for a logged-in user: header with who is logged in and a logout
@@ -51,6 +53,12 @@ pub fn page(
                     }
                 }
                 main id="main" { (body) }
+                footer {
+                    p class="hint" {
+                        "Times are in " (zone_name(&user.zone(), now_ms())) ", this institution's time zone"
+                        @if user.session.role == Role::Patient { "." } @else { "; the audit trail and security events are in UTC." }
+                    }
+                }
                 script src="/static/live.js" defer {}
             }
         }
@@ -83,6 +91,7 @@ const CSS: &str = r#"
 :root { font-family: system-ui, sans-serif; line-height: 1.45; color: #111; background: #fff; }
 body { margin: 0; }
 main { max-width: 72rem; margin: 0 auto; padding: 1rem; }
+footer { max-width: 72rem; margin: 0 auto; padding: 0 1rem 1rem; }
 header { background: #1b3a5c; color: #fff; }
 header nav { display: flex; flex-wrap: wrap; gap: .75rem; align-items: center; max-width: 72rem; margin: 0 auto; padding: .5rem 1rem; }
 header a { color: #fff; font-weight: 600; }

@@ -37,6 +37,7 @@ mod patient;
 pub mod record_views;
 pub mod session;
 mod suggestions;
+mod time_zone;
 mod treatment;
 mod two_factor;
 
@@ -93,6 +94,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/devices", get(form_page).post(admin::bind_device))
         .route("/admin/drugs", get(form_page).post(drug_library::add))
+        .route("/admin/time-zone", get(form_page).post(time_zone::set))
         .route(
             "/admin/drugs/{id}/withdraw",
             get(form_page).post(drug_library::withdraw),

@@ -10,13 +10,14 @@ use infusion_store::{
     AuditRecord, Drug, NewAudit, PatientSummary, Prescription, StoredEvent, Suggestion, drug_in,
     mg, mg_h, user_actor,
 };
+use jiff::tz::TimeZone;
 use maud::{Markup, html};
 
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::dashboard::{Latest, latest};
 use crate::web::form::{Path, Typed};
-use crate::web::format::{ago, alarm_name, identifiers, milli, prescription_text, time};
+use crate::web::format::{ago, alarm_name, identifiers, milli, prescription_text, time, utc};
 use crate::web::glance::{duration, glance, refusal_of};
 use crate::web::layout::page;
 use crate::web::notice::{Flash, Notice, see_other};
@@ -70,6 +71,8 @@ struct View<'a> {
     current_version: u32,
     /// The library of the patient's institution, withdrawn drugs too.
     drugs: Vec<Drug>,
+    /// The reader's institution's time zone.
+    zone: TimeZone,
 }
 
 impl View<'_> {
@@ -116,6 +119,7 @@ pub async fn patient_page(
         suggestions: app.store.pending_suggestions(p.patient_id).await?,
         current_version: p.prescription.as_ref().map_or(0, |x| x.version),
         drugs: app.store.drugs_for(p.patient_id).await?,
+        zone: user.zone(),
     };
     let title = format!("{} {}", p.first_name, p.last_name);
     let body = html! {
@@ -158,11 +162,11 @@ fn alarms_section(v: &View<'_>) -> Markup {
                 ul {
                     @for a in &v.alarms {
                         li {
-                            span class="alarm" { (alarm_name(&a.body)) } " at " (time(a.received_at_ms))
+                            span class="alarm" { (alarm_name(&a.body)) } " at " (time(a.received_at_ms, &v.zone))
                             @if v.treats {
                                 form class="inline" method="post" action=(v.path(&format!("/alarms/{}/ack", a.id))) {
                                     input type="hidden" name="csrf" value=(v.user.csrf);
-                                    button type="submit" aria-label={ "Acknowledge " (alarm_name(&a.body)) " alarm of " (time(a.received_at_ms)) } { "Acknowledge" }
+                                    button type="submit" aria-label={ "Acknowledge " (alarm_name(&a.body)) " alarm of " (time(a.received_at_ms, &v.zone)) } { "Acknowledge" }
                                 }
                             }
                         }
@@ -184,7 +188,7 @@ fn suggestions_section(v: &View<'_>) -> Markup {
                 div class="suggestion" {
                     p {
                         strong { (milli(x.volume_ul)) " mL at " (milli(x.rate_ul_h)) " mL/h" }
-                        " instead of version " (x.based_on_version) ", suggested " (time(sg.created_at_ms)) "."
+                        " instead of version " (x.based_on_version) ", suggested " (time(sg.created_at_ms, &v.zone)) "."
                     }
                     p { "Why: " (x.reason) }
                     @if stale {
@@ -286,11 +290,11 @@ fn charts_section(v: &View<'_>) -> Markup {
     html! {
         section id="charts-live" data-live aria-labelledby="charts" {
             h2 id="charts" { "History" }
-            (chart::panels("Infusion: delivered volume and rate", &[
+            (chart::panels("Infusion: delivered volume and rate", &v.zone, &[
                 series(v, ("Delivered", "mL", 1_000), progress(|p| p.delivered_ul)),
                 series(v, ("Rate", "mL/h", 1_000), progress(|p| p.rate_ul_h)),
             ]))
-            (chart::panels("Vital signs", &[
+            (chart::panels("Vital signs", &v.zone, &[
                 series(v, ("Heart rate", "bpm", 20_000), vitals(|x| i64::from(x.heart_rate_bpm))),
                 series(v, ("SpO2", "%", 10_000), vitals(|x| i64::from(x.spo2_pct))),
                 series(v, ("Tremor score", "0 to 100", 20_000), vitals(|x| i64::from(x.tremor_score))),
@@ -311,8 +315,8 @@ fn versions_section(v: &View<'_>) -> Markup {
                     td { @if let Some(d) = drug { (d.label()) } @else { "—" } }
                     td { @if let Some(d) = drug { (mg(d.amount_ug(x.volume_ul))) " (" } (milli(x.volume_ul)) " mL" @if drug.is_some() { ")" } }
                     td { @if let Some(d) = drug { (mg_h(d.dose_ug_h(x.rate_ul_h))) " (" } (milli(x.rate_ul_h)) " mL/h" @if drug.is_some() { ")" } }
-                    td { (infusion_store::order_words(x.state)) } td { (time(x.created_at_ms)) } td { (x.created_by) }
-                    td { (delivery(x, v.current_version, v.recent())) }
+                    td { (infusion_store::order_words(x.state)) } td { (time(x.created_at_ms, &v.zone)) } td { (x.created_by) }
+                    td { (delivery(x, v, v.recent())) }
                 } } }
             } }
         }
@@ -326,7 +330,7 @@ fn reports_section(v: &View<'_>) -> Markup {
             div class="table" id="history-live" tabindex="0" role="region" aria-label="Recent pump reports" data-live { table {
                 thead { tr { th scope="col" { "Received" } th scope="col" { "Event" } th scope="col" { "Detail" } } }
                 tbody { @for e in v.recent() { tr {
-                    td { (time(e.received_at_ms)) }
+                    td { (time(e.received_at_ms, &v.zone)) }
                     td { (event_kind(&e.body)) }
                     td { (event_detail(&e.body)) }
                 } } }
@@ -340,9 +344,9 @@ fn audit_section(v: &View<'_>) -> Markup {
         section aria-labelledby="audit" {
             h2 id="audit" { "Audit trail" }
             div class="table" id="audit-live" tabindex="0" role="region" aria-label="Audit trail" data-live { table {
-                thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
+                thead { tr { th scope="col" { "When (UTC)" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
                 tbody { @for r in &v.audit { tr {
-                    td { (time(r.entry.at_ms)) } td { (r.entry.actor) } td { (r.entry.action.words()) } td { (r.entry.detail) }
+                    td { (utc(r.entry.at_ms)) } td { (r.entry.actor) } td { (r.entry.action.words()) } td { (r.entry.detail) }
                 } } }
             } }
         }
@@ -356,11 +360,11 @@ fn audit_section(v: &View<'_>) -> Markup {
 pub(crate) fn security_table(events: &[infusion_store::AuditRecord]) -> Markup {
     html! {
         div class="table" tabindex="0" role="region" aria-label="Security events" { table {
-            thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
+            thead { tr { th scope="col" { "When (UTC)" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Detail" } } }
             tbody { @for (r, times, first_ms) in repeats_grouped(events) { tr {
                 td {
-                    (time(r.entry.at_ms))
-                    @if times > 1 { br; small { (times) " times since " (time(first_ms)) } }
+                    (utc(r.entry.at_ms))
+                    @if times > 1 { br; small { (times) " times since " (utc(first_ms)) } }
                 }
                 td { (r.entry.actor) } td { (r.entry.action.words()) } td { (r.entry.detail) }
             } } }
@@ -393,7 +397,8 @@ fn repeats_grouped(
 /// (it polled the index since), refused by the pump (a limits-refused
 /// alarm after fetching it, and no delivery of it), running (progress
 /// reports on this version), or replaced.
-fn delivery(v: &infusion_store::Prescription, current: u32, events: &[StoredEvent]) -> String {
+fn delivery(v: &infusion_store::Prescription, view: &View<'_>, events: &[StoredEvent]) -> String {
+    let current = view.current_version;
     let ran = events
         .iter()
         .any(|e| matches!(e.body, EventBody::Progress(p) if p.index_version == v.version));
@@ -411,7 +416,7 @@ fn delivery(v: &infusion_store::Prescription, current: u32, events: &[StoredEven
             "refused by the pump: it could not verify that this server sent it".into()
         }
         (false, _, Some(_)) => "refused by the pump: outside its limits".into(),
-        (false, true, None) => format!("fetched by the pump at {}", time(fetched)),
+        (false, true, None) => format!("fetched by the pump at {}", time(fetched, &view.zone)),
         (false, false, None) => "fetched, then replaced".into(),
     }
 }

@@ -82,6 +82,13 @@ pub struct WebUser {
     pub https: bool,
 }
 
+impl WebUser {
+    /// The time zone this user reads times in: its institution's.
+    pub fn zone(&self) -> jiff::tz::TimeZone {
+        infusion_store::time_zone_or_utc(&self.session.time_zone)
+    }
+}
+
 impl FromRequestParts<AppState> for WebUser {
     type Rejection = WebError;
 
