@@ -120,6 +120,28 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
             );
             Ok(())
         }
+        C::UnbindDevice { patient } => {
+            let store = db.open().await?;
+            let id = store.patient_id(&patient).await?;
+            store.unbind_device(id, ACTOR, now_ms()).await?;
+            emit(
+                json,
+                format!("unbound {patient}'s pump: it can no longer log in or receive orders"),
+                json!({"patient": patient, "unbound": true}),
+            );
+            Ok(())
+        }
+        C::MovePatient { patient, physician } => {
+            let store = db.open().await?;
+            let id = store.patient_id(&patient).await?;
+            store.move_patient(id, &physician, ACTOR, now_ms()).await?;
+            emit(
+                json,
+                format!("{patient} is now {physician}'s patient"),
+                json!({"patient": patient, "physician": physician}),
+            );
+            Ok(())
+        }
         C::BindDevice { patient, mac } => {
             bind_device(&*db.open().await?, json, &patient, &mac).await
         }

@@ -296,6 +296,22 @@ pub enum AdminCommand {
         #[arg(long)]
         mac: String,
     },
+    /// Unbind a patient's pump: its tokens stop working and it cannot log
+    /// in until a pump is bound to the patient again.
+    UnbindDevice {
+        /// Patient username.
+        #[arg(long)]
+        patient: String,
+    },
+    /// Move a patient to another physician of the same institution.
+    MovePatient {
+        /// Patient username.
+        #[arg(long)]
+        patient: String,
+        /// The new physician's username.
+        #[arg(long)]
+        physician: String,
+    },
     /// Set a patient's rate and volume limits.
     SetLimits {
         /// Patient username.

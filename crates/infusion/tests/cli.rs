@@ -149,6 +149,29 @@ async fn admin_commands_build_a_patient_and_print_json(backend: Backend) {
     assert!(err.contains("no account named"), "{err}");
     let on = cli.ok("admin enable-account --username amy", None);
     assert_eq!(on["enabled"], true);
+    // The institution's time zone, a move and an unbinding, each refused
+    // clearly when wrong.
+    let tz = cli.ok(
+        "admin set-time-zone --institution 'TARDIS General' --zone europe/london",
+        None,
+    );
+    assert_eq!(tz["time_zone"], "Europe/London");
+    let err = cli.refused(
+        "admin set-time-zone --institution 'TARDIS General' --zone Gallifrey/Citadel",
+        None,
+    );
+    assert!(err.contains("is not a time zone name"), "{err}");
+    cli.ok("admin create-physician --username dr.song --first-name River --last-name Song --institution 'TARDIS General' --password-stdin",
+        Some(PASSWORD),
+    );
+    let moved = cli.ok("admin move-patient --patient amy --physician dr.song", None);
+    assert_eq!(moved["physician"], "dr.song");
+    let err = cli.refused("admin move-patient --patient amy --physician dr.song", None);
+    assert!(err.contains("already dr.song's patient"), "{err}");
+    let unbound = cli.ok("admin unbind-device --patient amy", None);
+    assert_eq!(unbound["unbound"], true);
+    let err = cli.refused("admin unbind-device --patient amy", None);
+    assert!(err.contains("no pump bound to amy"), "{err}");
     let migrated = cli.ok("admin migrate", None);
     assert_eq!(migrated["applied"], 0);
 }

@@ -27,7 +27,7 @@ async fn times_are_read_in_the_institutions_zone_and_the_audit_in_utc(backend: B
     let admin = Browser::logged_in(&app, "root").await;
     let house = Browser::logged_in(&app, "dr.house").await;
     let page = house.get("/patients/alice").await;
-    assert!(page.body.contains("Times are in UTC,"), "{}", page.body);
+    assert!(page.body.contains("Times are in UTC."), "{}", page.body);
 
     let refused = set_zone(&admin, "Mars/Olympus").await;
     assert_eq!(refused.status, 422, "{}", refused.body);
@@ -37,7 +37,7 @@ async fn times_are_read_in_the_institutions_zone_and_the_audit_in_utc(backend: B
         refused.body
     );
     let page = house.get("/patients/alice").await;
-    assert!(page.body.contains("Times are in UTC,"), "nothing changed");
+    assert!(page.body.contains("Times are in UTC."), "nothing changed");
 
     let set = set_zone(&admin, " europe/madrid ").await;
     assert_eq!(set.status, 303, "{}", set.body);

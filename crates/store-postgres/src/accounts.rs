@@ -242,4 +242,14 @@ impl Accounts for PgStore {
     ) -> StoreResult<()> {
         lifecycle::set_enabled(self, username, enabled, actor, now_ms).await
     }
+
+    async fn reset_password(
+        &self,
+        username: &str,
+        password_hash: String,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        lifecycle::reset_password(self, username, &password_hash, actor, now_ms).await
+    }
 }

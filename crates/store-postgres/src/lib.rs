@@ -26,6 +26,7 @@
 
 mod accounts;
 mod audit;
+mod care;
 mod devices;
 mod drugs;
 mod error;

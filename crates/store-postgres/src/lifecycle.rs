@@ -3,6 +3,7 @@
 
 use infusion_store::{
     AccountId, AccountRecord, StoreError, StoreResult, TokenHash, enabling, password_changed,
+    password_reset,
 };
 use sqlx::PgConnection;
 
@@ -56,6 +57,47 @@ pub(crate) async fn change_password(
     Ok(ended)
 }
 
+/// The account `username`, locked for this transaction.
+async fn account_for_update(
+    conn: &mut PgConnection,
+    username: &str,
+) -> StoreResult<Option<AccountRecord>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM accounts a WHERE a.username = $1 FOR UPDATE",
+        AccountRecord::COLUMNS
+    )))
+    .bind(username)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_error)?
+    .as_ref()
+    .map(|r| AccountRecord::at(&Cols(r), 0))
+    .transpose()
+}
+
+pub(crate) async fn reset_password(
+    store: &PgStore,
+    username: &str,
+    password_hash: &str,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let mut tx = store.pool.begin().await.map_err(db_error)?;
+    let target = account_for_update(&mut tx, username).await?;
+    let (account, effects) = password_reset(target.as_ref(), username, actor, now_ms)?;
+    sqlx::query(
+        "UPDATE accounts SET password_hash = $2, must_change_password = TRUE WHERE id = $1",
+    )
+    .bind(account.0)
+    .bind(password_hash)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    end_sessions(&mut tx, account, None, now_ms).await?;
+    apply(&mut tx, effects).await?;
+    tx.commit().await.map_err(db_error)
+}
+
 pub(crate) async fn set_enabled(
     store: &PgStore,
     username: &str,
@@ -64,17 +106,7 @@ pub(crate) async fn set_enabled(
     now_ms: i64,
 ) -> StoreResult<()> {
     let mut tx = store.pool.begin().await.map_err(db_error)?;
-    let target = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM accounts a WHERE a.username = $1 FOR UPDATE",
-        AccountRecord::COLUMNS
-    )))
-    .bind(username)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db_error)?
-    .as_ref()
-    .map(|r| AccountRecord::at(&Cols(r), 0))
-    .transpose()?;
+    let target = account_for_update(&mut tx, username).await?;
     let Some(effects) = enabling(target.as_ref(), username, enabled, actor, now_ms)? else {
         return Ok(());
     };

@@ -254,4 +254,19 @@ impl Accounts for SqliteStore {
             .write(move |cx| lifecycle::set_enabled(cx, &username, enabled, &actor, now_ms))
             .await
     }
+
+    async fn reset_password(
+        &self,
+        username: &str,
+        password_hash: String,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let (username, actor) = (username.to_owned(), actor.to_owned());
+        self.writer
+            .write(move |cx| {
+                lifecycle::reset_password(cx, &username, &password_hash, &actor, now_ms)
+            })
+            .await
+    }
 }

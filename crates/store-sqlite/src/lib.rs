@@ -16,6 +16,7 @@
 mod accounts;
 mod audit;
 pub mod backup;
+mod care;
 mod devices;
 mod drugs;
 mod events;

@@ -3,7 +3,7 @@
 
 use infusion_store::{
     AccountId, AccountRecord, Columns, StoreError, StoreResult, TokenHash, enabling,
-    password_changed,
+    password_changed, password_reset,
 };
 use rusqlite::params;
 
@@ -87,5 +87,28 @@ pub(crate) fn set_enabled(
             )
             .map_err(backend)?;
     }
+    cx.apply(effects)
+}
+
+pub(crate) fn reset_password(
+    cx: &mut WriteCtx<'_>,
+    username: &str,
+    password_hash: &str,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let sql = format!(
+        "SELECT {} FROM accounts a WHERE a.username = ?1",
+        AccountRecord::COLUMNS
+    );
+    let target = one(cx.conn, &sql, [username], |r| AccountRecord::at(r, 0))?;
+    let (account, effects) = password_reset(target.as_ref(), username, actor, now_ms)?;
+    cx.conn
+        .exec(
+            "UPDATE accounts SET password_hash = ?2, must_change_password = 1 WHERE id = ?1",
+            params![account.0, password_hash],
+        )
+        .map_err(backend)?;
+    end_sessions(cx, account, None, now_ms)?;
     cx.apply(effects)
 }

@@ -80,6 +80,17 @@ pub trait Accounts: Send + Sync {
         actor: &str,
         now_ms: i64,
     ) -> StoreResult<()>;
+
+    /// Gives the account `username` the password `password_hash` (already
+    /// checked and hashed), to be changed at its next login, as
+    /// [`password_reset`] decides; ends its web sessions. Audited.
+    async fn reset_password(
+        &self,
+        username: &str,
+        password_hash: String,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()>;
 }
 
 /// What an account lookup for a login adds to its `WHERE`: disabled
@@ -93,6 +104,39 @@ pub const ENABLED: &str = "a.disabled_at_ms IS NULL";
 pub fn password_changed(account: AccountId, username: &str, actor: &str, now_ms: i64) -> Effects {
     Effects::audit(NewAudit::password_changed(now_ms, actor, username))
         .and_announce(Change::SessionEnded { account })
+}
+
+/// Decides an administrator's reset of `target`'s password (`None`: no
+/// such account): its audit entry and the announcement that ends the
+/// account's open live streams. A patient's password is refused: the
+/// pump logs in with it, so a reset here would stop the pump's logins
+/// until someone typed the new one into it. One's own account is changed
+/// on the password page, knowing the current password.
+pub fn password_reset(
+    target: Option<&AccountRecord>,
+    username: &str,
+    actor: &str,
+    now_ms: i64,
+) -> StoreResult<(AccountId, Effects)> {
+    let a = target.ok_or_else(|| StoreError::NotFound(format!("no account named {username:?}")))?;
+    if a.role == Role::Patient {
+        return Err(StoreError::Invalid(format!(
+            "this is a patient's account: {username}'s pump logs in with this password, so it is \
+             not reset here"
+        )));
+    }
+    if crate::user_actor(&a.username) == actor {
+        return Err(StoreError::Invalid(
+            "change your own password on the Password page".into(),
+        ));
+    }
+    let audit = NewAudit::password_reset(now_ms, actor, username);
+    Ok((
+        a.account_id,
+        Effects::audit(audit).and_announce(Change::SessionEnded {
+            account: a.account_id,
+        }),
+    ))
 }
 
 /// Decides disabling or enabling `target` (`None`: no such account) by

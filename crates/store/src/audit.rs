@@ -131,6 +131,13 @@ pub enum AuditAction {
     DrugWithdrawn,
     /// An administrator set the institution's time zone.
     TimeZoneSet,
+    /// An administrator unbound a patient's pump.
+    DeviceUnbound,
+    /// An administrator moved a patient to another physician.
+    PatientMoved,
+    /// An administrator reset an account's password, to be changed at
+    /// its next login. A security event.
+    PasswordReset,
 }
 
 impl AuditAction {
@@ -169,6 +176,9 @@ impl AuditAction {
         AuditAction::DrugAdded,
         AuditAction::DrugWithdrawn,
         AuditAction::TimeZoneSet,
+        AuditAction::DeviceUnbound,
+        AuditAction::PatientMoved,
+        AuditAction::PasswordReset,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -186,6 +196,8 @@ impl AuditAction {
         AuditAction::SecondFactorEnabled,
         AuditAction::RecoveryCodeUsed,
         AuditAction::SecondFactorReset,
+        AuditAction::PasswordReset,
+        AuditAction::DeviceUnbound,
     ];
 
     /// The action as stored.
@@ -224,6 +236,9 @@ impl AuditAction {
             AuditAction::DrugAdded => "drug_added",
             AuditAction::DrugWithdrawn => "drug_withdrawn",
             AuditAction::TimeZoneSet => "time_zone_set",
+            AuditAction::DeviceUnbound => "device_unbound",
+            AuditAction::PatientMoved => "patient_moved",
+            AuditAction::PasswordReset => "password_reset",
         }
     }
 

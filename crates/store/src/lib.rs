@@ -16,6 +16,7 @@
 mod accounts;
 mod audit;
 pub mod audit_chain;
+mod care;
 mod change;
 mod columns;
 mod devices;
@@ -40,6 +41,7 @@ mod words;
 pub use accounts::*;
 pub use audit::*;
 pub use audit_chain::{AuditHead, ChainedAudit};
+pub use care::*;
 pub use change::{CHANGE_BACKLOG, Change};
 pub use columns::{Columns, limits_at, patient_at, patient_filter, stored_patient};
 pub use devices::*;
@@ -66,8 +68,8 @@ use async_trait::async_trait;
 /// [`Store`]'s methods are called.
 pub mod prelude {
     pub use crate::{
-        Accounts, AuditLog, Devices, Drugs, Events, Institutions, SecondFactors, ServerSecrets,
-        Store, Suggestions, Throttle, Tokens, Treatment, WebSessions,
+        Accounts, AuditLog, Care, Devices, Drugs, Events, Institutions, SecondFactors,
+        ServerSecrets, Store, Suggestions, Throttle, Tokens, Treatment, WebSessions,
     };
 }
 
@@ -80,6 +82,7 @@ pub mod prelude {
 #[async_trait]
 pub trait Store:
     Accounts
+    + Care
     + Devices
     + Drugs
     + Institutions

@@ -108,6 +108,15 @@ impl NewAudit {
         Self::of(at_ms, actor, AuditAction::PasswordChanged, None, detail)
     }
 
+    /// An administrator reset an account's password.
+    pub fn password_reset(at_ms: i64, actor: &str, username: &str) -> NewAudit {
+        let detail = format!(
+            "password of {username} reset by an administrator; it must be changed at the next \
+             login, and its sessions ended"
+        );
+        Self::of(at_ms, actor, AuditAction::PasswordReset, None, detail)
+    }
+
     /// An administrator disabled or enabled an account.
     pub fn account_enabled(at_ms: i64, actor: &str, username: &str, enabled: bool) -> NewAudit {
         let (action, detail) = if enabled {

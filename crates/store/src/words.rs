@@ -79,6 +79,9 @@ impl AuditAction {
             AuditAction::DrugAdded => "Drug added to the library",
             AuditAction::DrugWithdrawn => "Drug withdrawn from the library",
             AuditAction::TimeZoneSet => "Time zone set",
+            AuditAction::DeviceUnbound => "Pump unbound",
+            AuditAction::PatientMoved => "Patient moved to another physician",
+            AuditAction::PasswordReset => "Password reset by an administrator",
         }
     }
 }

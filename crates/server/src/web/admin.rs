@@ -89,6 +89,7 @@ async fn render(
                                 }
                             }
                         }
+                        (crate::web::admin_care::row_actions(a, user, &physicians))
                     }
                 } } }
             }

@@ -55,8 +55,12 @@ pub fn page(
                 main id="main" { (body) }
                 footer {
                     p class="hint" {
-                        "Times are in " (zone_name(&user.zone(), now_ms())) ", this institution's time zone"
-                        @if user.session.role == Role::Patient { "." } @else { "; the audit trail and security events are in UTC." }
+                        @if user.session.time_zone == infusion_store::DEFAULT_TIME_ZONE {
+                            "Times are in UTC."
+                        } @else {
+                            "Times are in " (zone_name(&user.zone(), now_ms())) ", this institution's time zone"
+                            @if user.session.role == Role::Patient { "." } @else { "; the audit trail and security events are in UTC." }
+                        }
                     }
                 }
                 script src="/static/live.js" defer {}

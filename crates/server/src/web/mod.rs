@@ -17,6 +17,7 @@
 mod access;
 mod account;
 mod admin;
+mod admin_care;
 mod admin_scope;
 mod alarms;
 mod auth;
@@ -95,6 +96,18 @@ pub fn router() -> Router<AppState> {
         .route("/admin/devices", get(form_page).post(admin::bind_device))
         .route("/admin/drugs", get(form_page).post(drug_library::add))
         .route("/admin/time-zone", get(form_page).post(time_zone::set))
+        .route(
+            "/admin/patients/{username}/unbind",
+            get(form_page).post(admin_care::unbind),
+        )
+        .route(
+            "/admin/patients/{username}/move",
+            get(form_page).post(admin_care::move_patient),
+        )
+        .route(
+            "/admin/accounts/{username}/reset-password",
+            get(form_page).post(admin_care::reset_password),
+        )
         .route(
             "/admin/drugs/{id}/withdraw",
             get(form_page).post(drug_library::withdraw),
