@@ -87,6 +87,7 @@ async fn the_ward_defects_are_gone() {
     check("2 HTTP/2", http2(&s, store.clone()).await);
     // Last: with a drug in the library the page has a second order form.
     check("drug order", drug_order(&s, &*store).await);
+    check("screens", screens(&s, &*store).await);
     let _ = s.c.close().await;
     let _ = stop_pump.send(());
     pump_task.await.unwrap();
@@ -107,6 +108,11 @@ async fn seed(store: &dyn Store) {
     };
     let alice = seed_patient(store, "alice", "Alice", "dr.house", &hash, MAC_A, limits).await;
     seed_patient(store, "dora", "Dora", "dr.house", &hash, MAC_D, limits).await;
+    // The ward reads local time.
+    store
+        .set_time_zone("Test Clinic", "Europe/Madrid", "test", 0)
+        .await
+        .unwrap();
     store
         .set_prescription(
             alice,
@@ -483,23 +489,109 @@ async fn phone_dashboard(s: &Session) -> Result<(), String> {
     s.wait_text("My patients", Duration::from_secs(5)).await;
     s.axe("dashboard, phone, cards").await;
     s.shot("24-phone-dashboard-cards").await;
-    let widths = script(
-        s,
-        "var r = document.getElementById('patients');
-         return [document.documentElement.scrollWidth, document.documentElement.clientWidth,
-                 r.scrollWidth, r.clientWidth];",
-    )
-    .await;
+    let cards = no_sideways_scroll(s, "patients").await;
     s.c.set_window_size(1280, 900)
         .await
         .map_err(|e| e.to_string())?;
+    cards
+}
+
+/// Nothing on the page, nor in the element `id`, scrolls sideways.
+async fn no_sideways_scroll(s: &Session, id: &str) -> Result<(), String> {
+    let js = "var r = document.getElementById('ID') || document.documentElement;
+         var wide = Array.from(document.querySelectorAll('body *')).filter(function (e) {
+           return e.getBoundingClientRect().right > document.documentElement.clientWidth + 1
+             && !e.closest('.table'); }).slice(0, 5).map(function (e) {
+           return e.tagName + '#' + e.id + '.' + e.className; });
+         return [document.documentElement.scrollWidth, document.documentElement.clientWidth,
+                 r.scrollWidth, r.clientWidth, wide];";
+    let widths = script(s, &js.replace("ID", id)).await;
     let w: Vec<u64> = widths
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default();
     ensure(w.len() == 4 && w[0] <= w[1] && w[2] <= w[3], || {
-        format!("scroll and client widths (page, patients): {widths}")
+        format!("scroll and client widths (page, {id}) and what sticks out: {widths}")
     })
+}
+
+/// The screens a ward has, at a ward computer's width and a phone's: the
+/// dashboard, the patient page (with the drug order running) and the
+/// patient's own view. Each is shot to be looked at, axe-clean, and on the
+/// phone nothing scrolls sideways.
+async fn screens(s: &Session, store: &dyn Store) -> Result<(), String> {
+    let alice = patient_id(store, "alice").await;
+    let note = "Take it easy today.\nCall the ward if the tremor returns.";
+    store
+        .set_patient_note(alice, note, "user:dr.house", 0)
+        .await
+        .map_err(|e| e.to_string())?;
+    let sizes = [(1280, 900, "desktop"), (390, 844, "phone")];
+    let mut why = Vec::new();
+    for (path, wait, name) in [
+        ("/dashboard", "My patients", "dashboard"),
+        ("/patients/alice", "Prescription versions", "patient"),
+    ] {
+        for (w, h, size) in sizes {
+            why.extend(screen(s, (w, h, size), path, wait, name).await.err());
+        }
+    }
+    s.logout().await;
+    s.login("alice").await;
+    for (w, h, size) in sizes {
+        why.extend(
+            screen(
+                s,
+                (w, h, size),
+                "/patients/alice",
+                "Your infusion now",
+                "own",
+            )
+            .await
+            .err(),
+        );
+    }
+    let own = s.body().await;
+    for says in [
+        "Your pump is giving Foslevodopa/foscarbidopa at 240 mg/h (1 mL an hour).",
+        "Call the ward if the tremor returns.",
+    ] {
+        if !own.contains(says) {
+            why.push(format!(
+                "the patient's own view does not say {says:?}:\n{own}"
+            ));
+        }
+    }
+    s.logout().await;
+    s.login("dr.house").await;
+    ensure(why.is_empty(), || why.join("; "))
+}
+
+/// One screen at one size: loaded, axe-clean, shot as
+/// `27-{name}-{size}`, and at a phone's width nothing scrolls sideways.
+async fn screen(
+    s: &Session,
+    (w, h, size): (u32, u32, &str),
+    path: &str,
+    wait: &str,
+    name: &str,
+) -> Result<(), String> {
+    s.c.set_window_size(w, h).await.map_err(|e| e.to_string())?;
+    s.goto(path).await;
+    s.text_within(wait, Duration::from_secs(5))
+        .await
+        .map_err(|t| format!("{path} at {w} px did not show {wait:?}:\n{t}"))?;
+    s.axe(&format!("{name}, {size}")).await;
+    s.shot(&format!("27-{name}-{size}")).await;
+    let sideways = if size == "phone" {
+        no_sideways_scroll(s, "main").await
+    } else {
+        Ok(())
+    };
+    s.c.set_window_size(1280, 900)
+        .await
+        .map_err(|e| e.to_string())?;
+    sideways.map_err(|e| format!("{name}: {e}"))
 }
 
 /// Dora's one reading of 69 bpm: drawn, on a scale in whole beats, with

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
     Confirmation, Limits, NewPrescription, PatientSummary, Prescription, Standing, StoreError,
-    StoreResult, Treatment, limits_change, next_version,
+    StoreResult, Treatment, limits_change, next_version, note_set,
 };
 use sqlx::PgConnection;
 
@@ -153,6 +153,30 @@ impl Treatment for PgStore {
         apply(&mut tx, effects).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(version)
+    }
+
+    async fn set_patient_note(
+        &self,
+        patient: PatientId,
+        text: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let (note, effects) = note_set(text, patient, actor, now_ms)?;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let found = sqlx::query("UPDATE patients SET note = $2, note_set_at_ms = $3 WHERE id = $1")
+            .bind(stored_patient(patient).unwrap_or(-1))
+            .bind(&note)
+            .bind(note.as_ref().map(|_| now_ms))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        if found == 0 {
+            return Err(StoreError::NotFound(format!("no patient {}", patient.0)));
+        }
+        apply(&mut tx, effects).await?;
+        tx.commit().await.map_err(db_error)
     }
 
     async fn patient(&self, patient: PatientId) -> StoreResult<PatientSummary> {

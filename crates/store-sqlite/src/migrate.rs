@@ -72,6 +72,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_time_zone",
         include_str!("../migrations/0016_time_zone.sql"),
     ),
+    (
+        "0017_patient_note",
+        include_str!("../migrations/0017_patient_note.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
     Confirmation, Effects, Limits, NewPrescription, PatientSummary, Prescription, Standing,
-    StoreError, StoreResult, Treatment, limits_change, next_version,
+    StoreError, StoreResult, Treatment, limits_change, next_version, note_set,
 };
 use rusqlite::{Connection, params};
 
@@ -175,6 +175,30 @@ impl Treatment for SqliteStore {
         let (actor, confirmation) = (actor.to_owned(), confirmation.clone());
         self.writer
             .write(move |cx| prescribe(cx, patient, prescription, &confirmation, &actor, now_ms))
+            .await
+    }
+
+    async fn set_patient_note(
+        &self,
+        patient: PatientId,
+        text: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let (text, actor) = (text.to_owned(), actor.to_owned());
+        self.writer
+            .write(move |cx| {
+                username_of(cx.conn, patient)?;
+                let (note, effects) = note_set(&text, patient, &actor, now_ms)?;
+                let at = note.as_ref().map(|_| now_ms);
+                cx.conn
+                    .exec(
+                        "UPDATE patients SET note = ?2, note_set_at_ms = ?3 WHERE id = ?1",
+                        params![stored_patient(patient).unwrap_or(-1), note, at],
+                    )
+                    .map_err(backend)?;
+                cx.apply(effects)
+            })
             .await
     }
 

@@ -138,6 +138,8 @@ pub enum AuditAction {
     /// An administrator reset an account's password, to be changed at
     /// its next login. A security event.
     PasswordReset,
+    /// A physician wrote or removed the note shown to the patient.
+    PatientNoteSet,
 }
 
 impl AuditAction {
@@ -179,6 +181,7 @@ impl AuditAction {
         AuditAction::DeviceUnbound,
         AuditAction::PatientMoved,
         AuditAction::PasswordReset,
+        AuditAction::PatientNoteSet,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -239,6 +242,7 @@ impl AuditAction {
             AuditAction::DeviceUnbound => "device_unbound",
             AuditAction::PatientMoved => "patient_moved",
             AuditAction::PasswordReset => "password_reset",
+            AuditAction::PatientNoteSet => "patient_note_set",
         }
     }
 

@@ -13,8 +13,8 @@ use infusion_protocol::{HexBytes, PatientId, PatientLimits};
 use crate::{
     AccountId, AccountOverview, AccountRecord, AuditRecord, BoundDevice, DeviceId, DoseLimits,
     Drug, DrugId, Limits, LoginRecord, NewAudit, NewDrug, NewSuggestion, PatientIdentifiers,
-    PatientSummary, Prescription, PresentedToken, StoreError, StoreResult, Suggestion, TokenStatus,
-    stored_action, stored_mac, stored_role, stored_state,
+    PatientNote, PatientSummary, Prescription, PresentedToken, StoreError, StoreResult, Suggestion,
+    TokenStatus, stored_action, stored_mac, stored_role, stored_state,
 };
 
 /// A database row, read by column position.
@@ -143,7 +143,7 @@ impl PatientSummary {
         d.mac, d.last_seen_ms, l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
         l.soft_min_rate_ul_h, l.soft_max_rate_ul_h, l.soft_max_volume_ul, l.is_set,
         rx.version, rx.volume_ul, rx.rate_ul_h, rx.state, rx.created_at_ms, rx.created_by,
-        rx.fetched_at_ms, rx.drug_id, p.record_number, p.birth_date";
+        rx.fetched_at_ms, rx.drug_id, p.record_number, p.birth_date, p.note, p.note_set_at_ms";
 
     /// A row selected with [`PatientSummary::COLUMNS`].
     pub fn from_row(c: &impl Columns) -> StoreResult<PatientSummary> {
@@ -161,6 +161,10 @@ impl PatientSummary {
             last_contact_ms: c.int(6)?,
             limits: Limits::at(c, 7)?,
             prescription: Prescription::at(c, 14)?,
+            note: match (c.text(24)?, c.int(25)?) {
+                (Some(text), Some(set_at_ms)) => Some(PatientNote { text, set_at_ms }),
+                _ => None,
+            },
         })
     }
 }

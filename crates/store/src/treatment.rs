@@ -8,8 +8,8 @@ use infusion_protocol::{InfusionState, MacAddress, PatientId, PatientLimits};
 use crate::soft_limits::{check_soft, note_for, soft_crossings};
 use crate::units::{ml, ml_h};
 use crate::{
-    Change, Confirmation, Drug, DrugId, Effects, Limits, NewAudit, PatientIdentifiers, RateStep,
-    StoreError, StoreResult, drug_crossings,
+    Change, Confirmation, Drug, DrugId, Effects, Limits, NewAudit, PatientIdentifiers, PatientNote,
+    RateStep, StoreError, StoreResult, drug_crossings,
 };
 
 /// Limits, prescriptions and patient summaries, one transaction per
@@ -63,6 +63,16 @@ pub trait Treatment: Send + Sync {
 
     /// A patient's account, device, limits and current prescription.
     async fn patient(&self, patient: PatientId) -> StoreResult<PatientSummary>;
+
+    /// Replaces the note shown to `patient` on their own page, as
+    /// [`note_set`] decides (an empty one removes it).
+    async fn set_patient_note(
+        &self,
+        patient: PatientId,
+        text: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()>;
 
     /// Summaries of a physician's patients, by last then first name.
     async fn patients_of(&self, physician_username: &str) -> StoreResult<Vec<PatientSummary>>;
@@ -155,6 +165,8 @@ pub struct PatientSummary {
     pub prescription: Option<Prescription>,
     /// When the device last presented a valid token, ms since the epoch.
     pub last_contact_ms: Option<i64>,
+    /// What the physician shares with the patient, if anything.
+    pub note: Option<PatientNote>,
 }
 
 /// The limits a new patient starts with: the pump's hard limits, stored

@@ -82,6 +82,7 @@ impl AuditAction {
             AuditAction::DeviceUnbound => "Pump unbound",
             AuditAction::PatientMoved => "Patient moved to another physician",
             AuditAction::PasswordReset => "Password reset by an administrator",
+            AuditAction::PatientNoteSet => "Note for the patient",
         }
     }
 }

@@ -105,7 +105,10 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                                 }
                                 td data-label="Rate" { @if let Some(r) = l.rate_ul_h { (milli(r)) " mL/h" } @else { "—" } }
                                 td data-label="Delivered" { @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
-                                td data-label="Last contact" { @if let Some(t) = p.last_contact_ms { (ago(t, now)) } @else { "never" } }
+                                td data-label="Last contact" {
+                                    @if let Some(t) = p.last_contact_ms { (ago(t, now)) } @else { "never" }
+                                    @if let Some(t) = g.battery_low_ms { br; strong class="alarm" { "Battery low" } " (" (ago(t, now)) ")" }
+                                }
                                 td data-label="Suggestions" {
                                     @if *pending == 0 { "none" }
                                     @else { a href={ "/patients/" (p.username) "#suggestions" } { (pending) " to review" } }

@@ -12,6 +12,12 @@ pub fn time(ms: i64, zone: &TimeZone) -> String {
     in_zone(ms, zone, "%Y-%m-%d %H:%M:%S %Z")
 }
 
+/// Milliseconds since the epoch as a patient reads them, in `zone`:
+/// `4 Dec 2026 at 21:03`.
+pub fn day_time(ms: i64, zone: &TimeZone) -> String {
+    in_zone(ms, zone, "%-d %b %Y at %H:%M")
+}
+
 /// Milliseconds since the epoch in UTC, `2026-11-29 14:03:07 UTC`: for the
 /// audit trail and security events, whose readers compare them across
 /// institutions and with logs.
@@ -132,6 +138,7 @@ mod tests {
         // Summer time: two hours ahead, and named so.
         assert_eq!(time(1_782_738_000_000, &madrid), "2026-06-29 15:00:00 CEST");
         assert_eq!(clock(1_795_960_987_000, &madrid), "15:03");
+        assert_eq!(day_time(1_795_960_987_000, &madrid), "29 Nov 2026 at 15:03");
         assert_eq!(zone_name(&madrid, 1_795_960_987_000), "Europe/Madrid (CET)");
         assert_eq!(zone_name(&TimeZone::UTC, 0), "UTC");
         assert_eq!(ago(0, 65_000), "1 min ago");

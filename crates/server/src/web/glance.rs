@@ -21,6 +21,9 @@ pub struct Glance {
     pub minutes_left: Option<u64>,
     /// How much of the order was given, in whole percent.
     pub percent: Option<u32>,
+    /// When the pump last warned of a low battery, if it did among the
+    /// reports read (the pump reports no level, only this warning).
+    pub battery_low_ms: Option<i64>,
 }
 
 /// The alarm with which the pump refused `rx` (after fetching it, with no
@@ -54,6 +57,10 @@ pub fn glance(rx: Option<&Prescription>, events: &[StoredEvent]) -> Glance {
         EventBody::Progress(p) => Some(p),
         _ => None,
     });
+    let battery_low_ms = events
+        .iter()
+        .find(|e| matches!(e.body, EventBody::Alarm(Alarm::BatteryLow)))
+        .map(|e| e.received_at_ms);
     let Some(rx) = rx else {
         return Glance {
             state: "no order yet".into(),
@@ -61,6 +68,7 @@ pub fn glance(rx: Option<&Prescription>, events: &[StoredEvent]) -> Glance {
             remaining_ul: None,
             minutes_left: None,
             percent: None,
+            battery_low_ms,
         };
     };
     let refused = refusal_of(rx, events);
@@ -97,6 +105,7 @@ pub fn glance(rx: Option<&Prescription>, events: &[StoredEvent]) -> Glance {
         remaining_ul,
         minutes_left,
         percent,
+        battery_low_ms,
     }
 }
 
@@ -163,6 +172,11 @@ mod tests {
         // 8 mL at 4 mL/h: two hours.
         assert_eq!(g.minutes_left, Some(120));
         assert_eq!(g.percent, Some(11));
+        assert_eq!(g.battery_low_ms, None);
+        let mut low = vec![event(25, EventBody::Alarm(Alarm::BatteryLow))];
+        low.extend(events);
+        let g = glance(Some(&rx(2, InfusionState::Run, Some(5))), &low);
+        assert_eq!(g.battery_low_ms, Some(25));
         assert_eq!(duration(130), "2 h 10 min");
         assert_eq!(duration(25), "25 min");
         assert_eq!(duration(60), "1 h");

@@ -109,7 +109,7 @@ form.inline { display: inline; margin-left: .5rem; }
 form.hold { display: block; margin: .25rem 0 .5rem; }
 details.inline { display: inline-block; margin-left: .5rem; }
 details.inline summary { cursor: pointer; text-decoration: underline; }
-form.edit { display: grid; gap: .5rem; max-width: 28rem; margin: .5rem 0 1.5rem; }
+form.edit { display: grid; grid-template-columns: minmax(0, 1fr); gap: .5rem; max-width: 28rem; margin: .5rem 0 1.5rem; }
 label { font-weight: 600; }
 fieldset { display: grid; gap: .5rem; border: 1px solid #bbb; padding: .5rem .75rem .75rem; margin: 0; }
 legend { font-weight: 600; padding: 0 .25rem; }
@@ -120,6 +120,7 @@ legend { font-weight: 600; padding: 0 .25rem; }
 .qr svg { width: 200px; height: 200px; }
 .codes code { font-size: 1.2em; letter-spacing: .05em; }
 input, select, button { font: inherit; padding: .4rem .5rem; }
+input, select, textarea { max-width: 100%; box-sizing: border-box; }
 button { cursor: pointer; }
 :focus-visible { outline: 3px solid #c60; outline-offset: 2px; }
 .alarm { font-weight: 700; }
@@ -135,6 +136,12 @@ button { cursor: pointer; }
 .chart .point { fill: #1b3a5c; }
 .chart .tick, .chart .name, .chart .time { font-size: 11px; fill: #111; }
 .hint { color: #444; font-size: .9em; }
+.columns { display: grid; gap: 0 2.5rem; grid-template-columns: minmax(0, 1fr); }
+@media (min-width: 64rem) { .columns { grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); } }
+.own-state { font-size: 1.25rem; font-weight: 600; max-width: 40rem; }
+progress { display: block; width: 100%; max-width: 28rem; height: 1.25rem; margin: .25rem 0; }
+.note { white-space: pre-line; border-left: 4px solid #1b3a5c; padding: .25rem .75rem; max-width: 40rem; }
+textarea { font: inherit; padding: .4rem .5rem; }
 tr.alarmed th[scope=row] { border-left: 4px solid #a00; }
 th .hint { font-weight: normal; }
 /* On a phone each patient is a card, its cells labelled, with nothing to

@@ -34,6 +34,7 @@ mod live;
 pub mod live_slots;
 mod login_code;
 mod notice;
+mod own_page;
 mod patient;
 pub mod record_views;
 pub mod session;
@@ -72,6 +73,10 @@ pub fn router() -> Router<AppState> {
             get(form_page).post(treatment::set_prescription),
         )
         .route("/patients/{username}/hold", get(form_page).post(hold::hold))
+        .route(
+            "/patients/{username}/note",
+            get(form_page).post(own_page::set_note),
+        )
         .route(
             "/patients/{username}/resume",
             get(form_page).post(hold::resume),

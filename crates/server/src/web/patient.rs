@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::EventBody;
 use infusion_store::{
-    AuditRecord, Drug, NewAudit, PatientSummary, Prescription, StoredEvent, Suggestion, drug_in,
-    mg, mg_h, user_actor,
+    AuditRecord, Drug, NewAudit, PatientSummary, Prescription, Role, StoredEvent, Suggestion,
+    drug_in, mg, mg_h, user_actor,
 };
 use jiff::tz::TimeZone;
 use maud::{Markup, html};
@@ -17,10 +17,11 @@ use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::dashboard::{Latest, latest};
 use crate::web::form::{Path, Typed};
-use crate::web::format::{ago, alarm_name, identifiers, milli, prescription_text, time, utc};
+use crate::web::format::{ago, alarm_name, date, identifiers, milli, prescription_text, time, utc};
 use crate::web::glance::{duration, glance, refusal_of};
 use crate::web::layout::page;
 use crate::web::notice::{Flash, Notice, see_other};
+use crate::web::own_page::{note_form, own_body, own_reads};
 use crate::web::session::{LIVE_REFRESH, WebUser};
 use crate::web::treatment::{limits_section, prescribe_section};
 use crate::web::{WebError, access, chart};
@@ -96,6 +97,9 @@ pub async fn patient_page(
     notice: Option<Notice>,
     typed: &Typed,
 ) -> Result<Markup, WebError> {
+    if user.session.role == Role::Patient {
+        return own_page(app, user, p, notice).await;
+    }
     let treats = access::may_treat(&user.session);
     let (audit, security) = if treats {
         (
@@ -128,17 +132,54 @@ pub async fn patient_page(
         p class="identifiers" { (identifiers(p)) }
         @if let Some(n) = &notice { (n.render(user)) }
         (security_section(&v))
-        (alarms_section(&v))
-        (suggestions_section(&v))
-        (now_section(&v, &latest(v.recent())))
-        (limits_section(p, user, v.treats, &v.drugs, typed))
-        @if v.treats { (prescribe_section(p, user, app.config.rate_step, &v.drugs, typed)) }
+        // On a ward screen what is happening (alarms, suggestions, the
+        // pump now) sits beside what to do about it (limits, the order);
+        // on a phone one follows the other, in that order.
+        div class="columns" {
+            div {
+                (alarms_section(&v))
+                (suggestions_section(&v))
+                (now_section(&v, &latest(v.recent())))
+            }
+            div {
+                // The order first: it changes daily, the limits seldom.
+                @if v.treats { (prescribe_section(p, user, app.config.rate_step, &v.drugs, typed)) }
+                (limits_section(p, user, v.treats, &v.drugs, typed))
+                @if v.treats { (note_form(p, user)) }
+            }
+        }
         (charts_section(&v))
         (versions_section(&v))
         (reports_section(&v))
         @if v.treats { (audit_section(&v)) }
     };
     Ok(page(&title, user, &v.path(""), Some(p.patient_id), body))
+}
+
+/// The patient's own page ([`own_body`]).
+async fn own_page(
+    app: &AppState,
+    user: &WebUser,
+    p: &PatientSummary,
+    notice: Option<Notice>,
+) -> Result<Markup, WebError> {
+    let (events, alarms) = own_reads(app, p).await?;
+    let drugs = app.store.drugs_for(p.patient_id).await?;
+    let title = format!("{} {}", p.first_name, p.last_name);
+    let born = p.identifiers.birth_date.as_deref().map(date);
+    let body = html! {
+        h1 { (title) }
+        @if let Some(b) = born { p class="identifiers" { "Born " (b) } }
+        @if let Some(n) = &notice { (n.render(user)) }
+        (own_body(p, &drugs, &events, &alarms, &user.zone()))
+    };
+    Ok(page(
+        &title,
+        user,
+        &format!("/patients/{}", p.username),
+        Some(p.patient_id),
+        body,
+    ))
 }
 
 fn security_section(v: &View<'_>) -> Markup {
@@ -231,6 +272,11 @@ fn now_section(v: &View<'_>, l: &Latest) -> Markup {
                 li { "Delivered: " @if let Some(d) = l.delivered_ul { (milli(d)) " mL" } @else { "—" } }
                 li { "Device: " @if let Some(m) = &p.device { (m.to_string()) } @else { "none bound" } }
                 li { "Last contact: " @if let Some(t) = p.last_contact_ms { (ago(t, now_ms())) } @else { "never" } }
+                li {
+                    "Battery: "
+                    @if let Some(t) = g.battery_low_ms { strong class="alarm" { "low" } ", reported " (time(t, &v.zone)) }
+                    @else { "no low-battery warning" }
+                }
             }
         }
     }
