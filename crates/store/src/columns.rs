@@ -462,9 +462,12 @@ mod tests {
             Null,
             Text("MRN-0042"),
             Null,
+            Text("Call the ward if it hurts"),
+            Int(7),
         ];
         let s = PatientSummary::from_row(&Row(cells.clone())).unwrap();
         assert_eq!(s.identifiers.record_number.as_deref(), Some("MRN-0042"));
+        assert_eq!(s.note.as_ref().map(|n| n.set_at_ms), Some(7));
         assert_eq!(
             (s.patient_id, s.device, s.prescription),
             (PatientId(4), None, None)
