@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use infusion_protocol::{Alarm, Event, PatientId, StateChange, WireEvent};
 use infusion_store::{
     AlarmFound, EventRow, Events, NewToken, ReportOutcome, StoreResult, StoredEvent, TokenHash,
-    acknowledge, not_stored_now, reported,
+    acknowledge, by_priority, not_stored_now, reported,
 };
 use sqlx::PgPool;
 
@@ -224,7 +224,8 @@ impl Events for PgStore {
         .map_err(db_error)?
         .iter()
         .map(|r| EventRow::from_row(&Cols(r)))
-        .collect()
+        .collect::<StoreResult<Vec<_>>>()
+        .map(by_priority)
     }
 
     async fn acknowledge_alarm(

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use infusion_protocol::{Alarm, Event, PatientId, StateChange, WireEvent};
 use infusion_store::{
     AlarmFound, Columns, EventRow, Events, NewToken, ReportOutcome, StoreResult, StoredEvent,
-    TokenHash, acknowledge, not_stored_now, reported,
+    TokenHash, acknowledge, by_priority, not_stored_now, reported,
 };
 use rusqlite::{Connection, params};
 
@@ -109,7 +109,7 @@ fn open_alarms(conn: &Connection, pid: i64) -> StoreResult<Vec<StoredEvent>> {
          ORDER BY id DESC LIMIT 100",
         EventRow::COLUMNS
     );
-    all(conn, &sql, [pid], |r| EventRow::from_row(r))
+    all(conn, &sql, [pid], |r| EventRow::from_row(r)).map(by_priority)
 }
 
 fn acknowledge_alarm(

@@ -39,7 +39,9 @@ pub trait Events: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<StoredEvent>>;
 
-    /// A patient's alarms not yet acknowledged, newest first.
+    /// A patient's alarms not yet acknowledged (the newest 100), most
+    /// urgent first and newest first within a priority
+    /// ([`crate::by_priority`]).
     async fn open_alarms(&self, patient_id: PatientId) -> StoreResult<Vec<StoredEvent>>;
 
     /// Acknowledges the alarm stored as event `event_id` of `patient`:

@@ -55,7 +55,7 @@ async fn render(
                 thead { tr {
                     th scope="col" { "Username" } th scope="col" { "Role" } th scope="col" { "Name" }
                     th scope="col" { "Institution" } th scope="col" { "Physician" } th scope="col" { "Device" }
-                    th scope="col" { "Status" }
+                    th scope="col" { "Status and actions" }
                 } }
                 tbody { @for a in accounts { tr {
                     td { (a.username) } td { (a.role.as_str()) } td { (a.last_name) ", " (a.first_name) }

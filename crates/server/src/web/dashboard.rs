@@ -4,13 +4,13 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::EventBody;
-use infusion_store::{Role, StoredEvent};
+use infusion_store::{Priority, Role, StoredEvent, highest};
 use maud::html;
 
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::WebError;
-use crate::web::format::{ago, alarm_name, identifiers, milli, prescription_text};
+use crate::web::format::{ago, alarm_name, identifiers, milli, prescription_text, priority_mark};
 use crate::web::glance::{duration, glance};
 use crate::web::layout::page;
 use crate::web::session::WebUser;
@@ -60,11 +60,14 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
         let pending = app.store.pending_suggestions(p.patient_id).await?.len();
         rows.push((p, latest(&events), alarms, pending, events));
     }
-    // Patients with open alarms first (most alarms first), then by name:
-    // what needs someone comes to the top on every screen.
+    // Patients with open alarms first (the most urgent alarm first, then
+    // the most alarms), then by name: what needs someone comes to the top
+    // on every screen.
     rows.sort_by(|a, b| {
-        b.2.len()
-            .cmp(&a.2.len())
+        let urgency = |alarms: &[StoredEvent]| highest(alarms).unwrap_or(Priority::Low);
+        (a.2.is_empty(), urgency(&a.2))
+            .cmp(&(b.2.is_empty(), urgency(&b.2)))
+            .then_with(|| b.2.len().cmp(&a.2.len()))
             .then_with(|| a.0.last_name.cmp(&b.0.last_name))
             .then_with(|| a.0.first_name.cmp(&b.0.first_name))
     });
@@ -91,7 +94,7 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                                 td data-label="Open alarms" {
                                     @if alarms.is_empty() { "none" }
                                     @else {
-                                        @for a in alarms { span class="alarm" { (alarm_name(&a.body)) } " " }
+                                        @for a in alarms { (priority_mark(a)) " " span class="alarm" { (alarm_name(&a.body)) } br; }
                                         a href={ "/patients/" (p.username) "#alarms" } { "acknowledge" }
                                     }
                                 }

@@ -108,6 +108,18 @@ pub fn date(iso: &str) -> String {
     }
 }
 
+/// An alarm's priority as a page shows it: its symbol and its word, so
+/// that it reads without colour (the symbol is not read aloud: the word
+/// says it).
+pub fn priority_mark(e: &infusion_store::StoredEvent) -> maud::Markup {
+    let p = infusion_store::Priority::of_event(e);
+    maud::html! {
+        span class={ "priority " (p.as_str()) } {
+            span aria-hidden="true" { (p.symbol()) } " " (p.words())
+        }
+    }
+}
+
 /// The name of an alarm event, in words.
 pub fn alarm_name(b: &infusion_protocol::EventBody) -> &'static str {
     match b {

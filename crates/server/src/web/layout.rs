@@ -124,6 +124,10 @@ input, select, textarea { max-width: 100%; box-sizing: border-box; }
 button { cursor: pointer; }
 :focus-visible { outline: 3px solid #c60; outline-offset: 2px; }
 .alarm { font-weight: 700; }
+.priority { font-weight: 700; white-space: nowrap; border: 2px solid currentColor; border-radius: 3px; padding: 0 .3rem; margin-right: .35rem; }
+.priority + .alarm::before { content: none; }
+.priority.high { color: #a00; }
+.priority.medium { color: #8a4b00; }
 .alarm::before { content: "⚠ "; }
 [role=alert] { border: 2px solid #a00; padding: .5rem; }
 [role=status] { border: 2px solid #064; padding: .5rem; }

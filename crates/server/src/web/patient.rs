@@ -17,7 +17,9 @@ use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::dashboard::{Latest, latest};
 use crate::web::form::{Path, Typed};
-use crate::web::format::{ago, alarm_name, date, identifiers, milli, prescription_text, time, utc};
+use crate::web::format::{
+    ago, alarm_name, date, identifiers, milli, prescription_text, priority_mark, time, utc,
+};
 use crate::web::glance::{duration, glance, refusal_of};
 use crate::web::layout::page;
 use crate::web::notice::{Flash, Notice, see_other};
@@ -203,7 +205,7 @@ fn alarms_section(v: &View<'_>) -> Markup {
                 ul {
                     @for a in &v.alarms {
                         li {
-                            span class="alarm" { (alarm_name(&a.body)) } " at " (time(a.received_at_ms, &v.zone))
+                            (priority_mark(a)) " " span class="alarm" { (alarm_name(&a.body)) } " at " (time(a.received_at_ms, &v.zone))
                             @if v.treats {
                                 form class="inline" method="post" action=(v.path(&format!("/alarms/{}/ack", a.id))) {
                                     input type="hidden" name="csrf" value=(v.user.csrf);
