@@ -21,9 +21,9 @@ mod chrome;
 use std::time::Duration;
 
 use chrome::{PASSWORD, Session, repo, start_browser};
-use infusion_protocol::{InfusionState, PatientId, PatientLimits};
+use infusion_protocol::{PatientId, PatientLimits};
 use infusion_server::password::PasswordParams;
-use infusion_store::{NewPhysician, NewPrescription, NewSuggestion, Store};
+use infusion_store::{NewPhysician, NewSuggestion, Store};
 use infusion_testkit::{
     Backend, Served, TestDb, patient_id, seed_patient, seed_physician, serve, test_config,
 };
@@ -65,14 +65,13 @@ async fn seed(store: &dyn Store) -> PatientId {
     let hash = PasswordParams::INSECURE_FAST
         .hash_blocking(PASSWORD)
         .unwrap();
-    seed_physician(store, "dr.house", &hash).await;
-    seed_physician(store, "dr.other", &hash).await;
     let limits = PatientLimits {
         min_rate_ul_h: 1_000,
         max_rate_ul_h: 10_000,
         max_volume_ul: 10_000,
     };
-    let alice = seed_patient(store, "alice", "Alice", "dr.house", &hash, MAC_A, limits).await;
+    let alice = chrome::seed_alice(store, &hash, MAC_A, limits).await;
+    seed_physician(store, "dr.other", &hash).await;
     seed_patient(
         store,
         "bob",
@@ -92,20 +91,6 @@ async fn seed(store: &dyn Store) -> PatientId {
                 institution: "Test Clinic".into(),
                 password_hash: hash.clone(),
                 must_change_password: false,
-            },
-            "test",
-            0,
-        )
-        .await
-        .unwrap();
-    store
-        .set_prescription(
-            patient_id(store, "alice").await,
-            NewPrescription {
-                volume_ul: 9_000,
-                rate_ul_h: 4_000,
-                state: InfusionState::Run,
-                drug: None,
             },
             "test",
             0,

@@ -23,12 +23,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrome::{PASSWORD, Session, repo, start_browser};
-use infusion_protocol::{InfusionState, PatientLimits};
+use infusion_protocol::PatientLimits;
 use infusion_server::password::PasswordParams;
-use infusion_store::{NewPrescription, Store};
+use infusion_store::Store;
 use infusion_testkit::{
-    Backend, Served, TestDb, patient_id, seed_patient, seed_physician, serve, serve_tls,
-    test_config,
+    Backend, Served, TestDb, patient_id, seed_patient, serve, serve_tls, test_config,
 };
 use serde_json::{Value, json};
 
@@ -100,31 +99,16 @@ async fn seed(store: &dyn Store) {
     let hash = PasswordParams::INSECURE_FAST
         .hash_blocking(PASSWORD)
         .unwrap();
-    seed_physician(store, "dr.house", &hash).await;
     let limits = PatientLimits {
         min_rate_ul_h: 1_000,
         max_rate_ul_h: 9_000,
         max_volume_ul: 10_000,
     };
-    let alice = seed_patient(store, "alice", "Alice", "dr.house", &hash, MAC_A, limits).await;
+    chrome::seed_alice(store, &hash, MAC_A, limits).await;
     seed_patient(store, "dora", "Dora", "dr.house", &hash, MAC_D, limits).await;
     // The ward reads local time.
     store
         .set_time_zone("Test Clinic", "Europe/Madrid", "test", 0)
-        .await
-        .unwrap();
-    store
-        .set_prescription(
-            alice,
-            NewPrescription {
-                volume_ul: 9_000,
-                rate_ul_h: 4_000,
-                state: InfusionState::Run,
-                drug: None,
-            },
-            "test",
-            0,
-        )
         .await
         .unwrap();
 }

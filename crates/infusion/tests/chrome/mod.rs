@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use infusion_protocol::MacAddress;
+use infusion_protocol::{InfusionState, PatientId, PatientLimits};
 use infusion_pump_core::PumpConfig;
 use infusion_sim::{Credentials, SimConfig, SimPump};
-use infusion_testkit::{Served, device_secret};
+use infusion_store::{NewPrescription, Store};
+use infusion_testkit::{Served, device_secret, seed_patient, seed_physician};
 use serde_json::{Value, json};
 
 /// The password of every account the browser tests seed.
@@ -317,4 +319,27 @@ pub fn start_pump(
     }));
 
     (stop_pump, pump_task)
+}
+
+/// dr.house and his patient alice (pump `mac`, within `limits`), running
+/// 9 mL at 4 mL/h: where both browser tests start. Alice's patient id.
+pub async fn seed_alice(
+    store: &dyn Store,
+    hash: &str,
+    mac: &str,
+    limits: PatientLimits,
+) -> PatientId {
+    seed_physician(store, "dr.house", hash).await;
+    let alice = seed_patient(store, "alice", "Alice", "dr.house", hash, mac, limits).await;
+    let order = NewPrescription {
+        volume_ul: 9_000,
+        rate_ul_h: 4_000,
+        state: InfusionState::Run,
+        drug: None,
+    };
+    store
+        .set_prescription(alice, order, "test", 0)
+        .await
+        .unwrap();
+    alice
 }
