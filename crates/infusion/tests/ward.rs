@@ -87,6 +87,8 @@ async fn the_ward_defects_are_gone() {
     // Last: with a drug in the library the page has a second order form.
     check("drug order", drug_order(&s, &*store).await);
     check("screens", screens(&s, &*store).await);
+    // Last: it leaves dora with an open alarm.
+    check("alarm alert", alarm_alert(&s, &server, &*store).await);
     let _ = s.c.close().await;
     let _ = stop_pump.send(());
     pump_task.await.unwrap();
@@ -115,6 +117,13 @@ async fn seed(store: &dyn Store) {
 
 /// Dora's pump reports one vitals reading: 69 bpm.
 async fn one_reading(server: &Served, store: &dyn Store) {
+    let reading = json!([{"seq": 1, "uptime_ms": 1,
+        "kind": "vitals", "heart_rate_bpm": 69, "spo2_pct": 97, "tremor_score": 12}]);
+    dora_reports(server, store, reading).await;
+}
+
+/// Dora's pump logs in and reports `events`.
+async fn dora_reports(server: &Served, store: &dyn Store, events: Value) {
     let http = reqwest::Client::new();
     let body = infusion_testkit::login_body(&http, &server.base, "dora", PASSWORD, MAC_D).await;
     let login: Value = http
@@ -130,10 +139,7 @@ async fn one_reading(server: &Served, store: &dyn Store) {
     let status = http
         .post(format!("{}/api/v1/device/report", server.base))
         .bearer_auth(login["token"].as_str().unwrap())
-        .json(
-            &json!({"patient_id": dora.0, "events": [{"seq": 1, "uptime_ms": 1,
-            "kind": "vitals", "heart_rate_bpm": 69, "spo2_pct": 97, "tremor_score": 12}]}),
-        )
+        .json(&json!({"patient_id": dora.0, "events": events}))
         .send()
         .await
         .unwrap()
@@ -478,6 +484,37 @@ async fn phone_dashboard(s: &Session) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     cards
+}
+
+/// A high-priority alarm raised while the dashboard is open is announced
+/// on it within 2 s, with a banner (and a sound unless muted, which the
+/// mute control keeps in this browser).
+async fn alarm_alert(s: &Session, server: &Served, store: &dyn Store) -> Result<(), String> {
+    s.goto("/dashboard").await;
+    s.wait_text("My patients", Duration::from_secs(5)).await;
+    let occlusion = json!([{"seq": 2, "uptime_ms": 2, "kind": "alarm", "alarm": "occlusion"}]);
+    let sent = Instant::now();
+    dora_reports(server, store, occlusion).await;
+    let said = "New high-priority alarm: Occlusion: the line is blocked (Dora Patient).";
+    s.text_within(said, Duration::from_secs(2))
+        .await
+        .map_err(|t| format!("no alert within 2 s of the report:\n{t}"))?;
+    eprintln!(
+        "alarm alert shown {} ms after the report",
+        sent.elapsed().as_millis()
+    );
+    s.axe("dashboard with an alarm alert").await;
+    s.shot("28-alarm-alert").await;
+    s.click("#alarm-mute").await;
+    let kept = script(
+        s,
+        "return [localStorage.getItem('alarm-muted'), document.getElementById('alarm-mute').getAttribute('aria-pressed')];",
+    )
+    .await;
+    s.click("#alarm-mute").await;
+    ensure(kept == json!(["1", "true"]), || {
+        format!("muting kept {kept} (stored, pressed)")
+    })
 }
 
 /// Nothing on the page, nor in the element `id`, scrolls sideways.

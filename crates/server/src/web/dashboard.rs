@@ -10,9 +10,9 @@ use maud::html;
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::WebError;
-use crate::web::format::{ago, alarm_name, identifiers, milli, prescription_text, priority_mark};
+use crate::web::format::{ago, alarm_item, identifiers, milli, prescription_text};
 use crate::web::glance::{duration, glance};
-use crate::web::layout::page;
+use crate::web::layout::{alert_controls, page};
 use crate::web::session::WebUser;
 
 /// What the newest events say about a pump: rate and delivered volume
@@ -73,6 +73,7 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
     });
     let body = html! {
         h1 { "My patients" }
+        (alert_controls())
         @if rows.is_empty() { p { "No patients are assigned to you." } }
         @else {
             div class="table cards" id="patients" tabindex="0" role="region" aria-label="My patients" data-live {
@@ -94,7 +95,7 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                                 td data-label="Open alarms" {
                                     @if alarms.is_empty() { "none" }
                                     @else {
-                                        @for a in alarms { (priority_mark(a)) " " span class="alarm" { (alarm_name(&a.body)) } br; }
+                                        @for a in alarms { (alarm_item(a, &format!("{} {}", p.first_name, p.last_name))) br; }
                                         a href={ "/patients/" (p.username) "#alarms" } { "acknowledge" }
                                     }
                                 }

@@ -108,14 +108,22 @@ pub fn date(iso: &str) -> String {
     }
 }
 
-/// An alarm's priority as a page shows it: its symbol and its word, so
-/// that it reads without colour (the symbol is not read aloud: the word
-/// says it).
-pub fn priority_mark(e: &infusion_store::StoredEvent) -> maud::Markup {
+/// An alarm of `patient` (a name) as every alarm list shows it: its
+/// priority as a symbol and a word, so that it reads without colour (the
+/// symbol is not read aloud: the word says it), then what happened. It
+/// carries its id, priority and words for the page's script, which raises
+/// an alert when a new high-priority one appears (`static/live.js`).
+pub fn alarm_item(e: &infusion_store::StoredEvent, patient: &str) -> maud::Markup {
     let p = infusion_store::Priority::of_event(e);
+    let name = alarm_name(&e.body);
     maud::html! {
-        span class={ "priority " (p.as_str()) } {
-            span aria-hidden="true" { (p.symbol()) } " " (p.words())
+        span class="alarm-item" data-alarm-id=(e.id) data-alarm-priority=(p.as_str())
+            data-alarm-text={ (name) " (" (patient) ")" } {
+            span class={ "priority " (p.as_str()) } {
+                span aria-hidden="true" { (p.symbol()) } " " (p.words())
+            }
+            " "
+            span class="alarm" { (name) }
         }
     }
 }

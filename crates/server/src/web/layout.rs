@@ -69,6 +69,18 @@ pub fn page(
     }
 }
 
+/// The controls of a page's alarm alerts, which `static/live.js` wires:
+/// mute the sound (kept in this browser), allow desktop notifications. On
+/// the pages that watch alarms.
+pub fn alert_controls() -> Markup {
+    html! {
+        div class="alert-controls" {
+            button type="button" id="alarm-mute" aria-pressed="false" { "Mute alarm sound" }
+            button type="button" id="alarm-notify" hidden { "Allow desktop alerts" }
+        }
+    }
+}
+
 /// A page without a session: the login form and error pages.
 pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
@@ -125,7 +137,10 @@ button { cursor: pointer; }
 :focus-visible { outline: 3px solid #c60; outline-offset: 2px; }
 .alarm { font-weight: 700; }
 .priority { font-weight: 700; white-space: nowrap; border: 2px solid currentColor; border-radius: 3px; padding: 0 .3rem; margin-right: .35rem; }
-.priority + .alarm::before { content: none; }
+.alarm-item .alarm::before { content: none; }
+.banner { position: sticky; top: 0; z-index: 2; background: #fff; }
+.alert-controls { display: flex; flex-wrap: wrap; gap: .5rem; margin: .25rem 0 .75rem; }
+button[aria-pressed=true] { background: #1b3a5c; color: #fff; }
 .priority.high { color: #a00; }
 .priority.medium { color: #8a4b00; }
 .alarm::before { content: "⚠ "; }

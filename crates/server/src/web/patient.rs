@@ -18,10 +18,10 @@ use crate::clock::now_ms;
 use crate::web::dashboard::{Latest, latest};
 use crate::web::form::{Path, Typed};
 use crate::web::format::{
-    ago, alarm_name, date, identifiers, milli, prescription_text, priority_mark, time, utc,
+    ago, alarm_item, alarm_name, date, identifiers, milli, prescription_text, time, utc,
 };
 use crate::web::glance::{duration, glance, refusal_of};
-use crate::web::layout::page;
+use crate::web::layout::{alert_controls, page};
 use crate::web::notice::{Flash, Notice, see_other};
 use crate::web::own_page::{note_form, own_body, own_reads};
 use crate::web::session::{LIVE_REFRESH, WebUser};
@@ -133,6 +133,7 @@ pub async fn patient_page(
         // Identifiers: two patients may share a name.
         p class="identifiers" { (identifiers(p)) }
         @if let Some(n) = &notice { (n.render(user)) }
+        @if v.treats { (alert_controls()) }
         (security_section(&v))
         // On a ward screen what is happening (alarms, suggestions, the
         // pump now) sits beside what to do about it (limits, the order);
@@ -205,7 +206,7 @@ fn alarms_section(v: &View<'_>) -> Markup {
                 ul {
                     @for a in &v.alarms {
                         li {
-                            (priority_mark(a)) " " span class="alarm" { (alarm_name(&a.body)) } " at " (time(a.received_at_ms, &v.zone))
+                            (alarm_item(a, &format!("{} {}", v.p.first_name, v.p.last_name))) " at " (time(a.received_at_ms, &v.zone))
                             @if v.treats {
                                 form class="inline" method="post" action=(v.path(&format!("/alarms/{}/ack", a.id))) {
                                     input type="hidden" name="csrf" value=(v.user.csrf);

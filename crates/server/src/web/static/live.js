@@ -75,9 +75,87 @@
         var fresh = doc.getElementById(el.id);
         if (fresh) swap(el, fresh);
       });
+      checkAlarms();
     }).catch(function () { stale = true; });
   }
   function soon() { if (!pending) pending = setTimeout(refresh, 300); }
+
+  // Alarm alerts. A high-priority alarm that appears on this page while it
+  // is open (one not on it when it was last read) is announced at once: a
+  // banner at the top, three beeps unless muted in this browser, and a
+  // desktop notification where the user allowed them.
+  var seen = null;
+  var muted = false;
+  try { muted = localStorage.getItem("alarm-muted") === "1"; } catch (e) { muted = false; }
+  function highAlarms() {
+    var found = {};
+    document.querySelectorAll('[data-alarm-priority="high"]').forEach(function (el) {
+      found[el.getAttribute("data-alarm-id")] = el.getAttribute("data-alarm-text");
+    });
+    return found;
+  }
+  function checkAlarms() {
+    var now = highAlarms();
+    if (seen) Object.keys(now).forEach(function (id) { if (!(id in seen)) raise(id, now[id]); });
+    seen = now;
+  }
+  function raise(id, text) {
+    var main = document.getElementById("main");
+    var banner = document.getElementById("alarm-banner");
+    if (!banner) {
+      banner = document.createElement("div");
+      banner.id = "alarm-banner";
+      banner.className = "banner";
+      banner.setAttribute("role", "alert");
+      var close = document.createElement("button");
+      close.type = "button";
+      close.textContent = "Dismiss (the alarm stays open)";
+      close.addEventListener("click", function () { banner.remove(); });
+      banner.appendChild(close);
+      main.insertBefore(banner, main.firstChild);
+    }
+    var p = document.createElement("p");
+    p.textContent = "New high-priority alarm: " + text + ".";
+    banner.insertBefore(p, banner.lastChild);
+    if (!muted) beep();
+    if (window.Notification && Notification.permission === "granted") {
+      try { new Notification("High-priority alarm", { body: text, tag: "alarm-" + id }); } catch (e) { /* not shown */ }
+    }
+  }
+  function beep() {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    try {
+      var ctx = beep.ctx || (beep.ctx = new Ctx());
+      if (ctx.state === "suspended") ctx.resume();
+      [0, 0.3, 0.6].forEach(function (t) {
+        var o = ctx.createOscillator(), g = ctx.createGain();
+        o.frequency.value = 880;
+        g.gain.value = 0.2;
+        o.connect(g);
+        g.connect(ctx.destination);
+        o.start(ctx.currentTime + t);
+        o.stop(ctx.currentTime + t + 0.15);
+      });
+    } catch (e) { /* no sound: the banner still shows */ }
+  }
+  var mute = document.getElementById("alarm-mute");
+  if (mute) {
+    mute.setAttribute("aria-pressed", muted ? "true" : "false");
+    mute.addEventListener("click", function () {
+      muted = !muted;
+      try { localStorage.setItem("alarm-muted", muted ? "1" : "0"); } catch (e) { /* this page only */ }
+      mute.setAttribute("aria-pressed", muted ? "true" : "false");
+    });
+  }
+  var allow = document.getElementById("alarm-notify");
+  if (allow && window.Notification && Notification.permission === "default") {
+    allow.hidden = false;
+    allow.addEventListener("click", function () {
+      Notification.requestPermission().then(function () { allow.hidden = true; });
+    });
+  }
+  checkAlarms();
 
   // What the stream (shared or own) says.
   function heard(msg) {
