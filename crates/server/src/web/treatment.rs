@@ -454,9 +454,9 @@ pub fn prescribe_section(
                 p { "Set this patient's limits first." }
             } @else {
                 p class="hint" {
-                    "Within the hard limits above. Beyond the usual range, or at a rate more than "
-                    (milli(step.factor_permille)) " times higher or lower than now, you are asked for a reason. "
-                    "The pump applies a new version at its next poll."
+                    "Within this patient's hard limits. Every order is shown beside the current one before it is sent, and sent with your reason; "
+                    "the review says when it is beyond the usual range or changes the rate more than "
+                    (milli(step.factor_permille)) " times up or down. The pump applies a new version at its next poll."
                 }
                 @if by_drug {
                     form class="edit" method="post" action=(action) aria-labelledby="by-drug" {
@@ -479,7 +479,7 @@ pub fn prescribe_section(
                             value=(typed.or("amount_mg", || current_drug.zip(current).map_or(String::new(), |(d, x)| milli(d.amount_ug(x.volume_ul)))));
                         (state_select("rx-state", held))
                         p class="hint" { "The pump is sent the same order in mL/h and mL, to the nearest 0.001 mL/h; the saved order shows both." }
-                        button type="submit" { "Save as a new version" }
+                        button type="submit" { "Review this order" }
                     }
                 }
                 details open[!by_drug || (current.is_some() && current_drug.is_none())] {
@@ -493,7 +493,7 @@ pub fn prescribe_section(
                         input id="rate" name="rate_ml_h" inputmode="decimal" required
                             value=(typed.or("rate_ml_h", || current.map_or(String::new(), |x| milli(x.rate_ul_h))));
                         (state_select("state", held))
-                        button type="submit" { "Save as a new version" }
+                        button type="submit" { "Review this order" }
                     }
                 }
             }
