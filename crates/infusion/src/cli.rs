@@ -203,6 +203,12 @@ pub struct ServeArgs {
           value_parser = parse_rate_step)]
     pub rate_change_factor: infusion_store::RateStep,
 
+    /// How long a pump that should be polling may go unheard before the
+    /// server raises `pump_silent` for it (default: three 5 s polls).
+    #[arg(long, value_name = "N", env = "INFUSION_SILENT_AFTER_S", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub silent_after_s: u64,
+
     /// Physicians and administrators must log in with an authenticator
     /// code after their password; one without an authenticator enrols one
     /// right after its next login, before anything else.

@@ -67,6 +67,7 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
         key_file: args.key_file.clone(),
         trusted_proxies: TrustedProxies(args.trusted_proxy.clone()),
         rate_step: args.rate_change_factor,
+        silent_after: Duration::from_secs(args.silent_after_s),
         require_second_factor: args.require_two_factor,
         connections: Caps {
             total: usize::try_from(args.max_connections).unwrap_or(usize::MAX),

@@ -179,6 +179,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let pruner = tokio::spawn(prune_tokens(self.state.clone()));
+        let watchdog = tokio::spawn(crate::watchdog::watch_silent(self.state.clone()));
         let config = Arc::clone(&self.state.config);
         let limits = ConnectionLimits::new(Caps::fitted(
             config.connections,
@@ -250,6 +251,7 @@ impl Application {
         }
         drop(self.listener);
         pruner.abort();
+        watchdog.abort();
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
             .await
             .is_err()

@@ -69,6 +69,10 @@ pub struct ServerConfig {
     /// Where the server's keys are kept when not in the database
     /// (`--key-file`; see [`crate::key_file`]).
     pub key_file: Option<std::path::PathBuf>,
+    /// How long a pump that should be polling may go unheard before the
+    /// watchdog raises `pump_silent` (`--silent-after-s`; see
+    /// [`crate::watchdog`]).
+    pub silent_after: Duration,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +101,8 @@ impl Default for ServerConfig {
             paper_login: false,
             challenge_ttl: Duration::from_secs(60),
             key_file: None,
+            // Three of the pump's 5 s poll intervals.
+            silent_after: Duration::from_secs(15),
         }
     }
 }

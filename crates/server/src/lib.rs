@@ -30,6 +30,7 @@ pub mod refusals;
 pub mod throttle;
 pub mod tls;
 pub mod token;
+pub mod watchdog;
 pub mod web;
 
 pub use app::{AppState, Application, StartError, router};

@@ -43,6 +43,7 @@ mod suggestions;
 mod throttle;
 mod tokens;
 mod treatment;
+mod watchdog;
 mod web_sessions;
 
 use std::str::FromStr;

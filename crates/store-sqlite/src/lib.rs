@@ -32,6 +32,7 @@ mod suggestions;
 mod throttle;
 mod tokens;
 mod treatment;
+mod watchdog;
 mod web_sessions;
 mod writer;
 

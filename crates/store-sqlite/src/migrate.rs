@@ -76,6 +76,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_patient_note",
         include_str!("../migrations/0017_patient_note.sql"),
     ),
+    (
+        "0018_server_alarms",
+        include_str!("../migrations/0018_server_alarms.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

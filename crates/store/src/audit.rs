@@ -140,6 +140,10 @@ pub enum AuditAction {
     PasswordReset,
     /// A physician wrote or removed the note shown to the patient.
     PatientNoteSet,
+    /// The server's watchdog found a pump silent (`pump_silent`).
+    PumpSilent,
+    /// A silent pump was heard from again, or unbound.
+    PumpHeardAgain,
 }
 
 impl AuditAction {
@@ -182,6 +186,8 @@ impl AuditAction {
         AuditAction::PatientMoved,
         AuditAction::PasswordReset,
         AuditAction::PatientNoteSet,
+        AuditAction::PumpSilent,
+        AuditAction::PumpHeardAgain,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -243,6 +249,8 @@ impl AuditAction {
             AuditAction::PatientMoved => "patient_moved",
             AuditAction::PasswordReset => "password_reset",
             AuditAction::PatientNoteSet => "patient_note_set",
+            AuditAction::PumpSilent => "pump_silent",
+            AuditAction::PumpHeardAgain => "pump_silent_cleared",
         }
     }
 

@@ -143,7 +143,9 @@ impl PatientSummary {
         d.mac, d.last_seen_ms, l.min_rate_ul_h, l.max_rate_ul_h, l.max_volume_ul,
         l.soft_min_rate_ul_h, l.soft_max_rate_ul_h, l.soft_max_volume_ul, l.is_set,
         rx.version, rx.volume_ul, rx.rate_ul_h, rx.state, rx.created_at_ms, rx.created_by,
-        rx.fetched_at_ms, rx.drug_id, p.record_number, p.birth_date, p.note, p.note_set_at_ms";
+        rx.fetched_at_ms, rx.drug_id, p.record_number, p.birth_date, p.note, p.note_set_at_ms,
+        (SELECT MIN(s.last_heard_ms) FROM server_alarms s
+         WHERE s.patient_id = p.id AND s.cleared_at_ms IS NULL)";
 
     /// A row selected with [`PatientSummary::COLUMNS`].
     pub fn from_row(c: &impl Columns) -> StoreResult<PatientSummary> {
@@ -165,6 +167,7 @@ impl PatientSummary {
                 (Some(text), Some(set_at_ms)) => Some(PatientNote { text, set_at_ms }),
                 _ => None,
             },
+            silent_since_ms: c.int(26)?,
         })
     }
 }
@@ -464,6 +467,7 @@ mod tests {
             Null,
             Text("Call the ward if it hurts"),
             Int(7),
+            Null,
         ];
         let s = PatientSummary::from_row(&Row(cells.clone())).unwrap();
         assert_eq!(s.identifiers.record_number.as_deref(), Some("MRN-0042"));

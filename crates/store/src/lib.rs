@@ -36,6 +36,7 @@ pub mod throttle;
 mod tokens;
 mod treatment;
 pub mod units;
+mod watchdog;
 mod web_sessions;
 mod wording;
 mod words;
@@ -62,6 +63,7 @@ pub use suggestions::*;
 pub use throttle::Throttle;
 pub use tokens::*;
 pub use treatment::*;
+pub use watchdog::*;
 pub use web_sessions::*;
 pub use wording::{capitalised, device_actor, sentence, uncapitalised, user_actor};
 pub use words::{alarm_words, order_words, state_change_words};
@@ -73,7 +75,7 @@ use async_trait::async_trait;
 pub mod prelude {
     pub use crate::{
         Accounts, AuditLog, Care, Devices, Drugs, Events, Institutions, SecondFactors,
-        ServerSecrets, Store, Suggestions, Throttle, Tokens, Treatment, WebSessions,
+        ServerSecrets, Store, Suggestions, Throttle, Tokens, Treatment, Watchdog, WebSessions,
     };
 }
 
@@ -95,6 +97,7 @@ pub trait Store:
     + Events
     + Suggestions
     + WebSessions
+    + Watchdog
     + Throttle
     + AuditLog
     + ServerSecrets

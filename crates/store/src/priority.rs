@@ -42,6 +42,11 @@ impl Priority {
         }
     }
 
+    /// The priority of the server's own `pump_silent`: therapy goes on (or
+    /// stops, as the pump's loss-of-link policy says) but nobody sees it,
+    /// and no new order reaches the pump.
+    pub const SILENT: Priority = Priority::Medium;
+
     /// The priority of a stored alarm event; `Low` for anything else.
     pub fn of_event(e: &StoredEvent) -> Priority {
         match e.body {

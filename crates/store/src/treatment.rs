@@ -167,6 +167,9 @@ pub struct PatientSummary {
     pub last_contact_ms: Option<i64>,
     /// What the physician shares with the patient, if anything.
     pub note: Option<PatientNote>,
+    /// The server's watchdog found the pump silent (`pump_silent`, open):
+    /// when it was last heard from.
+    pub silent_since_ms: Option<i64>,
 }
 
 /// The limits a new patient starts with: the pump's hard limits, stored

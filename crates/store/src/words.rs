@@ -83,6 +83,8 @@ impl AuditAction {
             AuditAction::PatientMoved => "Patient moved to another physician",
             AuditAction::PasswordReset => "Password reset by an administrator",
             AuditAction::PatientNoteSet => "Note for the patient",
+            AuditAction::PumpSilent => "Pump silent",
+            AuditAction::PumpHeardAgain => "Pump heard from again",
         }
     }
 }

@@ -305,6 +305,9 @@ pub fn test_config(token_ttl: Duration) -> ServerConfig {
     ServerConfig {
         token_ttl,
         password: PasswordParams::INSECURE_FAST,
+        // A test's pumps often log in once and go quiet: the watchdog is
+        // left out of every test but those that set it (`watchdog.rs`).
+        silent_after: Duration::from_secs(86_400),
         ..ServerConfig::default()
     }
 }

@@ -105,6 +105,7 @@ mod tests {
     fn patient(username: &str, physician: &str) -> PatientSummary {
         PatientSummary {
             note: None,
+            silent_since_ms: None,
             patient_id: PatientId(1),
             username: username.into(),
             first_name: "P".into(),

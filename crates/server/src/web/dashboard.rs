@@ -4,13 +4,13 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::EventBody;
-use infusion_store::{Priority, Role, StoredEvent, highest};
+use infusion_store::{PatientSummary, Priority, Role, StoredEvent, highest};
 use maud::html;
 
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::WebError;
-use crate::web::format::{ago, alarm_item, identifiers, milli, prescription_text};
+use crate::web::format::{ago, alarm_item, identifiers, milli, prescription_text, silent_item};
 use crate::web::glance::{duration, glance};
 use crate::web::layout::{alert_controls, page};
 use crate::web::session::WebUser;
@@ -46,6 +46,7 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
         return Err(WebError::forbidden("see a physician's dashboard"));
     }
     let now = now_ms();
+    let zone = user.zone();
     let mut rows = Vec::new();
     let patients = app.store.patients_of(&user.session.username).await?;
     // A physician's patients are of the physician's institution: one
@@ -63,10 +64,14 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
     // Patients with open alarms first (the most urgent alarm first, then
     // the most alarms), then by name: what needs someone comes to the top
     // on every screen.
+    let urgency = |p: &PatientSummary, alarms: &[StoredEvent]| {
+        let silent = p.silent_since_ms.map(|_| Priority::SILENT);
+        highest(alarms).into_iter().chain(silent).min()
+    };
     rows.sort_by(|a, b| {
-        let urgency = |alarms: &[StoredEvent]| highest(alarms).unwrap_or(Priority::Low);
-        (a.2.is_empty(), urgency(&a.2))
-            .cmp(&(b.2.is_empty(), urgency(&b.2)))
+        let (ua, ub) = (urgency(&a.0, &a.2), urgency(&b.0, &b.2));
+        (ua.is_none(), ua)
+            .cmp(&(ub.is_none(), ub))
             .then_with(|| b.2.len().cmp(&a.2.len()))
             .then_with(|| a.0.last_name.cmp(&b.0.last_name))
             .then_with(|| a.0.first_name.cmp(&b.0.first_name))
@@ -86,14 +91,15 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                     } }
                     tbody {
                         @for (p, l, alarms, pending, events) in &rows {
-                            tr class=[(!alarms.is_empty()).then_some("alarmed")] {
+                            tr class=[(!alarms.is_empty() || p.silent_since_ms.is_some()).then_some("alarmed")] {
                                 th scope="row" {
                                     a href={ "/patients/" (p.username) } { (p.last_name) ", " (p.first_name) }
                                     // Identifiers: two patients may share a name.
                                     br; span class="hint" { (identifiers(p)) }
                                 }
                                 td data-label="Open alarms" {
-                                    @if alarms.is_empty() { "none" }
+                                    @if let Some(t) = p.silent_since_ms { (silent_item(t, &zone)) br; }
+                                    @if alarms.is_empty() { @if p.silent_since_ms.is_none() { "none" } }
                                     @else {
                                         @for a in alarms { (alarm_item(a, &format!("{} {}", p.first_name, p.last_name))) br; }
                                         a href={ "/patients/" (p.username) "#alarms" } { "acknowledge" }

@@ -128,6 +128,21 @@ pub fn alarm_item(e: &infusion_store::StoredEvent, patient: &str) -> maud::Marku
     }
 }
 
+/// The server's `pump_silent` as every alarm list shows it, beside the
+/// pump's own alarms: `since_ms` is when the pump was last heard from.
+pub fn silent_item(since_ms: i64, zone: &TimeZone) -> maud::Markup {
+    let p = infusion_store::Priority::SILENT;
+    maud::html! {
+        span class="alarm-item" data-alarm-priority=(p.as_str()) {
+            span class={ "priority " (p.as_str()) } {
+                span aria-hidden="true" { (p.symbol()) } " " (p.words())
+            }
+            " "
+            span class="alarm" { "Pump silent: no word from it since " (clock(since_ms, zone)) }
+        }
+    }
+}
+
 /// The name of an alarm event, in words.
 pub fn alarm_name(b: &infusion_protocol::EventBody) -> &'static str {
     match b {

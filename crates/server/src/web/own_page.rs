@@ -108,6 +108,12 @@ pub fn own_body(
                     p { "Your care team sees these warnings on their screen too." }
                 }
             }
+            @if let Some(t) = p.silent_since_ms {
+                p role="alert" {
+                    "Your pump has not checked in since " (clock(t, zone))
+                    ". It keeps going as it was set to; your care team can see this. If it shows an alarm, call them."
+                }
+            }
             @if let Some(v) = vitals(events) { p { (v) } }
             p class="hint" {
                 @if let Some(t) = p.last_contact_ms { "Your pump last checked in " (ago(t, now)) "." }

@@ -18,7 +18,8 @@ use crate::clock::now_ms;
 use crate::web::dashboard::{Latest, latest};
 use crate::web::form::{Path, Typed};
 use crate::web::format::{
-    ago, alarm_item, alarm_name, date, identifiers, milli, prescription_text, time, utc,
+    ago, alarm_item, alarm_name, date, identifiers, milli, prescription_text, silent_item, time,
+    utc,
 };
 use crate::web::glance::{duration, glance, refusal_of};
 use crate::web::layout::{alert_controls, page};
@@ -201,9 +202,12 @@ fn alarms_section(v: &View<'_>) -> Markup {
     html! {
         section id="alarms-live" data-live aria-labelledby="alarms" {
             h2 id="alarms" { "Open alarms" }
-            @if v.alarms.is_empty() { p { "None." } }
+            @if v.alarms.is_empty() && v.p.silent_since_ms.is_none() { p { "None." } }
             @else {
                 ul {
+                    @if let Some(t) = v.p.silent_since_ms {
+                        li { (silent_item(t, &v.zone)) ". It clears when the pump is heard from again." }
+                    }
                     @for a in &v.alarms {
                         li {
                             (alarm_item(a, &format!("{} {}", v.p.first_name, v.p.last_name))) " at " (time(a.received_at_ms, &v.zone))
