@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    AccountId, Care, MovingPatient, PhysicianFound, StoreError, StoreResult, moved, unbound,
+    Care, MovingPatient, PhysicianFound, StoreError, StoreResult, moved, unbound,
 };
 
 use crate::audit::apply;
@@ -53,7 +53,7 @@ impl Care for PgStore {
     ) -> StoreResult<()> {
         let pid = stored_patient(patient).unwrap_or(-1);
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let (username, institution, from): (String, Option<i64>, String) = sqlx::query_as(
+        let row: (String, Option<i64>, String) = sqlx::query_as(
             "SELECT a.username, a.institution_id, ph.username FROM patients p
              JOIN accounts a ON a.id = p.account_id JOIN accounts ph ON ph.id = p.physician_id
              WHERE p.id = $1 FOR UPDATE OF p",
@@ -71,18 +71,9 @@ impl Care for PgStore {
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        let p = MovingPatient {
-            patient,
-            username: &username,
-            institution,
-            from: &from,
-        };
-        let found = to.as_ref().map(|(id, name, inst)| PhysicianFound {
-            id: AccountId(*id),
-            username: name,
-            institution: *inst,
-        });
-        let (to, effects) = moved(p, found, physician, actor, now_ms)?;
+        let p = MovingPatient::from_row(patient, row);
+        let found = to.map(PhysicianFound::from_row);
+        let (to, effects) = moved(&p, found.as_ref(), physician, actor, now_ms)?;
         sqlx::query("UPDATE patients SET physician_id = $2 WHERE id = $1")
             .bind(pid)
             .bind(to.0)

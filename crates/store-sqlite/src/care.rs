@@ -3,8 +3,7 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    AccountId, Care, MovingPatient, PhysicianFound, StoreError, StoreResult, moved, stored_patient,
-    unbound,
+    Care, MovingPatient, PhysicianFound, StoreError, StoreResult, moved, stored_patient, unbound,
 };
 use rusqlite::{OptionalExtension, params};
 
@@ -47,7 +46,7 @@ fn move_patient(
 ) -> StoreResult<()> {
     let conn = cx.conn;
     let pid = stored_patient(patient).unwrap_or(-1);
-    let (username, institution, from): (String, Option<i64>, String) = conn
+    let row: (String, Option<i64>, String) = conn
         .row(
             "SELECT a.username, a.institution_id, ph.username FROM patients p
              JOIN accounts a ON a.id = p.account_id JOIN accounts ph ON ph.id = p.physician_id
@@ -67,18 +66,9 @@ fn move_patient(
         )
         .optional()
         .map_err(backend)?;
-    let p = MovingPatient {
-        patient,
-        username: &username,
-        institution,
-        from: &from,
-    };
-    let found = to.as_ref().map(|(id, name, inst)| PhysicianFound {
-        id: AccountId(*id),
-        username: name,
-        institution: *inst,
-    });
-    let (to, effects) = moved(p, found, physician, actor, now_ms)?;
+    let p = MovingPatient::from_row(patient, row);
+    let found = to.map(PhysicianFound::from_row);
+    let (to, effects) = moved(&p, found.as_ref(), physician, actor, now_ms)?;
     conn.exec(
         "UPDATE patients SET physician_id = ?2 WHERE id = ?1",
         params![pid, to.0],

@@ -52,28 +52,56 @@ pub fn unbound(
 }
 
 /// A physician account as a move finds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PhysicianFound<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhysicianFound {
     /// The account.
     pub id: AccountId,
     /// Its username.
-    pub username: &'a str,
+    pub username: String,
     /// Its institution's row id.
     pub institution: Option<i64>,
 }
 
+impl PhysicianFound {
+    /// The physician from its row: id, username, institution id (both
+    /// backends select these, in this order).
+    pub fn from_row((id, username, institution): (i64, String, Option<i64>)) -> Self {
+        PhysicianFound {
+            id: AccountId(id),
+            username,
+            institution,
+        }
+    }
+}
+
 /// What a move reads about the patient: its username, institution and
 /// current physician's username.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MovingPatient<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovingPatient {
     /// The patient record.
     pub patient: PatientId,
     /// The patient's username.
-    pub username: &'a str,
+    pub username: String,
     /// The patient's institution's row id.
     pub institution: Option<i64>,
     /// The physician treating the patient now.
-    pub from: &'a str,
+    pub from: String,
+}
+
+impl MovingPatient {
+    /// `patient` from its row: username, institution id, physician's
+    /// username (both backends select these, in this order).
+    pub fn from_row(
+        patient: PatientId,
+        (username, institution, from): (String, Option<i64>, String),
+    ) -> Self {
+        MovingPatient {
+            patient,
+            username,
+            institution,
+            from,
+        }
+    }
 }
 
 /// Decides moving `p` to `to`, the physician named `wanted` as found
@@ -83,8 +111,8 @@ pub struct MovingPatient<'a> {
 /// treating the patient is refused as a conflict. Returns the physician's
 /// id to write and the audit entry.
 pub fn moved(
-    p: MovingPatient<'_>,
-    to: Option<PhysicianFound<'_>>,
+    p: &MovingPatient,
+    to: Option<&PhysicianFound>,
     wanted: &str,
     actor: &str,
     now_ms: i64,
@@ -117,28 +145,22 @@ pub fn moved(
 mod tests {
     use super::*;
 
-    fn alice(institution: Option<i64>) -> MovingPatient<'static> {
-        MovingPatient {
-            patient: PatientId(7),
-            username: "alice",
-            institution,
-            from: "dr.house",
-        }
+    fn alice(institution: Option<i64>) -> MovingPatient {
+        MovingPatient::from_row(
+            PatientId(7),
+            ("alice".into(), institution, "dr.house".into()),
+        )
     }
 
-    fn physician(username: &str, institution: Option<i64>) -> PhysicianFound<'_> {
-        PhysicianFound {
-            id: AccountId(3),
-            username,
-            institution,
-        }
+    fn physician(username: &str, institution: Option<i64>) -> PhysicianFound {
+        PhysicianFound::from_row((3, username.into(), institution))
     }
 
     #[test]
     fn a_patient_moves_only_to_another_physician_of_the_same_institution() {
         let (id, effects) = moved(
-            alice(Some(1)),
-            Some(physician("dr.who", Some(1))),
+            &alice(Some(1)),
+            Some(&physician("dr.who", Some(1))),
             "dr.who",
             "user:root",
             5,
@@ -154,12 +176,12 @@ mod tests {
             (Some(physician("dr.far", Some(2))), "other institution"),
             (Some(physician("dr.none", None)), "no institution"),
         ] {
-            let e = moved(alice(Some(1)), to, "dr.x", "user:root", 5).unwrap_err();
+            let e = moved(&alice(Some(1)), to.as_ref(), "dr.x", "user:root", 5).unwrap_err();
             assert!(matches!(e, StoreError::NotFound(_)), "{kind}: {e:?}");
         }
         let same = moved(
-            alice(Some(1)),
-            Some(physician("dr.house", Some(1))),
+            &alice(Some(1)),
+            Some(&physician("dr.house", Some(1))),
             "dr.house",
             "user:root",
             5,
