@@ -243,11 +243,15 @@ impl Session {
         assert_eq!(found, json!([]), "axe on {page}");
     }
 
+    /// Logs in and waits for the page it lands on: a navigation begun
+    /// while the login is still being answered would race it (seen in CI:
+    /// the next page's address opened before the answer, "Form expired").
     pub async fn login(&self, username: &str) {
         self.goto("/login").await;
         self.fill("#username", username).await;
         self.fill("#password", PASSWORD).await;
         self.click("button[type=submit]").await;
+        self.wait_text("Log out", Duration::from_secs(10)).await;
     }
 
     /// Sends the order the form `form` holds: its button, then the review
