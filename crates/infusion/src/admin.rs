@@ -9,8 +9,8 @@ use infusion_server::clock::now_ms;
 use infusion_server::identity::{ServerKeys, new_device_secret};
 use infusion_server::password::PasswordParams;
 use infusion_store::{
-    Confirmation, Limits, NewPatient, NewPhysician, NewPrescription, PatientIdentifiers, Store,
-    check_password,
+    Confirmation, Limits, NewNurse, NewPatient, NewPhysician, NewPrescription, PatientIdentifiers,
+    Store, check_password,
 };
 use serde_json::json;
 
@@ -83,6 +83,9 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
                 },
             };
             create_patient(&*db.open().await?, json, new).await
+        }
+        cmd @ (C::CreateWard { .. } | C::CreateNurse { .. } | C::AssignWard { .. }) => {
+            care_team(db, json, cmd).await
         }
         C::DisableAccount { username } => {
             set_enabled(&*db.open().await?, json, &username, false).await
@@ -234,6 +237,64 @@ async fn restore(db: &Database, json: bool, from: &Path) -> anyhow::Result<()> {
         json!({"restored": from}),
     );
     Ok(())
+}
+
+/// `admin create-ward`, `create-nurse` and `assign-ward`.
+async fn care_team(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result<()> {
+    use AdminCommand as C;
+    match cmd {
+        C::CreateWard { name, institution } => {
+            let store = db.open().await?;
+            let id = store
+                .create_ward(&name, institution.as_deref(), ACTOR, now_ms())
+                .await?;
+            emit(
+                json,
+                format!("created ward {name}"),
+                json!({"ward": name, "ward_id": id.0}),
+            );
+            Ok(())
+        }
+        C::CreateNurse {
+            username,
+            first_name,
+            last_name,
+            ward,
+            password_stdin: _,
+        } => {
+            let context = [username.as_str(), &first_name, &last_name];
+            let password_hash = hash(password_from_stdin(&context)?).await?;
+            let new = NewNurse {
+                username: username.clone(),
+                first_name,
+                last_name,
+                ward: ward.clone(),
+                password_hash,
+                // Whoever runs the command chose it: the nurse replaces it
+                // at the first web login.
+                must_change_password: true,
+            };
+            let id = db.open().await?.create_nurse(new, ACTOR, now_ms()).await?;
+            emit(
+                json,
+                format!("created nurse {username} of ward {ward}"),
+                json!({"username": username, "account_id": id.0, "ward": ward}),
+            );
+            Ok(())
+        }
+        C::AssignWard { patient, ward } => {
+            let store = db.open().await?;
+            let id = store.patient_id(&patient).await?;
+            store.assign_ward(id, &ward, ACTOR, now_ms()).await?;
+            emit(
+                json,
+                format!("{patient} is on ward {ward}: its nurses see the patient now"),
+                json!({"patient": patient, "ward": ward}),
+            );
+            Ok(())
+        }
+        other => bail!("not a care team command: {other:?}"),
+    }
 }
 
 /// `admin create-physician` and `admin create-admin`.

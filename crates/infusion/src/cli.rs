@@ -263,6 +263,44 @@ pub enum AdminCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Create a ward: a unit of an institution with its own nurses and
+    /// patients. Ward names are unique on the server.
+    CreateWard {
+        /// The ward's name, as the staff call it ("4B", "Neurology").
+        #[arg(long)]
+        name: String,
+        /// The institution; needed only when there are several.
+        #[arg(long)]
+        institution: Option<String>,
+    },
+    /// Create a nurse of a ward: sees the ward's patients, acknowledges and
+    /// silences their alarms, never changes limits or orders.
+    CreateNurse {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// First name.
+        #[arg(long)]
+        first_name: String,
+        /// Last name.
+        #[arg(long)]
+        last_name: String,
+        /// The ward's name.
+        #[arg(long)]
+        ward: String,
+        /// Read the password from standard input (required: never a flag).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Put a patient on a ward: its nurses see the patient from then on.
+    AssignWard {
+        /// Patient username.
+        #[arg(long)]
+        patient: String,
+        /// The ward's name.
+        #[arg(long)]
+        ward: String,
+    },
     /// Disable an account: its web sessions and its pump's tokens end at
     /// once, and it can log in nowhere until it is enabled again.
     DisableAccount {

@@ -9,7 +9,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const PASSWORD: &str = "a long enough password";
 
@@ -22,6 +22,7 @@ infusion_testkit::backend_tests!(
     plain_http_beyond_loopback_is_warned_about_at_start,
     a_pump_provisioned_by_bind_device_infuses_and_the_paper_pump_is_refused,
     keys_moved_by_export_keys_serve_the_pumps_provisioned_before,
+    the_care_team_commands_make_a_ward_its_nurse_and_its_patient,
 );
 
 struct Cli {
@@ -174,6 +175,47 @@ async fn admin_commands_build_a_patient_and_print_json(backend: Backend) {
     assert!(err.contains("no pump bound to amy"), "{err}");
     let migrated = cli.ok("admin migrate", None);
     assert_eq!(migrated["applied"], 0);
+}
+
+/// The pinned `create-ward`, `create-nurse` and `assign-ward`: the
+/// nurse then logs in to the web application and sees the ward's patient.
+async fn the_care_team_commands_make_a_ward_its_nurse_and_its_patient(backend: Backend) {
+    let cli = Cli::new(backend).await;
+    cli.seed();
+    let ward = cli.ok("admin create-ward --name 4B", None);
+    assert_eq!(ward["ward"], "4B");
+    let err = cli.refused("admin create-ward --name 4b", None);
+    assert!(err.contains("a ward named \"4b\" already"), "{err}");
+    let err = cli.refused("admin create-ward --name 5C --institution Elsewhere", None);
+    assert!(err.contains("no institution named"), "{err}");
+    let nurse = cli.ok(
+        "admin create-nurse --username nina --first-name Nina --last-name Berg --ward 4B --password-stdin",
+        Some(PASSWORD),
+    );
+    assert_eq!(
+        (&nurse["username"], &nurse["ward"]),
+        (&json!("nina"), &json!("4B"))
+    );
+    let err = cli.refused(
+        "admin create-nurse --username nora --first-name Nora --last-name Berg --ward 9Z --password-stdin",
+        Some(PASSWORD),
+    );
+    assert!(err.contains("no ward named \"9Z\""), "{err}");
+    let assigned = cli.ok("admin assign-ward --patient amy --ward 4B", None);
+    assert_eq!(assigned["ward"], "4B");
+    let err = cli.refused("admin assign-ward --patient amy --ward 4B", None);
+    assert!(err.contains("on ward 4B already"), "{err}");
+    let store = infusion_testkit::open_store(&cli.url).await;
+    let nina = store.account("nina").await.unwrap().unwrap();
+    assert_eq!(nina.role, infusion_store::Role::Nurse);
+    assert_eq!(nina.ward.as_ref().map(|w| w.name.as_str()), Some("4B"));
+    assert!(
+        nina.must_change_password,
+        "the first password was chosen for her"
+    );
+    let ward = store.ward_patients(nina.ward.unwrap().id).await.unwrap();
+    assert_eq!(ward.len(), 1);
+    assert_eq!(ward[0].username, "amy");
 }
 
 async fn admin_refusals_are_clear_and_change_nothing(backend: Backend) {

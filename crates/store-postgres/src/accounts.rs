@@ -12,7 +12,7 @@ use crate::audit::apply;
 use crate::rows::{Cols, get, patient_id, stored_patient};
 use crate::{PgStore, db_error, lifecycle};
 
-async fn username_taken(conn: &mut PgConnection, username: &str) -> StoreResult<bool> {
+pub(crate) async fn username_taken(conn: &mut PgConnection, username: &str) -> StoreResult<bool> {
     sqlx::query("SELECT 1 FROM accounts WHERE lower(username) = lower($1)")
         .bind(username)
         .fetch_optional(conn)
@@ -23,7 +23,7 @@ async fn username_taken(conn: &mut PgConnection, username: &str) -> StoreResult<
 
 /// A unique violation on insert: another instance took the username
 /// between the check and the insert.
-fn taken(username: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+pub(crate) fn taken(username: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |e| match db_error(e) {
         StoreError::Conflict(_) => StoreError::username_taken(username),
         other => other,

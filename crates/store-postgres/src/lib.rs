@@ -27,6 +27,7 @@
 mod accounts;
 mod audit;
 mod care;
+mod care_team;
 mod devices;
 mod drugs;
 mod error;

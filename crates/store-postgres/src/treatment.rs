@@ -76,7 +76,7 @@ pub(crate) async fn insert_prescription(
 /// Patient summaries in one statement (so that they are one snapshot):
 /// account, physician, device, limits and the newest prescription.
 /// `filter` is a `WHERE` of our own on `$1`.
-fn summaries_sql(filter: &str) -> String {
+pub(crate) fn summaries_sql(filter: &str) -> String {
     format!(
         "SELECT {} FROM patients p
          JOIN accounts a ON a.id = p.account_id

@@ -12,7 +12,7 @@ use crate::rows::{all, one, patient_id, stored_patient};
 use crate::writer::{Cached, WriteCtx, backend};
 use crate::{SqliteStore, lifecycle};
 
-fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
+pub(crate) fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
     conn.row(
         "SELECT 1 FROM accounts WHERE lower(username) = lower(?1)",
         [username],

@@ -17,6 +17,7 @@ mod accounts;
 mod audit;
 pub mod backup;
 mod care;
+mod care_team;
 mod devices;
 mod drugs;
 mod events;

@@ -1,6 +1,6 @@
 //! Schema migrations, embedded in the binary and tracked by `user_version`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use infusion_store::{StoreError, StoreResult};
 
@@ -80,6 +80,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0018_server_alarms",
         include_str!("../migrations/0018_server_alarms.sql"),
     ),
+    (
+        "0019_care_team",
+        include_str!("../migrations/0019_care_team.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.
@@ -87,6 +91,29 @@ pub(crate) const LATEST: usize = MIGRATIONS.len();
 
 /// Applies the migrations this database lacks, each in its own transaction.
 /// Returns how many were applied. Refuses a database newer than this program.
+/// Applies the migrations after `current`, one transaction each.
+fn apply(conn: &mut Connection, current: usize) -> StoreResult<()> {
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Backend(format!("migration {name}: {e}")))?;
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        if let Some(table) = broken {
+            return Err(StoreError::Backend(format!(
+                "migration {name} leaves rows of {table} whose references are gone"
+            )));
+        }
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        tracing::info!(migration = name, "applied");
+    }
+    Ok(())
+}
+
 pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<usize> {
     let current: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -98,15 +125,16 @@ pub(crate) fn migrate(conn: &mut Connection) -> StoreResult<usize> {
             MIGRATIONS.len()
         )));
     }
-    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
-        let tx = conn.transaction().map_err(backend)?;
-        tx.execute_batch(sql)
-            .map_err(|e| StoreError::Backend(format!("migration {name}: {e}")))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        tracing::info!(migration = name, "applied");
-    }
+    // SQLite's way to change a table's constraints is to rebuild it
+    // (<https://sqlite.org/lang_altertable.html#otheralter>): foreign keys
+    // off (a pragma that does nothing inside a transaction), the new table
+    // copied and renamed, `foreign_key_check` before the commit.
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(backend)?;
+    let applied = apply(conn, current);
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend)?;
+    applied?;
     let tx = conn.transaction().map_err(backend)?;
     let sealed = crate::audit::seal_legacy_audit(&tx)?;
     tx.commit().map_err(backend)?;

@@ -129,7 +129,7 @@ fn prescribe(
 /// Patient summaries in one statement (so that they are one snapshot):
 /// account, physician, device, limits and the newest prescription.
 /// `filter` is a `WHERE` of our own on `?1`.
-fn summaries(
+pub(crate) fn summaries(
     conn: &Connection,
     filter: &str,
     arg: impl rusqlite::ToSql,

@@ -223,6 +223,12 @@ pub enum Role {
     Physician,
     /// Their own record, read only.
     Patient,
+    /// Their ward's patients: sees them, acknowledges and silences their
+    /// alarms; never changes limits or orders.
+    Nurse,
+    /// A family member a physician let follow one patient, until an end
+    /// date: read only, and told of that patient's alarms.
+    Caregiver,
 }
 
 impl Role {
@@ -232,14 +238,22 @@ impl Role {
             Role::Admin => "admin",
             Role::Physician => "physician",
             Role::Patient => "patient",
+            Role::Nurse => "nurse",
+            Role::Caregiver => "caregiver",
         }
     }
 
     /// The inverse of [`Self::as_str`].
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Admin, Role::Physician, Role::Patient]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            Role::Admin,
+            Role::Physician,
+            Role::Patient,
+            Role::Nurse,
+            Role::Caregiver,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 
@@ -268,6 +282,8 @@ pub struct AccountRecord {
     /// The time zone of its institution (IANA name), in which it reads
     /// times; `UTC` without one.
     pub time_zone: String,
+    /// A nurse's ward.
+    pub ward: Option<crate::Ward>,
 }
 
 /// One account as the administrator's overview shows it.
@@ -617,6 +633,7 @@ mod tests {
             must_change_password: false,
             has_second_factor: false,
             time_zone: "UTC".into(),
+            ward: None,
         }
     }
 

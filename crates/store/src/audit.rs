@@ -144,6 +144,14 @@ pub enum AuditAction {
     PumpSilent,
     /// A silent pump was heard from again, or unbound.
     PumpHeardAgain,
+    /// An administrator created a ward.
+    WardCreated,
+    /// An administrator put a patient on a ward.
+    WardAssigned,
+    /// A physician let a caregiver follow a patient until an end date.
+    CaregiverGranted,
+    /// A physician ended a caregiver's access before its end date.
+    CaregiverRevoked,
 }
 
 impl AuditAction {
@@ -188,6 +196,10 @@ impl AuditAction {
         AuditAction::PatientNoteSet,
         AuditAction::PumpSilent,
         AuditAction::PumpHeardAgain,
+        AuditAction::WardCreated,
+        AuditAction::WardAssigned,
+        AuditAction::CaregiverGranted,
+        AuditAction::CaregiverRevoked,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -251,6 +263,10 @@ impl AuditAction {
             AuditAction::PatientNoteSet => "patient_note_set",
             AuditAction::PumpSilent => "pump_silent",
             AuditAction::PumpHeardAgain => "pump_silent_cleared",
+            AuditAction::WardCreated => "ward_created",
+            AuditAction::WardAssigned => "ward_assigned",
+            AuditAction::CaregiverGranted => "caregiver_granted",
+            AuditAction::CaregiverRevoked => "caregiver_revoked",
         }
     }
 

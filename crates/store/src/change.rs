@@ -57,7 +57,9 @@ pub enum Change {
         account: AccountId,
     },
     /// Changes may have been missed (the notification connection was lost
-    /// or a subscriber fell behind): reread whatever is shown.
+    /// or a subscriber fell behind), or whom a page reaches changed (a
+    /// patient put on a ward, a caregiver's access granted or revoked):
+    /// reread whatever is shown.
     Resync,
 }
 

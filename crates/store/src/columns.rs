@@ -14,7 +14,7 @@ use crate::{
     AccountId, AccountOverview, AccountRecord, AuditRecord, BoundDevice, DeviceId, DoseLimits,
     Drug, DrugId, Limits, LoginRecord, NewAudit, NewDrug, NewSuggestion, PatientIdentifiers,
     PatientNote, PatientSummary, Prescription, PresentedToken, StoreError, StoreResult, Suggestion,
-    TokenStatus, stored_action, stored_mac, stored_role, stored_state,
+    TokenStatus, Ward, WardId, stored_action, stored_mac, stored_role, stored_state,
 };
 
 /// A database row, read by column position.
@@ -81,6 +81,18 @@ pub fn patient_at(c: &impl Columns, i: usize) -> StoreResult<PatientId> {
     Ok(PatientId(c.i64(i)? as u64))
 }
 
+/// A ward from two columns from `i`, its id and name; `None` when the id
+/// is NULL (no ward).
+pub fn ward_at(c: &impl Columns, i: usize) -> StoreResult<Option<Ward>> {
+    Ok(match (c.int(i)?, c.text(i + 1)?) {
+        (Some(id), Some(name)) => Some(Ward {
+            id: WardId(id),
+            name,
+        }),
+        _ => None,
+    })
+}
+
 /// Three limit columns from `i`: minimum rate, maximum rate, maximum volume.
 pub fn limits_at(c: &impl Columns, i: usize) -> StoreResult<PatientLimits> {
     Ok(PatientLimits {
@@ -145,7 +157,8 @@ impl PatientSummary {
         rx.version, rx.volume_ul, rx.rate_ul_h, rx.state, rx.created_at_ms, rx.created_by,
         rx.fetched_at_ms, rx.drug_id, p.record_number, p.birth_date, p.note, p.note_set_at_ms,
         (SELECT MIN(s.last_heard_ms) FROM server_alarms s
-         WHERE s.patient_id = p.id AND s.cleared_at_ms IS NULL)";
+         WHERE s.patient_id = p.id AND s.cleared_at_ms IS NULL),
+        p.ward_id, (SELECT w.name FROM wards w WHERE w.id = p.ward_id)";
 
     /// A row selected with [`PatientSummary::COLUMNS`].
     pub fn from_row(c: &impl Columns) -> StoreResult<PatientSummary> {
@@ -168,6 +181,7 @@ impl PatientSummary {
                 _ => None,
             },
             silent_since_ms: c.int(26)?,
+            ward: ward_at(c, 27)?,
         })
     }
 }
@@ -207,12 +221,14 @@ impl AccountRecord {
     pub const COLUMNS: &'static str = "a.id, a.username, a.role, a.first_name, a.last_name,
         a.password_hash, a.disabled_at_ms, a.must_change_password,
         EXISTS (SELECT 1 FROM second_factors f WHERE f.account_id = a.id),
-        COALESCE((SELECT i.time_zone FROM institutions i WHERE i.id = a.institution_id), 'UTC')";
+        COALESCE((SELECT i.time_zone FROM institutions i WHERE i.id = a.institution_id), 'UTC'),
+        (SELECT n.ward_id FROM nurses n WHERE n.account_id = a.id),
+        (SELECT w.name FROM nurses n JOIN wards w ON w.id = n.ward_id WHERE n.account_id = a.id)";
 
     /// How many columns [`AccountRecord::COLUMNS`] selects.
-    pub const WIDTH: usize = 10;
+    pub const WIDTH: usize = 12;
 
-    /// An account from its ten columns from `i`.
+    /// An account from its twelve columns from `i`.
     pub fn at(c: &impl Columns, i: usize) -> StoreResult<AccountRecord> {
         Ok(AccountRecord {
             account_id: AccountId(c.i64(i)?),
@@ -225,6 +241,7 @@ impl AccountRecord {
             must_change_password: c.flag(i + 7)?,
             has_second_factor: c.flag(i + 8)?,
             time_zone: c.string(i + 9)?,
+            ward: ward_at(c, i + 10)?,
         })
     }
 }

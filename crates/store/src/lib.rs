@@ -17,6 +17,7 @@ mod accounts;
 mod audit;
 pub mod audit_chain;
 mod care;
+mod care_team;
 mod change;
 mod columns;
 mod devices;
@@ -45,8 +46,9 @@ pub use accounts::*;
 pub use audit::*;
 pub use audit_chain::{AuditHead, ChainedAudit};
 pub use care::*;
+pub use care_team::*;
 pub use change::{CHANGE_BACKLOG, Change};
-pub use columns::{Columns, limits_at, patient_at, patient_filter, stored_patient};
+pub use columns::{Columns, limits_at, patient_at, patient_filter, stored_patient, ward_at};
 pub use devices::*;
 pub use drugs::*;
 pub use effects::Effects;
@@ -65,7 +67,7 @@ pub use tokens::*;
 pub use treatment::*;
 pub use watchdog::*;
 pub use web_sessions::*;
-pub use wording::{capitalised, device_actor, sentence, uncapitalised, user_actor};
+pub use wording::{capitalised, device_actor, sentence, uncapitalised, user_actor, utc_time};
 pub use words::{alarm_words, order_words, state_change_words};
 
 use async_trait::async_trait;
@@ -74,7 +76,7 @@ use async_trait::async_trait;
 /// [`Store`]'s methods are called.
 pub mod prelude {
     pub use crate::{
-        Accounts, AuditLog, Care, Devices, Drugs, Events, Institutions, SecondFactors,
+        Accounts, AuditLog, Care, CareTeam, Devices, Drugs, Events, Institutions, SecondFactors,
         ServerSecrets, Store, Suggestions, Throttle, Tokens, Treatment, Watchdog, WebSessions,
     };
 }
@@ -89,6 +91,7 @@ pub mod prelude {
 pub trait Store:
     Accounts
     + Care
+    + CareTeam
     + Devices
     + Drugs
     + Institutions

@@ -170,6 +170,8 @@ pub struct PatientSummary {
     /// The server's watchdog found the pump silent (`pump_silent`, open):
     /// when it was last heard from.
     pub silent_since_ms: Option<i64>,
+    /// The ward the patient is on, if assigned to one.
+    pub ward: Option<crate::Ward>,
 }
 
 /// The limits a new patient starts with: the pump's hard limits, stored

@@ -85,6 +85,8 @@ pub struct WebSession {
     /// Its institution's time zone (IANA name): the pages it is served
     /// show times in it.
     pub time_zone: String,
+    /// A nurse's ward: the patients the nurse reaches.
+    pub ward: Option<crate::Ward>,
 }
 
 /// The session a live session row of account `a` is: `None` when the
@@ -102,6 +104,7 @@ pub fn session_of(a: AccountRecord, created_at_ms: i64, expires_at_ms: i64) -> O
         must_change_password: a.must_change_password,
         has_second_factor: a.has_second_factor,
         time_zone: a.time_zone,
+        ward: a.ward,
     })
 }
 

@@ -39,6 +39,13 @@ pub fn uncapitalised(s: &str) -> String {
         .map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
 }
 
+/// A time as the audit trail writes it: `2026-12-06 20:05 UTC`.
+pub fn utc_time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|_| format!("{ms} ms"))
+}
+
 /// The audit actor of a device: `device:AA:BB:CC:DD:EE:FF`.
 pub fn device_actor(mac: &str) -> String {
     format!("device:{mac}")

@@ -85,6 +85,10 @@ impl AuditAction {
             AuditAction::PatientNoteSet => "Note for the patient",
             AuditAction::PumpSilent => "Pump silent",
             AuditAction::PumpHeardAgain => "Pump heard from again",
+            AuditAction::WardCreated => "Ward created",
+            AuditAction::WardAssigned => "Patient put on a ward",
+            AuditAction::CaregiverGranted => "Caregiver given access",
+            AuditAction::CaregiverRevoked => "Caregiver's access revoked",
         }
     }
 }

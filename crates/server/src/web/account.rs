@@ -33,7 +33,7 @@ pub const PATH: &str = "/account/password";
 
 fn staff_only(user: &WebUser) -> Result<(), WebError> {
     match user.session.role {
-        Role::Admin | Role::Physician => Ok(()),
+        Role::Admin | Role::Physician | Role::Nurse | Role::Caregiver => Ok(()),
         Role::Patient => Err(WebError::forbidden(
             "change its password here: your pump logs in with it, so an administrator changes it \
              with the pump",

@@ -10,14 +10,15 @@ use crate::web::form::{Button, Path, Submitted};
 use crate::web::patient::answer;
 use crate::web::{WebError, access, refusal};
 
-/// `POST /patients/{username}/alarms/{event_id}/ack`: the physician has
-/// seen the alarm; it leaves the open list, audited with who and when.
+/// `POST /patients/{username}/alarms/{event_id}/ack`: the physician or a
+/// nurse of the ward has seen the alarm; it leaves the open list, audited
+/// with who and when.
 pub async fn acknowledge_alarm(
     State(app): State<AppState>,
     Path((username, event_id)): Path<(String, i64)>,
     Submitted { user, .. }: Submitted<Button>,
 ) -> Result<Response, WebError> {
-    let p = access::treatable(&app, &user.session, &username).await?;
+    let p = access::attendable(&app, &user.session, &username).await?;
     let outcome = match app
         .store
         .acknowledge_alarm(

@@ -5,15 +5,15 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::EventBody;
 use infusion_store::{PatientSummary, Priority, Role, StoredEvent, highest};
-use maud::html;
+use maud::{Markup, html};
 
 use crate::AppState;
 use crate::clock::now_ms;
-use crate::web::WebError;
 use crate::web::format::{ago, alarm_item, identifiers, milli, prescription_text, silent_item};
 use crate::web::glance::{duration, glance};
 use crate::web::layout::{alert_controls, page};
 use crate::web::session::WebUser;
+use crate::web::{WebError, access};
 
 /// What the newest events say about a pump: rate and delivered volume
 /// (its state in words is the [`crate::web::glance`]'s).
@@ -45,11 +45,55 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
     if user.session.role != Role::Physician {
         return Err(WebError::forbidden("see a physician's dashboard"));
     }
+    let patients = access::visible_patients(&app, &user.session).await?;
+    let board = board(&app, &user, patients, "My patients").await?;
+    let body = html! {
+        h1 { "My patients" }
+        (alert_controls())
+        @if board.is_none() { p { "No patients are assigned to you." } }
+        @if let Some(b) = board { (b) }
+    };
+    Ok(page("My patients", &user, "/dashboard", None, body).into_response())
+}
+
+/// `/ward`: a nurse's ward, every pump of it at once, the most urgent
+/// alarm first.
+pub async fn ward(State(app): State<AppState>, user: WebUser) -> Result<Response, WebError> {
+    let Some(ward) = user
+        .session
+        .ward
+        .clone()
+        .filter(|_| user.session.role == Role::Nurse)
+    else {
+        return Err(WebError::forbidden("see a ward"));
+    };
+    let patients = access::visible_patients(&app, &user.session).await?;
+    let title = format!("Ward {}", ward.name);
+    let board = board(&app, &user, patients, &title).await?;
+    let body = html! {
+        h1 { (title) }
+        (alert_controls())
+        @if board.is_none() { p { "No patients are on this ward." } }
+        @if let Some(b) = board { (b) }
+    };
+    Ok(page(&title, &user, "/ward", None, body).into_response())
+}
+
+/// The table of `patients` (`None` when there are none), labelled
+/// `label`: one row per patient, the most urgent first.
+async fn board(
+    app: &AppState,
+    user: &WebUser,
+    patients: Vec<PatientSummary>,
+    label: &str,
+) -> Result<Option<Markup>, WebError> {
+    if patients.is_empty() {
+        return Ok(None);
+    }
     let now = now_ms();
     let zone = user.zone();
     let mut rows = Vec::new();
-    let patients = app.store.patients_of(&user.session.username).await?;
-    // A physician's patients are of the physician's institution: one
+    // A physician's patients, and a ward's, are of one institution: one
     // library serves every row.
     let drugs = match patients.first() {
         Some(p) => app.store.drugs_for(p.patient_id).await?,
@@ -76,12 +120,9 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
             .then_with(|| a.0.last_name.cmp(&b.0.last_name))
             .then_with(|| a.0.first_name.cmp(&b.0.first_name))
     });
-    let body = html! {
-        h1 { "My patients" }
-        (alert_controls())
-        @if rows.is_empty() { p { "No patients are assigned to you." } }
-        @else {
-            div class="table cards" id="patients" tabindex="0" role="region" aria-label="My patients" data-live {
+    Ok(Some(html! {
+        {
+            div class="table cards" id="patients" tabindex="0" role="region" aria-label=(label) data-live {
                 table {
                     caption class="hint" { "Newest report of each pump, updated live; patients with open alarms first. Volumes in mL, rates in mL/h." }
                     thead { tr {
@@ -129,6 +170,5 @@ pub async fn dashboard(State(app): State<AppState>, user: WebUser) -> Result<Res
                 }
             }
         }
-    };
-    Ok(page("My patients", &user, "/dashboard", None, body).into_response())
+    }))
 }

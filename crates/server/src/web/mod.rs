@@ -21,6 +21,7 @@ mod admin_care;
 mod admin_scope;
 mod alarms;
 mod auth;
+mod care_team;
 mod chart;
 mod confirm;
 mod dashboard;
@@ -59,6 +60,8 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", get(form_page).post(auth::logout))
         .route("/dashboard", get(dashboard::dashboard))
+        .route("/ward", get(dashboard::ward))
+        .route("/following", get(care_team::following))
         .route("/patients/{username}", get(patient::patient))
         .route(
             "/patients/{username}/limits",
@@ -80,6 +83,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/patients/{username}/resume",
             get(form_page).post(hold::resume),
+        )
+        .route(
+            "/patients/{username}/caregivers",
+            get(form_page).post(care_team::grant),
+        )
+        .route(
+            "/patients/{username}/caregivers/{grant}/revoke",
+            get(form_page).post(care_team::revoke),
         )
         .route(
             "/patients/{username}/alarms/{event_id}/ack",
@@ -156,6 +167,8 @@ async fn home(user: session::WebUser) -> Redirect {
         Role::Physician => Redirect::to("/dashboard"),
         Role::Patient => Redirect::to(&format!("/patients/{}", user.session.username)),
         Role::Admin => Redirect::to("/admin"),
+        Role::Nurse => Redirect::to("/ward"),
+        Role::Caregiver => Redirect::to("/following"),
     }
 }
 

@@ -7,14 +7,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::EventBody;
 use infusion_store::{
-    AuditRecord, Drug, NewAudit, PatientSummary, Prescription, Role, StoredEvent, Suggestion,
-    drug_in, mg, mg_h, user_actor,
+    AuditRecord, CaregiverGrant, Drug, NewAudit, PatientSummary, Prescription, Role, StoredEvent,
+    Suggestion, drug_in, mg, mg_h, user_actor,
 };
 use jiff::tz::TimeZone;
 use maud::{Markup, html};
 
 use crate::AppState;
 use crate::clock::now_ms;
+use crate::web::care_team::care_team_section;
 use crate::web::dashboard::{Latest, latest};
 use crate::web::form::{Path, Typed};
 use crate::web::format::{
@@ -65,6 +66,11 @@ struct View<'a> {
     p: &'a PatientSummary,
     /// May change the treatment (the patient's physician).
     treats: bool,
+    /// May acknowledge and silence alarms (the physician, the ward's
+    /// nurses).
+    attends: bool,
+    /// Who else follows the patient (read by the physician only).
+    caregivers: Vec<CaregiverGrant>,
     versions: Vec<Prescription>,
     /// The newest reports, newest first.
     newest: Vec<StoredEvent>,
@@ -100,10 +106,15 @@ pub async fn patient_page(
     notice: Option<Notice>,
     typed: &Typed,
 ) -> Result<Markup, WebError> {
-    if user.session.role == Role::Patient {
+    if matches!(user.session.role, Role::Patient | Role::Caregiver) {
         return own_page(app, user, p, notice).await;
     }
     let treats = access::may_treat(&user.session);
+    let caregivers = if treats {
+        app.store.caregivers(p.patient_id).await?
+    } else {
+        Vec::new()
+    };
     let (audit, security) = if treats {
         (
             app.store.audit_log(Some(p.patient_id), 50).await?,
@@ -116,6 +127,8 @@ pub async fn patient_page(
         user,
         p,
         treats,
+        attends: access::may_attend(&user.session),
+        caregivers,
         versions: app.store.prescriptions(p.patient_id).await?,
         // One read serves the table, the state summary and the delivery
         // column (the newest 100) and the charts (all of them).
@@ -134,7 +147,7 @@ pub async fn patient_page(
         // Identifiers: two patients may share a name.
         p class="identifiers" { (identifiers(p)) }
         @if let Some(n) = &notice { (n.render(user)) }
-        @if v.treats { (alert_controls()) }
+        @if v.attends { (alert_controls()) }
         (security_section(&v))
         // On a ward screen what is happening (alarms, suggestions, the
         // pump now) sits beside what to do about it (limits, the order);
@@ -150,6 +163,7 @@ pub async fn patient_page(
                 @if v.treats { (prescribe_section(p, user, app.config.rate_step, &v.drugs, typed)) }
                 (limits_section(p, user, v.treats, &v.drugs, typed))
                 @if v.treats { (note_form(p, user)) }
+                (care_team_section(p, user, &v.caregivers, v.treats, &v.zone, typed))
             }
         }
         (charts_section(&v))
@@ -175,6 +189,10 @@ async fn own_page(
         h1 { (title) }
         @if let Some(b) = born { p class="identifiers" { "Born " (b) } }
         @if let Some(n) = &notice { (n.render(user)) }
+        @if user.session.role == Role::Caregiver {
+            p class="hint" { "You follow " (title) " as a caregiver: this is the page " (p.first_name) " sees, read only. A new alarm shows here as it happens." }
+            (alert_controls())
+        }
         (own_body(p, &drugs, &events, &alarms, &user.zone()))
     };
     Ok(page(
@@ -211,7 +229,7 @@ fn alarms_section(v: &View<'_>) -> Markup {
                     @for a in &v.alarms {
                         li {
                             (alarm_item(a, &format!("{} {}", v.p.first_name, v.p.last_name))) " at " (time(a.received_at_ms, &v.zone))
-                            @if v.treats {
+                            @if v.attends {
                                 form class="inline" method="post" action=(v.path(&format!("/alarms/{}/ack", a.id))) {
                                     input type="hidden" name="csrf" value=(v.user.csrf);
                                     button type="submit" aria-label={ "Acknowledge " (alarm_name(&a.body)) " alarm of " (time(a.received_at_ms, &v.zone)) } { "Acknowledge" }
