@@ -10,7 +10,7 @@ use infusion_server::identity::{ServerKeys, new_device_secret};
 use infusion_server::password::PasswordParams;
 use infusion_store::{
     Confirmation, Limits, NewNurse, NewPatient, NewPhysician, NewPrescription, PatientIdentifiers,
-    Store, check_password,
+    Policy, Store, check_password,
 };
 use serde_json::json;
 
@@ -84,9 +84,11 @@ pub async fn run(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result
             };
             create_patient(&*db.open().await?, json, new).await
         }
-        cmd @ (C::CreateWard { .. } | C::CreateNurse { .. } | C::AssignWard { .. }) => {
-            care_team(db, json, cmd).await
-        }
+        cmd @ (C::CreateWard { .. }
+        | C::CreateNurse { .. }
+        | C::AssignWard { .. }
+        | C::SetEmail { .. }
+        | C::SetEscalation { .. }) => care_team(db, json, cmd).await,
         C::DisableAccount { username } => {
             set_enabled(&*db.open().await?, json, &username, false).await
         }
@@ -239,7 +241,8 @@ async fn restore(db: &Database, json: bool, from: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `admin create-ward`, `create-nurse` and `assign-ward`.
+/// `admin create-ward`, `create-nurse`, `assign-ward`, `set-email` and
+/// `set-escalation`.
 async fn care_team(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Result<()> {
     use AdminCommand as C;
     match cmd {
@@ -260,6 +263,7 @@ async fn care_team(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Resu
             first_name,
             last_name,
             ward,
+            email,
             password_stdin: _,
         } => {
             let context = [username.as_str(), &first_name, &last_name];
@@ -274,7 +278,14 @@ async fn care_team(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Resu
                 // at the first web login.
                 must_change_password: true,
             };
-            let id = db.open().await?.create_nurse(new, ACTOR, now_ms()).await?;
+            if let Some(e) = &email {
+                infusion_store::check_email(e)?;
+            }
+            let store = db.open().await?;
+            let id = store.create_nurse(new, ACTOR, now_ms()).await?;
+            if let Some(e) = &email {
+                store.set_email(&username, Some(e), ACTOR, now_ms()).await?;
+            }
             emit(
                 json,
                 format!("created nurse {username} of ward {ward}"),
@@ -290,6 +301,41 @@ async fn care_team(db: &Database, json: bool, cmd: AdminCommand) -> anyhow::Resu
                 json,
                 format!("{patient} is on ward {ward}: its nurses see the patient now"),
                 json!({"patient": patient, "ward": ward}),
+            );
+            Ok(())
+        }
+        C::SetEmail { username, email } => {
+            let store = db.open().await?;
+            store
+                .set_email(&username, email.as_deref(), ACTOR, now_ms())
+                .await?;
+            let human = match &email {
+                Some(e) => format!("alarm emails for {username} go to {e}"),
+                None => format!("{username} gets no alarm emails"),
+            };
+            emit(json, human, json!({"username": username, "email": email}));
+            Ok(())
+        }
+        C::SetEscalation {
+            ward,
+            to_ward_after_s,
+            to_physician_after_s,
+        } => {
+            let policy = Policy {
+                to_ward_after_ms: i64::from(to_ward_after_s) * 1000,
+                to_physician_after_ms: i64::from(to_physician_after_s) * 1000,
+            };
+            let store = db.open().await?;
+            store
+                .set_escalation_policy(&ward, policy, ACTOR, now_ms())
+                .await?;
+            emit(
+                json,
+                format!(
+                    "ward {ward}: an unacknowledged alarm goes to every nurse after                      {to_ward_after_s} s, to the physician {to_physician_after_s} s later"
+                ),
+                json!({"ward": ward, "to_ward_after_s": to_ward_after_s,
+                       "to_physician_after_s": to_physician_after_s}),
             );
             Ok(())
         }

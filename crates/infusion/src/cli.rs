@@ -209,6 +209,27 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub silent_after_s: u64,
 
+    /// Send every alarm notification (raised, escalated, acknowledged,
+    /// cleared) to this URL as signed JSON; repeat for several. Needs the
+    /// signing secret in INFUSION_WEBHOOK_SECRET.
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Vec<String>,
+
+    /// Send alarm notifications by email through this mail relay,
+    /// smtp://host:port (STARTTLS when the relay offers it), to the
+    /// people told who have an email address.
+    #[arg(long, value_name = "URL", env = "INFUSION_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// The From address of alarm emails.
+    #[arg(
+        long,
+        value_name = "ADDRESS",
+        env = "INFUSION_MAIL_FROM",
+        default_value = "infusion-alarms@localhost"
+    )]
+    pub mail_from: String,
+
     /// Physicians and administrators must log in with an authenticator
     /// code after their password; one without an authenticator enrols one
     /// right after its next login, before anything else.
@@ -288,9 +309,36 @@ pub enum AdminCommand {
         /// The ward's name.
         #[arg(long)]
         ward: String,
+        /// Where the nurse's alarm emails go.
+        #[arg(long)]
+        email: Option<String>,
         /// Read the password from standard input (required: never a flag).
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// Set where an account's alarm emails go (or, without --email, stop
+    /// them).
+    SetEmail {
+        /// The account's username.
+        #[arg(long)]
+        username: String,
+        /// The address.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Set a ward's escalation policy: how long an unacknowledged alarm
+    /// waits before every nurse of the ward is told, then the physician.
+    SetEscalation {
+        /// The ward's name.
+        #[arg(long)]
+        ward: String,
+        /// Seconds before every nurse of the ward is told (when a nurse
+        /// looks after the patient, they are told first).
+        #[arg(long, default_value_t = 60)]
+        to_ward_after_s: u32,
+        /// Seconds more before the physician is told.
+        #[arg(long, default_value_t = 120)]
+        to_physician_after_s: u32,
     },
     /// Put a patient on a ward: its nurses see the patient from then on.
     AssignWard {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use infusion_server::client::TrustedProxies;
 use infusion_server::conn_limit::Caps;
+use infusion_server::notify::{NotifyConfig, SmtpConfig};
 use infusion_server::{AppState, Application, ServerConfig};
 
 use crate::cli::ServeArgs;
@@ -68,6 +69,7 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: TrustedProxies(args.trusted_proxy.clone()),
         rate_step: args.rate_change_factor,
         silent_after: Duration::from_secs(args.silent_after_s),
+        notify: notify_config(&args)?,
         require_second_factor: args.require_two_factor,
         connections: Caps {
             total: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
@@ -75,6 +77,9 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
         },
         ..ServerConfig::default()
     };
+    // A webhook without its secret, or a bad address, stops here, before
+    // the server answers anyone.
+    infusion_server::notify::senders(&config.notify).map_err(anyhow::Error::msg)?;
     if args.paper_login {
         tracing::warn!(
             "--paper-login: devices may log in with username, password and MAC alone, which a \
@@ -122,4 +127,39 @@ pub async fn run(db: &Database, args: ServeArgs) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     app.run_until(shutdown_signal()).await?;
     Ok(())
+}
+
+/// Where alarm notifications go, from `--webhook-url`,
+/// `INFUSION_WEBHOOK_SECRET`, `--smtp-url` and `--mail-from`.
+fn notify_config(args: &ServeArgs) -> anyhow::Result<NotifyConfig> {
+    let webhook_secret = std::env::var_os("INFUSION_WEBHOOK_SECRET")
+        .map(|s| s.into_encoded_bytes())
+        .filter(|s| !s.is_empty());
+    let smtp = match &args.smtp_url {
+        None => None,
+        Some(url) => {
+            let rest = url
+                .strip_prefix("smtp://")
+                .with_context(|| format!("--smtp-url {url}: write it smtp://host:port"))?;
+            let (host, port) = match rest.trim_end_matches('/').rsplit_once(':') {
+                Some((h, p)) => (
+                    h.to_owned(),
+                    p.parse()
+                        .with_context(|| format!("--smtp-url {url}: {p:?} is not a port"))?,
+                ),
+                None => (rest.trim_end_matches('/').to_owned(), 25),
+            };
+            Some(SmtpConfig {
+                host,
+                port,
+                from: args.mail_from.clone(),
+            })
+        }
+    };
+    Ok(NotifyConfig {
+        webhooks: args.webhook_url.clone(),
+        webhook_secret,
+        smtp,
+        escalate_every: Duration::from_secs(1),
+    })
 }

@@ -180,6 +180,15 @@ impl Application {
     ) -> std::io::Result<()> {
         let pruner = tokio::spawn(prune_tokens(self.state.clone()));
         let watchdog = tokio::spawn(crate::watchdog::watch_silent(self.state.clone()));
+        let mut alarms = vec![tokio::spawn(crate::notify::escalate(self.state.clone()))];
+        match crate::notify::senders(&self.state.config.notify) {
+            Ok(senders) => {
+                for s in senders {
+                    alarms.push(tokio::spawn(crate::notify::deliver(self.state.clone(), s)));
+                }
+            }
+            Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
+        }
         let config = Arc::clone(&self.state.config);
         let limits = ConnectionLimits::new(Caps::fitted(
             config.connections,
@@ -252,6 +261,9 @@ impl Application {
         drop(self.listener);
         pruner.abort();
         watchdog.abort();
+        for a in &alarms {
+            a.abort();
+        }
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
             .await
             .is_err()

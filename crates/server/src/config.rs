@@ -73,6 +73,9 @@ pub struct ServerConfig {
     /// watchdog raises `pump_silent` (`--silent-after-s`; see
     /// [`crate::watchdog`]).
     pub silent_after: Duration,
+    /// Where alarm notifications go (`--webhook-url`, `--smtp-url`; see
+    /// [`crate::notify`]).
+    pub notify: crate::notify::NotifyConfig,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +106,10 @@ impl Default for ServerConfig {
             key_file: None,
             // Three of the pump's 5 s poll intervals.
             silent_after: Duration::from_secs(15),
+            notify: crate::notify::NotifyConfig {
+                escalate_every: Duration::from_secs(1),
+                ..Default::default()
+            },
         }
     }
 }

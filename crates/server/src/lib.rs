@@ -23,6 +23,7 @@ pub mod headers;
 pub mod identity;
 pub mod key_file;
 pub mod log_limit;
+pub mod notify;
 pub mod oversized;
 pub mod pace;
 pub mod password;

@@ -8,56 +8,17 @@
 
 mod common;
 
-use common::browser::{Browser, add_admin, second_physician, snapshot};
-use common::{Backend, PASSWORD, Patient, TestApp};
+use common::browser::{Browser, add_admin, snapshot};
+use common::care::{occlusion, wards};
+use common::{Backend, PASSWORD, TestApp};
 use infusion_store::{AuditAction, NewCaregiver, NewNurse};
 use infusion_testkit::patient_id;
-use serde_json::json;
 
 infusion_testkit::backend_tests!(
     nurses_see_their_ward_and_attend_to_alarms_only,
     caregivers_read_one_patient_until_revoked_or_ended,
     ward_and_caregiver_rules_refuse_with_reasons,
 );
-
-/// Wards 4B (alice) and 5C (carol, dr.other's), nurse nina of 4B and nora
-/// of 5C; bob is on no ward.
-async fn wards(app: &TestApp) {
-    second_physician(app).await;
-    let s = &app.store;
-    for ward in ["4B", "5C"] {
-        s.create_ward(ward, Some("Test Clinic"), "test", 0)
-            .await
-            .unwrap();
-    }
-    let hash = infusion_server::password::PasswordParams::INSECURE_FAST
-        .hash_blocking(PASSWORD)
-        .unwrap();
-    for (username, ward) in [("nina", "4B"), ("nora", "5C")] {
-        let new = NewNurse {
-            username: username.into(),
-            first_name: "Nurse".into(),
-            last_name: "Ward".into(),
-            ward: ward.into(),
-            password_hash: hash.clone(),
-            must_change_password: false,
-        };
-        s.create_nurse(new, "test", 0).await.unwrap();
-    }
-    for (patient, ward) in [("alice", "4B"), ("carol", "5C")] {
-        let id = patient_id(&**s, patient).await;
-        s.assign_ward(id, ward, "test", 0).await.unwrap();
-    }
-}
-
-/// An occlusion reported by `p`'s pump; its stored event id.
-async fn occlusion(app: &TestApp, p: &Patient) -> i64 {
-    let token = app.login(p).await;
-    let events = json!([{"seq": 1, "uptime_ms": 10, "kind": "alarm", "alarm": "occlusion"}]);
-    let (status, body) = app.report(p, &token, events).await;
-    assert_eq!(status, 200, "{body}");
-    app.store.open_alarms(p.id).await.unwrap()[0].id
-}
 
 /// Posts `fields` to `path` with a CSRF token from `from`.
 async fn post(b: &Browser, from: &str, path: &str, fields: &[(&str, &str)]) -> u16 {

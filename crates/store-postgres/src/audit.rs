@@ -19,6 +19,9 @@ use crate::{PgStore, db_error};
 /// entry is appended, last, since the audit head's lock must be the last
 /// lock a transaction takes.
 pub(crate) async fn apply(conn: &mut PgConnection, effects: Effects) -> StoreResult<()> {
+    for alarm in &effects.alarms {
+        crate::alarms::write(conn, alarm).await?;
+    }
     for change in effects.changes {
         notify(conn, change).await?;
     }

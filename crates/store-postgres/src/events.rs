@@ -3,12 +3,13 @@
 use async_trait::async_trait;
 use infusion_protocol::{Alarm, Event, PatientId, StateChange, WireEvent};
 use infusion_store::{
-    AlarmFound, EventRow, Events, NewToken, ReportOutcome, StoreResult, StoredEvent, TokenHash,
-    acknowledge, by_priority, not_stored_now, reported,
+    AlarmFound, DeviceId, EventRow, Events, NewToken, ReportOutcome, Reporter, StoreResult,
+    StoredEvent, Team, TokenHash, acknowledge, by_priority, has_alarm, not_stored_now, reported,
 };
 use sqlx::PgPool;
 
 use crate::accounts::lock_patient;
+use crate::alarms::team_of;
 use crate::audit::apply;
 use crate::rows::{Cols, get, stored_patient};
 use crate::tokens::{CONSUME, refuse_token};
@@ -120,7 +121,18 @@ async fn report(
     } else {
         stored_at(&mut tx, device, &repeats).await?
     };
-    let (outcome, effects) = reported(events, &stored, &already, patient, &mac, now_ms)?;
+    let team = if has_alarm(events) {
+        team_of(&mut tx, pid).await?
+    } else {
+        Team::NONE
+    };
+    let by = Reporter {
+        patient,
+        device: DeviceId(device),
+        mac: &mac,
+        team: &team,
+    };
+    let (outcome, effects) = reported(events, &stored, &already, &by, now_ms)?;
     apply(&mut tx, effects).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(outcome)

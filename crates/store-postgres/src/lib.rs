@@ -25,6 +25,7 @@
 //!   new connections when the database is back: no restart needed.
 
 mod accounts;
+mod alarms;
 mod audit;
 mod care;
 mod care_team;
@@ -36,6 +37,7 @@ mod feed;
 mod institutions;
 mod lifecycle;
 mod migrate;
+mod notifications;
 mod rows;
 pub mod scratch;
 mod second_factor;

@@ -7,10 +7,12 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use infusion_store::{
-    Columns, DeviceId, PUMP_SILENT, SHOULD_POLL, Silence, StoreResult, Swept, Watchdog, swept,
+    Columns, DeviceId, PUMP_SILENT, SHOULD_POLL, Silence, StoreResult, Swept, Team, Watchdog,
+    stored_patient, swept,
 };
 use sqlx::postgres::PgRow;
 
+use crate::alarms::team_of;
 use crate::audit::apply;
 use crate::rows::{Cols, patient_id};
 use crate::{PgStore, db_error};
@@ -26,7 +28,7 @@ static RAISE: LazyLock<String> = LazyLock::new(|| {
            AND NOT EXISTS (SELECT 1 FROM server_alarms s
                            WHERE s.device_id = d.id AND s.cleared_at_ms IS NULL)
          ON CONFLICT DO NOTHING
-         RETURNING patient_id, device_id, last_heard_ms"
+         RETURNING patient_id, device_id, last_heard_ms, id"
     )
 });
 
@@ -35,7 +37,7 @@ const CLEAR: &str = "UPDATE server_alarms s SET cleared_at_ms = $1
     FROM devices d
     WHERE s.cleared_at_ms IS NULL AND d.id = s.device_id
       AND (d.retired_at_ms IS NOT NULL OR d.last_seen_ms > s.last_heard_ms)
-    RETURNING s.patient_id, s.device_id, s.last_heard_ms";
+    RETURNING s.patient_id, s.device_id, s.last_heard_ms, s.id";
 
 fn silences(rows: &[PgRow]) -> StoreResult<Vec<Silence>> {
     rows.iter()
@@ -45,6 +47,8 @@ fn silences(rows: &[PgRow]) -> StoreResult<Vec<Silence>> {
                 patient: patient_id(c.i64(0)?),
                 device: DeviceId(c.i64(1)?),
                 last_heard_ms: c.i64(2)?,
+                alarm: c.i64(3)?,
+                team: Team::NONE,
             })
         })
         .collect()
@@ -66,10 +70,13 @@ impl Watchdog for PgStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
-        let s = Swept {
+        let mut s = Swept {
             raised: silences(&raised)?,
             cleared: silences(&cleared)?,
         };
+        for r in &mut s.raised {
+            r.team = team_of(&mut tx, stored_patient(r.patient).unwrap_or(-1)).await?;
+        }
         apply(&mut tx, swept(&s, now_ms)).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(s)

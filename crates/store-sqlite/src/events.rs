@@ -3,12 +3,14 @@
 use async_trait::async_trait;
 use infusion_protocol::{Alarm, Event, PatientId, StateChange, WireEvent};
 use infusion_store::{
-    AlarmFound, Columns, EventRow, Events, NewToken, ReportOutcome, StoreResult, StoredEvent,
-    TokenHash, acknowledge, by_priority, not_stored_now, reported,
+    AlarmFound, Columns, DeviceId, EventRow, Events, NewToken, ReportOutcome, Reporter,
+    StoreResult, StoredEvent, Team, TokenHash, acknowledge, by_priority, has_alarm, not_stored_now,
+    reported,
 };
 use rusqlite::{Connection, params};
 
 use crate::SqliteStore;
+use crate::alarms::team_of;
 use crate::rows::{all, one, patient_id, stored_patient};
 use crate::tokens::{consume_token, insert_token};
 use crate::writer::{Cached, WriteCtx, backend};
@@ -58,7 +60,18 @@ fn report(
     }
     drop(insert);
     let already = stored_at(conn, device, &not_stored_now(events, &stored))?;
-    let (outcome, effects) = reported(events, &stored, &already, patient_id(pid), &mac, now_ms)?;
+    let team = if has_alarm(events) {
+        team_of(conn, pid)?
+    } else {
+        Team::NONE
+    };
+    let by = Reporter {
+        patient: patient_id(pid),
+        device: DeviceId(device),
+        mac: &mac,
+        team: &team,
+    };
+    let (outcome, effects) = reported(events, &stored, &already, &by, now_ms)?;
     cx.apply(effects)?;
     insert_token(conn, &next, device, pid, now_ms)?;
     Ok(outcome)

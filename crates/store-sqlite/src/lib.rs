@@ -14,6 +14,7 @@
 //! SQLite driver, which hands every statement to a worker thread.
 
 mod accounts;
+mod alarms;
 mod audit;
 pub mod backup;
 mod care;
@@ -24,6 +25,7 @@ mod events;
 mod institutions;
 mod lifecycle;
 mod migrate;
+mod notifications;
 pub mod private_file;
 mod readers;
 mod rows;

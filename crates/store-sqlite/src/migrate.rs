@@ -84,6 +84,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0019_care_team",
         include_str!("../migrations/0019_care_team.sql"),
     ),
+    (
+        "0020_alarm_notifications",
+        include_str!("../migrations/0020_alarm_notifications.sql"),
+    ),
 ];
 
 /// The schema version this program creates and knows.

@@ -4,11 +4,13 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use infusion_store::{
-    Columns, DeviceId, PUMP_SILENT, SHOULD_POLL, Silence, StoreResult, Swept, Watchdog, swept,
+    Columns, DeviceId, PUMP_SILENT, SHOULD_POLL, Silence, StoreResult, Swept, Team, Watchdog,
+    stored_patient, swept,
 };
 use rusqlite::params;
 
 use crate::SqliteStore;
+use crate::alarms::team_of;
 use crate::rows::{Cols, all, patient_id};
 use crate::writer::WriteCtx;
 
@@ -23,7 +25,7 @@ static RAISE: LazyLock<String> = LazyLock::new(|| {
            AND NOT EXISTS (SELECT 1 FROM server_alarms s
                            WHERE s.device_id = d.id AND s.cleared_at_ms IS NULL)
          ON CONFLICT DO NOTHING
-         RETURNING patient_id, device_id, last_heard_ms"
+         RETURNING patient_id, device_id, last_heard_ms, id"
     )
 });
 
@@ -32,22 +34,27 @@ const CLEAR: &str = "UPDATE server_alarms SET cleared_at_ms = ?1
     WHERE cleared_at_ms IS NULL AND EXISTS (
         SELECT 1 FROM devices d WHERE d.id = server_alarms.device_id
           AND (d.retired_at_ms IS NOT NULL OR d.last_seen_ms > server_alarms.last_heard_ms))
-    RETURNING patient_id, device_id, last_heard_ms";
+    RETURNING patient_id, device_id, last_heard_ms, id";
 
 fn silence(c: &Cols<'_, '_>) -> StoreResult<Silence> {
     Ok(Silence {
         patient: patient_id(c.i64(0)?),
         device: DeviceId(c.i64(1)?),
         last_heard_ms: c.i64(2)?,
+        alarm: c.i64(3)?,
+        team: Team::NONE,
     })
 }
 
 fn sweep(cx: &mut WriteCtx<'_>, now_ms: i64, silent_after_ms: i64) -> StoreResult<Swept> {
     let cutoff = now_ms.saturating_sub(silent_after_ms);
-    let s = Swept {
+    let mut s = Swept {
         cleared: all(cx.conn, CLEAR, params![now_ms], silence)?,
         raised: all(cx.conn, &RAISE, params![now_ms, cutoff], silence)?,
     };
+    for r in &mut s.raised {
+        r.team = team_of(cx.conn, stored_patient(r.patient).unwrap_or(-1))?;
+    }
     cx.apply(swept(&s, now_ms))?;
     Ok(s)
 }

@@ -59,6 +59,9 @@ impl WriteCtx<'_> {
     /// the job's savepoint, and announces its changes once the batch is
     /// committed (never, if this job is refused or the commit fails).
     pub fn apply(&mut self, effects: Effects) -> StoreResult<()> {
+        for alarm in &effects.alarms {
+            crate::alarms::write(self.conn, alarm)?;
+        }
         for entry in &effects.audit {
             insert_audit(self.conn, entry)?;
         }

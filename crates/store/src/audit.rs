@@ -152,6 +152,16 @@ pub enum AuditAction {
     CaregiverGranted,
     /// A physician ended a caregiver's access before its end date.
     CaregiverRevoked,
+    /// No one acknowledged an alarm in time: its next step was told.
+    AlarmEscalated,
+    /// A nurse or the physician silenced an alarm for a while.
+    AlarmSilenced,
+    /// A nurse took over a patient (or gave it up): told of alarms first.
+    PatientNurseSet,
+    /// An administrator set a ward's escalation policy.
+    EscalationPolicySet,
+    /// An account's address for alarm emails was set or removed.
+    EmailSet,
 }
 
 impl AuditAction {
@@ -200,6 +210,11 @@ impl AuditAction {
         AuditAction::WardAssigned,
         AuditAction::CaregiverGranted,
         AuditAction::CaregiverRevoked,
+        AuditAction::AlarmEscalated,
+        AuditAction::AlarmSilenced,
+        AuditAction::PatientNurseSet,
+        AuditAction::EscalationPolicySet,
+        AuditAction::EmailSet,
     ];
 
     /// The actions a security review looks for first, shown to physicians
@@ -267,6 +282,11 @@ impl AuditAction {
             AuditAction::WardAssigned => "ward_assigned",
             AuditAction::CaregiverGranted => "caregiver_granted",
             AuditAction::CaregiverRevoked => "caregiver_revoked",
+            AuditAction::AlarmEscalated => "alarm_escalated",
+            AuditAction::AlarmSilenced => "alarm_silenced",
+            AuditAction::PatientNurseSet => "patient_nurse_set",
+            AuditAction::EscalationPolicySet => "escalation_policy_set",
+            AuditAction::EmailSet => "email_set",
         }
     }
 

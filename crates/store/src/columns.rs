@@ -158,7 +158,8 @@ impl PatientSummary {
         rx.fetched_at_ms, rx.drug_id, p.record_number, p.birth_date, p.note, p.note_set_at_ms,
         (SELECT MIN(s.last_heard_ms) FROM server_alarms s
          WHERE s.patient_id = p.id AND s.cleared_at_ms IS NULL),
-        p.ward_id, (SELECT w.name FROM wards w WHERE w.id = p.ward_id)";
+        p.ward_id, (SELECT w.name FROM wards w WHERE w.id = p.ward_id),
+        (SELECT n.username FROM accounts n WHERE n.id = p.nurse_id)";
 
     /// A row selected with [`PatientSummary::COLUMNS`].
     pub fn from_row(c: &impl Columns) -> StoreResult<PatientSummary> {
@@ -182,6 +183,7 @@ impl PatientSummary {
             },
             silent_since_ms: c.int(26)?,
             ward: ward_at(c, 27)?,
+            nurse: c.text(29)?,
         })
     }
 }
@@ -485,8 +487,15 @@ mod tests {
             Text("Call the ward if it hurts"),
             Int(7),
             Null,
+            Int(3),
+            Text("4B"),
+            Text("nina"),
         ];
         let s = PatientSummary::from_row(&Row(cells.clone())).unwrap();
+        assert_eq!(
+            s.ward.as_ref().map(|w| (w.id, w.name.as_str())),
+            Some((WardId(3), "4B"))
+        );
         assert_eq!(s.identifiers.record_number.as_deref(), Some("MRN-0042"));
         assert_eq!(s.note.as_ref().map(|n| n.set_at_ms), Some(7));
         assert_eq!(

@@ -1,5 +1,8 @@
 //! What a store decision leaves behind besides its own rows: the audit
-//! entries to append and the changes to announce.
+//! entries to append, the changes to announce, and what it does to the
+//! alarm tables (an escalation raised, stepped or ended, each with its
+//! notification in the outbox: in the decision's transaction, so that a
+//! stored alarm always has its notification).
 //!
 //! Every decision function of this crate returns its effects instead of
 //! writing them, so that both backends write the same entries in the same
@@ -8,7 +11,7 @@
 //! `pg_notify` inside the transaction and appends the audit entries last,
 //! since the audit head's lock must be the last lock a transaction takes).
 
-use crate::{Change, NewAudit};
+use crate::{AlarmEffect, Change, NewAudit};
 
 /// Audit entries and change announcements, in the order they are to be
 /// applied.
@@ -19,6 +22,9 @@ pub struct Effects {
     pub audit: Vec<NewAudit>,
     /// Announced on the change feed once the transaction commits.
     pub changes: Vec<Change>,
+    /// Written to the escalation and notification tables, in order,
+    /// before the audit entries.
+    pub alarms: Vec<AlarmEffect>,
 }
 
 impl Effects {
@@ -31,7 +37,7 @@ impl Effects {
     pub fn audit(entry: NewAudit) -> Effects {
         Effects {
             audit: vec![entry],
-            changes: Vec::new(),
+            ..Effects::default()
         }
     }
 
@@ -47,10 +53,17 @@ impl Effects {
         self
     }
 
+    /// Adds what to write to the alarm tables.
+    pub fn and_alarm(mut self, effect: AlarmEffect) -> Effects {
+        self.alarms.push(effect);
+        self
+    }
+
     /// These effects followed by `later`'s.
     pub fn then(mut self, mut later: Effects) -> Effects {
         self.audit.append(&mut later.audit);
         self.changes.append(&mut later.changes);
+        self.alarms.append(&mut later.alarms);
         self
     }
 }

@@ -4,7 +4,10 @@
 use async_trait::async_trait;
 use infusion_protocol::{Alarm, Event, EventBody, EventKind, PatientId, StateChange, WireEvent};
 
-use crate::{Change, DeviceId, Effects, NewAudit, NewToken, StoreError, StoreResult, TokenHash};
+use crate::{
+    AlarmEffect, AlarmRef, Change, DeviceId, Effects, NewAudit, NewToken, NoticeEvent, Priority,
+    StoreError, StoreResult, Team, TokenHash, raise,
+};
 
 /// Reports, the event history and alarm acknowledgement, one transaction
 /// per method.
@@ -210,8 +213,30 @@ pub fn not_stored_now(events: &[Event], stored: &[u32]) -> Vec<u32> {
     repeats
 }
 
+/// Who reports: the patient, the device (`mac` for the audit) and the
+/// patient's care team, which every new alarm is raised to (read by the
+/// backend when the batch holds an alarm; [`Team::NONE`] otherwise).
+#[derive(Debug, Clone, Copy)]
+pub struct Reporter<'a> {
+    /// Whose pump.
+    pub patient: PatientId,
+    /// The reporting device.
+    pub device: DeviceId,
+    /// Its MAC address, for the audit.
+    pub mac: &'a str,
+    /// The patient's team now.
+    pub team: &'a Team,
+}
+
+/// Whether a batch holds an alarm: only then does a report need the
+/// patient's [`Team`].
+pub fn has_alarm(events: &[Event]) -> bool {
+    events.iter().any(|e| alarm_of(&e.body).is_some())
+}
+
 /// What a report leaves once its new events are stored: the counts
-/// answered to the pump, an audit entry and an announcement per new alarm,
+/// answered to the pump, an audit entry, an escalation raised (its
+/// notification in the outbox) and an announcement per new alarm,
 /// and one announcement of new events. `stored` holds the sequence
 /// numbers the insert stored now, once each: an event whose number is not
 /// there (or was used up by an earlier event of the batch with the same
@@ -225,10 +250,15 @@ pub fn reported(
     events: &[Event],
     stored: &[u32],
     already: &[Event],
-    patient: PatientId,
-    mac: &str,
+    by: &Reporter<'_>,
     now_ms: i64,
 ) -> StoreResult<(ReportOutcome, Effects)> {
+    let Reporter {
+        patient,
+        device,
+        mac,
+        team,
+    } = *by;
     let mut unclaimed = stored.to_vec();
     let mut outcome = ReportOutcome::default();
     let mut effects = Effects::none();
@@ -244,8 +274,18 @@ pub fn reported(
         unclaimed.swap_remove(at);
         outcome.accepted += 1;
         if let Some(alarm) = alarm_of(&e.body) {
+            let source = AlarmRef::Reported { device, seq: e.seq };
+            let priority = Priority::of(alarm);
             alarms = alarms
                 .and_audit(NewAudit::alarm(now_ms, mac, patient, alarm, e.seq))
+                .and_alarm(raise(
+                    patient,
+                    source,
+                    alarm.as_str(),
+                    priority,
+                    team,
+                    now_ms,
+                ))
                 .and_announce(Change::Alarm { patient, alarm });
         }
     }
@@ -288,6 +328,12 @@ pub fn acknowledge(
             &found.alarm,
             event_id,
         ))
+        .and_alarm(AlarmEffect::End {
+            source: AlarmRef::Event(event_id),
+            event: NoticeEvent::Acknowledged,
+            by: Some(actor.to_owned()),
+            at_ms: now_ms,
+        })
         .and_announce(Change::AlarmAcknowledged { patient }),
     ))
 }
@@ -370,6 +416,15 @@ mod tests {
         assert!(r.decode().is_err());
     }
 
+    fn by(patient: PatientId, mac: &str) -> Reporter<'_> {
+        Reporter {
+            patient,
+            device: DeviceId(4),
+            mac,
+            team: &Team::NONE,
+        }
+    }
+
     #[test]
     fn a_report_counts_repeats_and_audits_only_new_alarms() {
         let p = PatientId(5);
@@ -378,11 +433,34 @@ mod tests {
             event(2, EventBody::Alarm(Alarm::Occlusion)),
             event(3, EventBody::State(StateChange::Paused)),
         ];
-        let (outcome, e) =
-            reported(&events, &[3, 2], &events[..1], p, "AA:BB:CC:DD:EE:01", 9).unwrap();
+        let (outcome, e) = reported(
+            &events,
+            &[3, 2],
+            &events[..1],
+            &by(p, "AA:BB:CC:DD:EE:01"),
+            9,
+        )
+        .unwrap();
         assert_eq!(not_stored_now(&events, &[3, 2]), [1]);
         assert_eq!((outcome.accepted, outcome.duplicates), (2, 1));
         assert_eq!(e.audit.len(), 1);
+        // The new alarm is raised to the team (here, with no ward, the
+        // physician), with nothing after.
+        assert_eq!(
+            e.alarms,
+            [AlarmEffect::Raise {
+                patient: p,
+                source: AlarmRef::Reported {
+                    device: DeviceId(4),
+                    seq: 2
+                },
+                alarm: "occlusion".into(),
+                priority: Priority::High,
+                at_ms: 9,
+                step: crate::Step::Physician,
+                next_step_at_ms: None,
+            }]
+        );
         assert_eq!(
             e.audit[0].detail,
             "Occlusion: the line is blocked (event 2)"
@@ -397,13 +475,13 @@ mod tests {
                 }
             ]
         );
-        let (outcome, e) = reported(&events, &[], &events, p, "x", 9).unwrap();
+        let (outcome, e) = reported(&events, &[], &events, &by(p, "x"), 9).unwrap();
         assert_eq!((outcome.accepted, outcome.duplicates), (0, 3));
         assert_eq!(e, Effects::none());
         // One number twice in a batch is stored once, and counted once.
         let twice = [events[0], events[0]];
         assert_eq!(not_stored_now(&twice, &[1]), [1]);
-        let (outcome, e) = reported(&twice, &[1], &twice[..1], p, "x", 9).unwrap();
+        let (outcome, e) = reported(&twice, &[1], &twice[..1], &by(p, "x"), 9).unwrap();
         assert_eq!(
             (outcome.accepted, outcome.duplicates, e.audit.len()),
             (1, 1, 1)
@@ -418,7 +496,7 @@ mod tests {
         let batch = [event(6, EventBody::State(StateChange::Paused)), fault];
         assert_eq!(not_stored_now(&batch, &[6]), [7]);
         assert_eq!(
-            reported(&batch, &[6], &[stored_before], p, "x", 9),
+            reported(&batch, &[6], &[stored_before], &by(p, "x"), 9),
             Err(StoreError::SeqConflict { seq: 7 })
         );
         // The same kind at another uptime is another event too.
@@ -427,12 +505,12 @@ mod tests {
             ..stored_before
         };
         assert_eq!(
-            reported(&[later], &[], &[stored_before], p, "x", 9),
+            reported(&[later], &[], &[stored_before], &by(p, "x"), 9),
             Err(StoreError::SeqConflict { seq: 7 })
         );
         // And a number the store has nothing for is never taken as a repeat.
         assert_eq!(
-            reported(&[fault], &[], &[], p, "x", 9),
+            reported(&[fault], &[], &[], &by(p, "x"), 9),
             Err(StoreError::SeqConflict { seq: 7 })
         );
     }

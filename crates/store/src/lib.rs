@@ -24,9 +24,11 @@ mod devices;
 mod drugs;
 mod effects;
 mod error;
+mod escalation;
 mod events;
 mod identifiers;
 mod institutions;
+mod notifications;
 mod patient_note;
 mod priority;
 mod second_factor;
@@ -53,9 +55,11 @@ pub use devices::*;
 pub use drugs::*;
 pub use effects::Effects;
 pub use error::{StoreError, StoreResult};
+pub use escalation::*;
 pub use events::*;
 pub use identifiers::*;
 pub use institutions::*;
+pub use notifications::*;
 pub use patient_note::*;
 pub use priority::{Priority, by_priority, highest};
 pub use second_factor::*;
@@ -68,7 +72,7 @@ pub use treatment::*;
 pub use watchdog::*;
 pub use web_sessions::*;
 pub use wording::{capitalised, device_actor, sentence, uncapitalised, user_actor, utc_time};
-pub use words::{alarm_words, order_words, state_change_words};
+pub use words::{alarm_code_words, alarm_words, order_words, state_change_words};
 
 use async_trait::async_trait;
 
@@ -76,8 +80,9 @@ use async_trait::async_trait;
 /// [`Store`]'s methods are called.
 pub mod prelude {
     pub use crate::{
-        Accounts, AuditLog, Care, CareTeam, Devices, Drugs, Events, Institutions, SecondFactors,
-        ServerSecrets, Store, Suggestions, Throttle, Tokens, Treatment, Watchdog, WebSessions,
+        Accounts, AuditLog, Care, CareTeam, Devices, Drugs, Escalations, Events, Institutions,
+        SecondFactors, ServerSecrets, Store, Suggestions, Throttle, Tokens, Treatment, Watchdog,
+        WebSessions,
     };
 }
 
@@ -92,6 +97,8 @@ pub trait Store:
     Accounts
     + Care
     + CareTeam
+    + Escalations
+    + Notifications
     + Devices
     + Drugs
     + Institutions

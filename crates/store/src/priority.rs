@@ -64,6 +64,13 @@ impl Priority {
         }
     }
 
+    /// The inverse of [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Priority> {
+        [Priority::High, Priority::Medium, Priority::Low]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+
     /// As a page says it.
     pub fn words(self) -> &'static str {
         match self {

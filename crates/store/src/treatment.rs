@@ -172,6 +172,9 @@ pub struct PatientSummary {
     pub silent_since_ms: Option<i64>,
     /// The ward the patient is on, if assigned to one.
     pub ward: Option<crate::Ward>,
+    /// The nurse looking after the patient now (username), told of
+    /// alarms first.
+    pub nurse: Option<String>,
 }
 
 /// The limits a new patient starts with: the pump's hard limits, stored

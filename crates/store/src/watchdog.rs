@@ -9,7 +9,10 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 
-use crate::{AuditAction, Change, DeviceId, Effects, NewAudit, StoreResult};
+use crate::{
+    AlarmEffect, AlarmRef, AuditAction, Change, DeviceId, Effects, NewAudit, NoticeEvent, Priority,
+    StoreResult, Team, raise,
+};
 
 /// The code of the server's alarm, beside the pump's own.
 pub const PUMP_SILENT: &str = "pump_silent";
@@ -41,6 +44,11 @@ pub struct Silence {
     pub device: DeviceId,
     /// When it was last heard from before the silence.
     pub last_heard_ms: i64,
+    /// The server alarm's row.
+    pub alarm: i64,
+    /// The patient's team, which a raise is told to (read by the backend
+    /// for a raise; [`Team::NONE`] for a clear).
+    pub team: Team,
 }
 
 /// What one sweep changed.
@@ -67,6 +75,14 @@ pub fn swept(s: &Swept, now_ms: i64) -> Effects {
                 Some(r.patient),
                 format!("{PUMP_SILENT}: no word from the pump for {secs} s"),
             ))
+            .and_alarm(raise(
+                r.patient,
+                AlarmRef::Server(r.alarm),
+                PUMP_SILENT,
+                Priority::SILENT,
+                &r.team,
+                now_ms,
+            ))
             .and_announce(Change::Events { patient: r.patient });
     }
     for c in &s.cleared {
@@ -78,6 +94,12 @@ pub fn swept(s: &Swept, now_ms: i64) -> Effects {
                 Some(c.patient),
                 format!("{PUMP_SILENT} cleared: the pump was heard from again or unbound"),
             ))
+            .and_alarm(AlarmEffect::End {
+                source: AlarmRef::Server(c.alarm),
+                event: NoticeEvent::Cleared,
+                by: None,
+                at_ms: now_ms,
+            })
             .and_announce(Change::Events { patient: c.patient });
     }
     effects
@@ -93,6 +115,8 @@ mod tests {
             patient: PatientId(3),
             device: DeviceId(9),
             last_heard_ms: 1_000,
+            alarm: 8,
+            team: Team::NONE,
         };
         let s = Swept {
             raised: vec![one],
@@ -106,6 +130,21 @@ mod tests {
         );
         assert_eq!(e.audit[1].action, AuditAction::PumpHeardAgain);
         assert_eq!(e.changes.len(), 2);
+        // The raise starts an escalation; the clear ends it.
+        assert!(matches!(
+            e.alarms[..],
+            [
+                AlarmEffect::Raise {
+                    source: AlarmRef::Server(8),
+                    ..
+                },
+                AlarmEffect::End {
+                    source: AlarmRef::Server(8),
+                    event: NoticeEvent::Cleared,
+                    ..
+                }
+            ]
+        ));
         assert!(swept(&Swept::default(), 0).audit.is_empty());
     }
 }

@@ -7,6 +7,16 @@ use infusion_protocol::{Alarm, InfusionState, StateChange};
 
 use crate::AuditAction;
 
+/// An alarm by its stored code (a pump's, or the server's
+/// `pump_silent`), as a nurse would say it.
+pub fn alarm_code_words(code: &str) -> &'static str {
+    match Alarm::parse(code) {
+        Some(a) => alarm_words(a),
+        None if code == crate::PUMP_SILENT => "Pump silent: no word from the pump",
+        None => "Alarm",
+    }
+}
+
 /// An alarm as a nurse would say it.
 pub fn alarm_words(a: Alarm) -> &'static str {
     match a {
@@ -89,6 +99,11 @@ impl AuditAction {
             AuditAction::WardAssigned => "Patient put on a ward",
             AuditAction::CaregiverGranted => "Caregiver given access",
             AuditAction::CaregiverRevoked => "Caregiver's access revoked",
+            AuditAction::AlarmEscalated => "Alarm escalated",
+            AuditAction::AlarmSilenced => "Alarm silenced",
+            AuditAction::PatientNurseSet => "Nurse looking after the patient",
+            AuditAction::EscalationPolicySet => "Escalation policy set",
+            AuditAction::EmailSet => "Alarm email address set",
         }
     }
 }

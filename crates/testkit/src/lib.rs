@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod pg_server;
+pub mod receivers;
 
 use std::net::SocketAddr;
 use std::time::Duration;

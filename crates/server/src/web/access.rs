@@ -190,6 +190,7 @@ mod tests {
             last_contact_ms: None,
             identifiers: Default::default(),
             ward: None,
+            nurse: None,
         }
     }
 

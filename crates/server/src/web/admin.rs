@@ -46,6 +46,10 @@ async fn render(
     let physicians: Vec<_> = scope.of_role(Role::Physician).collect();
     let patients: Vec<_> = scope.of_role(Role::Patient).collect();
     let drugs = app.store.drugs(&scope.institution).await?;
+    // The institution's own patients' notifications only.
+    let mut deliveries = app.store.deliveries(200).await?;
+    deliveries.retain(|d| patients.iter().any(|p| p.username == d.username));
+    deliveries.truncate(50);
     let body = html! {
         h1 { "Accounts and devices" }
         p class="hint" { "Of " (scope.institution) "." }
@@ -126,6 +130,7 @@ async fn render(
         }
         (crate::web::drug_library::section(&drugs, user))
         (crate::web::time_zone::section(user))
+        (crate::web::admin_notify::section(&deliveries, &user.zone()))
         h2 id="bind" { "Register a pump" }
         p class="hint" { "Binding a pump replaces the patient's previous pump; a pump serves one patient at a time." }
         form class="edit" method="post" action="/admin/devices" aria-labelledby="bind" {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::admin::new_password_hash;
+use crate::web::escalation::nurse_line;
 use crate::web::form::{Button, Path, Submitted, Typed};
 use crate::web::format::{date, identifiers, time};
 use crate::web::layout::page;
@@ -141,6 +142,7 @@ pub fn care_team_section(
             ul {
                 li { "Ward: " @if let Some(w) = &p.ward { (w.name) } @else { "not on a ward (an administrator assigns one)" } }
                 li { "Physician: " (p.physician_username) }
+                @if p.ward.is_some() { (nurse_line(p, user)) }
             }
             @if treats {
                 h3 { "Caregivers" }

@@ -108,6 +108,16 @@ pub fn date(iso: &str) -> String {
     }
 }
 
+/// A priority as a symbol and a word, so that it reads without colour
+/// (the symbol is not read aloud: the word says it).
+pub fn priority_badge(p: infusion_store::Priority) -> maud::Markup {
+    maud::html! {
+        span class={ "priority " (p.as_str()) } {
+            span aria-hidden="true" { (p.symbol()) } " " (p.words())
+        }
+    }
+}
+
 /// An alarm of `patient` (a name) as every alarm list shows it: its
 /// priority as a symbol and a word, so that it reads without colour (the
 /// symbol is not read aloud: the word says it), then what happened. It
@@ -119,9 +129,7 @@ pub fn alarm_item(e: &infusion_store::StoredEvent, patient: &str) -> maud::Marku
     maud::html! {
         span class="alarm-item" data-alarm-id=(e.id) data-alarm-priority=(p.as_str())
             data-alarm-text={ (name) " (" (patient) ")" } {
-            span class={ "priority " (p.as_str()) } {
-                span aria-hidden="true" { (p.symbol()) } " " (p.words())
-            }
+            (priority_badge(p))
             " "
             span class="alarm" { (name) }
         }
@@ -134,9 +142,7 @@ pub fn silent_item(since_ms: i64, zone: &TimeZone) -> maud::Markup {
     let p = infusion_store::Priority::SILENT;
     maud::html! {
         span class="alarm-item" data-alarm-priority=(p.as_str()) {
-            span class={ "priority " (p.as_str()) } {
-                span aria-hidden="true" { (p.symbol()) } " " (p.words())
-            }
+            (priority_badge(p))
             " "
             span class="alarm" { "Pump silent: no word from it since " (clock(since_ms, zone)) }
         }

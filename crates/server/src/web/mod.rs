@@ -18,6 +18,7 @@ mod access;
 mod account;
 mod admin;
 mod admin_care;
+mod admin_notify;
 mod admin_scope;
 mod alarms;
 mod auth;
@@ -26,6 +27,7 @@ mod chart;
 mod confirm;
 mod dashboard;
 mod drug_library;
+mod escalation;
 mod form;
 mod format;
 mod glance;
@@ -91,6 +93,18 @@ pub fn router() -> Router<AppState> {
         .route(
             "/patients/{username}/caregivers/{grant}/revoke",
             get(form_page).post(care_team::revoke),
+        )
+        .route(
+            "/patients/{username}/escalations/{id}/silence",
+            get(form_page).post(escalation::silence),
+        )
+        .route(
+            "/patients/{username}/escalations/{id}/acknowledge",
+            get(form_page).post(escalation::acknowledge),
+        )
+        .route(
+            "/patients/{username}/nurse",
+            get(form_page).post(escalation::set_nurse),
         )
         .route(
             "/patients/{username}/alarms/{event_id}/ack",

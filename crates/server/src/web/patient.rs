@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::EventBody;
 use infusion_store::{
-    AuditRecord, CaregiverGrant, Drug, NewAudit, PatientSummary, Prescription, Role, StoredEvent,
-    Suggestion, drug_in, mg, mg_h, user_actor,
+    AuditRecord, CaregiverGrant, Drug, Escalation, NewAudit, PatientSummary, Prescription, Role,
+    StoredEvent, Suggestion, drug_in, mg, mg_h, user_actor,
 };
 use jiff::tz::TimeZone;
 use maud::{Markup, html};
@@ -17,6 +17,7 @@ use crate::AppState;
 use crate::clock::now_ms;
 use crate::web::care_team::care_team_section;
 use crate::web::dashboard::{Latest, latest};
+use crate::web::escalation::escalation_section;
 use crate::web::form::{Path, Typed};
 use crate::web::format::{
     ago, alarm_item, alarm_name, date, identifiers, milli, prescription_text, silent_item, time,
@@ -32,6 +33,9 @@ use crate::web::{WebError, access, chart};
 
 /// How many of a patient's newest events the reports table shows.
 const RECENT_TABLE: usize = 100;
+
+/// How many of a patient's newest alarms show who was told.
+const ESCALATIONS: u32 = 5;
 
 /// How many of a patient's newest events the history charts show.
 const HISTORY: u32 = 3_000;
@@ -71,6 +75,8 @@ struct View<'a> {
     attends: bool,
     /// Who else follows the patient (read by the physician only).
     caregivers: Vec<CaregiverGrant>,
+    /// The newest alarms' ways to people.
+    escalations: Vec<Escalation>,
     versions: Vec<Prescription>,
     /// The newest reports, newest first.
     newest: Vec<StoredEvent>,
@@ -129,6 +135,7 @@ pub async fn patient_page(
         treats,
         attends: access::may_attend(&user.session),
         caregivers,
+        escalations: app.store.escalations(p.patient_id, ESCALATIONS).await?,
         versions: app.store.prescriptions(p.patient_id).await?,
         // One read serves the table, the state summary and the delivery
         // column (the newest 100) and the charts (all of them).
@@ -155,6 +162,7 @@ pub async fn patient_page(
         div class="columns" {
             div {
                 (alarms_section(&v))
+                (escalation_section(p, user, &v.escalations, v.attends, &v.zone))
                 (suggestions_section(&v))
                 (now_section(&v, &latest(v.recent())))
             }

@@ -7,6 +7,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
+pub mod care;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
