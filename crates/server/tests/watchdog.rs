@@ -3,7 +3,8 @@
 //! within the configured time and shown with the alarms; a pump never
 //! switched on is not; the silence clears when the pump polls again. On
 //! PostgreSQL, two instances sweeping at once raise and clear each
-//! silence once.
+//! silence once, step its escalation once, and claim each of its
+//! notifications once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::browser::Browser;
 use common::{Backend, TestApp};
-use infusion_store::{AuditAction, Store};
+use infusion_store::{AuditAction, Channel, NoticeEvent, Store};
 use infusion_testkit::{open_store, test_config};
 
 infusion_testkit::backend_tests!(a_quiet_pump_is_found_silent_and_cleared_when_heard_again,);
@@ -89,6 +90,7 @@ async fn two_instances_raise_and_clear_a_silence_once() {
         return;
     }
     let app = TestApp::spawn(Backend::Postgres).await;
+    common::care::wards(&app).await;
     let other = open_store(&app.db.url).await;
     app.login(&app.a).await;
     let now = infusion_server::clock::now_ms();
@@ -103,6 +105,33 @@ async fn two_instances_raise_and_clear_a_silence_once() {
     }
     assert_eq!(raised, 1, "one silence, raised once by one instance");
     assert_eq!(audited(&*app.store, AuditAction::PumpSilent).await, 1);
+    // Its escalation: stepped once by one instance, each step one
+    // notification, each notification claimed by one.
+    for round in 0..10 {
+        let at = now + 200_000 + round;
+        let (a, b) = tokio::join!(app.store.escalate_due(at), other.escalate_due(at));
+        a.unwrap();
+        b.unwrap();
+    }
+    let e = app.store.escalations(app.a.id, 5).await.unwrap();
+    assert_eq!(e.len(), 1, "one escalation of one silence");
+    let events: Vec<_> = e[0].notices.iter().map(|n| n.0).collect();
+    assert_eq!(events, [NoticeEvent::Raised, NoticeEvent::Escalated]);
+    let hook = Channel::Webhook("http://receiver.example/hook".into());
+    let mut claimed = Vec::new();
+    for round in 0..5 {
+        // After both were written (at the sweeps' times, ahead of now).
+        let at = now + 300_000 + round;
+        let (a, b) = tokio::join!(
+            app.store.claim_deliveries(&hook, at, 20),
+            other.claim_deliveries(&hook, at, 20)
+        );
+        claimed.extend(a.unwrap().into_iter().chain(b.unwrap()).map(|o| o.id));
+    }
+    claimed.sort_unstable();
+    assert_eq!(claimed.len(), 2, "each notification claimed once: {claimed:?}");
+    claimed.dedup();
+    assert_eq!(claimed.len(), 2);
     app.login(&app.a).await;
     let later = infusion_server::clock::now_ms() + 1;
     let mut cleared = 0;
@@ -115,4 +144,10 @@ async fn two_instances_raise_and_clear_a_silence_once() {
     }
     assert_eq!(cleared, 1, "cleared once by one instance");
     assert_eq!(audited(&*app.store, AuditAction::PumpHeardAgain).await, 1);
+    let e = app.store.escalations(app.a.id, 5).await.unwrap();
+    let events: Vec<_> = e[0].notices.iter().map(|n| n.0).collect();
+    assert_eq!(
+        events,
+        [NoticeEvent::Raised, NoticeEvent::Escalated, NoticeEvent::Cleared]
+    );
 }

@@ -52,7 +52,7 @@ impl Notifications for PgStore {
                 ("d.channel LIKE $4", "email:%".to_owned())
             }
         };
-        let claimed: Vec<(i64, String, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let claimed: Vec<(i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE notification_deliveries SET attempts = attempts + 1,
                  next_attempt_at_ms = $1 + $2
              WHERE (notification_id, channel) IN (
