@@ -129,7 +129,11 @@ async fn two_instances_raise_and_clear_a_silence_once() {
         claimed.extend(a.unwrap().into_iter().chain(b.unwrap()).map(|o| o.id));
     }
     claimed.sort_unstable();
-    assert_eq!(claimed.len(), 2, "each notification claimed once: {claimed:?}");
+    assert_eq!(
+        claimed.len(),
+        2,
+        "each notification claimed once: {claimed:?}"
+    );
     claimed.dedup();
     assert_eq!(claimed.len(), 2);
     app.login(&app.a).await;
@@ -148,6 +152,10 @@ async fn two_instances_raise_and_clear_a_silence_once() {
     let events: Vec<_> = e[0].notices.iter().map(|n| n.0).collect();
     assert_eq!(
         events,
-        [NoticeEvent::Raised, NoticeEvent::Escalated, NoticeEvent::Cleared]
+        [
+            NoticeEvent::Raised,
+            NoticeEvent::Escalated,
+            NoticeEvent::Cleared
+        ]
     );
 }

@@ -138,6 +138,12 @@ impl WebhookReceiver {
             .clone()
     }
 
+    /// Refuses (500) the next `n` requests (0: accepts from now on).
+    pub fn refuse_next(&self, n: usize) {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        inbox.fail_first = inbox.refused + n;
+    }
+
     /// How many requests were refused on purpose.
     pub fn refused(&self) -> usize {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner()).refused
