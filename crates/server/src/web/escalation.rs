@@ -182,7 +182,7 @@ pub fn escalation_section(
                             }
                             @match (r.team.after(r.step), r.next_step_at_ms) {
                                 (Some((next, _)), Some(at)) => { "Unless someone acknowledges it, " (next.words()) " is told at " (clock(at, zone)) "." }
-                                _ => { "Everyone there is to tell has been told." }
+                                _ => { "Everyone on the escalation list has been told; the alarm stays open until someone acknowledges it." }
                             }
                         }
                         @if attends {
