@@ -71,3 +71,7 @@ CREATE TABLE notification_deliveries (
 );
 CREATE INDEX notification_deliveries_due ON notification_deliveries(channel, next_attempt_at_ms)
     WHERE delivered_at_ms IS NULL;
+
+-- A board reads every patient's open alarms at once: the alarm events of
+-- a patient, without walking the patient's other events.
+CREATE INDEX events_alarms_by_patient ON events(patient_id, id) WHERE kind = 'alarm';

@@ -26,6 +26,7 @@
 
 mod accounts;
 mod alarms;
+mod board;
 mod audit;
 mod care;
 mod care_team;

@@ -15,6 +15,7 @@
 
 mod accounts;
 mod alarms;
+mod board;
 mod audit;
 pub mod backup;
 mod care;

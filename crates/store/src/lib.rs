@@ -16,6 +16,7 @@
 mod accounts;
 mod audit;
 pub mod audit_chain;
+mod board;
 mod care;
 mod care_team;
 mod change;
@@ -47,6 +48,7 @@ mod words;
 pub use accounts::*;
 pub use audit::*;
 pub use audit_chain::{AuditHead, ChainedAudit};
+pub use board::*;
 pub use care::*;
 pub use care_team::*;
 pub use change::{CHANGE_BACKLOG, Change};
@@ -80,7 +82,7 @@ use async_trait::async_trait;
 /// [`Store`]'s methods are called.
 pub mod prelude {
     pub use crate::{
-        Accounts, AuditLog, Care, CareTeam, Devices, Drugs, Escalations, Events, Institutions,
+        Accounts, AuditLog, Boards, Care, CareTeam, Devices, Drugs, Escalations, Events, Institutions,
         SecondFactors, ServerSecrets, Store, Suggestions, Throttle, Tokens, Treatment, Watchdog,
         WebSessions,
     };
@@ -95,6 +97,7 @@ pub mod prelude {
 #[async_trait]
 pub trait Store:
     Accounts
+    + Boards
     + Care
     + CareTeam
     + Escalations

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use infusion_protocol::EventBody;
-use infusion_store::{PatientSummary, Priority, Role, StoredEvent, highest};
+use infusion_store::{BOARD_RECENT, PatientSummary, Priority, Role, StoredEvent, highest};
 use maud::{Markup, html};
 
 use crate::AppState;
@@ -99,10 +99,13 @@ async fn board(
         Some(p) => app.store.drugs_for(p.patient_id).await?,
         None => Vec::new(),
     };
+    // Three statements for the whole board, whatever its size.
+    let ids: Vec<_> = patients.iter().map(|p| p.patient_id).collect();
+    let mut board = app.store.board(&ids, BOARD_RECENT).await?;
     for p in patients {
-        let events = app.store.recent_events(p.patient_id, 50).await?;
-        let alarms = app.store.open_alarms(p.patient_id).await?;
-        let pending = app.store.pending_suggestions(p.patient_id).await?.len();
+        let events = board.recent.remove(&p.patient_id).unwrap_or_default();
+        let alarms = board.alarms.remove(&p.patient_id).unwrap_or_default();
+        let pending = board.pending.get(&p.patient_id).copied().unwrap_or(0);
         rows.push((p, latest(&events), alarms, pending, events));
     }
     // Patients with open alarms first (the most urgent alarm first, then
