@@ -39,6 +39,11 @@ pub enum LoadMode {
     /// `--pumps` pumps polling every `--poll-interval` on a fixed schedule
     /// (open loop), response time from the scheduled time.
     Fleet,
+    /// One ward: `--pumps` pumps each reporting every `--poll-interval`,
+    /// watched by `--dashboards` nurses' open ward views, each re-read as
+    /// its page's script does while the ward keeps changing (every
+    /// 300 ms).
+    Ward,
 }
 
 /// `infusion bench load`.
@@ -62,6 +67,9 @@ pub struct BenchLoadArgs {
     /// limit); waiting for a slot counts in the response time.
     #[arg(long, default_value_t = 1_000)]
     pub max_in_flight: usize,
+    /// Open ward views (ward mode).
+    #[arg(long, default_value_t = 10)]
+    pub dashboards: u32,
     /// How often each fleet pump polls its index.
     #[arg(long, default_value = "10s")]
     pub poll_interval: humantime::Duration,

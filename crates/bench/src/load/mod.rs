@@ -55,8 +55,17 @@ const PAPER: [(u32, u64, f64, f64, f64, f64); 3] = [
 struct Shape {
     pumps: u32,
     physicians: u32,
+    /// Open ward views (ward mode); its pumps all on one ward.
+    watchers: u32,
     pace: Pace,
 }
+
+/// How often an open ward view is read again under constant change: what
+/// `static/live.js` gathers into one refresh.
+const WATCH_REFRESH: Duration = Duration::from_millis(300);
+
+/// The nurse whose ward view the watchers open.
+const NURSE: &str = "load.nurse";
 
 /// Seeds `shape`'s accounts: physician `j` looks after the pumps whose
 /// number is `j` modulo the number of physicians (a ward each).
@@ -105,7 +114,34 @@ async fn seed_accounts(
         )
         .await?;
     }
+    if shape.watchers > 0 {
+        ward(store, shape.pumps, params).await?;
+    }
     Ok(Arc::new(secrets))
+}
+
+/// Puts every pump's patient on one ward with one nurse, whose ward view
+/// the watchers open.
+async fn ward(
+    store: &Arc<dyn infusion_store::Store>,
+    pumps: u32,
+    params: PasswordParams,
+) -> crate::BenchResult<()> {
+    store.create_ward("Load ward", None, "bench", 0).await?;
+    let nurse = infusion_store::NewNurse {
+        username: NURSE.into(),
+        first_name: "Load".into(),
+        last_name: "Nurse".into(),
+        ward: "Load ward".into(),
+        password_hash: params.hash_blocking(PASSWORD)?,
+        must_change_password: false,
+    };
+    store.create_nurse(nurse, "bench", 0).await?;
+    for i in 0..pumps {
+        let id = store.patient_id(&pump_account(i).0).await?;
+        store.assign_ward(id, "Load ward", "bench", 0).await?;
+    }
+    Ok(())
 }
 
 /// Runs the users of `shape` (or, for the baseline, as many health-check
@@ -130,7 +166,7 @@ async fn drive(
         secrets: Arc::clone(secrets),
         in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
     };
-    let users = shape.pumps + shape.physicians;
+    let users = shape.pumps + shape.physicians + shape.watchers;
     // Users start over the ramp-up, each at its own phase of the period
     // so that they never march in step: user k sends at phase k/users of
     // the period, starting in cycle k mod (ramp-up / period). (Starting
@@ -166,7 +202,10 @@ async fn drive(
         if baseline {
             tasks.spawn(users::health(stats, http, run, first(i)));
         } else {
-            tasks.spawn(users::pump(stats, http, run, i, first(i), 5));
+            // A ward's pumps report every poll: each a change its views
+            // show.
+            let report_every = if shape.watchers > 0 { 1 } else { 5 };
+            tasks.spawn(users::pump(stats, http, run, i, first(i), report_every));
         }
     }
     let wards = shape.physicians;
@@ -188,6 +227,16 @@ async fn drive(
                 patients,
                 first(k),
             ));
+        }
+    }
+    for w in 0..shape.watchers {
+        let (stats, http, run) = (Arc::clone(&rec), client()?, run.clone());
+        let k = shape.pumps + shape.physicians + w;
+        if baseline {
+            tasks.spawn(users::health(stats, http, run, first(k)));
+        } else {
+            let at = start + WATCH_REFRESH.mul_f64(f64::from(w) / f64::from(shape.watchers));
+            tasks.spawn(users::watcher(stats, http, run, NURSE.into(), at, WATCH_REFRESH));
         }
     }
     tasks.join_all().await;
@@ -351,9 +400,10 @@ async fn measure(
     let row = json!({
         "backend": backend,
         "mode": format!("{:?}", args.mode).to_lowercase(),
-        "users": shape.pumps + shape.physicians,
+        "users": shape.pumps + shape.physicians + shape.watchers,
         "pumps": shape.pumps,
         "physicians": shape.physicians,
+        "ward_views": shape.watchers,
         "duration_s": elapsed,
         "ramp_up_s": ramp_up.as_secs_f64(),
         "seed_s": seed_s,
@@ -388,7 +438,7 @@ pub async fn bench(
     json_mode: bool,
 ) -> crate::BenchResult<()> {
     let sizes = match args.mode {
-        LoadMode::Fleet => &args.pumps,
+        LoadMode::Fleet | LoadMode::Ward => &args.pumps,
         LoadMode::Paper | LoadMode::Closed => &args.users,
     };
     if sizes.is_empty() || sizes.contains(&0) {
@@ -409,7 +459,7 @@ pub async fn bench(
         bail!("--ramp-up must be shorter than --duration");
     }
     let poll: Duration = args.poll_interval.into();
-    if args.mode == LoadMode::Fleet && poll.is_zero() {
+    if matches!(args.mode, LoadMode::Fleet | LoadMode::Ward) && poll.is_zero() {
         bail!("--poll-interval must be longer than zero");
     }
     std::fs::create_dir_all(&args.out)
@@ -428,23 +478,32 @@ pub async fn bench(
                 LoadMode::Fleet => Shape {
                     pumps: n,
                     physicians: 0,
+                    watchers: 0,
+                    pace: Pace::Open(poll),
+                },
+                LoadMode::Ward => Shape {
+                    pumps: n,
+                    physicians: 0,
+                    watchers: args.dashboards,
                     pace: Pace::Open(poll),
                 },
                 LoadMode::Paper => Shape {
                     pumps: n - physicians(n),
                     physicians: physicians(n),
+                    watchers: 0,
                     pace: Pace::Paced(Duration::from_secs(1)),
                 },
                 LoadMode::Closed => Shape {
                     pumps: n - physicians(n),
                     physicians: physicians(n),
+                    watchers: 0,
                     pace: Pace::Closed,
                 },
             };
             if !json_mode {
                 eprintln!(
                     "measuring {name} with {n} {} ...",
-                    if args.mode == LoadMode::Fleet {
+                    if matches!(args.mode, LoadMode::Fleet | LoadMode::Ward) {
                         "pumps"
                     } else {
                         "users"
@@ -539,6 +598,17 @@ fn print_table(args: &BenchLoadArgs, rows: &[Value]) {
         };
         if kinds.get("index").is_some() {
             println!("         {}; {}", kind("index"), kind("login"));
+        }
+        if let Some(v) = kinds.get("ward_refresh") {
+            println!(
+                "         ward view refresh ({} views): {} refreshes, p50 {:.2} ms, p99 {:.2} ms (max {:.2}); {}",
+                r["ward_views"].as_u64().unwrap_or(0),
+                v["count"].as_u64().unwrap_or(0),
+                f(&v["p50_ms"]),
+                f(&v["p99_ms"]),
+                f(&v["max_ms"]),
+                kind("report")
+            );
         }
         if let Some(raw) = r["sqlite_raw_durable_tx_per_s"].as_f64() {
             println!(

@@ -294,6 +294,54 @@ async fn web_login(
     Ok(format!("infusion_session={session}"))
 }
 
+/// A nurse's open ward view: logs in as `username`, then reads `/ward`
+/// as the page's live script does while the ward keeps changing: once
+/// every `every` (the script gathers the changes of 300 ms into one
+/// refresh), on a fixed schedule, as a page's own refresh (it does not
+/// keep the session alive).
+pub async fn watcher(
+    rec: Recorder,
+    http: reqwest::Client,
+    run: Run,
+    username: String,
+    first: Instant,
+    every: Duration,
+) {
+    let mut next = first;
+    let mut session: Option<String> = None;
+    loop {
+        let intended = next;
+        next += every;
+        if intended >= run.until {
+            return;
+        }
+        tokio::time::sleep_until(intended.into()).await;
+        let Ok(_slot) = run.in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(cookie_header) = session.clone() else {
+            let result = web_login(&http, &run, &username).await;
+            note(&rec, &run, intended, "web_login", result.is_ok());
+            session = result.ok();
+            continue;
+        };
+        let r = http
+            .get(format!("{}/ward", run.base))
+            .header(reqwest::header::COOKIE, &cookie_header)
+            .header("X-Live-Refresh", "1")
+            .send()
+            .await;
+        let ok = match r {
+            Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+            Err(_) => false,
+        };
+        note(&rec, &run, intended, "ward_refresh", ok);
+        if !ok {
+            session = None;
+        }
+    }
+}
+
 /// A physician: logs in to the web application, then reads the dashboard;
 /// every fifth time also opens a patient's page and changes the
 /// prescription (alternating 2 mL at 4 and 5 mL/h).
