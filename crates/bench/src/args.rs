@@ -195,6 +195,30 @@ pub struct BenchIndexArgs {
     pub postgres_url: Option<String>,
 }
 
+/// `infusion bench alarms`.
+#[derive(Debug, Args)]
+pub struct BenchAlarmsArgs {
+    /// Alarms to send, one per pump.
+    #[arg(long, default_value_t = 200)]
+    pub alarms: u32,
+    /// Time between two pumps' reports.
+    #[arg(long, default_value = "50ms")]
+    pub spacing: humantime::Duration,
+    /// A Python with aiosmtpd: email is measured too, through a real SMTP
+    /// server (`tests/smtp/sink.py`).
+    #[arg(long, env = "INFUSION_TEST_SMTP_PYTHON")]
+    pub smtp_python: Option<String>,
+    /// Store backends, each on a fresh database.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite")]
+    pub backend: Vec<BenchBackend>,
+    /// PostgreSQL server for `--backend postgres`.
+    #[arg(long, env = "INFUSION_BENCH_POSTGRES_URL")]
+    pub postgres_url: Option<String>,
+    /// Directory for alarms.json.
+    #[arg(long, default_value = "alarm-report")]
+    pub out: std::path::PathBuf,
+}
+
 /// A backend `infusion bench` can measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchBackend {

@@ -5,6 +5,8 @@
 //!   closed-loop and open-loop fleet modes, against a server in a child
 //!   process, each beside a health-check baseline measured in the same run;
 //! - [`index`]: a quick closed-loop measure of the index chain, in process;
+//! - [`alarms`]: how long an alarm takes from the pump's report to a
+//!   webhook receiver and a mailbox;
 //! - [`accuracy`]: the gravimetric accuracy bench (Table III and the IEC
 //!   60601-2-24 curves) on the simulated bench, and the analysis of a
 //!   scale log from a real one;
@@ -12,6 +14,7 @@
 //!   the binary's demo and commands use too.
 
 pub mod accuracy;
+pub mod alarms;
 pub mod args;
 pub mod database;
 mod error;

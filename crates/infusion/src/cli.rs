@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
-use infusion_bench::args::{AnalyzeArgs, BenchAccuracyArgs, BenchIndexArgs, BenchLoadArgs};
+use infusion_bench::args::{
+    AnalyzeArgs, BenchAccuracyArgs, BenchAlarmsArgs, BenchIndexArgs, BenchLoadArgs,
+};
 
 /// A secure, remotely managed wearable infusion pump system.
 #[derive(Debug, Parser)]
@@ -144,6 +146,9 @@ pub enum BenchCommand {
     /// saturation and an open-loop fleet, each beside a health-check
     /// baseline measured in the same run.
     Load(BenchLoadArgs),
+    /// How long an alarm takes from the pump's report to a webhook
+    /// receiver and (with --smtp-python) a mailbox: p50 and p99.
+    Alarms(BenchAlarmsArgs),
     /// The paper's gravimetric test (Table III, Figs. 10 to 13) and the
     /// IEC 60601-2-24 curves, with simulated pumps on a simulated bench
     /// against a real server, on virtual time.

@@ -58,6 +58,9 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
             };
             Ok(infusion_bench::load::bench(args, db.pg, seed_into, cli.json).await?)
         }
+        cli::Command::Bench(cli::BenchCommand::Alarms(args)) => {
+            Ok(infusion_bench::alarms::bench(args, db?.pg, cli.json).await?)
+        }
         cli::Command::Bench(cli::BenchCommand::Accuracy(args)) => {
             Ok(infusion_bench::accuracy::bench(args, cli.json).await?)
         }

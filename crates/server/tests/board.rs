@@ -18,14 +18,18 @@ async fn the_board_reads_what_each_patient_reads(backend: Backend) {
     // nothing.
     let token = app.login(&app.a).await;
     let mut events: Vec<Value> = (1..=118)
-        .map(|i| json!({"seq": i, "uptime_ms": i * 10, "kind": "progress",
-                        "delivered_ul": i, "rate_ul_h": 4000, "index_version": 1}))
+        .map(|i| {
+            json!({"seq": i, "uptime_ms": i * 10, "kind": "progress",
+                        "delivered_ul": i, "rate_ul_h": 4000, "index_version": 1})
+        })
         .collect();
     events.push(json!({"seq": 119, "uptime_ms": 1190, "kind": "alarm", "alarm": "battery_low"}));
     events.push(json!({"seq": 120, "uptime_ms": 1200, "kind": "alarm", "alarm": "occlusion"}));
     let mut token = token;
     for chunk in events.chunks(40) {
-        let (status, body) = app.report(&app.a, &token, Value::Array(chunk.to_vec())).await;
+        let (status, body) = app
+            .report(&app.a, &token, Value::Array(chunk.to_vec()))
+            .await;
         assert_eq!(status, 200, "{body}");
         token = body["token"].as_str().unwrap().to_owned();
     }

@@ -29,7 +29,11 @@ impl Boards for PgStore {
             .map_err(db_error)?;
         for r in &rows {
             let c = Cols(r);
-            Board::push(&mut board.recent, patient_at(&c, 14)?, EventRow::from_row(&c)?);
+            Board::push(
+                &mut board.recent,
+                patient_at(&c, 14)?,
+                EventRow::from_row(&c)?,
+            );
         }
         let alarms_sql = format!(
             "SELECT {}, patient_id FROM events e
@@ -44,7 +48,11 @@ impl Boards for PgStore {
             .map_err(db_error)?;
         for r in &rows {
             let c = Cols(r);
-            Board::push(&mut board.alarms, patient_at(&c, 14)?, EventRow::from_row(&c)?);
+            Board::push(
+                &mut board.alarms,
+                patient_at(&c, 14)?,
+                EventRow::from_row(&c)?,
+            );
         }
         board.sort_alarms();
         let pending: Vec<(i64, i64)> = sqlx::query_as(

@@ -26,8 +26,8 @@
 
 mod accounts;
 mod alarms;
-mod board;
 mod audit;
+mod board;
 mod care;
 mod care_team;
 mod devices;

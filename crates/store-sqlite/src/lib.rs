@@ -15,9 +15,9 @@
 
 mod accounts;
 mod alarms;
-mod board;
 mod audit;
 pub mod backup;
+mod board;
 mod care;
 mod care_team;
 mod devices;

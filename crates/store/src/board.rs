@@ -29,7 +29,11 @@ pub struct Board {
 impl Board {
     /// Adds `event` of `patient` to `recent` or `alarms` (as `into`
     /// says), as the rows come.
-    pub fn push(into: &mut HashMap<PatientId, Vec<StoredEvent>>, patient: PatientId, event: StoredEvent) {
+    pub fn push(
+        into: &mut HashMap<PatientId, Vec<StoredEvent>>,
+        patient: PatientId,
+        event: StoredEvent,
+    ) {
         into.entry(patient).or_default().push(event);
     }
 

@@ -82,9 +82,9 @@ use async_trait::async_trait;
 /// [`Store`]'s methods are called.
 pub mod prelude {
     pub use crate::{
-        Accounts, AuditLog, Boards, Care, CareTeam, Devices, Drugs, Escalations, Events, Institutions,
-        SecondFactors, ServerSecrets, Store, Suggestions, Throttle, Tokens, Treatment, Watchdog,
-        WebSessions,
+        Accounts, AuditLog, Boards, Care, CareTeam, Devices, Drugs, Escalations, Events,
+        Institutions, SecondFactors, ServerSecrets, Store, Suggestions, Throttle, Tokens,
+        Treatment, Watchdog, WebSessions,
     };
 }
 

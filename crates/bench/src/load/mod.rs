@@ -19,8 +19,8 @@
 //! request was meant to go: in `fleet` mode requests go on a fixed
 //! schedule whether or not the server keeps up, so queueing shows.
 
-mod server;
-mod users;
+pub(crate) mod server;
+pub(crate) mod users;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -236,7 +236,14 @@ async fn drive(
             tasks.spawn(users::health(stats, http, run, first(k)));
         } else {
             let at = start + WATCH_REFRESH.mul_f64(f64::from(w) / f64::from(shape.watchers));
-            tasks.spawn(users::watcher(stats, http, run, NURSE.into(), at, WATCH_REFRESH));
+            tasks.spawn(users::watcher(
+                stats,
+                http,
+                run,
+                NURSE.into(),
+                at,
+                WATCH_REFRESH,
+            ));
         }
     }
     tasks.join_all().await;

@@ -29,6 +29,15 @@ impl ServerProcess {
     /// Starts this binary's `serve` on a free loopback port over
     /// `database_url`, and waits for its `listening on` line.
     pub async fn start(database_url: &str) -> crate::BenchResult<ServerProcess> {
+        Self::start_with(database_url, &[], &[]).await
+    }
+
+    /// [`Self::start`] with more `serve` arguments and environment.
+    pub async fn start_with(
+        database_url: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> crate::BenchResult<ServerProcess> {
         let exe = std::env::current_exe().context("finding this binary")?;
         let mut child = Command::new(exe)
             .args([
@@ -38,6 +47,8 @@ impl ServerProcess {
                 "--database-url",
                 database_url,
             ])
+            .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
