@@ -132,6 +132,7 @@ async fn caregivers_read_one_patient_until_revoked_or_ended(backend: Backend) {
         ("first_name", "Carla"),
         ("last_name", "Diaz"),
         ("password", PASSWORD),
+        ("email", "carla@family.example"),
         ("until", until.as_str()),
     ];
     let path = "/patients/alice/caregivers";
@@ -183,6 +184,9 @@ async fn caregivers_read_one_patient_until_revoked_or_ended(backend: Backend) {
         assert_eq!(carla.get(p).await.status, want, "carla GET {p}");
     }
     let alarm = occlusion(&app, &app.a).await;
+    // She is told of it with the ward's nurses.
+    let raised = &app.store.escalations(app.a.id, 1).await.unwrap()[0].notices[0];
+    assert_eq!(raised.3, ["carla", "nina"], "{raised:?}");
     let before = snapshot(&app, "alice").await;
     let ack = format!("/patients/alice/alarms/{alarm}/ack");
     let mut forms = TREATMENT_FORMS.to_vec();
@@ -283,12 +287,13 @@ async fn ward_and_caregiver_rules_refuse_with_reasons(backend: Backend) {
         .date()
         .saturating_add(jiff::Span::new().days(30));
     let soon = soon.to_string();
-    for (username, until, says) in [
-        ("nina", soon.as_str(), "is taken"),
-        ("bob", soon.as_str(), "is taken"),
-        ("dan", "2000-01-01", "must end after today"),
-        ("dan", "2099-01-01", "lasts at most a year"),
-        ("dan", "next week", "as a date"),
+    for (username, until, email, says) in [
+        ("nina", soon.as_str(), "", "is taken"),
+        ("bob", soon.as_str(), "", "is taken"),
+        ("dan", "2000-01-01", "", "must end after today"),
+        ("dan", "2099-01-01", "", "lasts at most a year"),
+        ("dan", "next week", "", "as a date"),
+        ("dan", soon.as_str(), "dan at home", "is not an email address"),
     ] {
         let csrf = house.csrf("/patients/alice").await;
         let page = house
@@ -301,6 +306,7 @@ async fn ward_and_caregiver_rules_refuse_with_reasons(backend: Backend) {
                     ("last_name", "Diaz"),
                     ("password", PASSWORD),
                     ("until", until),
+                    ("email", email),
                 ],
             )
             .await;

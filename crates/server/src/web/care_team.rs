@@ -34,6 +34,10 @@ pub struct GrantForm {
     /// A new caregiver's first password; empty for an existing caregiver.
     #[serde(default)]
     password: String,
+    /// Where their alarm emails go; empty: none (or, for an existing
+    /// caregiver, unchanged).
+    #[serde(default)]
+    email: String,
     /// `YYYY-MM-DD`.
     until: String,
 }
@@ -45,6 +49,7 @@ impl GrantForm {
             ("cg_first_name", self.first_name.clone()),
             ("cg_last_name", self.last_name.clone()),
             ("cg_until", self.until.clone()),
+            ("cg_email", self.email.clone()),
         ])
     }
 }
@@ -71,6 +76,10 @@ pub async fn grant(
     let p = access::treatable(&app, &user.session, &username).await?;
     let outcome = async {
         let ends_at_ms = end_of_day(&form.until, &user.zone())?;
+        let email = Some(form.email.trim()).filter(|e| !e.is_empty());
+        if let Some(e) = email {
+            infusion_store::check_email(e)?;
+        }
         let password_hash = if form.password.is_empty() {
             None
         } else {
@@ -86,7 +95,11 @@ pub async fn grant(
             ends_at_ms,
         };
         let actor = user_actor(&user.session.username);
+        let username = new.username.clone();
         app.store.grant_caregiver(new, &actor, now_ms()).await?;
+        if let Some(e) = email {
+            app.store.set_email(&username, Some(e), &actor, now_ms()).await?;
+        }
         Ok::<_, StoreError>(format!(
             "{} may now follow {} {}, read only, until the end of {}.",
             form.username.trim(),
@@ -180,6 +193,8 @@ pub fn care_team_section(
                         input id="cg_last_name" name="last_name" autocomplete="off" value=(typed.or("cg_last_name", String::new));
                         label for="cg_password" { "First password (they change it at their first login)" }
                         input id="cg_password" name="password" type="password" autocomplete="new-password";
+                        label for="cg_email" { "Email for alarms (optional)" }
+                        input id="cg_email" name="email" type="email" autocomplete="off" value=(typed.or("cg_email", String::new));
                         label for="cg_until" { "Last day of access" }
                         input id="cg_until" name="until" type="date" required value=(typed.or("cg_until", String::new));
                         button type="submit" { "Give access" }
