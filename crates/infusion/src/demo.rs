@@ -11,7 +11,7 @@ use infusion_server::clock::now_ms;
 use infusion_server::identity::new_device_secret;
 use infusion_server::{AppState, Application, ServerConfig};
 use infusion_sim::{Credentials, SimConfig, SimPump, Snapshot};
-use infusion_store::{NewPrescription, PatientIdentifiers, Store};
+use infusion_store::{NewNurse, NewPrescription, PatientIdentifiers, Store};
 use tokio::sync::watch;
 
 use crate::cli::DemoArgs;
@@ -21,6 +21,10 @@ use infusion_bench::seed;
 
 const PHYSICIAN: &str = "dr.demo";
 const PASSWORD: &str = "demo-password-1";
+
+/// The demo's ward and its nurse.
+const WARD: &str = "Neurology";
+const NURSE: &str = "nurse";
 
 /// The two demo patients: the paper's two accuracy settings (Table III).
 const PATIENTS: [(&str, &str, &str, u32, u32); 2] = [
@@ -72,6 +76,26 @@ async fn seed(store: &Arc<dyn Store>) -> anyhow::Result<Vec<DeviceSecret>> {
     store
         .add_drug("Demo Hospital", seed::foslevodopa(), "demo", now_ms())
         .await?;
+    // A ward with its nurse, both patients on it: the ward view, and
+    // alarms that escalate to the nurse, then the physician.
+    store.create_ward(WARD, None, "demo", now_ms()).await?;
+    let hash = tokio::task::spawn_blocking(|| {
+        infusion_server::password::PasswordParams::default().hash_blocking(PASSWORD)
+    })
+    .await??;
+    let nurse = NewNurse {
+        username: NURSE.into(),
+        first_name: "Nora".into(),
+        last_name: "Demo".into(),
+        ward: WARD.into(),
+        password_hash: hash,
+        must_change_password: false,
+    };
+    store.create_nurse(nurse, "demo", now_ms()).await?;
+    for p in &patients {
+        let id = store.patient_id(&p.username).await?;
+        store.assign_ward(id, WARD, "demo", now_ms()).await?;
+    }
     Ok(patients.into_iter().map(|p| p.secret).collect())
 }
 
@@ -170,6 +194,7 @@ fn banner(base: &str, db_path: &str, kept: bool, time_scale: u32) {
         println!("  database      {db_path} (deleted on exit; pass --database-url to keep one)");
     }
     println!("  physician     {PHYSICIAN} / {PASSWORD}   (dashboard, limits, prescriptions)");
+    println!("  nurse         {NURSE} / {PASSWORD}   (ward {WARD}: every pump, alarms first)");
     for (username, _, mac, volume, rate) in PATIENTS {
         println!("  patient       {username} / {PASSWORD}, pump {mac}, {volume} µL at {rate} µL/h");
     }
