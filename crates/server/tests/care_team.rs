@@ -293,7 +293,12 @@ async fn ward_and_caregiver_rules_refuse_with_reasons(backend: Backend) {
         ("dan", "2000-01-01", "", "must end after today"),
         ("dan", "2099-01-01", "", "lasts at most a year"),
         ("dan", "next week", "", "as a date"),
-        ("dan", soon.as_str(), "dan at home", "is not an email address"),
+        (
+            "dan",
+            soon.as_str(),
+            "dan at home",
+            "is not an email address",
+        ),
     ] {
         let csrf = house.csrf("/patients/alice").await;
         let page = house

@@ -96,6 +96,24 @@ async fn login_logout_and_session_renewal(backend: Backend) {
         ]
     );
 
+    // Two login pages open in one browser (two tabs, or one reopened
+    // while a login was answered) share one token: the older still works.
+    let tabs = Browser::new(&app);
+    let older = tabs.get("/login").await.csrf();
+    let newer = tabs.get("/login").await.csrf();
+    assert_eq!(older, newer);
+    let done = tabs
+        .post(
+            "/login",
+            &[
+                ("csrf", older.as_str()),
+                ("username", "dr.house"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+
     // A patient lands on their own page.
     let pat = Browser::logged_in(&app, "alice").await;
     assert_eq!(

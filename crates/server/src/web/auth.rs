@@ -44,13 +44,19 @@ pub fn form(csrf: &str, username: &str, error: Option<&str>) -> Markup {
 
 /// The login page; sets the double-submit cookie its form must match.
 pub async fn login_form(client: Client, jar: CookieJar) -> Result<Response, WebError> {
-    let (nonce, _) = token::issue()?;
-    let jar = jar.add(cookie(
-        LOGIN_COOKIE,
-        nonce.as_str().to_owned(),
-        client.https,
-    ));
-    Ok((jar, form(nonce.as_str(), "", None)).into_response())
+    // A browser that has a login page open already keeps its token: two
+    // tabs on the login page (or a page reopened while a login was being
+    // answered) both work, instead of the older one's form "expiring".
+    let kept = jar
+        .get(LOGIN_COOKIE.get(client.https))
+        .map(|c| c.value().to_owned())
+        .filter(|v| infusion_protocol::Token::parse(v).is_ok());
+    let value = match kept {
+        Some(v) => v,
+        None => token::issue()?.0.as_str().to_owned(),
+    };
+    let jar = jar.add(cookie(LOGIN_COOKIE, value.clone(), client.https));
+    Ok((jar, form(&value, "", None)).into_response())
 }
 
 /// The login form's fields.

@@ -98,7 +98,9 @@ pub async fn grant(
         let username = new.username.clone();
         app.store.grant_caregiver(new, &actor, now_ms()).await?;
         if let Some(e) = email {
-            app.store.set_email(&username, Some(e), &actor, now_ms()).await?;
+            app.store
+                .set_email(&username, Some(e), &actor, now_ms())
+                .await?;
         }
         Ok::<_, StoreError>(format!(
             "{} may now follow {} {}, read only, until the end of {}.",
