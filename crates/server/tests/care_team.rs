@@ -184,9 +184,15 @@ async fn caregivers_read_one_patient_until_revoked_or_ended(backend: Backend) {
         assert_eq!(carla.get(p).await.status, want, "carla GET {p}");
     }
     let alarm = occlusion(&app, &app.a).await;
-    // She is told of it with the ward's nurses.
+    // She is told of it with the ward's nurses, and her open page raises
+    // the alert (the patient's own page does not: the pump beeps).
     let raised = &app.store.escalations(app.a.id, 1).await.unwrap()[0].notices[0];
     assert_eq!(raised.3, ["carla", "nina"], "{raised:?}");
+    let hers = carla.get("/patients/alice").await.body;
+    assert!(hers.contains("data-alarm-priority=\"high\""), "{hers}");
+    let alice = Browser::logged_in(&app, "alice").await;
+    let own = alice.get("/patients/alice").await.body;
+    assert!(own.contains("Your pump has warned") && !own.contains("data-alarm-priority"));
     let before = snapshot(&app, "alice").await;
     let ack = format!("/patients/alice/alarms/{alarm}/ack");
     let mut forms = TREATMENT_FORMS.to_vec();

@@ -74,12 +74,15 @@ pub fn note_form(p: &PatientSummary, user: &WebUser) -> Markup {
 
 /// The patient's own page body, from `events` (newest first) and the
 /// open `alarms`.
+/// `alerts`: the reader is told of each new high-priority warning as it
+/// comes (a caregiver, away from the pump); the patient hears the pump.
 pub fn own_body(
     p: &PatientSummary,
     drugs: &[Drug],
     events: &[StoredEvent],
     alarms: &[StoredEvent],
     zone: &TimeZone,
+    alerts: bool,
 ) -> Markup {
     let now = now_ms();
     let g = glance(p.prescription.as_ref(), events);
@@ -104,7 +107,14 @@ pub fn own_body(
             @if !alarms.is_empty() {
                 div role="alert" {
                     p { "Your pump has warned:" }
-                    ul { @for a in alarms { li { (warning(&a.body)) ", " (day_time(a.received_at_ms, zone)) "." } } }
+                    ul { @for a in alarms {
+                        @let priority = infusion_store::Priority::of_event(a);
+                        li data-alarm-id=[alerts.then_some(a.id)]
+                            data-alarm-priority=[alerts.then_some(priority.as_str())]
+                            data-alarm-text=[alerts.then(|| format!("{} ({} {})", warning(&a.body), p.first_name, p.last_name))] {
+                            (warning(&a.body)) ", " (day_time(a.received_at_ms, zone)) "."
+                        }
+                    } }
                     p { "Your care team sees these warnings on their screen too." }
                 }
             }

@@ -201,7 +201,7 @@ async fn own_page(
             p class="hint" { "You follow " (title) " as a caregiver: this is the page " (p.first_name) " sees, read only. A new alarm shows here as it happens." }
             (alert_controls())
         }
-        (own_body(p, &drugs, &events, &alarms, &user.zone()))
+        (own_body(p, &drugs, &events, &alarms, &user.zone(), user.session.role == Role::Caregiver))
     };
     Ok(page(
         &title,
