@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    AlarmEffect, AlarmRef, CAREGIVERS_SQL, Escalation, EscalationRow, Escalations, NoticeEvent,
+    AccountId, AlarmEffect, AlarmRef, Escalation, EscalationRow, Escalations, Member, NoticeEvent,
     Policy, Step, StoreError, StoreResult, TOLD_SQL, Team, WardId, acknowledged, nurse_set,
     policy_set, silenced, step_due, stored_patient, stored_role,
 };
@@ -21,20 +21,35 @@ fn pg(sql: &str) -> String {
     sql.replace('?', "$")
 }
 
-/// The team of patient `pid`, for a raise.
-pub(crate) async fn team_of(conn: &mut PgConnection, pid: i64) -> StoreResult<Team> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM patients p LEFT JOIN wards w ON w.id = p.ward_id WHERE p.id = $1",
-        Team::COLUMNS
-    )))
-    .bind(pid)
-    .fetch_optional(conn)
-    .await
-    .map_err(db_error)?
-    .as_ref()
-    .map(|r| Team::at(&Cols(r), 0))
-    .transpose()
-    .map(|t| t.unwrap_or(Team::NONE))
+/// The team of patient `pid` at `now_ms`: whom its alarms are told to.
+pub(crate) async fn team_of(conn: &mut PgConnection, pid: i64, now_ms: i64) -> StoreResult<Team> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(pg(Team::PATIENT_SQL)))
+        .bind(pid)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let Some(row) = row else {
+        return Ok(Team::NONE);
+    };
+    let mut team = Team::from_row(&Cols(&row))?;
+    let ward: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(pg(Team::WARD_NURSES_SQL)))
+        .bind(pid)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let carers: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(pg(Team::CAREGIVERS_SQL)))
+        .bind(pid)
+        .bind(now_ms)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let member = |(id, username): (i64, String)| Member {
+        account: AccountId(id),
+        username,
+    };
+    team.ward_nurses = ward.into_iter().map(member).collect();
+    team.caregivers = carers.into_iter().map(member).collect();
+    Ok(team)
 }
 
 /// Writes one effect of a decision.
@@ -48,6 +63,7 @@ pub(crate) async fn write(conn: &mut PgConnection, effect: &AlarmEffect) -> Stor
             at_ms,
             step,
             next_step_at_ms,
+            recipients,
         } => {
             let pid = stored_patient(*patient).unwrap_or(-1);
             let (event, server): (Option<i64>, Option<i64>) = match *source {
@@ -85,8 +101,7 @@ pub(crate) async fn write(conn: &mut PgConnection, effect: &AlarmEffect) -> Stor
             if let Some(esc) = esc
                 && let Some(id) = notice(conn, esc, NoticeEvent::Raised, *step, *at_ms).await?
             {
-                tell(conn, step.recipients_sql(), &[pid], id).await?;
-                tell(conn, CAREGIVERS_SQL, &[pid, *at_ms], id).await?;
+                tell(conn, id, recipients).await?;
             }
             Ok(())
         }
@@ -118,7 +133,16 @@ pub(crate) async fn write(conn: &mut PgConnection, effect: &AlarmEffect) -> Stor
                 .map_err(db_error)?;
             if let Some(id) = notice(conn, esc, *event, step, *at_ms).await? {
                 // Everyone told of it learns that it ended.
-                tell(conn, TOLD_SQL, &[esc], id).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO notification_recipients (notification_id, account_id)
+                     SELECT $2, account_id FROM ({}) r ON CONFLICT DO NOTHING",
+                    pg(TOLD_SQL)
+                )))
+                .bind(esc)
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
             }
             Ok(())
         }
@@ -127,21 +151,21 @@ pub(crate) async fn write(conn: &mut PgConnection, effect: &AlarmEffect) -> Stor
             step,
             next_step_at_ms,
             at_ms,
+            recipients,
         } => {
-            let pid: i64 = sqlx::query_scalar(
-                "UPDATE alarm_escalations SET step = $2, next_step_at_ms = $3 WHERE id = $1
-                 RETURNING patient_id",
+            sqlx::query(
+                "UPDATE alarm_escalations SET step = $2, next_step_at_ms = $3 WHERE id = $1",
             )
             .bind(escalation)
             .bind(step.as_str())
             .bind(next_step_at_ms)
-            .fetch_one(&mut *conn)
+            .execute(&mut *conn)
             .await
             .map_err(db_error)?;
             if let Some(id) =
                 notice(conn, *escalation, NoticeEvent::Escalated, *step, *at_ms).await?
             {
-                tell(conn, step.recipients_sql(), &[pid], id).await?;
+                tell(conn, id, recipients).await?;
             }
             Ok(())
         }
@@ -224,24 +248,19 @@ async fn notice(
     .map_err(db_error)
 }
 
-/// Adds the accounts `recipients` selects (over `args`, `$1`...) as
-/// recipients of notification `id`.
-async fn tell(conn: &mut PgConnection, recipients: &str, args: &[i64], id: i64) -> StoreResult<()> {
-    let sql = format!(
+/// Records `recipients` as whom notification `id` is for.
+async fn tell(conn: &mut PgConnection, id: i64, recipients: &[AccountId]) -> StoreResult<()> {
+    let ids: Vec<i64> = recipients.iter().map(|a| a.0).collect();
+    sqlx::query(
         "INSERT INTO notification_recipients (notification_id, account_id)
-         SELECT ${}, account_id FROM ({}) r ON CONFLICT DO NOTHING",
-        args.len() + 1,
-        pg(recipients)
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for a in args {
-        q = q.bind(*a);
-    }
-    q.bind(id)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
-        .map_err(db_error)
+         SELECT $1, unnest($2::bigint[]) ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+    .map_err(db_error)
 }
 
 /// The escalations `filter` selects (over `x`, with `$1`), locked when
@@ -285,7 +304,11 @@ async fn escalations(
                   x.raised_at_ms DESC, x.id DESC LIMIT {limit}"
     );
     let mut out = Vec::new();
-    for row in rows(conn, &filter, pid).await? {
+    // What the next step is: the caregivers (read as of the end of time:
+    // none) decide no step.
+    let team = team_of(conn, pid, i64::MAX).await?;
+    for mut row in rows(conn, &filter, pid).await? {
+        row.team = team.clone();
         let notices: Vec<(i64, String, String, i64)> = sqlx::query_as(
             "SELECT n.id, n.event, n.step, n.created_at_ms FROM notifications n
              WHERE n.escalation_id = $1 ORDER BY n.id",
@@ -329,8 +352,9 @@ impl Escalations for PgStore {
             now_ms,
         )
         .await?;
-        for r in &due {
-            apply(&mut tx, step_due(r, now_ms)).await?;
+        for mut r in due.iter().cloned() {
+            r.team = team_of(&mut tx, stored_patient(r.patient).unwrap_or(-1), now_ms).await?;
+            apply(&mut tx, step_due(&r, now_ms)).await?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(due.len())

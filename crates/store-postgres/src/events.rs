@@ -122,7 +122,7 @@ async fn report(
         stored_at(&mut tx, device, &repeats).await?
     };
     let team = if has_alarm(events) {
-        team_of(&mut tx, pid).await?
+        team_of(&mut tx, pid, now_ms).await?
     } else {
         Team::NONE
     };

@@ -75,7 +75,7 @@ impl Watchdog for PgStore {
             cleared: silences(&cleared)?,
         };
         for r in &mut s.raised {
-            r.team = team_of(&mut tx, stored_patient(r.patient).unwrap_or(-1)).await?;
+            r.team = team_of(&mut tx, stored_patient(r.patient).unwrap_or(-1), now_ms).await?;
         }
         apply(&mut tx, swept(&s, now_ms)).await?;
         tx.commit().await.map_err(db_error)?;

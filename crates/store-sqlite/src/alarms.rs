@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
-    AlarmEffect, AlarmRef, CAREGIVERS_SQL, Columns, Escalation, EscalationRow, Escalations,
+    AccountId, AlarmEffect, AlarmRef, Columns, Escalation, EscalationRow, Escalations, Member,
     NoticeEvent, Policy, Step, StoreError, StoreResult, TOLD_SQL, Team, WardId, acknowledged,
     nurse_set, policy_set, silenced, step_due, stored_patient, stored_role,
 };
@@ -16,13 +16,17 @@ use crate::SqliteStore;
 use crate::rows::{all, one};
 use crate::writer::{Cached, WriteCtx, backend};
 
-/// The team of patient `pid`, for a raise.
-pub(crate) fn team_of(conn: &Connection, pid: i64) -> StoreResult<Team> {
-    let sql = format!(
-        "SELECT {} FROM patients p LEFT JOIN wards w ON w.id = p.ward_id WHERE p.id = ?1",
-        Team::COLUMNS
-    );
-    Ok(one(conn, &sql, [pid], |r| Team::at(r, 0))?.unwrap_or(Team::NONE))
+/// The team of patient `pid` at `now_ms`: whom its alarms are told to.
+pub(crate) fn team_of(conn: &Connection, pid: i64, now_ms: i64) -> StoreResult<Team> {
+    let Some(mut team) = one(conn, Team::PATIENT_SQL, [pid], |r| Team::from_row(r))? else {
+        return Ok(Team::NONE);
+    };
+    let member = |r: &crate::rows::Cols<'_, '_>| {
+        Member::at(r, 0)?.ok_or_else(|| StoreError::Backend("a member without an id".into()))
+    };
+    team.ward_nurses = all(conn, Team::WARD_NURSES_SQL, [pid], member)?;
+    team.caregivers = all(conn, Team::CAREGIVERS_SQL, params![pid, now_ms], member)?;
+    Ok(team)
 }
 
 /// Writes one effect of a decision.
@@ -36,6 +40,7 @@ pub(crate) fn write(conn: &Connection, effect: &AlarmEffect) -> StoreResult<()> 
             at_ms,
             step,
             next_step_at_ms,
+            recipients,
         } => {
             let pid = stored_patient(*patient).unwrap_or(-1);
             let (event, server) = match *source {
@@ -75,8 +80,7 @@ pub(crate) fn write(conn: &Connection, effect: &AlarmEffect) -> StoreResult<()> 
             if n == 1 {
                 let esc = conn.last_insert_rowid();
                 if let Some(id) = notice(conn, esc, NoticeEvent::Raised, *step, *at_ms)? {
-                    tell(conn, step.recipients_sql(), &[&pid], id)?;
-                    tell(conn, CAREGIVERS_SQL, &[&pid, at_ms], id)?;
+                    tell(conn, id, recipients)?;
                 }
             }
             Ok(())
@@ -103,7 +107,14 @@ pub(crate) fn write(conn: &Connection, effect: &AlarmEffect) -> StoreResult<()> 
             conn.exec(sql, params![esc, at_ms, by]).map_err(backend)?;
             if let Some(id) = notice(conn, esc, *event, step, *at_ms)? {
                 // Everyone told of it learns that it ended.
-                tell(conn, TOLD_SQL, &[&esc], id)?;
+                conn.exec(
+                    &format!(
+                        "INSERT INTO notification_recipients (notification_id, account_id)
+                         SELECT ?2, account_id FROM ({TOLD_SQL}) WHERE true ON CONFLICT DO NOTHING"
+                    ),
+                    params![esc, id],
+                )
+                .map_err(backend)?;
             }
             Ok(())
         }
@@ -112,21 +123,15 @@ pub(crate) fn write(conn: &Connection, effect: &AlarmEffect) -> StoreResult<()> 
             step,
             next_step_at_ms,
             at_ms,
+            recipients,
         } => {
             conn.exec(
                 "UPDATE alarm_escalations SET step = ?2, next_step_at_ms = ?3 WHERE id = ?1",
                 params![escalation, step.as_str(), next_step_at_ms],
             )
             .map_err(backend)?;
-            let pid: i64 = conn
-                .row(
-                    "SELECT patient_id FROM alarm_escalations WHERE id = ?1",
-                    [escalation],
-                    |r| r.get(0),
-                )
-                .map_err(backend)?;
             if let Some(id) = notice(conn, *escalation, NoticeEvent::Escalated, *step, *at_ms)? {
-                tell(conn, step.recipients_sql(), &[&pid], id)?;
+                tell(conn, id, recipients)?;
             }
             Ok(())
         }
@@ -194,23 +199,17 @@ fn notice(
     Ok((n == 1).then(|| conn.last_insert_rowid()))
 }
 
-/// Adds the accounts `recipients` selects (over `args`, `?1`...) as
-/// recipients of notification `id`. (`WHERE true`: without it SQLite
-/// reads the `ON` of `ON CONFLICT` as a join's.)
-fn tell(
-    conn: &Connection,
-    recipients: &str,
-    args: &[&dyn rusqlite::ToSql],
-    id: i64,
-) -> StoreResult<()> {
-    let sql = format!(
-        "INSERT INTO notification_recipients (notification_id, account_id)
-         SELECT ?{}, account_id FROM ({recipients}) WHERE true ON CONFLICT DO NOTHING",
-        args.len() + 1
-    );
-    let mut all: Vec<&dyn rusqlite::ToSql> = args.to_vec();
-    all.push(&id);
-    conn.exec(&sql, all.as_slice()).map(|_| ()).map_err(backend)
+/// Records `recipients` as whom notification `id` is for.
+fn tell(conn: &Connection, id: i64, recipients: &[AccountId]) -> StoreResult<()> {
+    for a in recipients {
+        conn.exec(
+            "INSERT INTO notification_recipients (notification_id, account_id) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+            params![id, a.0],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// The escalations `filter` selects (over `x`, with `?1`).
@@ -237,8 +236,9 @@ fn escalate_due(cx: &mut WriteCtx<'_>, now_ms: i64) -> StoreResult<usize> {
          ORDER BY x.next_step_at_ms LIMIT 100",
         now_ms,
     )?;
-    for r in &due {
-        cx.apply(step_due(r, now_ms))?;
+    for mut r in due.iter().cloned() {
+        r.team = team_of(cx.conn, stored_patient(r.patient).unwrap_or(-1), now_ms)?;
+        cx.apply(step_due(&r, now_ms))?;
     }
     Ok(due.len())
 }
@@ -353,7 +353,11 @@ fn escalations(conn: &Connection, pid: i64, limit: u32) -> StoreResult<Vec<Escal
                   x.raised_at_ms DESC, x.id DESC LIMIT {limit}"
     );
     let mut out = Vec::new();
-    for row in rows(conn, &filter, pid)? {
+    // What the next step is: the caregivers (read as of the end of time:
+    // none) decide no step.
+    let team = team_of(conn, pid, i64::MAX)?;
+    for mut row in rows(conn, &filter, pid)? {
+        row.team = team.clone();
         let notices = all(
             conn,
             "SELECT n.id, n.event, n.step, n.created_at_ms FROM notifications n

@@ -61,7 +61,7 @@ fn report(
     drop(insert);
     let already = stored_at(conn, device, &not_stored_now(events, &stored))?;
     let team = if has_alarm(events) {
-        team_of(conn, pid)?
+        team_of(conn, pid, now_ms)?
     } else {
         Team::NONE
     };

@@ -53,7 +53,7 @@ fn sweep(cx: &mut WriteCtx<'_>, now_ms: i64, silent_after_ms: i64) -> StoreResul
         raised: all(cx.conn, &RAISE, params![now_ms, cutoff], silence)?,
     };
     for r in &mut s.raised {
-        r.team = team_of(cx.conn, stored_patient(r.patient).unwrap_or(-1))?;
+        r.team = team_of(cx.conn, stored_patient(r.patient).unwrap_or(-1), now_ms)?;
     }
     cx.apply(swept(&s, now_ms))?;
     Ok(s)

@@ -152,6 +152,9 @@ pub enum AuditAction {
     CaregiverGranted,
     /// A physician ended a caregiver's access before its end date.
     CaregiverRevoked,
+    /// An alarm was sent to the first of its care team (and the
+    /// caregivers), naming whom.
+    AlarmSent,
     /// No one acknowledged an alarm in time: its next step was told.
     AlarmEscalated,
     /// A nurse or the physician silenced an alarm for a while.
@@ -210,6 +213,7 @@ impl AuditAction {
         AuditAction::WardAssigned,
         AuditAction::CaregiverGranted,
         AuditAction::CaregiverRevoked,
+        AuditAction::AlarmSent,
         AuditAction::AlarmEscalated,
         AuditAction::AlarmSilenced,
         AuditAction::PatientNurseSet,
@@ -282,6 +286,7 @@ impl AuditAction {
             AuditAction::WardAssigned => "ward_assigned",
             AuditAction::CaregiverGranted => "caregiver_granted",
             AuditAction::CaregiverRevoked => "caregiver_revoked",
+            AuditAction::AlarmSent => "alarm_sent",
             AuditAction::AlarmEscalated => "alarm_escalated",
             AuditAction::AlarmSilenced => "alarm_silenced",
             AuditAction::PatientNurseSet => "patient_nurse_set",

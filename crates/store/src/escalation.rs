@@ -13,7 +13,10 @@
 use async_trait::async_trait;
 use infusion_protocol::PatientId;
 
-use crate::{AuditAction, Change, DeviceId, Effects, NewAudit, Priority, StoreError, StoreResult};
+use crate::{
+    AccountId, AuditAction, Change, DeviceId, Effects, Member, NewAudit, POLICY_RANGE_MS, Policy,
+    Priority, StoreError, StoreResult, Team, names,
+};
 
 /// How long a silence holds an alarm's next step back: two minutes, as
 /// infusion pumps' own audio pause.
@@ -56,131 +59,12 @@ impl Step {
             Step::Physician => "the physician",
         }
     }
-
-    /// The accounts this step tells, as SQL over the patient `?1` (both
-    /// backends run it; PostgreSQL with `$` for `?`): one `account_id`
-    /// column. Disabled accounts are told nothing.
-    pub fn recipients_sql(self) -> &'static str {
-        match self {
-            Step::PatientNurse => {
-                "SELECT a.id AS account_id FROM patients p JOIN accounts a ON a.id = p.nurse_id
-                 WHERE p.id = ?1 AND a.disabled_at_ms IS NULL"
-            }
-            Step::WardNurses => {
-                "SELECT a.id AS account_id FROM patients p JOIN nurses n ON n.ward_id = p.ward_id
-                 JOIN accounts a ON a.id = n.account_id WHERE p.id = ?1 AND a.disabled_at_ms IS NULL"
-            }
-            Step::Physician => {
-                "SELECT a.id AS account_id FROM patients p JOIN accounts a ON a.id = p.physician_id
-                 WHERE p.id = ?1 AND a.disabled_at_ms IS NULL"
-            }
-        }
-    }
 }
-
-/// The caregivers told of a raise, as SQL over the patient `?1` at `?2`
-/// (now): their access must last.
-pub const CAREGIVERS_SQL: &str = "SELECT g.account_id AS account_id FROM caregivers g
-    JOIN accounts a ON a.id = g.account_id
-    WHERE g.patient_id = ?1 AND g.revoked_at_ms IS NULL AND g.ends_at_ms > ?2
-      AND a.disabled_at_ms IS NULL";
 
 /// Everyone escalation `?1` has told, as SQL: whom its end is told to.
 pub const TOLD_SQL: &str = "SELECT DISTINCT r.account_id AS account_id
     FROM notification_recipients r JOIN notifications n ON n.id = r.notification_id
     WHERE n.escalation_id = ?1";
-
-/// A ward's escalation policy: how long an unacknowledged alarm waits
-/// before each next step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    /// From the patient's nurse to every nurse of the ward.
-    pub to_ward_after_ms: i64,
-    /// From the ward's nurses to the physician.
-    pub to_physician_after_ms: i64,
-}
-
-/// The policy a ward starts with: a minute, then two more.
-pub const DEFAULT_POLICY: Policy = Policy {
-    to_ward_after_ms: 60_000,
-    to_physician_after_ms: 120_000,
-};
-
-/// The shortest and longest wait a policy may set: a step sooner than 10 s
-/// leaves no time to walk to the bed; one later than an hour is no
-/// escalation.
-pub const POLICY_RANGE_MS: (i64, i64) = (10_000, 3_600_000);
-
-/// What decides a patient's steps: whether a nurse looks after the
-/// patient, and the ward's policy (`None`: on no ward).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Team {
-    /// A nurse looks after the patient.
-    pub nurse: bool,
-    /// The ward's policy, if the patient is on a ward.
-    pub ward: Option<Policy>,
-}
-
-impl Team {
-    /// No nurse and no ward: what a report without an alarm passes, since
-    /// it raises nothing.
-    pub const NONE: Team = Team {
-        nurse: false,
-        ward: None,
-    };
-
-    /// The select list of a patient's team, over `patients p` with `wards
-    /// w` left joined on `p.ward_id`.
-    pub const COLUMNS: &'static str =
-        "p.nurse_id IS NOT NULL, w.id, w.to_ward_after_ms, w.to_physician_after_ms";
-
-    /// A team from its four columns from `i`.
-    pub fn at(c: &impl crate::Columns, i: usize) -> StoreResult<Team> {
-        Ok(Team {
-            nurse: c.flag(i)?,
-            ward: match c.int(i + 1)? {
-                Some(_) => Some(Policy {
-                    to_ward_after_ms: c.i64(i + 2)?,
-                    to_physician_after_ms: c.i64(i + 3)?,
-                }),
-                None => None,
-            },
-        })
-    }
-
-    /// The steps this team has, in order.
-    pub fn steps(&self) -> Vec<Step> {
-        match self.ward {
-            Some(_) if self.nurse => Step::ALL.to_vec(),
-            Some(_) => vec![Step::WardNurses, Step::Physician],
-            None => vec![Step::Physician],
-        }
-    }
-
-    /// The first step.
-    pub fn first(&self) -> Step {
-        self.steps()[0]
-    }
-
-    /// The step after `current` (a team may have changed since it was
-    /// told: the next is the first of its steps beyond `current`), and how
-    /// long it waits.
-    pub fn after(&self, current: Step) -> Option<(Step, i64)> {
-        let next = self.steps().into_iter().find(|s| *s > current)?;
-        let policy = self.ward.unwrap_or(DEFAULT_POLICY);
-        let wait = match next {
-            Step::PatientNurse => 0,
-            Step::WardNurses => policy.to_ward_after_ms,
-            Step::Physician => policy.to_physician_after_ms,
-        };
-        Some((next, wait))
-    }
-
-    /// When the step after `current`, told at `at_ms`, falls due.
-    pub fn due_after(&self, current: Step, at_ms: i64) -> Option<i64> {
-        self.after(current).map(|(_, wait)| at_ms + wait)
-    }
-}
 
 /// What an alarm of an escalation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +143,8 @@ pub enum AlarmEffect {
         step: Step,
         /// When the next is due.
         next_step_at_ms: Option<i64>,
+        /// Whom it tells: the step's people and the caregivers.
+        recipients: Vec<AccountId>,
     },
     /// An open escalation ends (`Acknowledged` or `Cleared`): notification
     /// to everyone it told. Nothing when it ended already.
@@ -283,6 +169,8 @@ pub enum AlarmEffect {
         next_step_at_ms: Option<i64>,
         /// When.
         at_ms: i64,
+        /// Whom it tells.
+        recipients: Vec<AccountId>,
     },
     /// The next step of `escalation` waits until `next_step_at_ms`
     /// (silenced until `silenced_until_ms` by `by`, when given).
@@ -323,21 +211,21 @@ pub struct EscalationRow {
     pub acknowledged: Option<(i64, String)>,
     /// When its condition was gone.
     pub cleared_at_ms: Option<i64>,
-    /// The patient's team now.
+    /// The patient's team now (read after the row, [`Team::NONE`] until
+    /// then).
     pub team: Team,
 }
 
 impl EscalationRow {
-    /// The select list, over `alarm_escalations x`, `patients p`, `accounts
-    /// a` (the patient's) and `wards w` (left joined on `p.ward_id`).
+    /// The select list, over `alarm_escalations x`, `patients p` and
+    /// `accounts a` (the patient's).
     pub const COLUMNS: &'static str = "x.id, x.patient_id, a.username, x.alarm, x.priority,
         x.event_id, x.raised_at_ms, x.step, x.next_step_at_ms, x.silenced_until_ms,
-        x.acknowledged_at_ms, x.acknowledged_by, x.cleared_at_ms,
-        p.nurse_id IS NOT NULL, w.id, w.to_ward_after_ms, w.to_physician_after_ms";
+        x.acknowledged_at_ms, x.acknowledged_by, x.cleared_at_ms";
 
     /// The joins [`Self::COLUMNS`] reads over, after `FROM alarm_escalations x`.
     pub const JOINS: &'static str = "JOIN patients p ON p.id = x.patient_id
-        JOIN accounts a ON a.id = p.account_id LEFT JOIN wards w ON w.id = p.ward_id";
+        JOIN accounts a ON a.id = p.account_id";
 
     /// A row selected with [`Self::COLUMNS`].
     pub fn from_row(c: &impl crate::Columns) -> StoreResult<EscalationRow> {
@@ -360,7 +248,7 @@ impl EscalationRow {
                 _ => None,
             },
             cleared_at_ms: c.int(12)?,
-            team: Team::at(c, 13)?,
+            team: Team::NONE,
         })
     }
 
@@ -435,7 +323,8 @@ pub struct Escalation {
 }
 
 /// Decides the raise of `alarm` for a patient with `team`: the first step
-/// and when the next is due.
+/// and its people, the caregivers, when the next step is due, and the
+/// audit entry naming whom it was sent to.
 pub fn raise(
     patient: PatientId,
     source: AlarmRef,
@@ -443,9 +332,32 @@ pub fn raise(
     priority: Priority,
     team: &Team,
     at_ms: i64,
-) -> AlarmEffect {
+) -> Effects {
     let step = team.first();
-    AlarmEffect::Raise {
+    let told = team.told(step);
+    let carers: Vec<&Member> = team.caregivers.iter().collect();
+    let mut detail = format!(
+        "{alarm} alarm ({} priority) sent to {} ({})",
+        priority.as_str(),
+        step.words(),
+        names(&told)
+    );
+    if !carers.is_empty() {
+        detail.push_str(&format!(" and the caregivers ({})", names(&carers)));
+    }
+    let recipients = told
+        .iter()
+        .chain(carers.iter())
+        .map(|m| m.account)
+        .collect();
+    Effects::audit(NewAudit::of(
+        at_ms,
+        "server",
+        AuditAction::AlarmSent,
+        Some(patient),
+        detail,
+    ))
+    .and_alarm(AlarmEffect::Raise {
         patient,
         source,
         alarm: alarm.to_owned(),
@@ -453,7 +365,8 @@ pub fn raise(
         at_ms,
         step,
         next_step_at_ms: team.due_after(step, at_ms),
-    }
+        recipients,
+    })
 }
 
 /// Decides what a due escalation does at `now_ms`: nothing once it ended;
@@ -482,17 +395,20 @@ pub fn step_due(row: &EscalationRow, now_ms: i64) -> Effects {
         });
     };
     let waited = (now_ms - row.raised_at_ms).max(0) / 1000;
+    let told = row.team.told(next);
     let audit = NewAudit::of(
         now_ms,
         "server",
         AuditAction::AlarmEscalated,
         Some(row.patient),
         format!(
-            "{} alarm of {} ({} priority) told to {}: not acknowledged {} s after it was raised",
+            "{} alarm of {} ({} priority) told to {} ({}): not acknowledged {} s after it was \
+             raised",
             row.alarm,
             row.username,
             row.priority.as_str(),
             next.words(),
+            names(&told),
             waited
         ),
     );
@@ -502,6 +418,7 @@ pub fn step_due(row: &EscalationRow, now_ms: i64) -> Effects {
             step: next,
             next_step_at_ms: row.team.due_after(next, now_ms),
             at_ms: now_ms,
+            recipients: told.iter().map(|m| m.account).collect(),
         })
         .and_announce(Change::Events {
             patient: row.patient,

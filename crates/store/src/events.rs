@@ -278,7 +278,7 @@ pub fn reported(
             let priority = Priority::of(alarm);
             alarms = alarms
                 .and_audit(NewAudit::alarm(now_ms, mac, patient, alarm, e.seq))
-                .and_alarm(raise(
+                .then(raise(
                     patient,
                     source,
                     alarm.as_str(),
@@ -416,12 +416,14 @@ mod tests {
         assert!(r.decode().is_err());
     }
 
+    static NO_TEAM: Team = Team::NONE;
+
     fn by(patient: PatientId, mac: &str) -> Reporter<'_> {
         Reporter {
             patient,
             device: DeviceId(4),
             mac,
-            team: &Team::NONE,
+            team: &NO_TEAM,
         }
     }
 
@@ -443,7 +445,9 @@ mod tests {
         .unwrap();
         assert_eq!(not_stored_now(&events, &[3, 2]), [1]);
         assert_eq!((outcome.accepted, outcome.duplicates), (2, 1));
-        assert_eq!(e.audit.len(), 1);
+        // The alarm, and whom it was sent to.
+        assert_eq!(e.audit.len(), 2);
+        assert_eq!(e.audit[1].action, AuditAction::AlarmSent);
         // The new alarm is raised to the team (here, with no ward, the
         // physician), with nothing after.
         assert_eq!(
@@ -459,6 +463,7 @@ mod tests {
                 at_ms: 9,
                 step: crate::Step::Physician,
                 next_step_at_ms: None,
+                recipients: Vec::new(),
             }]
         );
         assert_eq!(
@@ -484,7 +489,7 @@ mod tests {
         let (outcome, e) = reported(&twice, &[1], &twice[..1], &by(p, "x"), 9).unwrap();
         assert_eq!(
             (outcome.accepted, outcome.duplicates, e.audit.len()),
-            (1, 1, 1)
+            (1, 1, 2)
         );
     }
 

@@ -36,7 +36,7 @@ pub trait Watchdog: Send + Sync {
 }
 
 /// One pump's silence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Silence {
     /// Whose pump.
     pub patient: PatientId,
@@ -75,7 +75,7 @@ pub fn swept(s: &Swept, now_ms: i64) -> Effects {
                 Some(r.patient),
                 format!("{PUMP_SILENT}: no word from the pump for {secs} s"),
             ))
-            .and_alarm(raise(
+            .then(raise(
                 r.patient,
                 AlarmRef::Server(r.alarm),
                 PUMP_SILENT,
@@ -119,16 +119,21 @@ mod tests {
             team: Team::NONE,
         };
         let s = Swept {
-            raised: vec![one],
+            raised: vec![one.clone()],
             cleared: vec![one],
         };
         let e = swept(&s, 18_500);
-        assert_eq!(e.audit.len(), 2);
+        assert_eq!(
+            e.audit.len(),
+            3,
+            "the silence, whom it was sent to, the clear"
+        );
         assert_eq!(
             e.audit[0].detail,
             "pump_silent: no word from the pump for 17 s"
         );
-        assert_eq!(e.audit[1].action, AuditAction::PumpHeardAgain);
+        assert_eq!(e.audit[1].action, AuditAction::AlarmSent);
+        assert_eq!(e.audit[2].action, AuditAction::PumpHeardAgain);
         assert_eq!(e.changes.len(), 2);
         // The raise starts an escalation; the clear ends it.
         assert!(matches!(

@@ -99,6 +99,7 @@ impl AuditAction {
             AuditAction::WardAssigned => "Patient put on a ward",
             AuditAction::CaregiverGranted => "Caregiver given access",
             AuditAction::CaregiverRevoked => "Caregiver's access revoked",
+            AuditAction::AlarmSent => "Alarm sent to the care team",
             AuditAction::AlarmEscalated => "Alarm escalated",
             AuditAction::AlarmSilenced => "Alarm silenced",
             AuditAction::PatientNurseSet => "Nurse looking after the patient",

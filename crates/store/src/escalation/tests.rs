@@ -1,15 +1,32 @@
 use super::*;
-use crate::{Role, WardId};
+use crate::{AccountId, Member, Role, WardId};
 
 const POLICY: Policy = Policy {
     to_ward_after_ms: 60_000,
     to_physician_after_ms: 120_000,
 };
 
+fn member(id: i64, name: &str) -> Member {
+    Member {
+        account: AccountId(id),
+        username: name.into(),
+    }
+}
+
+/// Nina looks after the patient (when `nurse`); nell and nina are the
+/// ward's nurses (when `ward`); dr.house is the physician; carla a
+/// caregiver.
 fn team(nurse: bool, ward: bool) -> Team {
     Team {
-        nurse,
+        nurse: nurse.then(|| member(1, "nina")),
         ward: ward.then_some(POLICY),
+        ward_nurses: if ward {
+            vec![member(2, "nell"), member(1, "nina")]
+        } else {
+            Vec::new()
+        },
+        physician: Some(member(3, "dr.house")),
+        caregivers: vec![member(4, "carla")],
     }
 }
 
@@ -66,13 +83,21 @@ fn the_steps_go_from_the_patients_nurse_to_the_ward_to_the_physician() {
         10,
     );
     assert!(matches!(
-        raised,
+        &raised.alarms[0],
         AlarmEffect::Raise {
             step: Step::PatientNurse,
             next_step_at_ms: Some(60_010),
+            recipients,
             ..
-        }
+        } if recipients == &[AccountId(1), AccountId(4)]
     ));
+    // The audit names whom it was sent to.
+    assert_eq!(raised.audit[0].action, AuditAction::AlarmSent);
+    assert_eq!(
+        raised.audit[0].detail,
+        "occlusion alarm (high priority) sent to the patient's nurse (nina) and the caregivers \
+         (carla)"
+    );
 }
 
 #[test]
@@ -85,14 +110,15 @@ fn a_due_alarm_tells_the_next_step_unless_silenced_or_ended() {
             escalation: 5,
             step: Step::WardNurses,
             next_step_at_ms: Some(181_000),
-            at_ms: 61_000
+            at_ms: 61_000,
+            recipients: vec![AccountId(2), AccountId(1)],
         }]
     );
     assert_eq!(e.audit[0].action, AuditAction::AlarmEscalated);
     assert_eq!(
         e.audit[0].detail,
-        "occlusion alarm of alice (high priority) told to every nurse of the ward: not \
-         acknowledged 60 s after it was raised"
+        "occlusion alarm of alice (high priority) told to every nurse of the ward (nell, nina): \
+         not acknowledged 60 s after it was raised"
     );
     // Silenced: it waits for the silence to end, telling no one.
     let quiet = EscalationRow {
