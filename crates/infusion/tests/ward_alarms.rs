@@ -125,6 +125,17 @@ async fn a_nurse_sees_the_alarm_first_and_ends_its_escalation() {
         3
     );
     assert!(store.open_alarms(dora).await.unwrap().is_empty());
+    // The physician's view of the same page: the care team, with the form
+    // that lets a caregiver follow the patient.
+    s.logout().await;
+    s.login("dr.house").await;
+    shoot(
+        &s,
+        "/patients/dora",
+        "Let a caregiver follow this patient",
+        "33-care-team-physician",
+    )
+    .await;
     let _ = s.c.close().await;
     let _ = stop_pump.send(());
     pump_task.await.unwrap();

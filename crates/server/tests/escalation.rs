@@ -274,4 +274,11 @@ async fn notifications_reach_a_webhook_and_a_mailbox(backend: Backend) {
         .unwrap();
     assert_eq!(first.attempts, 3, "{deliveries:?}");
     assert!(first.delivered_at_ms.is_some());
+    // The administrator's page lists them, the failures' words with them.
+    common::browser::add_admin(&app).await;
+    let root = Browser::logged_in(&app, "root").await;
+    let page = root.get("/admin").await.body;
+    assert!(page.contains("Alarm notifications"), "{page}");
+    assert!(page.contains(&format!("webhook:{}", hooks.url)), "{page}");
+    assert!(page.contains("email:nina@hospital.example"), "{page}");
 }

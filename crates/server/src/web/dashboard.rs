@@ -92,6 +92,7 @@ async fn board(
     }
     let now = now_ms();
     let zone = user.zone();
+    let reviews = access::may_treat(&user.session);
     let mut rows = Vec::new();
     // A physician's patients, and a ward's, are of one institution: one
     // library serves every row.
@@ -131,7 +132,9 @@ async fn board(
                     thead { tr {
                         th scope="col" { "Patient" } th scope="col" { "Open alarms" } th scope="col" { "Prescription" }
                         th scope="col" { "Pump state" } th scope="col" { "Rate" } th scope="col" { "Delivered" }
-                        th scope="col" { "Last contact" } th scope="col" { "Suggestions" }
+                        th scope="col" { "Last contact" }
+                        // Suggestions are the physician's to review.
+                        @if reviews { th scope="col" { "Suggestions" } }
                     } }
                     tbody {
                         @for (p, l, alarms, pending, events) in &rows {
@@ -163,9 +166,11 @@ async fn board(
                                     @if let Some(t) = p.last_contact_ms { (ago(t, now)) } @else { "never" }
                                     @if let Some(t) = g.battery_low_ms { br; strong class="alarm" { "Battery low" } " (" (ago(t, now)) ")" }
                                 }
-                                td data-label="Suggestions" {
-                                    @if *pending == 0 { "none" }
-                                    @else { a href={ "/patients/" (p.username) "#suggestions" } { (pending) " to review" } }
+                                @if reviews {
+                                    td data-label="Suggestions" {
+                                        @if *pending == 0 { "none" }
+                                        @else { a href={ "/patients/" (p.username) "#suggestions" } { (pending) " to review" } }
+                                    }
                                 }
                             }
                         }
