@@ -23,6 +23,8 @@ pub mod drv8834;
 pub mod infusion;
 pub mod outbox;
 pub mod pump;
+#[cfg(any(test, feature = "scenarios"))]
+pub mod scenarios;
 pub mod sensors;
 pub mod session;
 
