@@ -1,6 +1,7 @@
-//! The pump's scenarios ([`infusion_pump_core::scenarios`], the same
-//! functions `cargo test` runs on the host) executing on an emulated
-//! Cortex-M4: each prints `ok` or `FAIL` with its name, then the last line
+//! The pump's scenarios ([`infusion_pump_core::scenarios`]) and its
+//! persistence layer's ([`infusion_pump_persist::scenarios`], the power
+//! cut at every flash operation), the same functions `cargo test` runs on
+//! the host, executing on an emulated Cortex-M4: each prints `ok` or `FAIL` with its name, then the last line
 //! is `N passed, M failed`, and the exit status (through semihosting) is
 //! non-zero on a failure, so that `cargo run` fails with it.
 //!
@@ -67,10 +68,14 @@ fn stack_used() -> usize {
 fn main() -> ! {
     paint();
     hprintln!("pump scenarios on an emulated Cortex-M4 (QEMU mps2-an386)");
-    let (passed, failed) = infusion_pump_core::scenarios::run_all(|name, outcome| match outcome {
+    let print = |name: &str, outcome: Result<(), &'static str>| match outcome {
         Ok(()) => hprintln!("ok   {}", name),
         Err(why) => hprintln!("FAIL {}: {}", name, why),
-    });
+    };
+    let (pump_passed, pump_failed) = infusion_pump_core::scenarios::run_all(print);
+    hprintln!("persistence over a RAM flash, the power cut at every write:");
+    let (kept_passed, kept_failed) = infusion_pump_persist::scenarios::run_all(print);
+    let (passed, failed) = (pump_passed + kept_passed, pump_failed + kept_failed);
     let statics = free_ram().0 - (&raw const __sdata as usize);
     hprintln!(
         "static RAM {} bytes; stack high-water mark {} bytes",
