@@ -117,6 +117,23 @@ fn index(version: u32, volume_ul: u32, rate_ul_h: u32, state: InfusionState) -> 
     }
 }
 
+/// A pump running 9 mL (the paper's syringe holds 9.9) at `rate_ul_h` on
+/// the paper's drive, limits up to the hardware's: what the motor loop's
+/// cost per step is measured on.
+pub fn running_at(rate_ul_h: u32) -> Result<Pump<32>, &'static str> {
+    let mut r = run(1, 9_000, rate_ul_h);
+    r.index.limits = PatientLimits {
+        min_rate_ul_h: 100,
+        max_rate_ul_h: infusion_protocol::limits::MAX_RATE_UL_H,
+        max_volume_ul: 10_000,
+    };
+    r.signature = signer().sign(PATIENT, MAC, &r.index);
+    let mut p: Pump<32> = Pump::new(cfg());
+    answer_index(&mut p, 0, &r)?;
+    check(p.infusion().phase() == Phase::Running, "the pump runs")?;
+    Ok(p)
+}
+
 fn run(version: u32, volume_ul: u32, rate_ul_h: u32) -> IndexResponse {
     index(version, volume_ul, rate_ul_h, InfusionState::Run)
 }
@@ -372,5 +389,12 @@ mod tests {
             }
         });
         assert_eq!((passed, failed), (super::ALL.len() as u32, 0));
+    }
+
+    #[test]
+    fn the_measured_pump_runs_at_the_top_rate() {
+        let p = super::running_at(200_000).unwrap();
+        assert_eq!(p.infusion().current_rate_ul_h(), 200_000);
+        assert!(p.next_step_at_us().is_some());
     }
 }

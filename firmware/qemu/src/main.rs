@@ -82,6 +82,18 @@ fn main() -> ! {
         statics,
         stack_used()
     );
+    match step_cost() {
+        Some(c) => hprintln!(
+            "motor loop at 200 mL/h: {} steps, {} instructions per step on average, {} at most \
+             (calibration: {} instructions counted for {} executed)",
+            c.steps,
+            c.mean,
+            c.max,
+            c.calibration.0,
+            c.calibration.1
+        ),
+        None => hprintln!("motor loop not measured"),
+    }
     hprintln!("{} passed, {} failed", passed, failed);
     debug::exit(if failed == 0 {
         debug::EXIT_SUCCESS
@@ -91,6 +103,81 @@ fn main() -> ! {
     loop {
         cortex_m::asm::wfi();
     }
+}
+
+/// What the motor loop costs per step.
+struct StepCost {
+    steps: u32,
+    mean: u32,
+    max: u32,
+    /// (instructions counted, instructions executed) of a known loop.
+    calibration: (u32, u32),
+}
+
+/// Instructions per SysTick tick: QEMU runs with `-icount shift=0` (one
+/// instruction per virtual nanosecond) and the board's SysTick counts the
+/// 25 MHz system clock on the same virtual clock: 40 ns a tick.
+const INSNS_PER_TICK: u32 = 40;
+
+/// Instructions from `before` to `after` of SysTick (a 24-bit down
+/// counter).
+fn insns(before: u32, after: u32) -> u32 {
+    (before.wrapping_sub(after) & 0x00FF_FFFF) * INSNS_PER_TICK
+}
+
+/// Exactly `2 * n + 1` instructions: `n` rounds of `subs`, `bne`, and a
+/// `mov` to start.
+fn known_loop(n: u32) {
+    // SAFETY: touches one scratch register it declares, no memory.
+    unsafe {
+        core::arch::asm!(
+            "mov {r}, {n}",
+            "1:",
+            "subs {r}, {r}, #1",
+            "bne 1b",
+            n = in(reg) n,
+            r = out(reg) _,
+            options(nomem, nostack),
+        );
+    }
+}
+
+/// Runs the motor loop of a pump at 200 mL/h (about 3,000 microsteps a
+/// second on the paper's drive) for 30,000 steps, counting the
+/// instructions of each step's work: taking the steps due and finding
+/// when the next is due.
+fn step_cost() -> Option<StepCost> {
+    use cortex_m::peripheral::SYST;
+    use cortex_m::peripheral::syst::SystClkSource;
+    let mut syst = cortex_m::Peripherals::take()?.SYST;
+    syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(0x00FF_FFFF);
+    syst.clear_current();
+    syst.enable_counter();
+    let before = SYST::get_current();
+    known_loop(10_000);
+    let calibration = (insns(before, SYST::get_current()), 20_001);
+    let mut p = infusion_pump_core::scenarios::running_at(200_000).ok()?;
+    let mut at = p.next_step_at_us()?;
+    let (mut steps, mut total, mut max) = (0u32, 0u64, 0u32);
+    while steps < 30_000 {
+        let before = SYST::get_current();
+        let taken = p.take_steps(at);
+        let next = p.next_step_at_us();
+        let cost = insns(before, SYST::get_current());
+        if taken > 0 {
+            steps += u32::try_from(taken).unwrap_or(u32::MAX);
+            total += u64::from(cost);
+            max = max.max(cost);
+        }
+        at = next?.max(at + 1);
+    }
+    Some(StepCost {
+        steps,
+        mean: u32::try_from(total / u64::from(steps)).unwrap_or(u32::MAX),
+        max,
+        calibration,
+    })
 }
 
 #[panic_handler]
