@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::browser::{Browser, add_admin, snapshot};
+use common::browser::{Browser, add_admin, add_admin_at, snapshot};
 use common::care::{occlusion, wards};
 use common::{Backend, PASSWORD, TestApp};
 use infusion_store::{AuditAction, NewCaregiver, NewNurse};
@@ -18,6 +18,7 @@ infusion_testkit::backend_tests!(
     nurses_see_their_ward_and_attend_to_alarms_only,
     caregivers_read_one_patient_until_revoked_or_ended,
     ward_and_caregiver_rules_refuse_with_reasons,
+    an_administrator_sets_a_wards_escalation,
 );
 
 /// Posts `fields` to `path` with a CSRF token from `from`.
@@ -329,4 +330,72 @@ async fn ward_and_caregiver_rules_refuse_with_reasons(backend: Backend) {
         );
     }
     assert_eq!(app.store.caregivers(app.a.id).await.unwrap().len(), before);
+}
+
+async fn an_administrator_sets_a_wards_escalation(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    wards(&app).await;
+    add_admin(&app).await;
+    add_admin_at(&app, "elsewhere", "Other Clinic").await;
+    let root = Browser::logged_in(&app, "root").await;
+    let page = root.get("/admin").await.body;
+    assert!(page.contains("Ward 4B: 1 nurse, 1 patient"), "{page}");
+    let path = "/admin/wards/4B/escalation";
+    let policy = |app: &TestApp| {
+        let store = app.store.clone();
+        async move { store.wards("Test Clinic").await.unwrap()[0].policy }
+    };
+    let before = policy(&app).await;
+    for (who, ward_s, physician_s, says) in [
+        ("root", "abc", "90", "in whole seconds"),
+        ("root", "5", "90", "10 s to 3600 s"),
+        ("elsewhere", "30", "90", "ward named &quot;4B&quot; here"),
+    ] {
+        let b = Browser::logged_in(&app, who).await;
+        let csrf = b.csrf("/admin").await;
+        let page = b
+            .post(
+                path,
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("to_ward_after_s", ward_s),
+                    ("to_physician_after_s", physician_s),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 422, "{who} {ward_s}");
+        assert!(page.body.contains(says), "{who} {ward_s}: {}", page.body);
+        assert_eq!(policy(&app).await, before);
+    }
+    let csrf = root.csrf("/admin").await;
+    let done = root
+        .post(
+            path,
+            &[
+                ("csrf", csrf.as_str()),
+                ("to_ward_after_s", "30"),
+                ("to_physician_after_s", "90"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let now = policy(&app).await;
+    assert_eq!(
+        (now.to_ward_after_ms, now.to_physician_after_ms),
+        (30_000, 90_000)
+    );
+    // A nurse is not an administrator.
+    let nina = Browser::logged_in(&app, "nina").await;
+    let csrf = nina.csrf("/ward").await;
+    let refused = nina
+        .post(
+            path,
+            &[
+                ("csrf", csrf.as_str()),
+                ("to_ward_after_s", "10"),
+                ("to_physician_after_s", "10"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
 }

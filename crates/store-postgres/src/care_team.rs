@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
     AccountId, AccountRecord, CareTeam, CaregiverGrant, InstitutionRow, NewCaregiver, NewNurse,
-    PatientSummary, StoreError, StoreResult, WardFound, WardId, WardPatient, caregiver_granted,
-    caregiver_revoked, nurse_created, patient_at, ward_assigned, ward_created,
+    PatientSummary, StoreError, StoreResult, WardFound, WardId, WardOverview, WardPatient,
+    caregiver_granted, caregiver_revoked, nurse_created, patient_at, ward_assigned, ward_created,
 };
 use sqlx::PgConnection;
 
@@ -179,6 +179,17 @@ impl CareTeam for PgStore {
             .map_err(db_error)?
             .iter()
             .map(|r| PatientSummary::from_row(&Cols(r)))
+            .collect()
+    }
+
+    async fn wards(&self, institution: &str) -> StoreResult<Vec<WardOverview>> {
+        sqlx::query(sqlx::AssertSqlSafe(WardOverview::QUERY.replace('?', "$")))
+            .bind(institution)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|r| WardOverview::from_row(&Cols(r)))
             .collect()
     }
 

@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use infusion_protocol::PatientId;
 use infusion_store::{
     AccountId, AccountRecord, CareTeam, CaregiverGrant, Columns, InstitutionRow, NewCaregiver,
-    NewNurse, PatientSummary, StoreError, StoreResult, WardFound, WardId, WardPatient,
-    caregiver_granted, caregiver_revoked, nurse_created, patient_at, stored_patient, ward_assigned,
-    ward_created,
+    NewNurse, PatientSummary, StoreError, StoreResult, WardFound, WardId, WardOverview,
+    WardPatient, caregiver_granted, caregiver_revoked, nurse_created, patient_at, stored_patient,
+    ward_assigned, ward_created,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -258,6 +258,17 @@ impl CareTeam for SqliteStore {
     async fn ward_patients(&self, ward: WardId) -> StoreResult<Vec<PatientSummary>> {
         self.readers
             .read(move |conn| summaries(conn, "WHERE p.ward_id = ?1", ward.0))
+            .await
+    }
+
+    async fn wards(&self, institution: &str) -> StoreResult<Vec<WardOverview>> {
+        let institution = institution.to_owned();
+        self.readers
+            .read(move |conn| {
+                all(conn, WardOverview::QUERY, [institution], |r| {
+                    WardOverview::from_row(r)
+                })
+            })
             .await
     }
 

@@ -127,6 +127,42 @@ impl CaregiverGrant {
     }
 }
 
+/// One ward as its institution's administrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WardOverview {
+    /// Its name.
+    pub name: String,
+    /// Its escalation policy.
+    pub policy: crate::Policy,
+    /// How many nurses it has.
+    pub nurses: u32,
+    /// How many patients are on it.
+    pub patients: u32,
+}
+
+impl WardOverview {
+    /// The wards of the institution named `?1`, by name (PostgreSQL with
+    /// `$` for `?`).
+    pub const QUERY: &'static str = "SELECT w.name, w.to_ward_after_ms, w.to_physician_after_ms,
+            (SELECT count(*) FROM nurses n WHERE n.ward_id = w.id),
+            (SELECT count(*) FROM patients p WHERE p.ward_id = w.id)
+        FROM wards w JOIN institutions i ON i.id = w.institution_id
+        WHERE i.name = ?1 ORDER BY lower(w.name)";
+
+    /// A row of [`Self::QUERY`].
+    pub fn from_row(c: &impl Columns) -> StoreResult<WardOverview> {
+        Ok(WardOverview {
+            name: c.string(0)?,
+            policy: crate::Policy {
+                to_ward_after_ms: c.i64(1)?,
+                to_physician_after_ms: c.i64(2)?,
+            },
+            nurses: c.u32(3)?,
+            patients: c.u32(4)?,
+        })
+    }
+}
+
 /// Wards, nurses and caregivers, one transaction per method.
 #[async_trait]
 pub trait CareTeam: Send + Sync {
@@ -155,6 +191,9 @@ pub trait CareTeam: Send + Sync {
 
     /// Every patient of `ward`.
     async fn ward_patients(&self, ward: WardId) -> StoreResult<Vec<PatientSummary>>;
+
+    /// The wards of the institution named `institution`.
+    async fn wards(&self, institution: &str) -> StoreResult<Vec<WardOverview>>;
 
     /// Lets a caregiver follow a patient, as [`caregiver_granted`]
     /// decides, creating the caregiver's account if the username is new.

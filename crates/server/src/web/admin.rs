@@ -46,6 +46,7 @@ async fn render(
     let physicians: Vec<_> = scope.of_role(Role::Physician).collect();
     let patients: Vec<_> = scope.of_role(Role::Patient).collect();
     let drugs = app.store.drugs(&scope.institution).await?;
+    let wards = app.store.wards(&scope.institution).await?;
     // The institution's own patients' notifications only.
     let mut deliveries = app.store.deliveries(200).await?;
     deliveries.retain(|d| patients.iter().any(|p| p.username == d.username));
@@ -130,6 +131,7 @@ async fn render(
         }
         (crate::web::drug_library::section(&drugs, user))
         (crate::web::time_zone::section(user))
+        (crate::web::ward_policy::section(&wards, user))
         (crate::web::admin_notify::section(&deliveries, &user.zone()))
         h2 id="bind" { "Register a pump" }
         p class="hint" { "Binding a pump replaces the patient's previous pump; a pump serves one patient at a time." }

@@ -45,6 +45,7 @@ mod suggestions;
 mod time_zone;
 mod treatment;
 mod two_factor;
+mod ward_policy;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -126,6 +127,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/devices", get(form_page).post(admin::bind_device))
         .route("/admin/drugs", get(form_page).post(drug_library::add))
         .route("/admin/time-zone", get(form_page).post(time_zone::set))
+        .route(
+            "/admin/wards/{name}/escalation",
+            get(form_page).post(ward_policy::set),
+        )
         .route(
             "/admin/patients/{username}/unbind",
             get(form_page).post(admin_care::unbind),
