@@ -124,27 +124,7 @@ async fn one_reading(server: &Served, store: &dyn Store) {
 
 /// Dora's pump logs in and reports `events`.
 async fn dora_reports(server: &Served, store: &dyn Store, events: Value) {
-    let http = reqwest::Client::new();
-    let body = infusion_testkit::login_body(&http, &server.base, "dora", PASSWORD, MAC_D).await;
-    let login: Value = http
-        .post(format!("{}/api/v1/device/login", server.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let dora = patient_id(store, "dora").await;
-    let status = http
-        .post(format!("{}/api/v1/device/report", server.base))
-        .bearer_auth(login["token"].as_str().unwrap())
-        .json(&json!({"patient_id": dora.0, "events": events}))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    chrome::pump_reports(server, store, "dora", MAC_D, events).await;
 }
 
 fn ensure(ok: bool, why: impl FnOnce() -> String) -> Result<(), String> {

@@ -180,28 +180,8 @@ async fn seed(store: &dyn Store) {
 
 /// Dora's pump logs in and reports alarm `kind`.
 async fn dora_reports(server: &Served, store: &dyn Store, kind: &str) {
-    let http = reqwest::Client::new();
-    let body = infusion_testkit::login_body(&http, &server.base, "dora", PASSWORD, MAC_D).await;
-    let login: Value = http
-        .post(format!("{}/api/v1/device/login", server.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let dora = patient_id(store, "dora").await;
     let events = json!([{"seq": 1, "uptime_ms": 1, "kind": "alarm", "alarm": kind}]);
-    let status = http
-        .post(format!("{}/api/v1/device/report", server.base))
-        .bearer_auth(login["token"].as_str().unwrap())
-        .json(&json!({"patient_id": dora.0, "events": events}))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    chrome::pump_reports(server, store, "dora", MAC_D, events).await;
 }
 
 async fn script(s: &Session, js: &str) -> Value {

@@ -347,3 +347,35 @@ pub async fn seed_alice(
         .unwrap();
     alice
 }
+
+/// The pump `mac` of patient `username` logs in to `server` and reports
+/// `events` (answered 200): what a browser test shows arriving.
+pub async fn pump_reports(
+    server: &Served,
+    store: &dyn Store,
+    username: &str,
+    mac: &str,
+    events: Value,
+) {
+    let http = reqwest::Client::new();
+    let body = infusion_testkit::login_body(&http, &server.base, username, PASSWORD, mac).await;
+    let login: Value = http
+        .post(format!("{}/api/v1/device/login", server.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let patient = infusion_testkit::patient_id(store, username).await;
+    let status = http
+        .post(format!("{}/api/v1/device/report", server.base))
+        .bearer_auth(login["token"].as_str().unwrap())
+        .json(&json!({"patient_id": patient.0, "events": events}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
