@@ -88,6 +88,20 @@ impl Infusion {
         }
     }
 
+    /// The order `version`, interrupted by a restart after it gave
+    /// `done_steps` (the plunger `plunger_steps` from its start): stopped
+    /// by the `restarted` alarm, and on hold, until a newer version of the
+    /// order continues it against what it already gave.
+    pub fn restored(plan: DosePlan, version: u32, done_steps: u64, plunger_steps: u64) -> Self {
+        Infusion {
+            phase: Phase::Alarm(Alarm::Restarted),
+            version,
+            done_steps,
+            plunger_steps: plunger_steps.min(plan.capacity_steps()),
+            ..Infusion::new(plan)
+        }
+    }
+
     /// The syringe and drive.
     pub fn plan(&self) -> &DosePlan {
         &self.plan

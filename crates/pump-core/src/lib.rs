@@ -31,6 +31,6 @@ pub mod session;
 pub use dose::{DosePlan, Drive, Microsteps, PlanError, Schedule, Syringe};
 pub use infusion::{Infusion, Phase};
 pub use outbox::Outbox;
-pub use pump::{CommLossPolicy, Pump, PumpConfig, Request};
+pub use pump::{CommLossPolicy, Pump, PumpConfig, Request, Resume};
 pub use sensors::Sensors;
 pub use session::{Failure, Session};

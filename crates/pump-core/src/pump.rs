@@ -50,6 +50,13 @@ pub struct PumpConfig {
     /// older signed index replayed after the reboot is refused): only a new
     /// version from the physician starts it. 0 on a new pump.
     pub applied_version: u32,
+    /// Where the order `applied_version` stood when the pump restarted,
+    /// if it had not completed (kept in flash with `applied_version`).
+    /// With it, a newer version of that order continues it, counting
+    /// what was already given against its total, so that a physician's
+    /// Resume after a reboot never gives the order's volume twice.
+    /// Without it, a newer version starts a new infusion.
+    pub resume: Option<Resume>,
     /// Seed for back-off jitter (from a hardware RNG or the MAC).
     pub seed: u32,
     /// The loaded syringe on this pump's drive.
@@ -79,6 +86,7 @@ impl Default for PumpConfig {
             comm_lost_after: 3,
             first_seq: 1,
             applied_version: 0,
+            resume: None,
             seed: 0x9E37_79B9,
             plan: DosePlan::PAPER,
             comm_loss: CommLossPolicy::Continue,
@@ -88,6 +96,18 @@ impl Default for PumpConfig {
             server_key: None,
         }
     }
+}
+
+/// Where an open order stood when the pump restarted: the firmware keeps
+/// these in flash, never below the truth (it saves a count before the
+/// motor reaches it), so a resumed order can give less than its total
+/// after a power cut, never more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// Microsteps the order had given.
+    pub delivered_steps: u64,
+    /// Microsteps since the syringe was loaded.
+    pub plunger_steps: u64,
 }
 
 /// A request the caller should send now.
@@ -133,9 +153,18 @@ impl<const N: usize> Pump<N> {
     /// `restarted` alarm and a stopped state, so that no one reads the
     /// last report from before the restart as an infusion still running.
     pub fn new(cfg: PumpConfig) -> Self {
+        let infusion = match cfg.resume {
+            Some(r) if cfg.applied_version > 0 => Infusion::restored(
+                cfg.plan,
+                cfg.applied_version,
+                r.delivered_steps,
+                r.plunger_steps,
+            ),
+            _ => Infusion::new(cfg.plan),
+        };
         let mut pump = Pump {
             session: Session::new(cfg.seed),
-            infusion: Infusion::new(cfg.plan),
+            infusion,
             outbox: Outbox::new(cfg.first_seq),
             last_progress_ms: 0,
             next_report_ms: 0,
@@ -152,7 +181,7 @@ impl<const N: usize> Pump<N> {
             pump.outbox.push(
                 0,
                 EventBody::Progress(Progress {
-                    delivered_ul: 0,
+                    delivered_ul: pump.infusion.delivered_ul(),
                     rate_ul_h: 0,
                     index_version: cfg.applied_version,
                 }),
@@ -261,11 +290,14 @@ impl<const N: usize> Pump<N> {
     /// The operator at the bedside confirms an alarm: an occlusion, motor
     /// fault, empty syringe or lost link ends once its cause is gone. A
     /// refused index is not the operator's to overrule: it ends only with
-    /// a new index inside the limits. True when the infusion went back to
-    /// its prescribed state.
+    /// a new index inside the limits. Nor is a restart: the order it
+    /// interrupted goes on only with a new version from the physician.
+    /// True when the infusion went back to its prescribed state.
     pub fn clear_alarm(&mut self, now_ms: u64) -> bool {
         self.tick(now_ms);
-        self.try_clear(now_ms, |a| a != Alarm::LimitsRefused)
+        self.try_clear(now_ms, |a| {
+            a != Alarm::LimitsRefused && a != Alarm::Restarted
+        })
     }
 
     /// A full syringe was loaded: the plunger is back at its start. An

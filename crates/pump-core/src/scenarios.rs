@@ -10,7 +10,7 @@ use infusion_protocol::{
     PatientId, PatientLimits, ReportResponse, Token,
 };
 
-use crate::{Failure, Phase, Pump, PumpConfig, Request};
+use crate::{Failure, Phase, Pump, PumpConfig, Request, Resume};
 
 /// A scenario's outcome: `Err` says what went wrong.
 pub type Outcome = Result<(), &'static str>;
@@ -39,6 +39,10 @@ pub const ALL: &[Scenario] = &[
     (
         "a restarted pump does not run its order again",
         restart_with_persisted_state,
+    ),
+    (
+        "a resumed order gives what is left of its volume, not all of it",
+        resume_after_restart,
     ),
     ("steps are due at the schedule's times", motor_schedule),
 ];
@@ -350,6 +354,57 @@ fn restart_with_persisted_state() -> Outcome {
     check(
         p.infusion().phase() == Phase::Running && p.infusion().version() == 6,
         "a newer version runs",
+    )
+}
+
+fn resume_after_restart() -> Outcome {
+    let plan = cfg().plan;
+    // Version 5, 2 mL, had given 1.5 mL when the power went.
+    let given = plan.steps_for_ul(1_500);
+    let mut p: Pump<32> = Pump::new(PumpConfig {
+        applied_version: 5,
+        resume: Some(Resume {
+            delivered_steps: given,
+            plunger_steps: given,
+        }),
+        ..cfg()
+    });
+    check(
+        p.infusion().phase() == Phase::Alarm(Alarm::Restarted),
+        "a restarted order is stopped",
+    )?;
+    let said = u32::try_from(plan.ul_for_steps(given)).unwrap_or(0);
+    check(
+        p.outbox().batch().iter().any(|e| {
+            matches!(e.body, EventBody::Progress(pr) if pr.delivered_ul == said && pr.rate_ul_h == 0)
+        }) && said.abs_diff(1_500) <= 1,
+        "it reports what the order had given",
+    )?;
+    check(!p.clear_alarm(1), "the bedside cannot restart the order")?;
+    let at = answer_index(&mut p, 0, &run(5, 2_000, 4_000))?;
+    check(
+        p.infusion().phase() == Phase::Alarm(Alarm::Restarted),
+        "the same version does not restart it",
+    )?;
+    // The physician's Resume: version 6 of the same order.
+    let at = answer_index(&mut p, at, &run(6, 2_000, 4_000))?;
+    check(
+        p.infusion().phase() == Phase::Running,
+        "a new version continues it",
+    )?;
+    let mut taken = 0;
+    let mut now_us = at * 1_000;
+    while let Some(next) = p.next_step_at_us() {
+        now_us = next.max(now_us + 1);
+        taken += p.take_steps(now_us);
+    }
+    check(
+        p.infusion().phase() == Phase::Completed,
+        "it completes at its volume",
+    )?;
+    check(
+        taken == plan.steps_for_ul(2_000) - given,
+        "only what was left is given",
     )
 }
 

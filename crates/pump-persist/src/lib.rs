@@ -21,66 +21,15 @@ use embedded_storage_async::nor_flash::NorFlash;
 use sequential_storage::cache::{Cache, Uncached};
 use sequential_storage::map::{MapConfig, MapStorage};
 
+mod kept;
 #[cfg(any(test, feature = "scenarios"))]
 pub mod ram;
 #[cfg(any(test, feature = "scenarios"))]
 pub mod scenarios;
+mod setup;
 
-/// What is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Kept {
-    /// The number of the next event the pump reports.
-    pub next_seq: u32,
-    /// The newest order version the pump applied.
-    pub applied_version: u32,
-    /// What the running order has delivered, µL.
-    pub delivered_ul: u32,
-    /// The device secret issued when the pump was bound.
-    pub device_secret: [u8; 32],
-    /// The server's public index key the pump trusts.
-    pub server_key: [u8; 32],
-}
-
-/// The layout's version, first byte of every save: a later firmware can
-/// read what an earlier one wrote.
-const LAYOUT: u8 = 1;
-
-/// Bytes of one save.
-pub const KEPT_LEN: usize = 1 + 3 * 4 + 32 + 32;
-
-impl Kept {
-    /// The save's bytes: the layout, then little-endian fields.
-    pub fn encode(&self) -> [u8; KEPT_LEN] {
-        let mut b = [0u8; KEPT_LEN];
-        b[0] = LAYOUT;
-        b[1..5].copy_from_slice(&self.next_seq.to_le_bytes());
-        b[5..9].copy_from_slice(&self.applied_version.to_le_bytes());
-        b[9..13].copy_from_slice(&self.delivered_ul.to_le_bytes());
-        b[13..45].copy_from_slice(&self.device_secret);
-        b[45..77].copy_from_slice(&self.server_key);
-        b
-    }
-
-    /// The inverse of [`Self::encode`]; `None` for another layout or
-    /// length.
-    pub fn decode(b: &[u8]) -> Option<Kept> {
-        if b.len() != KEPT_LEN || b[0] != LAYOUT {
-            return None;
-        }
-        let word = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-        let mut device_secret = [0u8; 32];
-        device_secret.copy_from_slice(&b[13..45]);
-        let mut server_key = [0u8; 32];
-        server_key.copy_from_slice(&b[45..77]);
-        Some(Kept {
-            next_seq: word(1),
-            applied_version: word(5),
-            delivered_ul: word(9),
-            device_secret,
-            server_key,
-        })
-    }
-}
+pub use kept::{KEPT_LEN, Kept, OpenOrder};
+pub use setup::{SETUP_MAX, Setup, SetupError};
 
 /// Why the flash could not be read or written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,15 +53,20 @@ impl<E> From<sequential_storage::Error<E>> for PersistError {
     }
 }
 
-/// The one key the save is kept under.
+/// The key the running state ([`Kept`]) is saved under.
 const KEY: u8 = 1;
+/// The key the provisioning ([`Setup`]) is saved under.
+const SETUP_KEY: u8 = 2;
+
+/// The largest item and its map header.
+const BUF: usize = SETUP_MAX + 32;
 
 /// The pump's flash store over `range` of flash `S`.
 pub struct Persist<S: NorFlash> {
     // Uncached: a pump saves a few times a minute, and the worst case of
     // every operation is what counts (the crate's advice).
     map: MapStorage<u8, S, Cache<Uncached, Uncached, Uncached, u8>>,
-    buf: [u8; 128],
+    buf: [u8; BUF],
 }
 
 impl<S: NorFlash> Persist<S> {
@@ -122,7 +76,7 @@ impl<S: NorFlash> Persist<S> {
         let config = MapConfig::try_new(range).map_err(|_| PersistError::BadRange)?;
         Ok(Persist {
             map: MapStorage::new(flash, config, Cache::new_uncached()),
-            buf: [0; 128],
+            buf: [0; BUF],
         })
     }
 
@@ -142,6 +96,32 @@ impl<S: NorFlash> Persist<S> {
         self.map
             .store_item(&mut self.buf, &KEY, &&bytes[..])
             .await?;
+        Ok(())
+    }
+
+    /// The provisioning, if the pump was provisioned.
+    pub async fn load_setup(&mut self) -> Result<Option<Setup>, PersistError> {
+        let found: Option<&[u8]> = self.map.fetch_item(&mut self.buf, &SETUP_KEY).await?;
+        match found {
+            None => Ok(None),
+            Some(b) => Setup::decode(b).map(Some).ok_or(PersistError::Unreadable),
+        }
+    }
+
+    /// Saves the provisioning, with the same guarantee as [`Self::save`].
+    pub async fn save_setup(&mut self, setup: &Setup) -> Result<(), PersistError> {
+        let mut bytes = [0u8; SETUP_MAX];
+        let n = setup.encode(&mut bytes);
+        self.map
+            .store_item(&mut self.buf, &SETUP_KEY, &&bytes[..n])
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets everything kept (a pump being given to another patient, or
+    /// provisioned again): the next boot is a first boot.
+    pub async fn erase_all(&mut self) -> Result<(), PersistError> {
+        self.map.erase_all().await?;
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use core::pin::pin;
 use core::task::{Context, Poll, Waker};
 
 use crate::ram::{PAGE, PAGES, RamFlash};
-use crate::{Kept, Persist};
+use crate::{Kept, OpenOrder, Persist, Setup};
 
 /// A scenario's outcome: `Err` says what went wrong.
 pub type Outcome = Result<(), &'static str>;
@@ -27,6 +27,10 @@ pub const ALL: &[Scenario] = &[
     (
         "a power cut at any flash operation loses at most the save in flight",
         power_cuts,
+    ),
+    (
+        "the provisioning stays through many saves, until erased",
+        setup_kept,
     ),
 ];
 
@@ -67,7 +71,10 @@ fn kept(n: u32) -> Kept {
     Kept {
         next_seq: 100 + n,
         applied_version: 3 + n / 10,
-        delivered_ul: n * 37,
+        open: (n % 7 != 0).then_some(OpenOrder {
+            delivered_steps: u64::from(n) * 37_000,
+            plunger_steps: u64::from(n) * 40_000,
+        }),
         device_secret: [0x11; 32],
         server_key: [0x22; 32],
     }
@@ -147,6 +154,57 @@ fn power_cuts() -> Outcome {
         )?;
     }
     Ok(())
+}
+
+fn setup() -> Setup {
+    let mut s = Setup {
+        poll_interval_ms: 2_000,
+        ..Setup::default()
+    };
+    // The longest there can be: the worst case for the pages.
+    for _ in 0..32 {
+        let _ = s.wifi_ssid.push('s');
+    }
+    for _ in 0..64 {
+        let _ = s.wifi_password.push('w');
+    }
+    for _ in 0..96 {
+        let _ = s.server.push('h');
+    }
+    for _ in 0..64 {
+        let _ = s.username.push('u');
+    }
+    for _ in 0..128 {
+        let _ = s.password.push('p');
+    }
+    s
+}
+
+fn setup_kept() -> Outcome {
+    let mut p = open(RamFlash::new())?;
+    check(
+        block_on(p.load_setup()) == Ok(None),
+        "a new pump is not provisioned",
+    )?;
+    block_on(p.save_setup(&setup())).map_err(|_| "the provisioning is saved")?;
+    for n in 0..SAVES {
+        block_on(p.save(&kept(n))).map_err(|_| "a save beside the provisioning")?;
+    }
+    let mut p = open(p.into_flash())?;
+    check(
+        block_on(p.load_setup()) == Ok(Some(setup())),
+        "the provisioning is there after many saves and a reboot",
+    )?;
+    check(
+        block_on(p.load()) == Ok(Some(kept(SAVES - 1))),
+        "and the newest save",
+    )?;
+    block_on(p.erase_all()).map_err(|_| "the erase")?;
+    let mut p = open(p.into_flash())?;
+    check(
+        block_on(p.load_setup()) == Ok(None) && block_on(p.load()) == Ok(None),
+        "an erased pump boots as a new one",
+    )
 }
 
 #[cfg(test)]
