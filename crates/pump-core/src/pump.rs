@@ -205,6 +205,13 @@ impl<const N: usize> Pump<N> {
         &self.outbox
     }
 
+    /// The newest order version this pump applied, before its restart
+    /// or since: what the firmware keeps in flash so that it never runs
+    /// that order again.
+    pub fn applied_version(&self) -> u32 {
+        self.infusion.version().max(self.cfg.applied_version)
+    }
+
     /// The last index received, applied or refused.
     pub fn last_index(&self) -> Option<&Index> {
         self.last_index.as_ref()

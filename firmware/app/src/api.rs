@@ -1,0 +1,140 @@
+//! The device API over HTTP, with the device's own means: reqwless over
+//! the board's sockets, JSON in fixed buffers (serde-json-core), every
+//! request bounded by [`REQUEST_TIMEOUT`]. One connection per request: a
+//! pump asks every few seconds, and a connection left open is one more
+//! thing to go stale on a Wi-Fi link.
+
+use embassy_time::{Duration, with_timeout};
+use embedded_nal_async::{Dns, TcpConnect};
+use infusion_protocol::{
+    ChallengeResponse, DeviceSecret, ErrorCode, IndexRequest, IndexResponse, LoginRequest,
+    LoginResponse, Token,
+};
+use infusion_pump_core::Failure;
+use reqwless::client::HttpClient;
+use reqwless::headers::ContentType;
+use reqwless::request::{Method, RequestBuilder};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The longest a request may take, connection to last byte: past it the
+/// pump counts a network failure and backs off.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes of the largest request body: a report of the most events one
+/// report may carry.
+pub const TX_MAX: usize = 16 * 1024;
+/// Bytes of the largest answer, head and body.
+pub const RX_MAX: usize = 4 * 1024;
+
+/// The device API at one server, over one board's sockets.
+pub struct Api<'a, T, D> {
+    tcp: &'a T,
+    dns: &'a D,
+    base: &'a str,
+    tx: &'a mut [u8],
+    rx: &'a mut [u8],
+}
+
+/// The error code of a refusal; the rest of the body (the message) is for
+/// people and is skipped.
+#[derive(serde::Deserialize)]
+struct Refusal {
+    error: ErrorCode,
+}
+
+impl<'a, T: TcpConnect, D: Dns> Api<'a, T, D> {
+    /// The API at `base` (`http://host:port`), with buffers for one
+    /// request's body (`tx`) and one answer (`rx`).
+    pub fn new(tcp: &'a T, dns: &'a D, base: &'a str, tx: &'a mut [u8], rx: &'a mut [u8]) -> Self {
+        Api {
+            tcp,
+            dns,
+            base: base.trim_end_matches('/'),
+            tx,
+            rx,
+        }
+    }
+
+    /// `POST /challenge`, then `POST /login` with the nonce signed by the
+    /// device secret.
+    pub async fn login(
+        &mut self,
+        mut req: LoginRequest,
+        secret: &DeviceSecret,
+    ) -> Result<LoginResponse, Failure> {
+        let challenge: ChallengeResponse = self.post("/api/v1/device/challenge", None, &()).await?;
+        req.proof = Some(secret.prove(&challenge.nonce, &req.username, req.mac));
+        req.nonce = Some(challenge.nonce);
+        self.post("/api/v1/device/login", None, &req).await
+    }
+
+    /// `POST /index`.
+    pub async fn index(&mut self, token: &Token, req: &IndexRequest) -> Result<IndexResponse, Failure> {
+        self.post("/api/v1/device/index", Some(token), req).await
+    }
+
+    /// Serialises a request body into the send buffer and returns its
+    /// length. A report is serialised while the core is borrowed, then
+    /// sent with [`Self::send_prepared`] once it is let go.
+    pub fn prepare<B: Serialize>(&mut self, body: &B) -> Result<usize, Failure> {
+        serde_json_core::to_slice(body, self.tx).map_err(|_| Failure::Network)
+    }
+
+    async fn post<B: Serialize, R: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        token: Option<&Token>,
+        body: &B,
+    ) -> Result<R, Failure> {
+        let len = self.prepare(body)?;
+        self.send_prepared(token, path, len).await
+    }
+
+    /// Sends the first `len` bytes of the send buffer to `path` within
+    /// [`REQUEST_TIMEOUT`] and reads the answer as `R`, or as a refusal.
+    pub async fn send_prepared<R: DeserializeOwned>(
+        &mut self,
+        token: Option<&Token>,
+        path: &str,
+        len: usize,
+    ) -> Result<R, Failure> {
+        let mut url: heapless::String<160> = heapless::String::new();
+        url.push_str(self.base).map_err(|_| Failure::Network)?;
+        url.push_str(path).map_err(|_| Failure::Network)?;
+        let mut bearer: heapless::String<80> = heapless::String::new();
+        if let Some(t) = token {
+            bearer.push_str("Bearer ").map_err(|_| Failure::Network)?;
+            bearer.push_str(t.as_str()).map_err(|_| Failure::Network)?;
+        }
+        let (tcp, dns) = (self.tcp, self.dns);
+        let exchange = async {
+            let mut client = HttpClient::new(tcp, dns);
+            let auth = [("Authorization", bearer.as_str())];
+            let headers: &[(&str, &str)] = if token.is_some() { &auth } else { &[] };
+            let mut request = client
+                .request(Method::POST, &url)
+                .await
+                .map_err(|_| Failure::Network)?
+                .headers(headers)
+                .content_type(ContentType::ApplicationJson)
+                .body(&self.tx[..len]);
+            let response = request.send(self.rx).await.map_err(|_| Failure::Network)?;
+            let ok = response.status.is_successful();
+            let body = response.body().read_to_end().await.map_err(|_| Failure::Network)?;
+            if ok {
+                serde_json_core::from_slice::<R>(body)
+                    .map(|(r, _)| r)
+                    .map_err(|_| Failure::Network)
+            } else {
+                match serde_json_core::from_slice::<Refusal>(body) {
+                    Ok((r, _)) => Err(Failure::Api(r.error)),
+                    Err(_) => Err(Failure::Network),
+                }
+            }
+        };
+        with_timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .unwrap_or(Err(Failure::Network))
+    }
+}

@@ -1,0 +1,95 @@
+//! The keep loop: what a restart needs, saved to flash.
+//!
+//! Saved: the next event number, the newest order applied, and while that
+//! order is open how far it has gone, as a count *ahead* of the motor: a
+//! save reserves [`AHEAD_MS`] of the running rate, and the motor loop
+//! waits for the next save before it passes the reserve. After a power
+//! cut, the restarted pump takes the reserve as given, so it may give up
+//! to that much less than the order, never more. A save is made at most
+//! every half reserve while running (every 15 s), or when the order
+//! changes, and the event counter is saved with any save, or within a
+//! minute of its change (the server's login answer corrects a counter
+//! that fell behind).
+
+use embassy_futures::select::select;
+use embassy_time::{Duration, Instant, Timer};
+use embedded_storage_async::nor_flash::NorFlash;
+use infusion_pump_core::{Phase, Pump};
+use infusion_pump_persist::{Kept, OpenOrder, Persist};
+
+use crate::OUTBOX;
+use crate::shared::{Reserved, Shared};
+
+/// How much running time a save reserves ahead of the motor, ms.
+pub const AHEAD_MS: u64 = 30_000;
+
+/// How long a changed event counter may wait for a save.
+const SEQ_LAG: Duration = Duration::from_secs(60);
+
+/// How often the loop looks when nobody wakes it.
+const LOOK: Duration = Duration::from_secs(1);
+
+/// Runs the keep loop. Never returns. `kept` is what the flash holds now.
+pub async fn run<F: NorFlash, M>(persist: &mut Persist<F>, shared: &Shared<M>, mut kept: Kept) -> ! {
+    let mut seq_changed: Option<Instant> = None;
+    loop {
+        select(Timer::after(LOOK), shared.keep_wake.wait()).await;
+        let (want, reserved) = wanted(&shared.pump.borrow(), &kept, shared.reserved.get());
+        if want.next_seq != kept.next_seq && seq_changed.is_none() {
+            seq_changed = Some(Instant::now());
+        }
+        let order_moved = want.applied_version != kept.applied_version || want.open != kept.open;
+        let seq_due = seq_changed.is_some_and(|at| at + SEQ_LAG <= Instant::now());
+        if !order_moved && !seq_due {
+            continue;
+        }
+        match persist.save(&want).await {
+            Ok(()) => {
+                kept = want;
+                seq_changed = None;
+                shared.reserved.set(reserved);
+                shared.saved.signal(());
+            }
+            // The motor waits on the reserve: a flash that cannot be
+            // written stops the infusion rather than run past what a
+            // restart would know. Tried again at the next look.
+            Err(_) => Timer::after(LOOK).await,
+        }
+    }
+}
+
+/// What should be in flash now, and the reserve it gives the motor. The
+/// reserve is kept while the order is the same and the motor is more than
+/// half a reserve short of it; otherwise it is moved ahead.
+pub fn wanted(pump: &Pump<OUTBOX>, kept: &Kept, reserved: Reserved) -> (Kept, Reserved) {
+    let i = pump.infusion();
+    let version = pump.applied_version();
+    let open = !matches!(i.phase(), Phase::Idle | Phase::Completed) && i.version() > 0;
+    let mut want = Kept {
+        next_seq: pump.outbox().next_seq(),
+        applied_version: version,
+        open: None,
+        ..*kept
+    };
+    if !open {
+        return (want, Reserved { version, steps: 0 });
+    }
+    let given = i.delivered_steps();
+    let ahead = i
+        .plan()
+        .steps_for_ul(u32::try_from(u64::from(i.current_rate_ul_h()) * AHEAD_MS / 3_600_000).unwrap_or(u32::MAX))
+        + 1;
+    let same = reserved.version == i.version() && reserved.steps >= given + ahead / 2;
+    let steps = if same { reserved.steps } else { given + ahead };
+    want.open = Some(OpenOrder {
+        delivered_steps: steps,
+        plunger_steps: i.plunger_steps() + (steps - given),
+    });
+    (
+        want,
+        Reserved {
+            version: i.version(),
+            steps,
+        },
+    )
+}

@@ -1,0 +1,175 @@
+//! Provisioning over the serial console, at the first boot (or when the
+//! board asks for it): the Wi-Fi, the server, the patient account, and
+//! the device secret and server key `infusion admin bind-device` printed.
+//! Nothing of it is compiled into the image.
+//!
+//! The console takes one `name=value` per line, then `save`:
+//!
+//! ```text
+//! wifi-ssid=Ward 4
+//! wifi-password=...
+//! server=http://10.0.0.2:8080
+//! username=alice
+//! password=...
+//! device-secret=<64 hex digits>
+//! server-key=<64 hex digits>
+//! poll-interval-ms=5000          (optional)
+//! save
+//! ```
+//!
+//! Each line is answered `ok` or `refused: <why>`; `save` checks that
+//! everything is there before anything is written.
+
+use embedded_io_async::{Read, Write};
+use infusion_protocol::{DeviceSecret, PublicKey};
+use infusion_pump_persist::Setup;
+
+use crate::status::say;
+
+/// What provisioning gives the pump.
+pub struct Provisioned {
+    /// Wi-Fi, server and account.
+    pub setup: Setup,
+    /// The device secret's 32 bytes.
+    pub device_secret: [u8; 32],
+    /// The server's index key.
+    pub server_key: [u8; 32],
+}
+
+/// The shortest and longest poll interval a pump may be given, ms.
+pub const POLL_RANGE_MS: core::ops::RangeInclusive<u32> = 1_000..=60_000;
+
+/// Reads settings from `console` until `save` finds them complete.
+pub async fn provision<C: Read + Write>(console: &mut C, mac: &str) -> Provisioned {
+    let mut setup = Setup::default();
+    let mut secret: Option<[u8; 32]> = None;
+    let mut key: Option<[u8; 32]> = None;
+    say(console, "infusion pump: not provisioned").await;
+    let mut hello: heapless::String<80> = heapless::String::new();
+    let _ = hello.push_str("mac=");
+    let _ = hello.push_str(mac);
+    say(console, &hello).await;
+    say(
+        console,
+        "type name=value lines (wifi-ssid, wifi-password, server, username, password, device-secret, server-key, poll-interval-ms), then save",
+    )
+    .await;
+    loop {
+        let mut line = [0u8; 256];
+        let Some(n) = read_line(console, &mut line).await else {
+            // The console is gone: nothing can be provisioned. Wait for
+            // a person rather than run unprovisioned.
+            embassy_time::Timer::after(embassy_time::Duration::from_secs(1)).await;
+            continue;
+        };
+        let Ok(text) = core::str::from_utf8(&line[..n]) else {
+            say(console, "refused: not UTF-8").await;
+            continue;
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if text == "save" {
+            match (secret, key, missing(&setup)) {
+                (Some(device_secret), Some(server_key), None) => {
+                    return Provisioned {
+                        setup,
+                        device_secret,
+                        server_key,
+                    };
+                }
+                (None, _, _) => say(console, "refused: device-secret is missing").await,
+                (_, None, _) => say(console, "refused: server-key is missing").await,
+                (_, _, Some(name)) => {
+                    let mut why: heapless::String<64> = heapless::String::new();
+                    let _ = why.push_str("refused: ");
+                    let _ = why.push_str(name);
+                    let _ = why.push_str(" is missing");
+                    say(console, &why).await;
+                }
+            }
+            continue;
+        }
+        let answer = set(&mut setup, &mut secret, &mut key, text);
+        say(console, answer.err().unwrap_or("ok")).await;
+    }
+}
+
+/// The first required setting not given yet.
+fn missing(s: &Setup) -> Option<&'static str> {
+    [
+        (s.wifi_ssid.is_empty(), "wifi-ssid"),
+        (s.server.is_empty(), "server"),
+        (s.username.is_empty(), "username"),
+        (s.password.is_empty(), "password"),
+    ]
+    .into_iter()
+    .find_map(|(gone, name)| gone.then_some(name))
+}
+
+/// Takes one `name=value`; a refusal leaves everything unchanged.
+fn set(
+    setup: &mut Setup,
+    secret: &mut Option<[u8; 32]>,
+    key: &mut Option<[u8; 32]>,
+    line: &str,
+) -> Result<(), &'static str> {
+    let Some((name, value)) = line.split_once('=') else {
+        return Err("refused: expected name=value");
+    };
+    match name.trim() {
+        "wifi-ssid" => setup.wifi_ssid = fit(value)?,
+        "wifi-password" => setup.wifi_password = fit(value)?,
+        "server" if !value.starts_with("http://") => {
+            return Err("refused: the server is an http:// URL (see the README on TLS)");
+        }
+        "server" => setup.server = fit(value)?,
+        "username" => setup.username = fit(value)?,
+        "password" => setup.password = fit(value)?,
+        "device-secret" => {
+            let s = DeviceSecret::parse(value)
+                .map_err(|_| "refused: the device secret is 64 hex digits")?;
+            *secret = Some(s.to_hex().0);
+        }
+        "server-key" => {
+            let k = PublicKey::parse(value).map_err(|_| "refused: the server key is 64 hex digits")?;
+            *key = Some(k.0);
+        }
+        "poll-interval-ms" => match value.parse::<u32>() {
+            Ok(ms) if POLL_RANGE_MS.contains(&ms) => setup.poll_interval_ms = ms,
+            _ => return Err("refused: poll-interval-ms is 1000 to 60000"),
+        },
+        _ => return Err("refused: unknown setting"),
+    }
+    Ok(())
+}
+
+/// `value` in a field of `N` bytes.
+fn fit<const N: usize>(value: &str) -> Result<heapless::String<N>, &'static str> {
+    heapless::String::try_from(value).map_err(|_| "refused: too long")
+}
+
+/// Reads one line (ended by CR or LF) into `buf`; `None` if the console
+/// failed. Longer lines are cut at the buffer's end.
+async fn read_line<C: Read>(console: &mut C, buf: &mut [u8]) -> Option<usize> {
+    let mut n = 0;
+    loop {
+        let mut byte = [0u8; 1];
+        match console.read(&mut byte).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        match byte[0] {
+            b'\r' | b'\n' if n > 0 => return Some(n),
+            b'\r' | b'\n' => {}
+            // Backspace and delete, as a terminal sends them.
+            8 | 127 => n = n.saturating_sub(1),
+            b if n < buf.len() => {
+                buf[n] = b;
+                n += 1;
+            }
+            _ => {}
+        }
+    }
+}
