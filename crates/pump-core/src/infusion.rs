@@ -127,6 +127,11 @@ impl Infusion {
         self.done_steps
     }
 
+    /// Steps that make up the order's total.
+    pub fn target_steps(&self) -> u64 {
+        self.target_steps
+    }
+
     /// Steps taken since the syringe was loaded.
     pub fn plunger_steps(&self) -> u64 {
         self.plunger_steps

@@ -70,7 +70,11 @@ impl<'a, T: TcpConnect, D: Dns> Api<'a, T, D> {
     }
 
     /// `POST /index`.
-    pub async fn index(&mut self, token: &Token, req: &IndexRequest) -> Result<IndexResponse, Failure> {
+    pub async fn index(
+        &mut self,
+        token: &Token,
+        req: &IndexRequest,
+    ) -> Result<IndexResponse, Failure> {
         self.post("/api/v1/device/index", Some(token), req).await
     }
 
@@ -121,7 +125,11 @@ impl<'a, T: TcpConnect, D: Dns> Api<'a, T, D> {
                 .body(&self.tx[..len]);
             let response = request.send(self.rx).await.map_err(|_| Failure::Network)?;
             let ok = response.status.is_successful();
-            let body = response.body().read_to_end().await.map_err(|_| Failure::Network)?;
+            let body = response
+                .body()
+                .read_to_end()
+                .await
+                .map_err(|_| Failure::Network)?;
             if ok {
                 serde_json_core::from_slice::<R>(body)
                     .map(|(r, _)| r)

@@ -2,11 +2,11 @@
 //!
 //! Saved: the next event number, the newest order applied, and while that
 //! order is open how far it has gone, as a count *ahead* of the motor: a
-//! save reserves [`AHEAD_MS`] of the running rate, and the motor loop
+//! save reserves [`AHEAD_UL`] of the order, and the motor loop
 //! waits for the next save before it passes the reserve. After a power
 //! cut, the restarted pump takes the reserve as given, so it may give up
-//! to that much less than the order, never more. A save is made at most
-//! every half reserve while running (every 15 s), or when the order
+//! to that much less than the order, never more. A save is made every
+//! half reserve while running (every 36 s at 1 mL/h), or when the order
 //! changes, and the event counter is saved with any save, or within a
 //! minute of its change (the server's login answer corrects a counter
 //! that fell behind).
@@ -20,8 +20,13 @@ use infusion_pump_persist::{Kept, OpenOrder, Persist};
 use crate::OUTBOX;
 use crate::shared::{Reserved, Shared};
 
-/// How much running time a save reserves ahead of the motor, ms.
-pub const AHEAD_MS: u64 = 30_000;
+/// How much volume a save reserves ahead of the motor, µL: the most a
+/// power cut can take off an order (never past its total). A save comes
+/// every half of it while running, so the flash wears with the volume
+/// given, not with time: 100 saves a mL; at 100 mL a day, on 16 pages of
+/// 4 KiB (about 640 saves a turn), 16 erases of each page a day, over
+/// fifteen years of the flash's 100,000 cycles.
+pub const AHEAD_UL: u32 = 20;
 
 /// How long a changed event counter may wait for a save.
 const SEQ_LAG: Duration = Duration::from_secs(60);
@@ -30,7 +35,11 @@ const SEQ_LAG: Duration = Duration::from_secs(60);
 const LOOK: Duration = Duration::from_secs(1);
 
 /// Runs the keep loop. Never returns. `kept` is what the flash holds now.
-pub async fn run<F: NorFlash, M>(persist: &mut Persist<F>, shared: &Shared<M>, mut kept: Kept) -> ! {
+pub async fn run<F: NorFlash, M>(
+    persist: &mut Persist<F>,
+    shared: &Shared<M>,
+    mut kept: Kept,
+) -> ! {
     let mut seq_changed: Option<Instant> = None;
     loop {
         select(Timer::after(LOOK), shared.keep_wake.wait()).await;
@@ -75,12 +84,14 @@ pub fn wanted(pump: &Pump<OUTBOX>, kept: &Kept, reserved: Reserved) -> (Kept, Re
         return (want, Reserved { version, steps: 0 });
     }
     let given = i.delivered_steps();
-    let ahead = i
-        .plan()
-        .steps_for_ul(u32::try_from(u64::from(i.current_rate_ul_h()) * AHEAD_MS / 3_600_000).unwrap_or(u32::MAX))
-        + 1;
-    let same = reserved.version == i.version() && reserved.steps >= given + ahead / 2;
-    let steps = if same { reserved.steps } else { given + ahead };
+    let ahead = i.plan().steps_for_ul(AHEAD_UL) + 1;
+    let same = reserved.version == i.version()
+        && reserved.steps >= (given + ahead / 2).min(i.target_steps().max(given));
+    let steps = if same {
+        reserved.steps
+    } else {
+        (given + ahead).min(i.target_steps().max(given))
+    };
     want.open = Some(OpenOrder {
         delivered_steps: steps,
         plunger_steps: i.plunger_steps() + (steps - given),

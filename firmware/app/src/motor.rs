@@ -35,7 +35,11 @@ pub async fn run<M: Motor>(shared: &Shared<M>) -> ! {
             awake = true;
         }
         if Instant::from_micros(at) > Instant::now() {
-            select(Timer::at(Instant::from_micros(at)), shared.motor_wake.wait()).await;
+            select(
+                Timer::at(Instant::from_micros(at)),
+                shared.motor_wake.wait(),
+            )
+            .await;
         }
         let (steps, version, given) = {
             let mut pump = shared.pump.borrow_mut();

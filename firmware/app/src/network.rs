@@ -25,7 +25,11 @@ pub async fn run<N: Network, M>(
     secret: &DeviceSecret,
 ) -> ! {
     let mut wait = Duration::from_secs(1);
-    while net.join(&setup.wifi_ssid, &setup.wifi_password).await.is_err() {
+    while net
+        .join(&setup.wifi_ssid, &setup.wifi_password)
+        .await
+        .is_err()
+    {
         Timer::after(wait).await;
         wait = (wait * 2).min(JOIN_BACKOFF_MAX);
     }

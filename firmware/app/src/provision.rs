@@ -133,7 +133,8 @@ fn set(
             *secret = Some(s.to_hex().0);
         }
         "server-key" => {
-            let k = PublicKey::parse(value).map_err(|_| "refused: the server key is 64 hex digits")?;
+            let k =
+                PublicKey::parse(value).map_err(|_| "refused: the server key is 64 hex digits")?;
             *key = Some(k.0);
         }
         "poll-interval-ms" => match value.parse::<u32>() {

@@ -11,7 +11,7 @@ use crate::shared::Shared;
 /// How often the loop looks.
 const LOOK: Duration = Duration::from_millis(200);
 /// How often a running pump's line is printed even without a change.
-const RUNNING_EVERY: Duration = Duration::from_secs(5);
+const RUNNING_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(PartialEq, Eq, Clone, Copy)]
 struct Seen {
