@@ -71,7 +71,7 @@ fn kept(n: u32) -> Kept {
     Kept {
         next_seq: 100 + n,
         applied_version: 3 + n / 10,
-        open: (n % 7 != 0).then_some(OpenOrder {
+        open: (!n.is_multiple_of(7)).then_some(OpenOrder {
             delivered_steps: u64::from(n) * 37_000,
             plunger_steps: u64::from(n) * 40_000,
         }),

@@ -76,12 +76,14 @@ impl Setup {
             at += 1 + len;
             Some(s)
         };
-        let mut setup = Setup::default();
-        setup.wifi_ssid = String::try_from(next()?).ok()?;
-        setup.wifi_password = String::try_from(next()?).ok()?;
-        setup.server = String::try_from(next()?).ok()?;
-        setup.username = String::try_from(next()?).ok()?;
-        setup.password = String::try_from(next()?).ok()?;
+        let mut setup = Setup {
+            wifi_ssid: String::try_from(next()?).ok()?,
+            wifi_password: String::try_from(next()?).ok()?,
+            server: String::try_from(next()?).ok()?,
+            username: String::try_from(next()?).ok()?,
+            password: String::try_from(next()?).ok()?,
+            poll_interval_ms: 0,
+        };
         let poll: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
         if b.len() != at + 4 {
             return None;

@@ -35,14 +35,19 @@ pub trait Network {
     fn mac(&self) -> MacAddress;
 }
 
+/// The driver refused a step: nFAULT is low (over-current, over-heating,
+/// under-voltage), it is asleep, or a pin failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MotorFault;
+
 /// The motor edge.
 pub trait Motor {
     /// Powers the driver up before steps (the DRV8834 needs 1 ms).
     fn wake(&mut self);
     /// Powers it down while nothing runs.
     fn sleep(&mut self);
-    /// One microstep towards empty; `Err` when the driver refuses (nFAULT).
-    fn step(&mut self) -> Result<(), ()>;
+    /// One microstep towards empty; `Err` when the driver refuses.
+    fn step(&mut self) -> Result<(), MotorFault>;
     /// True while the driver reports a fault.
     fn faulted(&mut self) -> bool;
 }
@@ -72,8 +77,8 @@ where
     fn sleep(&mut self) {
         let _ = self.driver.go_to_sleep();
     }
-    fn step(&mut self) -> Result<(), ()> {
-        self.driver.step(&mut self.delay).map_err(|_| ())
+    fn step(&mut self) -> Result<(), MotorFault> {
+        self.driver.step(&mut self.delay).map_err(|_| MotorFault)
     }
     fn faulted(&mut self) -> bool {
         // A pin that cannot be read is a fault too: the motor must stop.

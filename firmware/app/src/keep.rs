@@ -104,3 +104,119 @@ pub fn wanted(pump: &Pump<OUTBOX>, kept: &Kept, reserved: Reserved) -> (Kept, Re
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use infusion_protocol::{
+        HexBytes, Index, IndexResponse, InfusionState, LoginResponse, PatientId, PatientLimits,
+        Token,
+    };
+    use infusion_pump_core::{Pump, PumpConfig};
+
+    use super::*;
+
+    fn token() -> Token {
+        Token::parse("tttttttttttttttttttttttttttttttttttttttttt0").unwrap()
+    }
+
+    /// A paper pump (no key: any answer is taken) running 1 mL at
+    /// 36 mL/h from time 0.
+    fn running() -> Pump<OUTBOX> {
+        let mut p = Pump::new(PumpConfig::default());
+        p.poll_request(0);
+        p.handle_login(
+            0,
+            Ok(&LoginResponse {
+                first_name: heapless::String::new(),
+                last_name: heapless::String::new(),
+                institution: heapless::String::new(),
+                patient_id: PatientId(1),
+                token: token(),
+                expires_in_s: 300,
+                next_seq: None,
+            }),
+        );
+        p.poll_request(0);
+        let index = Index {
+            version: 3,
+            volume_ul: 1_000,
+            rate_ul_h: 36_000,
+            state: InfusionState::Run,
+            limits: PatientLimits {
+                min_rate_ul_h: 100,
+                max_rate_ul_h: 200_000,
+                max_volume_ul: 10_000,
+            },
+        };
+        p.handle_index(
+            0,
+            Ok(&IndexResponse {
+                index,
+                signature: HexBytes([0; 64]),
+                token: token(),
+                expires_in_s: 300,
+            }),
+        );
+        p
+    }
+
+    fn kept() -> Kept {
+        Kept {
+            next_seq: 1,
+            applied_version: 0,
+            open: None,
+            device_secret: [1; 32],
+            server_key: [2; 32],
+        }
+    }
+
+    #[test]
+    fn an_idle_pump_keeps_no_open_order() {
+        let p: Pump<OUTBOX> = Pump::new(PumpConfig::default());
+        let (want, reserved) = wanted(&p, &kept(), Reserved::default());
+        assert_eq!(want.open, None);
+        assert_eq!(reserved, Reserved::default());
+        assert_eq!(want.device_secret, [1; 32], "the secret goes along");
+    }
+
+    #[test]
+    fn the_reserve_runs_ahead_of_the_motor_and_moves_at_half_way() {
+        let mut p = running();
+        let plan = *p.infusion().plan();
+        let ahead = plan.steps_for_ul(AHEAD_UL) + 1;
+        let (want, first) = wanted(&p, &kept(), Reserved::default());
+        assert_eq!(want.applied_version, 3);
+        assert_eq!(
+            first,
+            Reserved {
+                version: 3,
+                steps: ahead
+            }
+        );
+        assert_eq!(want.open.map(|o| o.delivered_steps), Some(ahead));
+        // 10 µL a second: half a reserve later it is still good...
+        p.take_steps(900_000);
+        assert!(p.infusion().delivered_steps() + ahead / 2 <= first.steps);
+        let (_, same) = wanted(&p, &want, first);
+        assert_eq!(same, first, "no save needed yet");
+        // ...past half of it, it moves ahead of the motor again.
+        p.take_steps(1_100_000);
+        let given = p.infusion().delivered_steps();
+        let (_, moved) = wanted(&p, &want, first);
+        assert_eq!(moved.steps, given + ahead);
+    }
+
+    #[test]
+    fn the_reserve_never_passes_the_order_total() {
+        let mut p = running();
+        // 99.5 s of the 100 s the order takes.
+        p.take_steps(99_500_000);
+        let (want, reserved) = wanted(&p, &kept(), Reserved::default());
+        assert_eq!(reserved.steps, p.infusion().target_steps());
+        assert!(want.open.is_some());
+        p.take_steps(200_000_000);
+        let (want, _) = wanted(&p, &want, reserved);
+        assert_eq!(want.open, None, "a completed order is not open");
+        assert_eq!(want.applied_version, 3, "and is never run again");
+    }
+}

@@ -21,6 +21,9 @@
 //! chooses the executor. `#![no_std]`, no heap, integers only.
 #![no_std]
 
+#[cfg(test)]
+extern crate std;
+
 pub mod api;
 pub mod board;
 pub mod control;

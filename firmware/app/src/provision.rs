@@ -39,8 +39,9 @@ pub struct Provisioned {
 /// The shortest and longest poll interval a pump may be given, ms.
 pub const POLL_RANGE_MS: core::ops::RangeInclusive<u32> = 1_000..=60_000;
 
-/// Reads settings from `console` until `save` finds them complete.
-pub async fn provision<C: Read + Write>(console: &mut C, mac: &str) -> Provisioned {
+/// Reads settings from `console` until `save` finds them complete;
+/// `None` if the console closed first.
+pub async fn provision<C: Read + Write>(console: &mut C, mac: &str) -> Option<Provisioned> {
     let mut setup = Setup::default();
     let mut secret: Option<[u8; 32]> = None;
     let mut key: Option<[u8; 32]> = None;
@@ -56,12 +57,7 @@ pub async fn provision<C: Read + Write>(console: &mut C, mac: &str) -> Provision
     .await;
     loop {
         let mut line = [0u8; 256];
-        let Some(n) = read_line(console, &mut line).await else {
-            // The console is gone: nothing can be provisioned. Wait for
-            // a person rather than run unprovisioned.
-            embassy_time::Timer::after(embassy_time::Duration::from_secs(1)).await;
-            continue;
-        };
+        let n = read_line(console, &mut line).await?;
         let Ok(text) = core::str::from_utf8(&line[..n]) else {
             say(console, "refused: not UTF-8").await;
             continue;
@@ -73,11 +69,11 @@ pub async fn provision<C: Read + Write>(console: &mut C, mac: &str) -> Provision
         if text == "save" {
             match (secret, key, missing(&setup)) {
                 (Some(device_secret), Some(server_key), None) => {
-                    return Provisioned {
+                    return Some(Provisioned {
                         setup,
                         device_secret,
                         server_key,
-                    };
+                    });
                 }
                 (None, _, _) => say(console, "refused: device-secret is missing").await,
                 (_, None, _) => say(console, "refused: server-key is missing").await,
@@ -152,14 +148,16 @@ fn fit<const N: usize>(value: &str) -> Result<heapless::String<N>, &'static str>
 }
 
 /// Reads one line (ended by CR or LF) into `buf`; `None` if the console
-/// failed. Longer lines are cut at the buffer's end.
+/// closed. A byte lost to a line error is skipped; longer lines are cut
+/// at the buffer's end.
 async fn read_line<C: Read>(console: &mut C, buf: &mut [u8]) -> Option<usize> {
     let mut n = 0;
     loop {
         let mut byte = [0u8; 1];
         match console.read(&mut byte).await {
-            Ok(0) | Err(_) => return None,
+            Ok(0) => return None,
             Ok(_) => {}
+            Err(_) => continue,
         }
         match byte[0] {
             b'\r' | b'\n' if n > 0 => return Some(n),
@@ -172,5 +170,112 @@ async fn read_line<C: Read>(console: &mut C, buf: &mut [u8]) -> Option<usize> {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::string::String;
+    use std::string::ToString;
+    use std::vec::Vec;
+
+    use infusion_protocol::HexBytes;
+
+    use super::*;
+
+    /// A console that types `input` and keeps what the pump wrote.
+    struct Script {
+        input: Vec<u8>,
+        at: usize,
+        output: Vec<u8>,
+    }
+
+    impl embedded_io_async::ErrorType for Script {
+        type Error = core::convert::Infallible;
+    }
+
+    impl Read for Script {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            let n = buf.len().min(self.input.len() - self.at);
+            buf[..n].copy_from_slice(&self.input[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    impl Write for Script {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            self.output.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        async fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    const SECRET: &str = "a16085f3cc0b4a911339b597b290f46aea8f5aba4e79feff74d5443965fc6dc2";
+    const KEY: &str = "514781276682c3dfacf228492e888fb0c000d4080db59b98cac68a618c8c6dbb";
+
+    #[test]
+    fn a_pump_is_provisioned_line_by_line_and_refusals_change_nothing() {
+        let typed = std::format!(
+            "save\r\nwifi-ssid=Ward 4\r\nserver=https://x\r\nserver=http://10.0.0.2:8080\r\n\
+             username=alice\r\npassword=pw\r\ndevice-secret=12\r\ndevice-secret={SECRET}\r\n\
+             save\r\nserver-key={KEY}\r\npoll-interval-ms=10\r\npoll-interval-ms=2000\r\n\
+             colour=blue\r\nwifi-password=wxyz\x7fz\r\nsave\r\n"
+        );
+        let mut console = Script {
+            input: typed.into_bytes(),
+            at: 0,
+            output: Vec::new(),
+        };
+        let p = embassy_futures::block_on(provision(&mut console, "02:00:00:00:00:01")).unwrap();
+        let said = String::from_utf8(console.output).unwrap();
+        let answers: Vec<&str> = said.lines().skip(3).collect();
+        assert_eq!(
+            answers,
+            [
+                "refused: device-secret is missing",
+                "ok",
+                "refused: the server is an http:// URL (see the README on TLS)",
+                "ok",
+                "ok",
+                "ok",
+                "refused: the device secret is 64 hex digits",
+                "ok",
+                "refused: server-key is missing",
+                "ok",
+                "refused: poll-interval-ms is 1000 to 60000",
+                "ok",
+                "refused: unknown setting",
+                "ok",
+            ]
+        );
+        assert_eq!(p.setup.wifi_ssid.as_str(), "Ward 4");
+        assert_eq!(
+            p.setup.wifi_password.as_str(),
+            "wxyz",
+            "a backspace takes a character back"
+        );
+        assert_eq!(p.setup.server.as_str(), "http://10.0.0.2:8080");
+        assert_eq!(p.setup.poll_interval_ms, 2_000);
+        assert_eq!(
+            HexBytes(p.device_secret).to_string(),
+            SECRET,
+            "the secret as bind-device printed it"
+        );
+        assert_eq!(HexBytes(p.server_key).to_string(), KEY);
+    }
+
+    #[test]
+    fn a_value_too_long_for_its_field_is_refused() {
+        let mut setup = Setup::default();
+        let (mut s, mut k) = (None, None);
+        let long = std::format!("wifi-ssid={}", "x".repeat(33));
+        assert_eq!(
+            set(&mut setup, &mut s, &mut k, &long),
+            Err("refused: too long")
+        );
+        assert!(setup.wifi_ssid.is_empty());
     }
 }

@@ -42,12 +42,14 @@ pub struct Parts<N, M, I, W, F, C> {
     pub seed: u32,
 }
 
-/// Why the application stopped: the flash cannot hold the pump's state.
-/// The board prints it and stays stopped (the motor never ran).
+/// Why the application stopped before the pump's loops started (the
+/// motor never ran). The board says so and stays stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Halt {
     /// The flash range or the flash itself failed.
     Flash(PersistError),
+    /// The pump is not provisioned and its console closed.
+    NotProvisioned,
 }
 
 /// Runs the pump. Returns only if the flash fails at boot.
@@ -77,7 +79,8 @@ where
         Err(e) => return Halt::Flash(e),
     };
     let (setup, kept) = match boot(&mut persist, &mut console, &network, force).await {
-        Ok(found) => found,
+        Ok(Some(found)) => found,
+        Ok(None) => return Halt::NotProvisioned,
         Err(e) => return Halt::Flash(e),
     };
     let secret = DeviceSecret::from_bytes(&kept.device_secret);
@@ -121,21 +124,24 @@ where
 }
 
 /// The setup and running state from flash, provisioning over the console
-/// first when there is none (or the board asks).
+/// first when there is none (or the board asks); `None` if the console
+/// closed before the pump was provisioned.
 async fn boot<F: NorFlash, C: Read + Write, N: Network>(
     persist: &mut Persist<F>,
     console: &mut C,
     network: &N,
     force: bool,
-) -> Result<(Setup, Kept), PersistError> {
+) -> Result<Option<(Setup, Kept)>, PersistError> {
     let setup = persist.load_setup().await?;
     let kept = persist.load().await?;
     if let (Some(setup), Some(kept), false) = (&setup, kept, force) {
-        return Ok((setup.clone(), kept));
+        return Ok(Some((setup.clone(), kept)));
     }
     let mut mac: heapless::String<20> = heapless::String::new();
     let _ = write!(mac, "{}", network.mac());
-    let p = provision(console, &mac).await;
+    let Some(p) = provision(console, &mac).await else {
+        return Ok(None);
+    };
     // A pump provisioned again keeps its counters and its order: it is the
     // same pump, and a restart must still not repeat what it gave.
     let kept = Kept {
@@ -152,5 +158,5 @@ async fn boot<F: NorFlash, C: Read + Write, N: Network>(
     persist.save_setup(&p.setup).await?;
     persist.save(&kept).await?;
     say(console, "saved").await;
-    Ok((p.setup, kept))
+    Ok(Some((p.setup, kept)))
 }

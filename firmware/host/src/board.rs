@@ -180,7 +180,7 @@ impl NorFlash for FileFlash {
     async fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
         let start = self.check(from, to.saturating_sub(from) as usize)?;
         let end = to as usize;
-        if start % Self::ERASE_SIZE != 0 || end % Self::ERASE_SIZE != 0 {
+        if !start.is_multiple_of(Self::ERASE_SIZE) || !end.is_multiple_of(Self::ERASE_SIZE) {
             return Err(FlashError::OutOfBounds);
         }
         self.image[start..end].fill(0xFF);
@@ -190,7 +190,8 @@ impl NorFlash for FileFlash {
     }
     async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
         let start = self.check(offset, bytes.len())?;
-        if start % Self::WRITE_SIZE != 0 || bytes.len() % Self::WRITE_SIZE != 0 {
+        if !start.is_multiple_of(Self::WRITE_SIZE) || !bytes.len().is_multiple_of(Self::WRITE_SIZE)
+        {
             return Err(FlashError::OutOfBounds);
         }
         for (cell, b) in self.image[start..start + bytes.len()].iter_mut().zip(bytes) {

@@ -39,6 +39,11 @@ struct Args {
     /// at boot does.
     #[arg(long)]
     provision: bool,
+    /// For the watchdog's test: after this many ms, a task spins without
+    /// ever yielding, as a driver hung in a loop would, so that nothing
+    /// else runs.
+    #[arg(long, hide = true)]
+    hang_after_ms: Option<u64>,
 }
 
 fn parse_mac(s: &str) -> Result<MacAddress, String> {
@@ -52,6 +57,16 @@ async fn pump(parts: HostParts) {
     let halt = run(parts).await;
     eprintln!("infusion-pump-host: stopped: {halt:?}");
     std::process::exit(2);
+}
+
+/// Takes the executor and never gives it back (`--hang-after-ms`).
+#[embassy_executor::task]
+async fn hang(after_ms: u64) {
+    embassy_time::Timer::after_millis(after_ms).await;
+    eprintln!("infusion-pump-host: hanging on purpose");
+    loop {
+        std::hint::spin_loop();
+    }
 }
 
 #[embassy_executor::main]
@@ -91,5 +106,10 @@ async fn main(spawner: Spawner) {
             eprintln!("infusion-pump-host: {e:?}");
             std::process::exit(2);
         }
+    }
+    if let Some(ms) = args.hang_after_ms
+        && let Ok(token) = hang(ms)
+    {
+        spawner.spawn(token);
     }
 }
