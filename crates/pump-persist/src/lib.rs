@@ -29,7 +29,7 @@ pub mod scenarios;
 mod setup;
 
 pub use kept::{KEPT_LEN, Kept, OpenOrder};
-pub use setup::{SETUP_MAX, Setup, SetupError};
+pub use setup::{CA_MAX, SETUP_MAX, Setup};
 
 /// Why the flash could not be read or written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,9 @@ use embedded_storage_async::nor_flash::{
 };
 
 /// Bytes of one erase page (the ESP32-C3's flash erases 4 KiB; smaller
-/// pages make more page changes in a short test).
-pub const PAGE: usize = 512;
+/// pages make more page changes in a short test, and the largest item,
+/// a provisioning with its certificate authority, still fits one).
+pub const PAGE: usize = 2048;
 
 /// Pages of the RAM flash.
 pub const PAGES: usize = 4;

@@ -99,7 +99,7 @@ fn save_and_reboot() -> Outcome {
 }
 
 /// How many saves the runs make: enough to fill every page several times.
-const SAVES: u32 = 60;
+const SAVES: u32 = 100;
 
 fn many_saves() -> Outcome {
     let mut p = open(RamFlash::new())?;
@@ -176,6 +176,9 @@ fn setup() -> Setup {
     }
     for _ in 0..128 {
         let _ = s.password.push('p');
+    }
+    for _ in 0..crate::CA_MAX {
+        let _ = s.server_ca.push(0x30);
     }
     s
 }

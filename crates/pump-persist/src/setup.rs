@@ -1,9 +1,10 @@
 //! What a pump is provisioned with at its first boot: the Wi-Fi it joins,
-//! the server it talks to and the account it logs in with. Typed in over
+//! the server it talks to (and, over HTTPS, the certificate authority it
+//! trusts for it) and the account it logs in with. Typed in over
 //! the serial console (never compiled into the image) and kept in flash
 //! beside the running state.
 
-use heapless::String;
+use heapless::{String, Vec};
 
 /// The provisioning.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -21,20 +22,20 @@ pub struct Setup {
     /// How often the pump asks for its index, ms (0: the firmware's
     /// default).
     pub poll_interval_ms: u32,
+    /// The certificate authority the pump trusts for an `https://` server,
+    /// DER (empty over `http://`).
+    pub server_ca: Vec<u8, CA_MAX>,
 }
 
+/// Bytes of the largest certificate authority kept (a P-256 or P-384
+/// authority's certificate is about 400 to 700 bytes).
+pub const CA_MAX: usize = 1024;
+
 /// Bytes of the largest encoded setup.
-pub const SETUP_MAX: usize = 1 + 5 + 32 + 64 + 96 + 64 + 128 + 4;
+pub const SETUP_MAX: usize = 1 + 5 + 32 + 64 + 96 + 64 + 128 + 4 + 2 + CA_MAX;
 
 /// The layout's version, first byte of the save.
 const LAYOUT: u8 = 1;
-
-/// Why a setup value was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetupError {
-    /// Longer than its field holds.
-    TooLong,
-}
 
 impl Setup {
     fn fields(&self) -> [&str; 5] {
@@ -49,7 +50,8 @@ impl Setup {
 
     /// Writes the save into `out` (at least [`SETUP_MAX`] bytes) and
     /// returns its length: the layout, each field's length and bytes,
-    /// then the poll interval.
+    /// the poll interval, then the authority's length (two bytes) and
+    /// bytes.
     pub fn encode(&self, out: &mut [u8; SETUP_MAX]) -> usize {
         out[0] = LAYOUT;
         let mut at = 1;
@@ -61,7 +63,12 @@ impl Setup {
             at += 1 + bytes.len();
         }
         out[at..at + 4].copy_from_slice(&self.poll_interval_ms.to_le_bytes());
-        at + 4
+        at += 4;
+        let ca = &self.server_ca;
+        // At most CA_MAX bytes: the length fits two.
+        out[at..at + 2].copy_from_slice(&u16::try_from(ca.len()).unwrap_or(0).to_le_bytes());
+        out[at + 2..at + 2 + ca.len()].copy_from_slice(ca);
+        at + 2 + ca.len()
     }
 
     /// The inverse of [`Self::encode`]; `None` for anything else.
@@ -83,12 +90,16 @@ impl Setup {
             username: String::try_from(next()?).ok()?,
             password: String::try_from(next()?).ok()?,
             poll_interval_ms: 0,
+            server_ca: Vec::new(),
         };
         let poll: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-        if b.len() != at + 4 {
+        setup.poll_interval_ms = u32::from_le_bytes(poll);
+        let len: [u8; 2] = b.get(at + 4..at + 6)?.try_into().ok()?;
+        let len = usize::from(u16::from_le_bytes(len));
+        if b.len() != at + 6 + len {
             return None;
         }
-        setup.poll_interval_ms = u32::from_le_bytes(poll);
+        setup.server_ca = Vec::from_slice(&b[at + 6..]).ok()?;
         Some(setup)
     }
 }
@@ -106,6 +117,7 @@ mod tests {
             username: String::try_from("alice").unwrap(),
             password: String::try_from("x".repeat(128).as_str()).unwrap(),
             poll_interval_ms: 2_000,
+            server_ca: Vec::from_slice(&[0x30; 700]).unwrap(),
         };
         let mut buf = [0u8; SETUP_MAX];
         let n = s.encode(&mut buf);

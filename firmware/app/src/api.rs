@@ -11,7 +11,7 @@ use infusion_protocol::{
     LoginResponse, Token,
 };
 use infusion_pump_core::Failure;
-use reqwless::client::HttpClient;
+use reqwless::client::{HttpClient, TlsConfig, TlsVerify};
 use reqwless::headers::ContentType;
 use reqwless::request::{Method, RequestBuilder};
 use serde::Serialize;
@@ -27,6 +27,25 @@ pub const TX_MAX: usize = 16 * 1024;
 /// Bytes of the largest answer, head and body.
 pub const RX_MAX: usize = 4 * 1024;
 
+/// Bytes of the TLS read buffer: one whole record (16 KiB of plaintext
+/// and its overhead), since the server does not shorten its records.
+pub const TLS_RX: usize = 16_640;
+/// Bytes of the TLS write buffer (a report is sent in several records).
+pub const TLS_TX: usize = 4_096;
+
+/// What HTTPS needs: the authority the server's chain must lead to, the
+/// record buffers, and fresh randomness for each handshake.
+pub struct Tls<'a> {
+    /// The certificate authority's certificate, DER.
+    pub ca: &'a [u8],
+    /// See [`TLS_RX`].
+    pub rx: &'a mut [u8],
+    /// See [`TLS_TX`].
+    pub tx: &'a mut [u8],
+    /// The board's random numbers (a hardware generator).
+    pub random: fn() -> u64,
+}
+
 /// The device API at one server, over one board's sockets.
 pub struct Api<'a, T, D> {
     tcp: &'a T,
@@ -34,6 +53,7 @@ pub struct Api<'a, T, D> {
     base: &'a str,
     tx: &'a mut [u8],
     rx: &'a mut [u8],
+    tls: Option<Tls<'a>>,
 }
 
 /// The error code of a refusal; the rest of the body (the message) is for
@@ -44,15 +64,23 @@ struct Refusal {
 }
 
 impl<'a, T: TcpConnect, D: Dns> Api<'a, T, D> {
-    /// The API at `base` (`http://host:port`), with buffers for one
-    /// request's body (`tx`) and one answer (`rx`).
-    pub fn new(tcp: &'a T, dns: &'a D, base: &'a str, tx: &'a mut [u8], rx: &'a mut [u8]) -> Self {
+    /// The API at `base` (`http://host:port`, or `https://` with `tls`),
+    /// with buffers for one request's body (`tx`) and one answer (`rx`).
+    pub fn new(
+        tcp: &'a T,
+        dns: &'a D,
+        base: &'a str,
+        tx: &'a mut [u8],
+        rx: &'a mut [u8],
+        tls: Option<Tls<'a>>,
+    ) -> Self {
         Api {
             tcp,
             dns,
             base: base.trim_end_matches('/'),
             tx,
             rx,
+            tls,
         }
     }
 
@@ -112,8 +140,19 @@ impl<'a, T: TcpConnect, D: Dns> Api<'a, T, D> {
             bearer.push_str(t.as_str()).map_err(|_| Failure::Network)?;
         }
         let (tcp, dns) = (self.tcp, self.dns);
+        let tls = self.tls.as_mut().map(|t| {
+            let verify = TlsVerify::Certificate {
+                ca: t.ca,
+                cert: None,
+                key: None,
+            };
+            TlsConfig::new((t.random)(), t.rx, t.tx, verify)
+        });
         let exchange = async {
-            let mut client = HttpClient::new(tcp, dns);
+            let mut client = match tls {
+                Some(config) => HttpClient::new_with_tls(tcp, dns, config),
+                None => HttpClient::new(tcp, dns),
+            };
             let auth = [("Authorization", bearer.as_str())];
             let headers: &[(&str, &str)] = if token.is_some() { &auth } else { &[] };
             let mut request = client

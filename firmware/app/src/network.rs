@@ -9,7 +9,7 @@ use infusion_protocol::{
 use infusion_pump_core::Request;
 use infusion_pump_persist::Setup;
 
-use crate::api::{Api, RX_MAX, TX_MAX};
+use crate::api::{Api, RX_MAX, TLS_RX, TLS_TX, TX_MAX, Tls};
 use crate::board::Network;
 use crate::shared::{Shared, now_ms};
 
@@ -18,11 +18,13 @@ const JOIN_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Joins the network (again and again until it works), then sends every
 /// request the core asks for and hands it each answer. Never returns.
+/// `random` seeds each TLS handshake.
 pub async fn run<N: Network, M>(
     net: &mut N,
     shared: &Shared<M>,
     setup: &Setup,
     secret: &DeviceSecret,
+    random: fn() -> u64,
 ) -> ! {
     let mut wait = Duration::from_secs(1);
     while net
@@ -37,7 +39,16 @@ pub async fn run<N: Network, M>(
     let (tcp, dns) = net.sockets();
     let mut tx = [0u8; TX_MAX];
     let mut rx = [0u8; RX_MAX];
-    let mut api = Api::new(tcp, dns, &setup.server, &mut tx, &mut rx);
+    let mut tls_rx = [0u8; TLS_RX];
+    let mut tls_tx = [0u8; TLS_TX];
+    // Provisioning takes an https:// server only with its authority.
+    let tls = setup.server.starts_with("https://").then_some(Tls {
+        ca: &setup.server_ca,
+        rx: &mut tls_rx,
+        tx: &mut tls_tx,
+        random,
+    });
+    let mut api = Api::new(tcp, dns, &setup.server, &mut tx, &mut rx, tls);
     loop {
         let request = {
             let mut pump = shared.pump.borrow_mut();

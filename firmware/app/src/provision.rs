@@ -8,7 +8,8 @@
 //! ```text
 //! wifi-ssid=Ward 4
 //! wifi-password=...
-//! server=http://10.0.0.2:8080
+//! server=https://pumps.hospital.example:8443
+//! server-ca=<the authority's certificate, DER in base64 on one line>
 //! username=alice
 //! password=...
 //! device-secret=<64 hex digits>
@@ -17,12 +18,16 @@
 //! save
 //! ```
 //!
-//! Each line is answered `ok` or `refused: <why>`; `save` checks that
-//! everything is there before anything is written.
+//! The authority may also be pasted as PEM, its `-----BEGIN CERTIFICATE-----`
+//! line to its `-----END CERTIFICATE-----` line. Each line is answered
+//! `ok` or `refused: <why>`; `save` checks that everything is there (an
+//! `https://` server with its authority) before anything is written.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use embedded_io_async::{Read, Write};
 use infusion_protocol::{DeviceSecret, PublicKey};
-use infusion_pump_persist::Setup;
+use infusion_pump_persist::{CA_MAX, Setup};
 
 use crate::status::say;
 
@@ -52,11 +57,13 @@ pub async fn provision<C: Read + Write>(console: &mut C, mac: &str) -> Option<Pr
     say(console, &hello).await;
     say(
         console,
-        "type name=value lines (wifi-ssid, wifi-password, server, username, password, device-secret, server-key, poll-interval-ms), then save",
+        "type name=value lines (wifi-ssid, wifi-password, server, server-ca, username, password, device-secret, server-key, poll-interval-ms), then save",
     )
     .await;
+    // A PEM block being pasted: its base64 so far.
+    let mut pem: Option<heapless::String<PEM_MAX>> = None;
     loop {
-        let mut line = [0u8; 256];
+        let mut line = [0u8; LINE_MAX];
         let n = read_line(console, &mut line).await?;
         let Ok(text) = core::str::from_utf8(&line[..n]) else {
             say(console, "refused: not UTF-8").await;
@@ -64,6 +71,21 @@ pub async fn provision<C: Read + Write>(console: &mut C, mac: &str) -> Option<Pr
         };
         let text = text.trim();
         if text.is_empty() {
+            continue;
+        }
+        if let Some(block) = pem.as_mut() {
+            if text == PEM_END {
+                let answer = set_ca(&mut setup, block);
+                pem = None;
+                say(console, answer.err().unwrap_or("ok")).await;
+            } else if block.push_str(text).is_err() {
+                pem = None;
+                say(console, "refused: the certificate is too long").await;
+            }
+            continue;
+        }
+        if text == PEM_BEGIN {
+            pem = Some(heapless::String::new());
             continue;
         }
         if text == "save" {
@@ -92,11 +114,23 @@ pub async fn provision<C: Read + Write>(console: &mut C, mac: &str) -> Option<Pr
     }
 }
 
+/// Bytes of the longest line: a certificate authority in base64.
+const LINE_MAX: usize = 1_600;
+/// Base64 characters of the largest authority.
+const PEM_MAX: usize = CA_MAX.div_ceil(3) * 4;
+const PEM_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+const PEM_END: &str = "-----END CERTIFICATE-----";
+
 /// The first required setting not given yet.
 fn missing(s: &Setup) -> Option<&'static str> {
+    let https = s.server.starts_with("https://");
     [
         (s.wifi_ssid.is_empty(), "wifi-ssid"),
         (s.server.is_empty(), "server"),
+        (
+            https && s.server_ca.is_empty(),
+            "server-ca (an https:// server needs it)",
+        ),
         (s.username.is_empty(), "username"),
         (s.password.is_empty(), "password"),
     ]
@@ -117,10 +151,11 @@ fn set(
     match name.trim() {
         "wifi-ssid" => setup.wifi_ssid = fit(value)?,
         "wifi-password" => setup.wifi_password = fit(value)?,
-        "server" if !value.starts_with("http://") => {
-            return Err("refused: the server is an http:// URL (see the README on TLS)");
+        "server" if !value.starts_with("http://") && !value.starts_with("https://") => {
+            return Err("refused: the server is an http:// or https:// URL");
         }
         "server" => setup.server = fit(value)?,
+        "server-ca" => set_ca(setup, value)?,
         "username" => setup.username = fit(value)?,
         "password" => setup.password = fit(value)?,
         "device-secret" => {
@@ -139,6 +174,20 @@ fn set(
         },
         _ => return Err("refused: unknown setting"),
     }
+    Ok(())
+}
+
+/// The authority from its base64 DER; a refusal leaves the old one.
+fn set_ca(setup: &mut Setup, base64: &str) -> Result<(), &'static str> {
+    let mut der = [0u8; CA_MAX];
+    let n = BASE64
+        .decode_slice(base64, &mut der)
+        .map_err(|_| "refused: the certificate is not base64 of at most 1024 bytes")?;
+    // A certificate is a DER SEQUENCE; anything else is not one.
+    if n < 64 || der[0] != 0x30 {
+        return Err("refused: that is not a certificate");
+    }
+    setup.server_ca = heapless::Vec::from_slice(&der[..n]).map_err(|_| "refused: too long")?;
     Ok(())
 }
 
@@ -216,12 +265,16 @@ mod tests {
     const SECRET: &str = "a16085f3cc0b4a911339b597b290f46aea8f5aba4e79feff74d5443965fc6dc2";
     const KEY: &str = "514781276682c3dfacf228492e888fb0c000d4080db59b98cac68a618c8c6dbb";
 
+    /// The tests' certificate authority (P-256).
+    const CA_PEM: &str = include_str!("../../../crates/testkit/certs/ca.pem");
+
     #[test]
     fn a_pump_is_provisioned_line_by_line_and_refusals_change_nothing() {
         let typed = std::format!(
-            "save\r\nwifi-ssid=Ward 4\r\nserver=https://x\r\nserver=http://10.0.0.2:8080\r\n\
+            "save\r\nwifi-ssid=Ward 4\r\nserver=ftp://x\r\nserver=https://localhost:8443\r\n\
              username=alice\r\npassword=pw\r\ndevice-secret=12\r\ndevice-secret={SECRET}\r\n\
-             save\r\nserver-key={KEY}\r\npoll-interval-ms=10\r\npoll-interval-ms=2000\r\n\
+             save\r\nserver-key={KEY}\r\nsave\r\nserver-ca=AAAA\r\n{CA_PEM}\
+             poll-interval-ms=10\r\npoll-interval-ms=2000\r\n\
              colour=blue\r\nwifi-password=wxyz\x7fz\r\nsave\r\n"
         );
         let mut console = Script {
@@ -237,13 +290,16 @@ mod tests {
             [
                 "refused: device-secret is missing",
                 "ok",
-                "refused: the server is an http:// URL (see the README on TLS)",
+                "refused: the server is an http:// or https:// URL",
                 "ok",
                 "ok",
                 "ok",
                 "refused: the device secret is 64 hex digits",
                 "ok",
                 "refused: server-key is missing",
+                "ok",
+                "refused: server-ca (an https:// server needs it) is missing",
+                "refused: that is not a certificate",
                 "ok",
                 "refused: poll-interval-ms is 1000 to 60000",
                 "ok",
@@ -257,8 +313,16 @@ mod tests {
             "wxyz",
             "a backspace takes a character back"
         );
-        assert_eq!(p.setup.server.as_str(), "http://10.0.0.2:8080");
+        assert_eq!(p.setup.server.as_str(), "https://localhost:8443");
         assert_eq!(p.setup.poll_interval_ms, 2_000);
+        let body: String = CA_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
+        let mut der = [0u8; CA_MAX];
+        let n = BASE64.decode_slice(body.as_str(), &mut der).unwrap();
+        assert_eq!(
+            &p.setup.server_ca[..],
+            &der[..n],
+            "the pasted authority, as DER"
+        );
         assert_eq!(
             HexBytes(p.device_secret).to_string(),
             SECRET,

@@ -38,8 +38,9 @@ pub struct Parts<N, M, I, W, F, C> {
     pub provision: bool,
     /// The syringe and drive fitted.
     pub plan: DosePlan,
-    /// Seed for the back-off jitter (a hardware random number).
-    pub seed: u32,
+    /// The board's random numbers (a hardware generator): the back-off's
+    /// jitter and each TLS handshake's keys.
+    pub random: fn() -> u64,
 }
 
 /// Why the application stopped before the pump's loops started (the
@@ -72,7 +73,7 @@ where
         mut console,
         provision: force,
         plan,
-        seed,
+        random,
     } = parts;
     let mut persist = match Persist::new(flash, flash_range) {
         Ok(p) => p,
@@ -94,7 +95,8 @@ where
             plunger_steps: o.plunger_steps,
         }),
         plan,
-        seed,
+        // The low half: jitter needs no more.
+        seed: random() as u32,
         ..PumpConfig::default()
     };
     if setup.poll_interval_ms > 0 {
@@ -113,7 +115,7 @@ where
     say(&mut console, &line).await;
     let shared = Shared::new(Pump::new(cfg), motor, reserved);
     join5(
-        network::run(&mut network, &shared, &setup, &secret),
+        network::run(&mut network, &shared, &setup, &secret, random),
         motor::run(&shared),
         control::run(&mut inputs, &mut watchdog, &shared),
         keep::run(&mut persist, &shared, kept),

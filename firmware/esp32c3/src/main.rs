@@ -188,6 +188,13 @@ type Motor = Drive<
 >;
 type C3Parts = Parts<Wifi, Motor, Pins, Dog, AsyncFlash, UsbSerialJtag<'static, esp_hal::Async>>;
 
+/// The chip's hardware random number generator (truly random while the
+/// radio runs): back-off jitter and TLS handshake keys.
+fn random() -> u64 {
+    let rng = Rng::new();
+    (u64::from(rng.random()) << 32) | u64::from(rng.random())
+}
+
 #[embassy_executor::task]
 async fn pump(parts: C3Parts) {
     let halt = run(parts).await;
@@ -247,8 +254,7 @@ async fn main(spawner: Spawner) -> ! {
             Timer::after(Duration::from_secs(5)).await;
         },
     };
-    let rng = Rng::new();
-    let seed = u64::from(rng.random()) << 32 | u64::from(rng.random());
+    let seed = random();
     static RESOURCES: StaticCell<StackResources<3>> = StaticCell::new();
     let (stack, runner) = embassy_net::new(
         interface,
@@ -278,7 +284,7 @@ async fn main(spawner: Spawner) -> ! {
         console: UsbSerialJtag::new(peripherals.USB_DEVICE).into_async(),
         provision,
         plan: DosePlan::PAPER,
-        seed: rng.random(),
+        random,
     };
     if let Ok(t) = pump(parts) {
         spawner.spawn(t);

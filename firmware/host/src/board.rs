@@ -84,10 +84,11 @@ impl Dns for HostDns {
         (host, 0)
             .to_socket_addrs()?
             .map(|a| a.ip())
+            // `localhost` is IPv6 first on many hosts; a server on
+            // 127.0.0.1 is the usual case, so IPv4 comes first.
             .find(|ip| match addr_type {
-                AddrType::IPv4 => ip.is_ipv4(),
+                AddrType::IPv4 | AddrType::Either => ip.is_ipv4(),
                 AddrType::IPv6 => ip.is_ipv6(),
-                AddrType::Either => true,
             })
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
     }
@@ -98,6 +99,16 @@ impl Dns for HostDns {
     ) -> Result<usize, Self::Error> {
         Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
     }
+}
+
+/// The operating system's random numbers (the chip's hardware generator
+/// on a board); the clock if they fail, which they do not on Linux.
+pub fn random() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    })
 }
 
 /// Bytes of the flash image: sixteen 4 KiB pages, as on the ESP32-C3's

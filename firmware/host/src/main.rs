@@ -83,11 +83,6 @@ async fn main(spawner: Spawner) {
         eprintln!("infusion-pump-host: the motor driver did not start");
         std::process::exit(2);
     };
-    let seed = args
-        .mac
-        .0
-        .iter()
-        .fold(0u32, |a, b| a.rotate_left(8) ^ u32::from(*b));
     let parts = Parts {
         network: HostNet::new(args.mac),
         motor,
@@ -98,7 +93,7 @@ async fn main(spawner: Spawner) {
         console: Console,
         provision: args.provision,
         plan: DosePlan::PAPER,
-        seed,
+        random: board::random,
     };
     match pump(parts) {
         Ok(token) => spawner.spawn(token),

@@ -55,10 +55,12 @@ fn admin(db: &str, args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `infusion serve` on `bind`; returns the process and its address.
-fn serve(db: &str, bind: &str) -> (Child, String) {
+/// `infusion serve` on `bind` (with `extra` arguments); returns the
+/// process and its address.
+fn serve(db: &str, bind: &str, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(infusion())
         .args(["serve", "--bind", bind, "--database-url", db])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -153,14 +155,11 @@ fn stop(mut server: Child) {
     let _ = server.wait();
 }
 
-#[test]
-fn the_host_firmware_infuses_against_the_real_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("server.db");
-    let db = format!("sqlite://{}", db_path.display());
-    let flash = dir.path().join("pump.img");
+/// A physician, patient `alice` with limits, and her pump bound: what
+/// `bind-device` printed (`device_secret`, `server_key`).
+fn accounts(db: &str) -> serde_json::Value {
     admin(
-        &db,
+        db,
         &[
             "create-physician",
             "--username",
@@ -176,7 +175,7 @@ fn the_host_firmware_infuses_against_the_real_server() {
         Some("Correct-Horse-Battery-9\n"),
     );
     admin(
-        &db,
+        db,
         &[
             "create-patient",
             "--username",
@@ -196,7 +195,7 @@ fn the_host_firmware_infuses_against_the_real_server() {
         Some(&format!("{PASSWORD}\n")),
     );
     admin(
-        &db,
+        db,
         &[
             "set-limits",
             "--patient",
@@ -210,12 +209,39 @@ fn the_host_firmware_infuses_against_the_real_server() {
         ],
         None,
     );
-    let bound: serde_json::Value = serde_json::from_str(&admin(
-        &db,
+    serde_json::from_str(&admin(
+        db,
         &["--json", "bind-device", "--patient", "alice", "--mac", MAC],
         None,
     ))
-    .unwrap();
+    .unwrap()
+}
+
+/// The console lines that provision the pump for `server`, its index
+/// key and secret from `bound`, and `extra` lines (an authority).
+fn provisioning(server: &str, bound: &serde_json::Value, extra: &str) -> String {
+    format!(
+        "wifi-ssid=host\nwifi-password=unused\nserver={server}\nusername=alice\npassword={PASSWORD}\n\
+         device-secret={}\nserver-key={}\npoll-interval-ms=1000\n{extra}save\n",
+        bound["device_secret"].as_str().unwrap(),
+        bound["server_key"].as_str().unwrap(),
+    )
+}
+
+/// One of the test certificates of `crates/testkit/certs`.
+fn cert(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/testkit/certs")
+        .join(name)
+}
+
+#[test]
+fn the_host_firmware_infuses_against_the_real_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("server.db");
+    let db = format!("sqlite://{}", db_path.display());
+    let flash = dir.path().join("pump.img");
+    let bound = accounts(&db);
     // 1.5 mL at 90 mL/h: a minute of infusion, then faster.
     admin(
         &db,
@@ -230,14 +256,8 @@ fn the_host_firmware_infuses_against_the_real_server() {
         ],
         None,
     );
-    let (server, base) = serve(&db, "127.0.0.1:0");
-    let provisioning = format!(
-        "wifi-ssid=host\nwifi-password=unused\nserver={base}\nusername=alice\npassword={PASSWORD}\n\
-         device-secret={}\nserver-key={}\npoll-interval-ms=1000\nsave\n",
-        bound["device_secret"].as_str().unwrap(),
-        bound["server_key"].as_str().unwrap(),
-    );
-    let pump = Firmware::start(&flash, Some(provisioning));
+    let (server, base) = serve(&db, "127.0.0.1:0", &[]);
+    let pump = Firmware::start(&flash, Some(provisioning(&base, &bound, "")));
     pump.wait("started", Duration::from_secs(20), |p| {
         p.status("phase").as_deref() == Some("running")
     });
@@ -266,7 +286,7 @@ fn the_host_firmware_infuses_against_the_real_server() {
     stop(server);
     let before = pump.number("delivered_steps");
     std::thread::sleep(Duration::from_secs(3));
-    let (server, _) = serve(&db, base.trim_start_matches("http://"));
+    let (server, _) = serve(&db, base.trim_start_matches("http://"), &[]);
     assert!(
         pump.number("delivered_steps") > before,
         "it infused with the server down"
@@ -370,4 +390,60 @@ fn the_host_firmware_infuses_against_the_real_server() {
         (1499..=1500).contains(&delivered),
         "reported {delivered} µL"
     );
+}
+
+#[test]
+fn over_https_the_pump_trusts_only_the_authority_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("server.db").display());
+    let bound = accounts(&db);
+    admin(
+        &db,
+        &[
+            "set-prescription",
+            "--patient",
+            "alice",
+            "--volume-ul",
+            "500",
+            "--rate-ul-h",
+            "60000",
+        ],
+        None,
+    );
+    let (server, base) = serve(
+        &db,
+        "127.0.0.1:0",
+        &[
+            "--tls-cert",
+            cert("server.pem").to_str().unwrap(),
+            "--tls-key",
+            cert("server.key").to_str().unwrap(),
+        ],
+    );
+    // The certificate names `localhost`: the pump checks the name too.
+    let port = base.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}");
+    let pem = |name: &str| std::fs::read_to_string(cert(name)).unwrap();
+
+    // Given another authority, it never logs in.
+    let stranger = Firmware::start(
+        &dir.path().join("stranger.img"),
+        Some(provisioning(&url, &bound, &pem("other-ca.pem"))),
+    );
+    stranger.wait("failed its handshakes", Duration::from_secs(20), |p| {
+        p.number("failures") >= 2
+    });
+    assert_eq!(stranger.status("logged_in").as_deref(), Some("0"));
+    stranger.kill();
+
+    // Given the server's, it logs in and infuses over TLS.
+    let pump = Firmware::start(
+        &dir.path().join("pump.img"),
+        Some(provisioning(&url, &bound, &pem("ca.pem"))),
+    );
+    pump.wait("started over TLS", Duration::from_secs(20), |p| {
+        p.status("phase").as_deref() == Some("running") && p.number("unacked") == 0
+    });
+    pump.kill();
+    stop(server);
 }
