@@ -125,17 +125,25 @@ fn index(version: u32, volume_ul: u32, rate_ul_h: u32, state: InfusionState) -> 
 /// the paper's drive, limits up to the hardware's: what the motor loop's
 /// cost per step is measured on.
 pub fn running_at(rate_ul_h: u32) -> Result<Pump<32>, &'static str> {
-    let mut r = run(1, 9_000, rate_ul_h);
+    let r = signed_index(1, rate_ul_h);
+    let mut p: Pump<32> = Pump::new(cfg());
+    answer_index(&mut p, 0, &r)?;
+    check(p.infusion().phase() == Phase::Running, "the pump runs")?;
+    Ok(p)
+}
+
+/// A signed index answer for the pumps of [`running_at`]: `version`, 9 mL
+/// at `rate_ul_h`, within their limits (for measuring what taking an
+/// answer costs).
+pub fn signed_index(version: u32, rate_ul_h: u32) -> IndexResponse {
+    let mut r = run(version, 9_000, rate_ul_h);
     r.index.limits = PatientLimits {
         min_rate_ul_h: 100,
         max_rate_ul_h: infusion_protocol::limits::MAX_RATE_UL_H,
         max_volume_ul: 10_000,
     };
     r.signature = signer().sign(PATIENT, MAC, &r.index);
-    let mut p: Pump<32> = Pump::new(cfg());
-    answer_index(&mut p, 0, &r)?;
-    check(p.infusion().phase() == Phase::Running, "the pump runs")?;
-    Ok(p)
+    r
 }
 
 fn run(version: u32, volume_ul: u32, rate_ul_h: u32) -> IndexResponse {

@@ -94,6 +94,15 @@ fn main() -> ! {
         ),
         None => hprintln!("motor loop not measured"),
     }
+    match longest_sections() {
+        Some((index, proof)) => hprintln!(
+            "longest work between two awaits: taking a signed index {} instructions, \
+             signing a login proof {} instructions",
+            index,
+            proof
+        ),
+        None => hprintln!("index and login not measured"),
+    }
     hprintln!("{} passed, {} failed", passed, failed);
     debug::exit(if failed == 0 {
         debug::EXIT_SUCCESS
@@ -178,6 +187,54 @@ fn step_cost() -> Option<StepCost> {
         max,
         calibration,
     })
+}
+
+/// The longest work the firmware does without yielding, which holds the
+/// motor from its next step: taking a signed index answer (the Ed25519
+/// check) and signing a login proof, in instructions.
+fn longest_sections() -> Option<(u32, u32)> {
+    use cortex_m::peripheral::SYST;
+    use infusion_protocol::{DeviceSecret, HexBytes, MacAddress};
+    use infusion_pump_core::Request;
+    let mut p = infusion_pump_core::scenarios::running_at(200_000).ok()?;
+    let answer = infusion_pump_core::scenarios::signed_index(2, 100_000);
+    // Reports answered, until the pump asks for its index.
+    let mut at = 0;
+    loop {
+        match p.poll_request(at) {
+            Some(Request::Index { .. }) => break,
+            Some(Request::Report { .. }) => {
+                let ok = infusion_protocol::ReportResponse {
+                    accepted: 1,
+                    duplicates: 0,
+                    token: infusion_protocol::Token::parse(
+                        "ccccccccccccccccccccccccccccccccccccccccccc",
+                    )
+                    .ok()?,
+                    expires_in_s: 300,
+                };
+                p.handle_report(at, Ok(&ok))
+            }
+            Some(Request::Login) => return None,
+            None => at = p.poll_timeout().max(at + 1),
+        }
+        if at > 3_600_000 {
+            return None;
+        }
+    }
+    let before = SYST::get_current();
+    p.handle_index(at, Ok(&answer));
+    let index = insns(before, SYST::get_current());
+    if p.infusion().current_rate_ul_h() != 100_000 {
+        return None;
+    }
+    let secret = DeviceSecret::from_bytes(&[7; 32]);
+    let nonce = HexBytes([9; 32]);
+    let before = SYST::get_current();
+    let proof = secret.prove(&nonce, "alice", MacAddress([2, 0, 0, 0, 0, 1]));
+    let sign = insns(before, SYST::get_current());
+    core::hint::black_box(proof);
+    Some((index, sign))
 }
 
 #[panic_handler]
