@@ -55,6 +55,25 @@ fn admin(db: &str, args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The physician's order for alice: `volume_ul` at `rate_ul_h`, running
+/// (with the reason a large rate change asks for).
+fn prescribe(db: &str, volume_ul: u32, rate_ul_h: u32, reason: Option<&str>) {
+    let (volume, rate) = (volume_ul.to_string(), rate_ul_h.to_string());
+    let mut args = vec![
+        "set-prescription",
+        "--patient",
+        "alice",
+        "--volume-ul",
+        &volume,
+        "--rate-ul-h",
+        &rate,
+    ];
+    if let Some(why) = reason {
+        args.extend(["--reason", why]);
+    }
+    admin(db, &args, None);
+}
+
 /// `infusion serve` on `bind` (with `extra` arguments); returns the
 /// process and its address.
 fn serve(db: &str, bind: &str, extra: &[&str]) -> (Child, String) {
@@ -243,19 +262,7 @@ fn the_host_firmware_infuses_against_the_real_server() {
     let flash = dir.path().join("pump.img");
     let bound = accounts(&db);
     // 1.5 mL at 90 mL/h: a minute of infusion, then faster.
-    admin(
-        &db,
-        &[
-            "set-prescription",
-            "--patient",
-            "alice",
-            "--volume-ul",
-            "1500",
-            "--rate-ul-h",
-            "90000",
-        ],
-        None,
-    );
+    prescribe(&db, 1500, 90000, None);
     let (server, base) = serve(&db, "127.0.0.1:0", &[]);
     let pump = Firmware::start(&flash, Some(provisioning(&base, &bound, "")));
     pump.wait("started", Duration::from_secs(20), |p| {
@@ -263,21 +270,7 @@ fn the_host_firmware_infuses_against_the_real_server() {
     });
 
     // The physician doubles the rate: the pump follows within a poll.
-    admin(
-        &db,
-        &[
-            "set-prescription",
-            "--patient",
-            "alice",
-            "--volume-ul",
-            "1500",
-            "--rate-ul-h",
-            "180000",
-            "--reason",
-            "end of the test sooner",
-        ],
-        None,
-    );
+    prescribe(&db, 1500, 180000, Some("end of the test sooner"));
     pump.wait("followed the change", Duration::from_secs(10), |p| {
         p.number("version") == 2 && p.number("rate_ul_h") == 180_000
     });
@@ -321,19 +314,7 @@ fn the_host_firmware_infuses_against_the_real_server() {
     );
 
     // The physician resumes the order: the pump gives what is left.
-    admin(
-        &db,
-        &[
-            "set-prescription",
-            "--patient",
-            "alice",
-            "--volume-ul",
-            "1500",
-            "--rate-ul-h",
-            "180000",
-        ],
-        None,
-    );
+    prescribe(&db, 1500, 180000, None);
     pump.wait("completed", Duration::from_secs(60), |p| {
         p.status("phase").as_deref() == Some("completed") && p.number("unacked") == 0
     });
@@ -397,19 +378,7 @@ fn over_https_the_pump_trusts_only_the_authority_it_was_given() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("server.db").display());
     let bound = accounts(&db);
-    admin(
-        &db,
-        &[
-            "set-prescription",
-            "--patient",
-            "alice",
-            "--volume-ul",
-            "500",
-            "--rate-ul-h",
-            "60000",
-        ],
-        None,
-    );
+    prescribe(&db, 500, 60000, None);
     let (server, base) = serve(
         &db,
         "127.0.0.1:0",
