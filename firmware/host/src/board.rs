@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,8 +21,8 @@ use embedded_storage_async::nor_flash::{
 use infusion_firmware_app::board::{Drive, JoinError};
 use infusion_firmware_app::{Inputs, Network, Reading, Watchdog};
 use infusion_protocol::MacAddress;
-use infusion_pump_core::Microsteps;
 use infusion_pump_core::drv8834::Drv8834;
+use infusion_pump_core::{Microsteps, Sensors};
 
 /// The network: the host's own, already joined.
 pub struct HostNet {
@@ -214,10 +214,13 @@ impl NorFlash for FileFlash {
     }
 }
 
-/// One of the DRV8834's pins; nFAULT reads high (no fault). The steps
-/// pulsed are counted by the application (`pulsed=` on the console).
+/// One of the DRV8834's output pins. The steps pulsed are counted by the
+/// application (`pulsed=` on the console).
 #[derive(Default)]
 pub struct Pin;
+
+/// The DRV8834's nFAULT pin: low while the bench says the driver faults.
+pub struct FaultPin(Arc<Bench>);
 
 impl ErrorType for Pin {
     type Error = Infallible;
@@ -232,12 +235,16 @@ impl OutputPin for Pin {
     }
 }
 
-impl InputPin for Pin {
+impl ErrorType for FaultPin {
+    type Error = Infallible;
+}
+
+impl InputPin for FaultPin {
     fn is_high(&mut self) -> Result<bool, Infallible> {
-        Ok(true)
+        Ok(!self.0.read().driver_fault)
     }
     fn is_low(&mut self) -> Result<bool, Infallible> {
-        Ok(false)
+        self.is_high().map(|h| !h)
     }
 }
 
@@ -256,11 +263,12 @@ impl DelayNs for Spin {
 }
 
 /// The motor edge of the host board.
-pub type HostMotor = Drive<Drv8834<Pin, Pin, Pin, Pin, Pin, Pin>, Spin>;
+pub type HostMotor = Drive<Drv8834<Pin, Pin, Pin, Pin, Pin, FaultPin>, Spin>;
 
-/// The DRV8834 on host pins at 1/16 microsteps (the paper's drive).
-pub fn motor() -> Option<HostMotor> {
-    let mut driver = Drv8834::new(Pin, Pin, Pin, Pin, Pin, Pin).ok()?;
+/// The DRV8834 on host pins at 1/16 microsteps (the paper's drive), its
+/// nFAULT read from `bench`.
+pub fn motor(bench: Arc<Bench>) -> Option<HostMotor> {
+    let mut driver = Drv8834::new(Pin, Pin, Pin, Pin, Pin, FaultPin(bench)).ok()?;
     driver.set_microsteps(Microsteps::X16, &mut Spin).ok()?;
     Some(Drive {
         driver,
@@ -268,12 +276,89 @@ pub fn motor() -> Option<HostMotor> {
     })
 }
 
-/// Sensors that read all clear on a full battery.
-pub struct HostInputs;
+/// The bench the host pump stands on: what its sensors and buttons read,
+/// from a file a test (or a person) writes, `name=value` a line:
+/// `stalled`, `over_current`, `driver_fault`, `end_of_travel` (0 or 1),
+/// `battery_mv`, and `confirm` and `loaded`, counters whose every
+/// increase is one press. Without a file, or for a name it lacks: all
+/// clear on a full cell.
+pub struct Bench {
+    path: Option<PathBuf>,
+}
+
+/// One reading of the bench file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BenchReading {
+    sensors: Sensors,
+    driver_fault: bool,
+    confirm: u64,
+    loaded: u64,
+}
+
+impl Bench {
+    /// The bench read from `path`, if any.
+    pub fn new(path: Option<PathBuf>) -> Arc<Bench> {
+        Arc::new(Bench { path })
+    }
+
+    fn read(&self) -> BenchReading {
+        let mut r = BenchReading::default();
+        let Some(text) = self
+            .path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        else {
+            return r;
+        };
+        for line in text.lines() {
+            let Some((name, value)) = line.split_once('=') else {
+                continue;
+            };
+            let Ok(n) = value.trim().parse::<u64>() else {
+                continue;
+            };
+            match name.trim() {
+                "stalled" => r.sensors.stalled = n != 0,
+                "over_current" => r.sensors.over_current = n != 0,
+                "driver_fault" => r.driver_fault = n != 0,
+                "end_of_travel" => r.sensors.end_of_travel = n != 0,
+                "battery_mv" => r.sensors.battery_mv = u16::try_from(n).unwrap_or(u16::MAX),
+                "confirm" => r.confirm = n,
+                "loaded" => r.loaded = n,
+                _ => {}
+            }
+        }
+        r
+    }
+}
+
+/// The sensor inputs and buttons, read from the bench.
+pub struct HostInputs {
+    bench: Arc<Bench>,
+    presses: (u64, u64),
+}
+
+impl HostInputs {
+    /// The inputs on `bench`; presses counted from what it says now.
+    pub fn new(bench: Arc<Bench>) -> Self {
+        let r = bench.read();
+        HostInputs {
+            bench,
+            presses: (r.confirm, r.loaded),
+        }
+    }
+}
 
 impl Inputs for HostInputs {
     fn read(&mut self) -> Reading {
-        Reading::default()
+        let r = self.bench.read();
+        let reading = Reading {
+            sensors: r.sensors,
+            confirm: r.confirm > self.presses.0,
+            syringe_loaded: r.loaded > self.presses.1,
+        };
+        self.presses = (r.confirm, r.loaded);
+        reading
     }
 }
 

@@ -39,6 +39,10 @@ struct Args {
     /// at boot does.
     #[arg(long)]
     provision: bool,
+    /// A bench file the sensors and buttons are read from (see
+    /// `board::Bench`); without it they read all clear.
+    #[arg(long)]
+    bench: Option<PathBuf>,
     /// For the watchdog's test: after this many ms, a task spins without
     /// ever yielding, as a driver hung in a loop would, so that nothing
     /// else runs.
@@ -79,14 +83,15 @@ async fn main(spawner: Spawner) {
             std::process::exit(2);
         }
     };
-    let Some(motor) = board::motor() else {
+    let bench = board::Bench::new(args.bench.clone());
+    let Some(motor) = board::motor(bench.clone()) else {
         eprintln!("infusion-pump-host: the motor driver did not start");
         std::process::exit(2);
     };
     let parts = Parts {
         network: HostNet::new(args.mac),
         motor,
-        inputs: HostInputs,
+        inputs: HostInputs::new(bench),
         watchdog: HostWatchdog::default(),
         flash,
         flash_range: 0..board::FLASH_BYTES,
