@@ -17,6 +17,7 @@
 //! | Stall / over-current comparator | 20 | input, high on a stall |
 //! | Confirm button (the DevKit's BOOT) | 9 | input, pull-up, pressed to ground |
 //! | Syringe-loaded button | 8 | input, pull-up; held at reset: provision again |
+//! | Battery, through a 1:2 divider | 0 | ADC1 channel 0, 11 dB, curve-calibrated |
 //!
 //! The console is the chip's USB Serial/JTAG port (the DevKit's USB
 //! socket). The pump's state lives in the `pump` data partition of
@@ -32,9 +33,11 @@ use embassy_net::tcp::client::{TcpClient, TcpClientState};
 use embassy_net::{Runner, Stack, StackResources};
 use embassy_time::{Duration, Timer};
 use esp_backtrace as _;
+use esp_hal::analog::adc::{Adc, AdcCalCurve, AdcConfig, AdcPin, Attenuation};
 use esp_hal::clock::CpuClock;
 use esp_hal::delay::Delay;
 use esp_hal::gpio::{Input, InputConfig, Level, Output, OutputConfig, Pull};
+use esp_hal::peripherals::ADC1;
 use esp_hal::rng::Rng;
 use esp_hal::timer::timg::{MwdtStage, TimerGroup, Wdt};
 use esp_hal::usb::usb_serial_jtag::UsbSerialJtag;
@@ -124,14 +127,36 @@ async fn net(mut runner: Runner<'static, Interface>) {
     runner.run().await
 }
 
+/// The battery's ADC pin, calibrated to millivolts.
+type BatteryPin =
+    AdcPin<esp_hal::peripherals::GPIO0<'static>, ADC1<'static>, AdcCalCurve<ADC1<'static>>>;
+
 /// The sensor inputs on their pins.
 struct Pins {
+    adc: Adc<'static, ADC1<'static>, esp_hal::Blocking>,
+    battery: BatteryPin,
     end_of_travel: Input<'static>,
     stall: Input<'static>,
     confirm: Input<'static>,
     loaded: Input<'static>,
     confirm_was: bool,
     loaded_was: bool,
+}
+
+impl Pins {
+    /// The cell's voltage: twice what the divider gives the pin. A
+    /// conversion that does not finish reads as a flat cell, so that a
+    /// broken ADC warns rather than hides a low battery.
+    fn battery_mv(&mut self) -> u16 {
+        for _ in 0..1_000 {
+            match self.adc.read_oneshot(&mut self.battery) {
+                Ok(mv) => return mv.saturating_mul(2),
+                Err(nb::Error::WouldBlock) => continue,
+                Err(nb::Error::Other(())) => break,
+            }
+        }
+        0
+    }
 }
 
 impl Inputs for Pins {
@@ -144,9 +169,7 @@ impl Inputs for Pins {
                 over_current: false,
                 driver_fault: false,
                 end_of_travel: self.end_of_travel.is_low(),
-                // The battery divider's ADC reading is not wired yet: the
-                // pump reads a full cell (see the README).
-                battery_mv: 4_100,
+                battery_mv: self.battery_mv(),
             },
             // A press is its falling edge, not every reading it is held.
             confirm: confirm && !self.confirm_was,
@@ -233,7 +256,12 @@ async fn main(spawner: Spawner) -> ! {
     };
     let loaded = Input::new(peripherals.GPIO8, pulled_up);
     let provision = loaded.is_low();
+    let mut adc_config = AdcConfig::new();
+    let battery = adc_config
+        .enable_pin_with_cal::<_, AdcCalCurve<ADC1>>(peripherals.GPIO0, Attenuation::_11dB);
     let inputs = Pins {
+        adc: Adc::new(peripherals.ADC1, adc_config),
+        battery,
         end_of_travel: Input::new(peripherals.GPIO1, pulled_up),
         stall: Input::new(
             peripherals.GPIO20,
