@@ -185,3 +185,38 @@ impl<'a, T: TcpConnect, D: Dns> Api<'a, T, D> {
             .unwrap_or(Err(Failure::Network))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use infusion_protocol::{ErrorCode, IndexResponse, LoginResponse};
+
+    use super::Refusal;
+
+    #[test]
+    fn a_refusal_is_read_by_its_code_whatever_its_message() {
+        let body =
+            br#"{"error":"token_used","message":"this token was already used: log in \"again\""}"#;
+        let (r, _) = serde_json_core::from_slice::<Refusal>(body).unwrap();
+        assert_eq!(r.error, ErrorCode::TokenUsed);
+    }
+
+    #[test]
+    fn the_servers_answers_are_read_as_it_writes_them() {
+        let login = concat!(
+            r#"{"first_name":"Zoë","last_name":"O\"Brien\\","institution":"St Test","#,
+            r#""patient_id":7,"token":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","#,
+            r#""expires_in_s":300,"next_seq":12}"#
+        );
+        let (l, _) = serde_json_core::from_slice::<LoginResponse>(login.as_bytes()).unwrap();
+        assert_eq!((l.patient_id.0, l.next_seq), (7, Some(12)));
+        let index = concat!(
+            r#"{"index":{"version":3,"volume_ul":1500,"rate_ul_h":90000,"state":"run","#,
+            r#""limits":{"min_rate_ul_h":1000,"max_rate_ul_h":200000,"max_volume_ul":10000}},"#,
+            r#""signature":""#,
+            "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+            r#"","token":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","expires_in_s":300}"#
+        );
+        let (i, _) = serde_json_core::from_slice::<IndexResponse>(index.as_bytes()).unwrap();
+        assert_eq!((i.index.version, i.index.rate_ul_h), (3, 90_000));
+    }
+}

@@ -5,6 +5,7 @@ use embassy_futures::select::select;
 use embassy_time::{Duration, Instant, Timer};
 
 use crate::board::Motor;
+use crate::keep::AHEAD_UL;
 use crate::shared::{Shared, now_ms, now_us};
 
 /// How long the motor loop sleeps while nothing runs, unless woken.
@@ -20,6 +21,15 @@ const IDLE_LOOK: Duration = Duration::from_millis(100);
 /// never more.
 pub async fn run<M: Motor>(shared: &Shared<M>) -> ! {
     let mut awake = false;
+    // Past half the reserve, the keep loop saves further ahead at once
+    // rather than at its next look, so that the motor rarely waits.
+    let half = shared
+        .pump
+        .borrow()
+        .infusion()
+        .plan()
+        .steps_for_ul(AHEAD_UL)
+        / 2;
     loop {
         let next = shared.pump.borrow().next_step_at_us();
         let Some(at) = next else {
@@ -49,6 +59,10 @@ pub async fn run<M: Motor>(shared: &Shared<M>) -> ! {
         };
         if steps == 0 {
             continue;
+        }
+        let r = shared.reserved.get();
+        if r.version != version || given + half >= r.steps {
+            shared.keep_wake.signal(());
         }
         while !covered(shared, version, given) {
             shared.keep_wake.signal(());
