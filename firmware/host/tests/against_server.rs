@@ -29,7 +29,7 @@ fn the_host_firmware_infuses_against_the_real_server() {
 
     // The physician doubles the rate: the pump follows within a poll.
     prescribe(&db, 1500, 180000, Some("end of the test sooner"));
-    pump.wait("followed the change", Duration::from_secs(10), |p| {
+    pump.wait("followed the change", Duration::from_secs(20), |p| {
         p.number("version") == 2 && p.number("rate_ul_h") == 180_000
     });
 
@@ -42,7 +42,7 @@ fn the_host_firmware_infuses_against_the_real_server() {
         pump.number("delivered_steps") > before,
         "it infused with the server down"
     );
-    pump.wait("reported after the restart", Duration::from_secs(15), |p| {
+    pump.wait("reported after the restart", Duration::from_secs(45), |p| {
         p.number("failures") == 0
             && p.number("unacked") == 0
             && p.status("logged_in").as_deref() == Some("1")
@@ -54,7 +54,7 @@ fn the_host_firmware_infuses_against_the_real_server() {
     let pump = Firmware::start(&flash, None);
     pump.wait(
         "came back stopped by its restart",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         |p| {
             p.status("alarm").as_deref() == Some("restarted")
                 && p.status("logged_in").as_deref() == Some("1")
@@ -73,7 +73,7 @@ fn the_host_firmware_infuses_against_the_real_server() {
 
     // The physician resumes the order: the pump gives what is left.
     prescribe(&db, 1500, 180000, None);
-    pump.wait("completed", Duration::from_secs(60), |p| {
+    pump.wait("completed", Duration::from_secs(90), |p| {
         p.status("phase").as_deref() == Some("completed") && p.number("unacked") == 0
     });
     let pulsed_second = pump.number("pulsed");

@@ -19,7 +19,13 @@ fn the_pumps_sensors_stop_it_and_their_alarms_reach_the_server() {
     prescribe(&db, 5_000, 36_000, None);
     let (server, base) = serve(&db, "127.0.0.1:0", &[]);
     let bench = dir.path().join("bench");
-    let set = |text: &str| std::fs::write(&bench, text).unwrap();
+    // Written whole and renamed into place: the pump never reads half a
+    // bench (a torn read would look like a sensor clearing and setting).
+    let set = |text: &str| {
+        let next = dir.path().join("bench.next");
+        std::fs::write(&next, text).unwrap();
+        std::fs::rename(&next, &bench).unwrap();
+    };
     set("");
     let pump = Firmware::start_with(
         &dir.path().join("pump.img"),
@@ -31,7 +37,7 @@ fn the_pumps_sensors_stop_it_and_their_alarms_reach_the_server() {
 
     // The line blocks: the motor stops at once and the server is told.
     set("stalled=1\n");
-    pump.wait("stopped for the occlusion", Duration::from_secs(5), |p| {
+    pump.wait("stopped for the occlusion", Duration::from_secs(15), |p| {
         p.status("alarm").as_deref() == Some("occlusion")
     });
     let stopped_at = pump.number("pulsed");
@@ -45,21 +51,25 @@ fn the_pumps_sensors_stop_it_and_their_alarms_reach_the_server() {
     set("stalled=0\nconfirm=1\n");
     std::thread::sleep(Duration::from_millis(300));
     set("stalled=0\nconfirm=2\n");
-    pump.wait("resumed after the confirm", Duration::from_secs(5), running);
+    pump.wait(
+        "resumed after the confirm",
+        Duration::from_secs(15),
+        running,
+    );
 
     // A low battery warns and lets the infusion go on.
     set("confirm=2\nbattery_mv=3300\n");
-    pump.wait("reported the battery", Duration::from_secs(10), |p| {
+    pump.wait("reported the battery", Duration::from_secs(30), |p| {
         p.number("unacked") == 0 && stored_alarms(&db_path).contains(&"battery_low".to_owned())
     });
     assert!(running(&pump), "a low battery does not stop the pump");
 
     // The driver faults (nFAULT low): the motor stops.
     set("confirm=2\nbattery_mv=3300\ndriver_fault=1\n");
-    pump.wait("stopped for the driver", Duration::from_secs(5), |p| {
+    pump.wait("stopped for the driver", Duration::from_secs(15), |p| {
         p.status("alarm").as_deref() == Some("motor_fault")
     });
-    pump.wait("reported everything", Duration::from_secs(10), |p| {
+    pump.wait("reported everything", Duration::from_secs(30), |p| {
         p.number("unacked") == 0
     });
     let alarms = stored_alarms(&db_path);
