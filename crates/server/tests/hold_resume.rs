@@ -15,6 +15,7 @@ use infusion_store::Limits;
 infusion_testkit::backend_tests!(
     hold_then_resume_keeps_the_order_and_changes_only_its_state,
     only_the_patients_physician_holds_and_a_resume_beyond_the_usual_range_asks_for_a_reason,
+    a_pump_that_restarted_mid_order_is_continued_with_one_click,
 );
 
 async fn versions(app: &TestApp) -> Vec<(u32, u32, u32, InfusionState)> {
@@ -123,4 +124,66 @@ async fn only_the_patients_physician_holds_and_a_resume_beyond_the_usual_range_a
         asked.body
     );
     assert_eq!(versions(&app).await.len(), 2);
+}
+
+/// A pump that restarted in the middle of its order reports the restart
+/// (its alarm, a pause, what it had given) and waits: the page says so and
+/// offers to continue the order, which writes a new version of it once.
+async fn a_pump_that_restarted_mid_order_is_continued_with_one_click(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.login(&app.a).await;
+    let (status, body) = app.index(&app.a, &token).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let started = serde_json::json!([
+        {"seq": 1, "uptime_ms": 10, "kind": "state", "state": "started"},
+        {"seq": 2, "uptime_ms": 10, "kind": "progress", "delivered_ul": 0, "rate_ul_h": 4000, "index_version": 1},
+    ]);
+    let (status, body) = app.report(&app.a, &token, started).await;
+    assert_eq!(status, 200, "{body}");
+    let house = Browser::logged_in(&app, "dr.house").await;
+    let page = house.get("/patients/alice").await;
+    assert!(page.body.contains("Hold: pause the pump"), "{}", page.body);
+    assert!(!page.body.contains("Continue the order"));
+
+    // The power goes; the pump comes back and says so.
+    let token = body["token"].as_str().unwrap().to_owned();
+    let restarted = serde_json::json!([
+        {"seq": 3, "uptime_ms": 0, "kind": "alarm", "alarm": "restarted"},
+        {"seq": 4, "uptime_ms": 0, "kind": "state", "state": "paused"},
+        {"seq": 5, "uptime_ms": 0, "kind": "progress", "delivered_ul": 1200, "rate_ul_h": 0, "index_version": 1},
+    ]);
+    let (status, body) = app.report(&app.a, &token, restarted).await;
+    assert_eq!(status, 200, "{body}");
+    let page = house.get("/patients/alice").await;
+    assert!(
+        page.body
+            .contains("stopped: the pump restarted; continue the order"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Continue the order"), "{}", page.body);
+    let csrf = page.csrf();
+    let continued = house
+        .post("/patients/alice/resume", &[("csrf", &csrf)])
+        .await;
+    let shown = house.follow(&continued).await;
+    assert!(
+        shown.body.contains("Continued (version 2)"),
+        "{}",
+        shown.body
+    );
+    // Sent: until the pump takes it, a second click sends nothing more.
+    assert!(!shown.body.contains("Continue the order"), "{}", shown.body);
+    let again = house
+        .post("/patients/alice/resume", &[("csrf", &csrf)])
+        .await;
+    assert!(house.follow(&again).await.body.contains("running already"));
+    assert_eq!(
+        versions(&app).await,
+        [
+            (1, 2_000, 4_000, InfusionState::Run),
+            (2, 2_000, 4_000, InfusionState::Run),
+        ]
+    );
 }

@@ -29,7 +29,7 @@ pub fn alarm_words(a: Alarm) -> &'static str {
         Alarm::IndexUnverified => {
             "Order refused by the pump: it could not verify that this server sent it"
         }
-        Alarm::Restarted => "Pump restarted: it waits for a new order",
+        Alarm::Restarted => "Pump restarted: it waits for the order to be continued",
     }
 }
 

@@ -24,6 +24,34 @@ pub struct Glance {
     /// When the pump last warned of a low battery, if it did among the
     /// reports read (the pump reports no level, only this warning).
     pub battery_low_ms: Option<i64>,
+    /// The pump restarted in the middle of the current order and waits,
+    /// stopped, for it to be continued (a new version of it, which the
+    /// pump counts against what it already gave).
+    pub restarted: bool,
+}
+
+/// True when the pump's newest word is that it restarted while running
+/// `rx` (or an earlier version of it): no state but its own pause since,
+/// and nothing newer sent. `events` newest first.
+pub fn restarted_in(rx: &Prescription, events: &[StoredEvent]) -> bool {
+    let Some(at) = events.iter().position(|e| {
+        matches!(
+            e.body,
+            EventBody::Alarm(Alarm::Restarted) | EventBody::State(_)
+        ) && !matches!(e.body, EventBody::State(StateChange::Paused))
+    }) else {
+        return false;
+    };
+    if !matches!(events[at].body, EventBody::Alarm(Alarm::Restarted)) {
+        return false;
+    }
+    // The restart's own progress (newer than its alarm) names the order
+    // the pump had applied: a version sent since is already on its way.
+    let applied = events[..at].iter().rev().find_map(|e| match e.body {
+        EventBody::Progress(p) => Some(p.index_version),
+        _ => None,
+    });
+    applied.is_none_or(|v| rx.version <= v)
 }
 
 /// The alarm with which the pump refused `rx` (after fetching it, with no
@@ -69,10 +97,15 @@ pub fn glance(rx: Option<&Prescription>, events: &[StoredEvent]) -> Glance {
             minutes_left: None,
             percent: None,
             battery_low_ms,
+            restarted: false,
         };
     };
     let refused = refusal_of(rx, events);
+    let restarted = refused.is_none() && rx.state == InfusionState::Run && restarted_in(rx, events);
     let state = match (refused, rx.state, last_state) {
+        (None, InfusionState::Run, _) if restarted => {
+            "stopped: the pump restarted; continue the order to give the rest of it".into()
+        }
         (Some(Alarm::IndexUnverified), _, _) => {
             "stopped: the pump refused this order because it could not verify that this server \
              sent it"
@@ -106,6 +139,7 @@ pub fn glance(rx: Option<&Prescription>, events: &[StoredEvent]) -> Glance {
         minutes_left,
         percent,
         battery_low_ms,
+        restarted,
     }
 }
 
@@ -212,5 +246,35 @@ mod tests {
         let g = glance(Some(&rx(3, InfusionState::Hold, None)), &[]);
         assert_eq!(g.state, "hold sent: waiting for the pump to pause");
         assert_eq!(glance(None, &[]).state, "no order yet");
+    }
+
+    #[test]
+    fn a_pump_that_restarted_mid_order_waits_to_be_continued_until_it_runs_again() {
+        let restart = |v| {
+            vec![
+                progress(3, v, 1_200, 0),
+                event(3, EventBody::State(StateChange::Paused)),
+                event(3, EventBody::Alarm(Alarm::Restarted)),
+                progress(2, v, 1_100, 4_000),
+                event(1, EventBody::State(StateChange::Started)),
+            ]
+        };
+        let events = restart(1);
+        let g = glance(Some(&rx(1, InfusionState::Run, Some(1))), &events);
+        assert!(g.restarted);
+        assert!(
+            g.state.starts_with("stopped: the pump restarted"),
+            "{}",
+            g.state
+        );
+        // A version sent since is on its way: nothing more to continue.
+        assert!(!restarted_in(&rx(2, InfusionState::Run, None), &events));
+        // A held order is resumed, not continued.
+        assert!(!glance(Some(&rx(1, InfusionState::Hold, Some(1))), &events).restarted);
+        // Once the pump runs the order again, it is no longer waiting.
+        let mut running = vec![event(4, EventBody::State(StateChange::Resumed))];
+        running.extend(restart(1));
+        assert!(!restarted_in(&rx(2, InfusionState::Run, Some(4)), &running));
+        assert!(!restarted_in(&rx(1, InfusionState::Run, Some(1)), &[]));
     }
 }

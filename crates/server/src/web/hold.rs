@@ -12,10 +12,15 @@ use infusion_store::NewPrescription;
 use crate::AppState;
 use crate::web::form::{Button, Path, Submitted, Typed};
 use crate::web::format::milli;
+use crate::web::glance::restarted_in;
 use crate::web::notice::Notice;
 use crate::web::patient::answer_with;
 use crate::web::treatment::{Order, send};
 use crate::web::{WebError, access};
+
+/// How many of the newest reports are read for a restart: more than a
+/// restarted pump sends before it is continued.
+const RESTART_LOOKBACK: u32 = 100;
 
 /// `POST /patients/{username}/hold`.
 pub async fn hold(
@@ -46,7 +51,17 @@ async fn switch(
         let why = "There is no order to hold or resume yet.".to_owned();
         return answer_with(&app, &user, &p, Err(Notice::Refused(why)), Typed::default()).await;
     };
-    if current.state == to {
+    // A pump that restarted in the middle of the order waits for it to
+    // be continued: a new version of the same running order.
+    let restarted = to == InfusionState::Run
+        && current.state == InfusionState::Run
+        && restarted_in(
+            &current,
+            &app.store
+                .recent_events(p.patient_id, RESTART_LOOKBACK)
+                .await?,
+        );
+    if current.state == to && !restarted {
         let done = match to {
             InfusionState::Hold => "The order is on hold already.",
             InfusionState::Run => "The order is running already.",
@@ -78,6 +93,9 @@ async fn switch(
     let outcome = send(&app, &user, &p, &drugs, order, |v| match to {
         InfusionState::Hold => format!(
             "On hold (version {v}): the pump pauses at its next poll. Resume continues the same order."
+        ),
+        InfusionState::Run if restarted => format!(
+            "Continued (version {v}): the pump gives the rest of the order at its next poll."
         ),
         InfusionState::Run => format!("Resumed (version {v}): the pump continues at its next poll."),
     })

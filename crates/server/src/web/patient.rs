@@ -289,7 +289,7 @@ fn now_section(v: &View<'_>, l: &Latest) -> Markup {
         section id="now-live" data-live aria-labelledby="now" {
             h2 id="now" { "Now" }
             @if g.refused { p role="alert" { "The pump did not run this order. Send a new one (or hold) after checking it." } }
-            @if v.treats { (hold_or_resume(v)) }
+            @if v.treats { (hold_or_resume(v, g.restarted)) }
             ul {
                 li { "Prescription: " (prescription_text(p.prescription.as_ref(), &v.drugs)) }
                 li { "Pump state: " @if g.refused { strong class="alarm" { (g.state) } } @else { (g.state) } }
@@ -315,12 +315,14 @@ fn now_section(v: &View<'_>, l: &Latest) -> Markup {
     }
 }
 
-/// One button that pauses the running order, or resumes a held one.
-fn hold_or_resume(v: &View<'_>) -> Markup {
+/// One button that pauses the running order, resumes a held one, or
+/// continues one a restarted pump stopped.
+fn hold_or_resume(v: &View<'_>, restarted: bool) -> Markup {
     let Some(current) = &v.p.prescription else {
         return html! {};
     };
     let (verb, label) = match current.state {
+        infusion_protocol::InfusionState::Run if restarted => ("resume", "Continue the order"),
         infusion_protocol::InfusionState::Run => ("hold", "Hold: pause the pump"),
         infusion_protocol::InfusionState::Hold => ("resume", "Resume the order"),
     };
