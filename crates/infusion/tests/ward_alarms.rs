@@ -11,9 +11,9 @@ mod chrome;
 use std::time::{Duration, Instant};
 
 use chrome::{PASSWORD, Session, repo, start_browser};
-use infusion_protocol::PatientLimits;
+use infusion_protocol::{InfusionState, PatientLimits};
 use infusion_server::password::PasswordParams;
-use infusion_store::{NewNurse, NoticeEvent, Policy, Store};
+use infusion_store::{NewNurse, NewPrescription, NoticeEvent, Policy, Store};
 use infusion_testkit::{Backend, Served, TestDb, patient_id, seed_patient, serve, test_config};
 use serde_json::{Value, json};
 
@@ -136,9 +136,44 @@ async fn a_nurse_sees_the_alarm_first_and_ends_its_escalation() {
         "33-care-team-physician",
     )
     .await;
+    restarted_pump(&s, &server, &*store).await;
     let _ = s.c.close().await;
     let _ = stop_pump.send(());
     pump_task.await.unwrap();
+}
+
+/// Dora's pump restarts in the middle of her order: her physician reads
+/// that it stopped and why, and continues the order with one click.
+async fn restarted_pump(s: &Session, server: &Served, store: &dyn Store) {
+    let dora = patient_id(store, "dora").await;
+    let order = NewPrescription {
+        volume_ul: 2_000,
+        rate_ul_h: 4_000,
+        state: InfusionState::Run,
+        drug: None,
+    };
+    store
+        .set_prescription(dora, order, "test", 0)
+        .await
+        .unwrap();
+    let restart = json!([
+        {"seq": 10, "uptime_ms": 0, "kind": "alarm", "alarm": "restarted"},
+        {"seq": 11, "uptime_ms": 0, "kind": "state", "state": "paused"},
+        {"seq": 12, "uptime_ms": 0, "kind": "progress", "delivered_ul": 1200, "rate_ul_h": 0, "index_version": 1},
+    ]);
+    chrome::pump_reports(server, store, "dora", MAC_D, restart).await;
+    shoot(
+        s,
+        "/patients/dora",
+        "stopped: the pump restarted; continue the order to give the rest of it",
+        "34-restarted-pump",
+    )
+    .await;
+    script(s, "document.getElementById('now').scrollIntoView();").await;
+    s.shot("34-restarted-pump-now").await;
+    s.click("form[action$='/resume'] button").await;
+    s.wait_text("Continued (version 2)", Duration::from_secs(5))
+        .await;
 }
 
 /// dr.house with alice (a running simulated pump) and dora, both on ward
