@@ -1,24 +1,26 @@
 //! The device API over HTTP, with the device's own means: reqwless over
 //! the board's sockets, JSON in fixed buffers (serde-json-core), every
-//! request bounded by [`REQUEST_TIMEOUT`]. One connection per request: a
-//! pump asks every few seconds, and a connection left open is one more
-//! thing to go stale on a Wi-Fi link.
+//! request bounded by [`REQUEST_TIMEOUT`]. Requests go over a connection
+//! the network loop keeps open while the pump polls (over HTTPS, one
+//! handshake for many requests: each costs the device far more than a
+//! request), and opens again after an error, a `Connection: close`, or a
+//! pause longer than the server keeps an idle connection.
 
 use embassy_time::{Duration, with_timeout};
-use embedded_nal_async::{Dns, TcpConnect};
+use embedded_io_async::{Read, Write};
 use infusion_protocol::{
     ChallengeResponse, DeviceSecret, ErrorCode, IndexRequest, IndexResponse, LoginRequest,
     LoginResponse, Token,
 };
 use infusion_pump_core::Failure;
-use reqwless::client::{HttpClient, TlsConfig, TlsVerify};
+use reqwless::client::HttpResource;
 use reqwless::headers::ContentType;
-use reqwless::request::{Method, RequestBuilder};
+use reqwless::request::RequestBuilder;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The longest a request may take, connection to last byte: past it the
-/// pump counts a network failure and backs off.
+/// The longest a request may take, first byte to last: past it the pump
+/// counts a network failure and backs off.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bytes of the largest request body: a report of the most events one
@@ -33,27 +35,20 @@ pub const TLS_RX: usize = 16_640;
 /// Bytes of the TLS write buffer (a report is sent in several records).
 pub const TLS_TX: usize = 4_096;
 
-/// What HTTPS needs: the authority the server's chain must lead to, the
-/// record buffers, and fresh randomness for each handshake.
-pub struct Tls<'a> {
-    /// The certificate authority's certificate, DER.
-    pub ca: &'a [u8],
-    /// See [`TLS_RX`].
-    pub rx: &'a mut [u8],
-    /// See [`TLS_TX`].
-    pub tx: &'a mut [u8],
-    /// The board's random numbers (a hardware generator).
-    pub random: fn() -> u64,
+/// Whether a connection may carry the next request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// The answer was read whole and the server keeps the connection.
+    Kept,
+    /// A transport error, a timeout or `Connection: close`: open a new one.
+    Lost,
 }
 
-/// The device API at one server, over one board's sockets.
-pub struct Api<'a, T, D> {
-    tcp: &'a T,
-    dns: &'a D,
-    base: &'a str,
+/// The device API's requests, with buffers for one request's body (`tx`)
+/// and one answer (`rx`).
+pub struct Api<'a> {
     tx: &'a mut [u8],
     rx: &'a mut [u8],
-    tls: Option<Tls<'a>>,
 }
 
 /// The error code of a refusal; the rest of the body (the message) is for
@@ -63,47 +58,44 @@ struct Refusal {
     error: ErrorCode,
 }
 
-impl<'a, T: TcpConnect, D: Dns> Api<'a, T, D> {
-    /// The API at `base` (`http://host:port`, or `https://` with `tls`),
-    /// with buffers for one request's body (`tx`) and one answer (`rx`).
-    pub fn new(
-        tcp: &'a T,
-        dns: &'a D,
-        base: &'a str,
-        tx: &'a mut [u8],
-        rx: &'a mut [u8],
-        tls: Option<Tls<'a>>,
-    ) -> Self {
-        Api {
-            tcp,
-            dns,
-            base: base.trim_end_matches('/'),
-            tx,
-            rx,
-            tls,
-        }
+impl<'a> Api<'a> {
+    /// The API with its buffers.
+    pub fn new(tx: &'a mut [u8], rx: &'a mut [u8]) -> Self {
+        Api { tx, rx }
     }
 
     /// `POST /challenge`, then `POST /login` with the nonce signed by the
-    /// device secret.
-    pub async fn login(
+    /// device secret, over `conn`.
+    pub async fn login<C: Read + Write>(
         &mut self,
+        conn: &mut HttpResource<'_, C>,
         mut req: LoginRequest,
         secret: &DeviceSecret,
-    ) -> Result<LoginResponse, Failure> {
-        let challenge: ChallengeResponse = self.post("/api/v1/device/challenge", None, &()).await?;
+    ) -> (Result<LoginResponse, Failure>, Link) {
+        // No body: the server does not read one, and a body it leaves
+        // unread ends the connection after its answer.
+        let (challenge, link) = self
+            .send_prepared::<_, ChallengeResponse>(conn, None, "/api/v1/device/challenge", 0)
+            .await;
+        let challenge = match (challenge, link) {
+            (Ok(c), Link::Kept) => c,
+            (Ok(_), Link::Lost) => return (Err(Failure::Network), Link::Lost),
+            (Err(f), link) => return (Err(f), link),
+        };
         req.proof = Some(secret.prove(&challenge.nonce, &req.username, req.mac));
         req.nonce = Some(challenge.nonce);
-        self.post("/api/v1/device/login", None, &req).await
+        self.post(conn, "/api/v1/device/login", None, &req).await
     }
 
-    /// `POST /index`.
-    pub async fn index(
+    /// `POST /index`, over `conn`.
+    pub async fn index<C: Read + Write>(
         &mut self,
+        conn: &mut HttpResource<'_, C>,
         token: &Token,
         req: &IndexRequest,
-    ) -> Result<IndexResponse, Failure> {
-        self.post("/api/v1/device/index", Some(token), req).await
+    ) -> (Result<IndexResponse, Failure>, Link) {
+        self.post(conn, "/api/v1/device/index", Some(token), req)
+            .await
     }
 
     /// Serialises a request body into the send buffer and returns its
@@ -113,63 +105,53 @@ impl<'a, T: TcpConnect, D: Dns> Api<'a, T, D> {
         serde_json_core::to_slice(body, self.tx).map_err(|_| Failure::Network)
     }
 
-    async fn post<B: Serialize, R: DeserializeOwned>(
+    async fn post<C: Read + Write, B: Serialize, R: DeserializeOwned>(
         &mut self,
+        conn: &mut HttpResource<'_, C>,
         path: &str,
         token: Option<&Token>,
         body: &B,
-    ) -> Result<R, Failure> {
-        let len = self.prepare(body)?;
-        self.send_prepared(token, path, len).await
+    ) -> (Result<R, Failure>, Link) {
+        match self.prepare(body) {
+            Ok(len) => self.send_prepared(conn, token, path, len).await,
+            Err(f) => (Err(f), Link::Kept),
+        }
     }
 
-    /// Sends the first `len` bytes of the send buffer to `path` within
-    /// [`REQUEST_TIMEOUT`] and reads the answer as `R`, or as a refusal.
-    pub async fn send_prepared<R: DeserializeOwned>(
+    /// Sends the first `len` bytes of the send buffer to `path` over
+    /// `conn` within [`REQUEST_TIMEOUT`] and reads the answer as `R`, or
+    /// as a refusal; says whether `conn` may carry the next request.
+    pub async fn send_prepared<C: Read + Write, R: DeserializeOwned>(
         &mut self,
+        conn: &mut HttpResource<'_, C>,
         token: Option<&Token>,
         path: &str,
         len: usize,
-    ) -> Result<R, Failure> {
-        let mut url: heapless::String<160> = heapless::String::new();
-        url.push_str(self.base).map_err(|_| Failure::Network)?;
-        url.push_str(path).map_err(|_| Failure::Network)?;
+    ) -> (Result<R, Failure>, Link) {
         let mut bearer: heapless::String<80> = heapless::String::new();
-        if let Some(t) = token {
-            bearer.push_str("Bearer ").map_err(|_| Failure::Network)?;
-            bearer.push_str(t.as_str()).map_err(|_| Failure::Network)?;
+        if let Some(t) = token
+            && (bearer.push_str("Bearer ").is_err() || bearer.push_str(t.as_str()).is_err())
+        {
+            return (Err(Failure::Network), Link::Kept);
         }
-        let (tcp, dns) = (self.tcp, self.dns);
-        let tls = self.tls.as_mut().map(|t| {
-            let verify = TlsVerify::Certificate {
-                ca: t.ca,
-                cert: None,
-                key: None,
-            };
-            TlsConfig::new((t.random)(), t.rx, t.tx, verify)
-        });
+        let (tx, rx) = (&self.tx[..len], &mut *self.rx);
         let exchange = async {
-            let mut client = match tls {
-                Some(config) => HttpClient::new_with_tls(tcp, dns, config),
-                None => HttpClient::new(tcp, dns),
-            };
             let auth = [("Authorization", bearer.as_str())];
             let headers: &[(&str, &str)] = if token.is_some() { &auth } else { &[] };
-            let mut request = client
-                .request(Method::POST, &url)
-                .await
-                .map_err(|_| Failure::Network)?
+            let response = conn
+                .post(path)
                 .headers(headers)
                 .content_type(ContentType::ApplicationJson)
-                .body(&self.tx[..len]);
-            let response = request.send(self.rx).await.map_err(|_| Failure::Network)?;
-            let ok = response.status.is_successful();
-            let body = response
-                .body()
-                .read_to_end()
+                .body(tx)
+                .send(rx)
                 .await
-                .map_err(|_| Failure::Network)?;
-            if ok {
+                .map_err(|_| ())?;
+            let close = response.headers().any(|(name, value)| {
+                name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case(b"close")
+            });
+            let ok = response.status.is_successful();
+            let body = response.body().read_to_end().await.map_err(|_| ())?;
+            let answer = if ok {
                 serde_json_core::from_slice::<R>(body)
                     .map(|(r, _)| r)
                     .map_err(|_| Failure::Network)
@@ -178,11 +160,13 @@ impl<'a, T: TcpConnect, D: Dns> Api<'a, T, D> {
                     Ok((r, _)) => Err(Failure::Api(r.error)),
                     Err(_) => Err(Failure::Network),
                 }
-            }
+            };
+            Ok::<_, ()>((answer, if close { Link::Lost } else { Link::Kept }))
         };
-        with_timeout(REQUEST_TIMEOUT, exchange)
-            .await
-            .unwrap_or(Err(Failure::Network))
+        match with_timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(())) | Err(_) => (Err(Failure::Network), Link::Lost),
+        }
     }
 }
 

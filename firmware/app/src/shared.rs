@@ -6,7 +6,7 @@ use core::cell::{Cell, RefCell};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::signal::Signal;
 use embassy_time::Instant;
-use infusion_pump_core::Pump;
+use infusion_pump_core::{Failure, Pump};
 
 use crate::OUTBOX;
 
@@ -31,6 +31,8 @@ pub struct Shared<M> {
     pub reserved: Cell<Reserved>,
     /// Steps the motor edge has pulsed since boot.
     pub pulsed: Cell<u64>,
+    /// Why the newest request that failed failed (for the console).
+    pub last_failure: Cell<Option<Failure>>,
     /// The infusion changed: the motor loop looks again.
     pub motor_wake: Signal<NoopRawMutex, ()>,
     /// Something urgent waits for the server: the network loop looks again.
@@ -50,6 +52,7 @@ impl<M> Shared<M> {
             motor: RefCell::new(motor),
             reserved: Cell::new(reserved),
             pulsed: Cell::new(0),
+            last_failure: Cell::new(None),
             motor_wake: Signal::new(),
             net_wake: Signal::new(),
             keep_wake: Signal::new(),

@@ -6,6 +6,8 @@ use core::fmt::Write as _;
 use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::Write;
 
+use infusion_pump_core::Failure;
+
 use crate::shared::Shared;
 
 /// How often the loop looks.
@@ -21,6 +23,18 @@ struct Seen {
     logged_in: bool,
     patient: u64,
     failures: u32,
+    /// Events waiting for the server: a line when the last go out too.
+    unacked: usize,
+}
+
+/// A failure as the status line names it.
+fn failure_word(f: Option<Failure>) -> &'static str {
+    match f {
+        None => "none",
+        Some(Failure::Network) => "network",
+        Some(Failure::Unverified) => "unverified",
+        Some(Failure::Api(code)) => code.as_str(),
+    }
 }
 
 /// Writes a line to the console; a console that fails is not the pump's
@@ -47,6 +61,7 @@ pub async fn run<C: Write, M>(console: &mut C, shared: &Shared<M>) -> ! {
                 logged_in: pump.session().is_logged_in(),
                 patient: pump.session().patient().map_or(0, |p| p.0),
                 failures: pump.session().failures(),
+                unacked: pump.outbox().batch().len(),
             };
             let alarm = match i.phase() {
                 infusion_pump_core::Phase::Alarm(a) => a.as_str(),
@@ -54,7 +69,7 @@ pub async fn run<C: Write, M>(console: &mut C, shared: &Shared<M>) -> ! {
             };
             let _ = write!(
                 line,
-                "status phase={} alarm={} version={} delivered_ul={} delivered_steps={} pulsed={} rate_ul_h={} logged_in={} patient={} failures={} unacked={}",
+                "status phase={} alarm={} version={} delivered_ul={} delivered_steps={} pulsed={} rate_ul_h={} logged_in={} patient={} failures={} last_failure={} unacked={}",
                 seen.phase,
                 alarm,
                 seen.version,
@@ -65,7 +80,8 @@ pub async fn run<C: Write, M>(console: &mut C, shared: &Shared<M>) -> ! {
                 u8::from(seen.logged_in),
                 seen.patient,
                 seen.failures,
-                pump.outbox().batch().len(),
+                failure_word(shared.last_failure.get()),
+                seen.unacked,
             );
             seen
         };
