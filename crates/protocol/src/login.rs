@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::limits::{INSTITUTION_MAX, NAME_MAX, PASSWORD_MAX, USERNAME_MAX};
-use crate::{MacAddress, Nonce, PatientId, Signature, Token};
+use crate::{DeviceSecret, MacAddress, Nonce, PatientId, Signature, Token};
 
 /// What the pump sends to log in: the patient account's credentials, the
 /// pump's own MAC address, which must be the device bound to that account,
@@ -29,6 +29,28 @@ pub struct LoginRequest {
     /// The device's Ed25519 signature over `nonce`, `username` and `mac`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<Signature>,
+}
+
+impl LoginRequest {
+    /// The body before its challenge: the account's credentials and the
+    /// pump's MAC, no nonce or proof yet; `None` when a credential is
+    /// longer than the device API takes.
+    pub fn new(username: &str, password: &str, mac: MacAddress) -> Option<LoginRequest> {
+        Some(LoginRequest {
+            username: heapless::String::try_from(username).ok()?,
+            password: heapless::String::try_from(password).ok()?,
+            mac,
+            nonce: None,
+            proof: None,
+        })
+    }
+
+    /// Answers the challenge `nonce` with the proof that this pump holds
+    /// `secret`.
+    pub fn answer(&mut self, nonce: Nonce, secret: &DeviceSecret) {
+        self.proof = Some(secret.prove(&nonce, &self.username, self.mac));
+        self.nonce = Some(nonce);
+    }
 }
 
 /// Keeps the password out of logs and panic messages.

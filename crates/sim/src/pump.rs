@@ -2,7 +2,6 @@
 
 use std::future::Future;
 
-use infusion_protocol::limits::{PASSWORD_MAX, USERNAME_MAX};
 use infusion_protocol::{DeviceSecret, Index, LoginRequest, MacAddress, PatientId, PublicKey};
 use infusion_pump_core::{Phase, Pump, PumpConfig, Request};
 use tokio::sync::watch;
@@ -170,17 +169,7 @@ impl SimPump {
     }
 
     fn login_request(&self) -> Option<LoginRequest> {
-        let mut username = heapless::String::<USERNAME_MAX>::new();
-        let mut password = heapless::String::<PASSWORD_MAX>::new();
-        username.push_str(&self.creds.username).ok()?;
-        password.push_str(&self.creds.password).ok()?;
-        Some(LoginRequest {
-            username,
-            password,
-            mac: self.creds.mac,
-            nonce: None,
-            proof: None,
-        })
+        LoginRequest::new(&self.creds.username, &self.creds.password, self.creds.mac)
     }
 
     /// Runs until `shutdown` completes; returns the final snapshot.

@@ -96,8 +96,7 @@ impl Transport {
         };
         let challenge: ChallengeResponse = self.post("/api/v1/device/challenge", None, &()).await?;
         let mut req = req.clone();
-        req.proof = Some(secret.prove(&challenge.nonce, &req.username, req.mac));
-        req.nonce = Some(challenge.nonce);
+        req.answer(challenge.nonce, secret);
         self.post("/api/v1/device/login", None, &req).await
     }
 

@@ -82,8 +82,7 @@ impl<'a> Api<'a> {
             (Ok(_), Link::Lost) => return (Err(Failure::Network), Link::Lost),
             (Err(f), link) => return (Err(f), link),
         };
-        req.proof = Some(secret.prove(&challenge.nonce, &req.username, req.mac));
-        req.nonce = Some(challenge.nonce);
+        req.answer(challenge.nonce, secret);
         self.post(conn, "/api/v1/device/login", None, &req).await
     }
 

@@ -85,12 +85,13 @@ pub fn wanted(pump: &Pump<OUTBOX>, kept: &Kept, reserved: Reserved) -> (Kept, Re
     }
     let given = i.delivered_steps();
     let ahead = i.plan().steps_for_ul(AHEAD_UL) + 1;
-    let same = reserved.version == i.version()
-        && reserved.steps >= (given + ahead / 2).min(i.target_steps().max(given));
+    // Never past the order's total (nor below what was given).
+    let cap = i.target_steps().max(given);
+    let same = reserved.version == i.version() && reserved.steps >= (given + ahead / 2).min(cap);
     let steps = if same {
         reserved.steps
     } else {
-        (given + ahead).min(i.target_steps().max(given))
+        (given + ahead).min(cap)
     };
     want.open = Some(OpenOrder {
         delivered_steps: steps,

@@ -3,9 +3,8 @@
 use embassy_futures::select::select;
 use embassy_time::{Duration, Instant, Timer, with_timeout};
 use embedded_io_async::{Read, Write};
-use infusion_protocol::limits::{PASSWORD_MAX, USERNAME_MAX};
 use infusion_protocol::{
-    DeviceSecret, IndexRequest, LoginRequest, MacAddress, ReportRequestRef, ReportResponse,
+    DeviceSecret, IndexRequest, LoginRequest, ReportRequestRef, ReportResponse,
 };
 use infusion_pump_core::{Failure, Request};
 use infusion_pump_persist::Setup;
@@ -48,7 +47,9 @@ pub async fn run<N: Network, M>(
         Timer::after(wait).await;
         wait = (wait * 2).min(JOIN_BACKOFF_MAX);
     }
-    let login = login_request(setup, net.mac());
+    // `None` when the account does not fit the device API: the pump then
+    // never logs in (provisioning refuses such values first).
+    let login = LoginRequest::new(&setup.username, &setup.password, net.mac());
     let (tcp, dns) = net.sockets();
     let mut tx = [0u8; TX_MAX];
     let mut rx = [0u8; RX_MAX];
@@ -136,23 +137,6 @@ fn failed<M>(shared: &Shared<M>, request: &Request) {
         Request::Index { .. } => pump.handle_index(now, Err(Failure::Network)),
         Request::Report { .. } => pump.handle_report(now, Err(Failure::Network)),
     }
-}
-
-/// The login body, or `None` when the provisioned account does not fit
-/// the device API (the pump then never logs in, and says so by never
-/// reporting: provisioning refuses such values first).
-fn login_request(setup: &Setup, mac: MacAddress) -> Option<LoginRequest> {
-    let mut username = heapless::String::<USERNAME_MAX>::new();
-    let mut password = heapless::String::<PASSWORD_MAX>::new();
-    username.push_str(&setup.username).ok()?;
-    password.push_str(&setup.password).ok()?;
-    Some(LoginRequest {
-        username,
-        password,
-        mac,
-        nonce: None,
-        proof: None,
-    })
 }
 
 /// Sends `request` over `conn` and hands the answer to the core; says
